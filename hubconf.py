@@ -1,0 +1,36 @@
+"""torch.hub entry points: one per zoo registry entry.
+
+    torch.hub.list("path/to/zoo", source="local")
+    encoder = torch.hub.load("path/to/zoo", "supervised_efficientnet_lite0", source="local")
+
+Each entry returns the same :class:`zoo.Encoder` as ``zoo.load(name)``; the function name
+is the registry name with ``-`` and ``.`` replaced by ``_``. Entry points are generated from
+the registry so that the two can never disagree.
+"""
+
+dependencies = ["torch", "torchvision", "timm", "safetensors", "PIL", "numpy", "yaml", "tqdm"]
+
+import zoo as _zoo  # noqa: E402  (torch.hub reads `dependencies` first)
+from zoo.cards import hub_entrypoint as _entrypoint  # noqa: E402
+
+
+def _make_entrypoint(name: str):
+    entry = _zoo.model_info(name)
+
+    def load(pretrained: bool = True, **kwargs) -> _zoo.Encoder:
+        return _zoo.load(name, pretrained=pretrained, **kwargs)
+
+    load.__name__ = load.__qualname__ = _entrypoint(name)
+    metrics = "; ".join(f"{m.dataset} {m.protocol} {m.value:.2f}" for m in entry.reported + entry.measured)
+    load.__doc__ = (
+        f"{name}: {entry.method} {entry.arch} pretrained on {entry.dataset} ({entry.license}).\n\n"
+        f"{entry.description}\n\n"
+        + (f"Metrics: {metrics}.\n\n" if metrics else "")
+        + f"Args:\n    pretrained: load the weights (default) or return random initialisation.\n\n"
+        f"Returns:\n    zoo.Encoder producing {entry.embed_dim}-d features; see zoo.load('{name}')."
+    )
+    return load
+
+
+for _name in _zoo.list_models():
+    globals()[_entrypoint(_name)] = _make_entrypoint(_name)

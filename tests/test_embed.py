@@ -1,0 +1,123 @@
+"""Encoder.embed: every input form gives the same features; bad inputs give one clear error."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import zoo
+
+SAMPLES = zoo.sample_images()
+
+
+def feats(encoder, images, **kw) -> np.ndarray:
+    return encoder.embed(images, backend="torch", **kw)
+
+
+def test_input_forms_agree(default_encoder) -> None:
+    path = SAMPLES[2]
+    pil = Image.open(path).convert("RGB")
+    arr = np.array(pil)  # (H, W, 3) uint8
+    chw = torch.from_numpy(arr).permute(2, 0, 1)  # (3, H, W) uint8
+    ref = feats(default_encoder, [path])
+    assert ref.shape == (1, 1280) and ref.dtype == np.float32
+    for form in (str(path), pil, arr, chw, chw.float() / 255, arr.astype(np.float32) / 255):
+        np.testing.assert_allclose(feats(default_encoder, form), ref, atol=2e-3, rtol=0)
+    # Exactly equal where the pixels are exactly equal.
+    np.testing.assert_array_equal(feats(default_encoder, [pil]), ref)
+    np.testing.assert_array_equal(feats(default_encoder, arr[None]), ref)  # a 4-D batch
+
+
+def test_batching_does_not_change_features(default_encoder) -> None:
+    one = feats(default_encoder, SAMPLES, batch_size=1)
+    many = feats(default_encoder, SAMPLES, batch_size=5)
+    np.testing.assert_allclose(one, many, atol=1e-5, rtol=0)
+    assert feats(default_encoder, []).shape == (0, 1280)
+
+
+def test_normalize_and_no_grad(default_encoder) -> None:
+    out = feats(default_encoder, SAMPLES[:3], normalize=True)
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
+    default_encoder.train()
+    try:
+        default_encoder.embed(SAMPLES[:1], backend="torch")
+        assert default_encoder.training, "embed must leave a fine-tuning model in train mode"
+    finally:
+        default_encoder.eval()
+
+
+def test_cifar_resnet_at_32px(cifar_test) -> None:
+    enc = zoo.create_model("resnet18_cifar")
+    files, _ = cifar_test
+    out = enc.embed(files, backend="torch")
+    assert out.shape == (len(files), 512) and np.isfinite(out).all()
+
+
+def test_grayscale_and_special_modes(default_encoder, tmp_path: Path) -> None:
+    rgb = Image.open(SAMPLES[0]).convert("RGB")
+    cases = {}
+    cases["rgba.png"] = rgb.convert("RGBA")
+    cases["cmyk.jpg"] = rgb.convert("CMYK")
+    cases["gray.png"] = rgb.convert("L")
+    cases["palette.png"] = rgb.convert("P")
+    gray16 = (np.asarray(rgb.convert("L"), dtype=np.uint16) * 257).astype(np.uint16)
+    cases["gray16.png"] = Image.fromarray(gray16)
+    paths = []
+    for name, img in cases.items():
+        img.save(tmp_path / name)
+        paths.append(tmp_path / name)
+    out = feats(default_encoder, paths)
+    assert np.isfinite(out).all()
+    # A 16-bit PNG is rescaled, not clipped to white: it matches its 8-bit twin.
+    i16, i8 = paths.index(tmp_path / "gray16.png"), paths.index(tmp_path / "gray.png")
+    cos = out[i16] @ out[i8] / np.linalg.norm(out[i16]) / np.linalg.norm(out[i8])
+    assert cos > 0.999
+
+
+def test_exif_rotation_is_applied(default_encoder, tmp_path: Path) -> None:
+    img = Image.open(SAMPLES[2]).convert("RGB")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    img.save(tmp_path / "tagged.jpg", exif=exif, quality=95)
+    img.transpose(Image.Transpose.ROTATE_270).save(tmp_path / "upright.jpg", quality=95)
+    a, b = feats(default_encoder, [tmp_path / "tagged.jpg", tmp_path / "upright.jpg"], normalize=True)
+    assert a @ b > 0.98
+
+
+def test_bad_images_name_the_problem(default_encoder, tmp_path: Path) -> None:
+    (tmp_path / "notes.jpg").write_text("this is not an image")
+    data = SAMPLES[0].read_bytes()
+    (tmp_path / "truncated.jpg").write_bytes(data[: len(data) // 3])
+    (tmp_path / "empty.png").write_bytes(b"")
+    for name in ("notes.jpg", "truncated.jpg", "empty.png"):
+        with pytest.raises(zoo.ImageError, match=name):
+            default_encoder.embed([SAMPLES[1], tmp_path / name], backend="torch")
+    with pytest.raises(zoo.ImageError, match="no such image file"):
+        default_encoder.embed(tmp_path / "missing.jpg")
+    with pytest.raises(zoo.ImageError, match=r"\[0, 1\]"):
+        default_encoder.embed(torch.full((3, 32, 32), 255.0))
+    with pytest.raises(zoo.ImageError, match="channels"):
+        default_encoder.embed(np.zeros((32, 32, 5), np.uint8))
+    with pytest.raises(zoo.ImageError, match="dict"):
+        default_encoder.embed([{"not": "an image"}])
+
+
+def test_decompression_bomb_is_refused(default_encoder, tmp_path: Path) -> None:
+    """A tiny PNG that declares 20000 x 20000 pixels is refused before it is decoded."""
+    buf = io.BytesIO()
+    Image.new("L", (1, 1)).save(buf, "PNG")
+    png = bytearray(buf.getvalue())
+    import struct
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", 20000, 20000, 8, 0, 0, 0, 0)
+    png[16:29] = ihdr
+    png[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    (tmp_path / "bomb.png").write_bytes(bytes(png))
+    with pytest.raises(zoo.ImageError, match="bomb"):
+        default_encoder.embed(tmp_path / "bomb.png")

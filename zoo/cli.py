@@ -1,0 +1,245 @@
+"""The ``zoo`` command.
+
+    zoo list [PATTERN]                 registered encoders
+    zoo info NAME                      one registry record
+    zoo download NAME                  fetch (and convert) weights into the cache
+    zoo embed DIR --out FEATURES.npy   features of every image below DIR
+    zoo neighbors [DIR]                each image's nearest neighbours (the built-in demo)
+    zoo export NAME --out DIR          zoo folder + verified model.onnx
+    zoo card NAME [--out FILE]         the model card
+    zoo eval NAME --data DIR           kNN evaluation on an ImageFolder dataset
+
+Errors zoo raises on purpose are printed as one line, ``zoo: error: ...``, with exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+import zoo
+from zoo.errors import ZooError
+
+
+def _cmd_list(args: argparse.Namespace) -> None:
+    names = zoo.list_models(args.pattern)
+    if not names:
+        print(f"no model matches {args.pattern!r}", file=sys.stderr)
+        return
+    rows = [("name", "arch", "method", "data", "dim", "license")]
+    for name in names:
+        e = zoo.model_info(name)
+        rows.append((e.name, e.arch, e.method, e.dataset, str(e.embed_dim), e.license))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+def _cmd_info(args: argparse.Namespace) -> None:
+    entry = zoo.model_info(args.name)
+    print(json.dumps({**entry.to_dict(), "embed_dim": entry.embed_dim}, indent=2))
+
+
+def _cmd_download(args: argparse.Namespace) -> None:
+    encoder = zoo.load(args.name)
+    print(f"{encoder.name}: ready ({sum(p.numel() for p in encoder.parameters()):,} parameters)")
+
+
+def _cmd_embed(args: argparse.Namespace) -> None:
+    from zoo.folder import atomic_write_bytes, atomic_write_text
+    from zoo.images import find_images
+
+    files = find_images(args.images)
+    encoder = zoo.load(args.model)
+    feats = encoder.embed(
+        files, batch_size=args.batch_size, backend=args.backend, normalize=args.normalize, progress=True
+    )
+    out = Path(args.out)
+    if out.suffix != ".npy":
+        out = out.with_suffix(".npy")
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, feats)
+    atomic_write_bytes(out, buf.getvalue())
+    paths = out.with_suffix(".paths.txt")
+    atomic_write_text(paths, "".join(f"{f}\n" for f in files))
+    print(f"wrote {out} {feats.shape} and {paths}")
+
+
+def _cmd_neighbors(args: argparse.Namespace) -> None:
+    from zoo.images import find_images
+
+    files = find_images(args.images) if args.images else zoo.sample_images()
+    encoder = zoo.load(args.model)
+    feats = encoder.embed(files, backend=args.backend, normalize=True, progress=len(files) > 64)
+    sims = feats @ feats.T
+    np.fill_diagonal(sims, -np.inf)
+    k = min(args.k, len(files) - 1)
+    root = Path(args.images) if args.images else files[0].parent
+    print(f"{encoder.name}: {len(files)} images from {root}, top-{k} neighbours by cosine similarity")
+    for i, f in enumerate(files):
+        order = np.argsort(-sims[i])[:k]
+        near = ", ".join(f"{_rel(files[j], root)} ({sims[i, j]:.2f})" for j in order)
+        print(f"{_rel(f, root)} -> {near}")
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def _cmd_export(args: argparse.Namespace) -> None:
+    encoder = zoo.load(args.name)
+    report = zoo.export(encoder, args.out, onnx=not args.no_onnx, opset=args.opset)
+    print(f"wrote {report.folder}/ (config.json, model.safetensors, README.md)")
+    if report.onnx is not None:
+        print(
+            f"wrote {report.onnx}: ONNX Runtime matches PyTorch on {report.images_checked} images"
+            f" (max abs diff {report.max_abs_diff:.2e})"
+        )
+
+
+def _cmd_card(args: argparse.Namespace) -> None:
+    from zoo.cards import render_card
+    from zoo.folder import atomic_write_text
+
+    if args.all:
+        out_dir = Path(args.out or "model_cards")
+        for name in zoo.list_models():
+            atomic_write_text(out_dir / f"{name}.md", render_card(zoo.model_info(name)))
+        print(f"wrote {len(zoo.list_models())} cards to {out_dir}/")
+        return
+    if not args.name:
+        raise ZooError("give a model NAME or --all")
+    text = render_card(zoo.model_info(args.name))
+    if args.out:
+        atomic_write_text(args.out, text)
+        print(f"wrote {args.out}")
+    else:
+        print(text)
+
+
+def _cmd_eval(args: argparse.Namespace) -> None:
+    from zoo.evaluate import knn_eval
+
+    result = knn_eval(
+        args.name,
+        args.data,
+        train_split=args.train_split,
+        test_split=args.test_split,
+        k=args.k,
+        temperature=args.temperature,
+        backend=args.backend,
+    )
+    print(json.dumps(result, indent=2))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="zoo", description="Self-supervised image encoders: load, embed, export."
+    )
+    parser.add_argument("--version", action="version", version=f"zoo {zoo.__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    backends = ("auto", "torch", "torch-bf16", "onnx", "onnx-int8")
+
+    p = sub.add_parser("list", help="list registered encoders", description="List registered encoders.")
+    p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. '*-r50*'")
+    p.set_defaults(func=_cmd_list)
+
+    p = sub.add_parser(
+        "info", help="show one registry record", description="Print a registry record as JSON."
+    )
+    p.add_argument("name")
+    p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser(
+        "download",
+        help="fetch weights into the cache",
+        description="Download (and convert) an encoder's weights into the cache ($ZOO_HOME).",
+    )
+    p.add_argument("name")
+    p.set_defaults(func=_cmd_download)
+
+    p = sub.add_parser(
+        "embed",
+        help="embed a folder of images",
+        description="Embed every image below a folder; writes OUT.npy (float32, N x D) and OUT.paths.txt.",
+    )
+    p.add_argument("images", help="folder of images (searched recursively)")
+    p.add_argument("--out", required=True, help="output .npy file")
+    p.add_argument("--model", default=zoo.DEFAULT_MODEL, help="name, folder, file, URL or hf-hub:org/name")
+    p.add_argument("--backend", default="auto", choices=backends)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--normalize", action="store_true", help="L2-normalise the features")
+    p.set_defaults(func=_cmd_embed)
+
+    p = sub.add_parser(
+        "neighbors",
+        help="print each image's nearest neighbours",
+        description="Embed a folder (default: the bundled sample images) and print each image's"
+        " nearest neighbours.",
+    )
+    p.add_argument("images", nargs="?", help="folder of images (default: bundled samples)")
+    p.add_argument("--model", default=zoo.DEFAULT_MODEL)
+    p.add_argument("-k", type=int, default=3, help="neighbours per image")
+    p.add_argument("--backend", default="auto", choices=backends)
+    p.set_defaults(func=_cmd_neighbors)
+
+    p = sub.add_parser(
+        "export",
+        help="write a zoo folder + ONNX",
+        description="Write config.json, model.safetensors, README.md and a parity-checked model.onnx.",
+    )
+    p.add_argument("name", help="name, folder, file, URL or hf-hub:org/name")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--no-onnx", action="store_true", help="skip model.onnx")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser(
+        "card", help="render a model card", description="Render a model card from the registry."
+    )
+    p.add_argument("name", nargs="?")
+    p.add_argument("--out", help="file (or, with --all, folder) to write instead of printing")
+    p.add_argument("--all", action="store_true", help="write every card into --out (default model_cards/)")
+    p.set_defaults(func=_cmd_card)
+
+    p = sub.add_parser(
+        "eval",
+        help="kNN evaluation on an ImageFolder dataset",
+        description="Weighted kNN top-1: train split features vote for each test image (cosine similarity).",
+    )
+    p.add_argument("name", help="name, folder, file, URL or hf-hub:org/name")
+    p.add_argument("--data", required=True, help="dataset root with <split>/<class>/<image> folders")
+    p.add_argument("--train-split", default="train")
+    p.add_argument("--test-split", default=None, help="default: val, else test")
+    p.add_argument("-k", type=int, default=20)
+    p.add_argument("--temperature", type=float, default=0.07)
+    p.add_argument("--backend", default="auto", choices=backends)
+    p.set_defaults(func=_cmd_eval)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except ZooError as e:
+        print(f"zoo: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("zoo: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

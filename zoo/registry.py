@@ -1,0 +1,270 @@
+"""The registry: what each zoo name means.
+
+Two tables live here, both filled at import time by the modules that own the entries:
+
+* architectures (``resnet50``, ``vit_small_patch16_224``, ...): a builder that returns a
+  backbone without classifier, registered with :func:`register_arch` by ``zoo/models/*.py``;
+* pretrained entries (``supervised-efficientnet-lite0``, ``swav-r50``, ...): one frozen
+  :class:`ModelEntry` each, registered with :func:`register_model` from the flat table in
+  ``zoo/pretrained.py``.
+
+Entry names follow ``<method>-<arch>[-<dataset>]`` in lower case: upstream ImageNet
+releases carry no dataset suffix (``swav-r50``), encoders trained by this project do
+(``simclr-r18-cifar10``). Where one release has several variants a tag follows a dot
+(``swav-r50.ep400``); the bare name resolves to the entry registered as the default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import fnmatch
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from torch import nn
+
+from zoo.errors import UnknownModelError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+_NAME_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*(?:\.[a-z0-9_]+)?$")
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How an image becomes the encoder's input: resize, centre crop, scale, normalise.
+
+    The shorter side is resized to ``resize_size`` and the centre ``input_size`` square is
+    cropped (``crop_pct = input_size / resize_size`` in timm's terms). Pixels are scaled to
+    [0, 1], then normalised with ``mean`` and ``std``; SimCLR's TF releases use no
+    normalisation, which is ``mean=(0, 0, 0), std=(1, 1, 1)``.
+    """
+
+    input_size: int = 224
+    resize_size: int = 256
+    interpolation: Literal["bilinear", "bicubic", "nearest"] = "bilinear"
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    def __post_init__(self) -> None:
+        if self.resize_size < self.input_size:
+            raise ValueError(f"resize_size ({self.resize_size}) must be >= input_size ({self.input_size})")
+        if self.interpolation not in ("bilinear", "bicubic", "nearest"):
+            raise ValueError(f"unknown interpolation {self.interpolation!r}")
+        if any(s <= 0 for s in self.std):
+            raise ValueError(f"std must be positive, got {self.std}")
+
+    @property
+    def crop_pct(self) -> float:
+        return self.input_size / self.resize_size
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One evaluation number and how it was obtained.
+
+    ``value`` is a percentage. ``protocol`` names the evaluation (``linear``, ``knn``,
+    ``top1``, ``nmi`` ...), ``how`` says exactly how it was measured (features, k,
+    temperature, epochs, hardware) and ``source`` is the paper or repository for a
+    reported number, or the command that reproduces a measured one.
+    """
+
+    dataset: str
+    protocol: str
+    value: float
+    how: str
+    source: str
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Where the weights of an entry come from, in the order they are tried.
+
+    ``file`` is a path inside an installed Python package written ``package:relative/path``
+    (weights that install with the project), then ``hf_hub_id`` (``org/name``, a zoo
+    folder on the Hugging Face Hub), then ``url``. ``sha256`` is checked on every file
+    read from a package or downloaded. ``format`` names the container: ``zoo`` for a zoo
+    folder or ``model.safetensors``, otherwise the upstream format whose converter in
+    ``zoo.convert`` maps it to the architecture's keys.
+    """
+
+    sha256: str
+    format: str = "zoo"
+    file: str | None = None
+    hf_hub_id: str | None = None
+    url: str | None = None
+    origin_url: str | None = None
+
+    def __post_init__(self) -> None:
+        # A record with no source (sha256 "") describes weights saved by a user, which only
+        # exist in the folder that carries the record; published weights need both.
+        if self.has_source and not re.fullmatch(r"[0-9a-f]{64}", self.sha256):
+            raise ValueError(f"sha256 must be 64 lower-case hex digits, got {self.sha256!r}")
+
+    @property
+    def has_source(self) -> bool:
+        return bool(self.file or self.hf_hub_id or self.url)
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """Everything zoo knows about one pretrained encoder."""
+
+    name: str
+    arch: str
+    method: str
+    weights: Weights
+    license: str
+    paper: str
+    description: str
+    dataset: str = "imagenet-1k"
+    preprocess: Preprocess = field(default_factory=Preprocess)
+    arch_kwargs: dict[str, Any] = field(default_factory=dict)
+    reported: tuple[Metric, ...] = ()
+    measured: tuple[Metric, ...] = ()
+    citation: str = ""
+    limitations: str = ""
+
+    def __post_init__(self) -> None:
+        if not _NAME_RE.match(self.name):
+            raise ValueError(
+                f"model name {self.name!r} must be lower case '<method>-<arch>[-<dataset>]'"
+                " with an optional '.tag'"
+            )
+
+    @property
+    def embed_dim(self) -> int:
+        return get_arch(self.arch).embed_dim
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able copy, as written into a folder's ``config.json``."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelEntry:
+        data = dict(data)
+        data["weights"] = Weights(**data["weights"])
+        pre = dict(data.get("preprocess", {}))
+        for key in ("mean", "std"):
+            if key in pre:
+                pre[key] = tuple(pre[key])
+        data["preprocess"] = Preprocess(**pre)
+        data["reported"] = tuple(Metric(**m) for m in data.get("reported", ()))
+        data["measured"] = tuple(Metric(**m) for m in data.get("measured", ()))
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """A backbone architecture: a builder returning an ``nn.Module`` that maps a batch of
+    images (N, 3, H, W) to pooled features (N, embed_dim), with no classifier head."""
+
+    name: str
+    builder: Callable[..., nn.Module]
+    embed_dim: int
+    source: Literal["torchvision", "timm"]
+    timm_name: str | None = None  # set where timm.create_model(timm_name, num_classes=0) loads our weights
+    default_input_size: int = 224
+
+
+_ARCHS: dict[str, ArchSpec] = {}
+_MODELS: dict[str, ModelEntry] = {}
+_DEFAULT_TAGS: dict[str, str] = {}
+_EXPLICIT_DEFAULTS: set[str] = set()
+
+
+def register_arch(
+    name: str,
+    *,
+    embed_dim: int,
+    source: Literal["torchvision", "timm"],
+    timm_name: str | None = None,
+    default_input_size: int = 224,
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator registering a backbone builder under ``name``; duplicates are errors."""
+
+    def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _ARCHS:
+            raise ValueError(f"architecture {name!r} is registered twice")
+        _ARCHS[name] = ArchSpec(name, fn, embed_dim, source, timm_name, default_input_size)
+        return fn
+
+    return wrap
+
+
+def register_model(entry: ModelEntry, *, default: bool = False) -> ModelEntry:
+    """Add a pretrained entry. ``default=True`` makes the bare name (before the ``.tag``)
+    resolve to it. A duplicate name or an unknown architecture is an error."""
+    if entry.name in _MODELS:
+        raise ValueError(f"model {entry.name!r} is registered twice")
+    if entry.arch not in _ARCHS:
+        raise ValueError(f"model {entry.name!r} uses unregistered architecture {entry.arch!r}")
+    base, _, tag = entry.name.partition(".")
+    if tag:
+        # The first tag registered is the provisional default; an explicit default wins.
+        if default and base in _EXPLICIT_DEFAULTS:
+            raise ValueError(f"{base!r} has two default tags: {_DEFAULT_TAGS[base]!r}, {entry.name!r}")
+        if default or base not in _DEFAULT_TAGS:
+            _DEFAULT_TAGS[base] = entry.name
+        if default:
+            _EXPLICIT_DEFAULTS.add(base)
+    _MODELS[entry.name] = entry
+    return entry
+
+
+def list_archs() -> list[str]:
+    return sorted(_ARCHS)
+
+
+def get_arch(name: str) -> ArchSpec:
+    try:
+        return _ARCHS[name]
+    except KeyError:
+        raise UnknownModelError(_unknown_message("architecture", name, list(_ARCHS))) from None
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered entry names matching a shell-style ``pattern`` (``"*-r50*"``), sorted."""
+    return sorted(n for n in _MODELS if fnmatch.fnmatchcase(n, pattern.lower()))
+
+
+def resolve_name(name: str) -> str:
+    """The full registered name for ``name`` (a bare name resolves to its default tag)."""
+    key = name.strip().lower()
+    if key in _MODELS:
+        return key
+    if key in _DEFAULT_TAGS:
+        return _DEFAULT_TAGS[key]
+    raise UnknownModelError(
+        _unknown_message("model", name, list(_MODELS) + list(_DEFAULT_TAGS))
+        + " Run `zoo list` to see every model."
+    )
+
+
+def is_registered(name: str) -> bool:
+    key = name.strip().lower()
+    return key in _MODELS or key in _DEFAULT_TAGS
+
+
+def model_info(name: str) -> ModelEntry:
+    """The :class:`ModelEntry` registered under ``name``; unknown names suggest close ones."""
+    return _MODELS[resolve_name(name)]
+
+
+def iter_models() -> Iterator[ModelEntry]:
+    for name in sorted(_MODELS):
+        yield _MODELS[name]
+
+
+def _unknown_message(kind: str, name: str, candidates: list[str]) -> str:
+    close = difflib.get_close_matches(name.lower(), candidates, n=5, cutoff=0.5)
+    if not close:
+        # Also match on a shared component ("r50" finds every ResNet-50 entry).
+        parts = set(re.split(r"[-._]", name.lower()))
+        close = sorted(c for c in candidates if parts & set(re.split(r"[-._]", c)))[:5]
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    return f"Unknown {kind} {name!r}.{hint}"
