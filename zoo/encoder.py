@@ -17,6 +17,7 @@ a choice of backend:
 from __future__ import annotations
 
 import hashlib
+import os
 import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -34,7 +35,7 @@ BACKENDS = ("auto", "torch", "torch-bf16", "onnx", "onnx-int8")
 
 # ONNX Runtime sessions are kept beside (not inside) the module so that deepcopy, pickling
 # and state_dict() of an Encoder never see them.
-_SESSIONS: weakref.WeakKeyDictionary[nn.Module, dict[str, tuple[str, Any]]] = weakref.WeakKeyDictionary()
+_SESSIONS: weakref.WeakKeyDictionary[nn.Module, dict[str, Any]] = weakref.WeakKeyDictionary()
 
 
 class Encoder(nn.Module):
@@ -84,6 +85,7 @@ class Encoder(nn.Module):
         backend: Backend = "auto",
         normalize: bool = False,
         progress: bool = False,
+        calibration: Sequence[_images.ImageInput] | None = None,
     ) -> np.ndarray:
         """Features of ``images`` as a float32 array of shape (N, embed_dim).
 
@@ -94,6 +96,8 @@ class Encoder(nn.Module):
             backend: see the module docstring.
             normalize: L2-normalise each feature vector (for cosine similarity).
             progress: show a progress bar.
+            calibration: images that set int8 activation ranges for ``onnx-int8``
+                (default: ``images`` themselves).
 
         Raises:
             ImageError: an input is not a readable image; the message names it.
@@ -111,7 +115,7 @@ class Encoder(nn.Module):
         done = 0
         for batch in _images.batches(items, self.preprocess, batch_size):
             # Built after the first batch decodes, so a bad image fails before any export.
-            run = run or self._runner(backend, items)
+            run = run or self.runner(backend, calibration=calibration or items)
             out[done : done + len(batch)] = run(batch)
             done += len(batch)
             bar.update(len(batch))
@@ -120,12 +124,22 @@ class Encoder(nn.Module):
             out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return out
 
-    def _runner(self, backend: str, items: list) -> Callable[[torch.Tensor], np.ndarray]:
+    def runner(
+        self, backend: Backend = "auto", *, calibration: Sequence[_images.ImageInput] | None = None
+    ) -> Callable[[torch.Tensor], np.ndarray]:
+        """The function ``embed`` runs on each preprocessed batch (N, 3, S, S) -> (N, D).
+
+        Exposed for benchmarks and servers that preprocess on their own. ``calibration``
+        images set the int8 activation ranges (``onnx-int8`` only; default: the bundled
+        samples); up to 256 of them, spread evenly, are used.
+        """
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         if backend == "auto":
             backend = "onnx" if _has_onnxruntime() else "torch"
         if backend in ("torch", "torch-bf16"):
             return self._torch_runner(bf16=backend == "torch-bf16")
-        return self._onnx_runner(int8=backend == "onnx-int8", calibration=items)
+        return self._onnx_runner(int8=backend == "onnx-int8", calibration=calibration)
 
     def _torch_runner(self, *, bf16: bool) -> Callable[[torch.Tensor], np.ndarray]:
         was_training = self.training
@@ -151,24 +165,36 @@ class Encoder(nn.Module):
             return run_and_restore
         return run
 
-    def _onnx_runner(self, *, int8: bool, calibration: list) -> Callable[[torch.Tensor], np.ndarray]:
+    def _onnx_runner(
+        self, *, int8: bool, calibration: Sequence[_images.ImageInput] | None
+    ) -> Callable[[torch.Tensor], np.ndarray]:
         from zoo import onnx as zoo_onnx
 
-        key = "int8" if int8 else "fp32"
         fingerprint = self.fingerprint()
-        cached = _SESSIONS.setdefault(self, {}).get(key)
-        if cached is None or cached[0] != fingerprint:
-            path = onnx_cache_path(fingerprint, int8=int8)
+        if int8:
+            if not calibration:
+                from zoo.export import sample_images
+
+                calibration = sample_images()
+            step = max(1, len(calibration) // 256)
+            calib_batches = list(_images.batches(list(calibration)[::step][:256], self.preprocess, 32))
+            h = hashlib.blake2b(digest_size=8)
+            for b in calib_batches:
+                h.update(b.numpy().tobytes())
+            key = f"{fingerprint}.int8-{h.hexdigest()}"
+        else:
+            key = fingerprint
+        session = _SESSIONS.setdefault(self, {}).get(key)
+        if session is None:
+            path = _onnx_cache_dir() / f"{key}.onnx"
             if not path.is_file():
-                fp32 = onnx_cache_path(fingerprint, int8=False)
+                fp32 = _onnx_cache_dir() / f"{fingerprint}.onnx"
                 if not fp32.is_file():
                     zoo_onnx.export_onnx(self.backbone, fp32, (self.preprocess.input_size,) * 2)
                 if int8:
-                    calib = (b.numpy() for b in _images.batches(calibration[:256], self.preprocess, 32))
-                    zoo_onnx.quantize_int8(fp32, path, calib)
-            cached = (fingerprint, zoo_onnx.OnnxEncoder(path))
-            _SESSIONS[self][key] = cached
-        session = cached[1]
+                    zoo_onnx.quantize_int8(fp32, path, (b.numpy() for b in calib_batches))
+            session = zoo_onnx.OnnxEncoder(path)
+            _SESSIONS[self] = {key: session}  # one session per encoder: its weights may change
         return lambda batch: session(batch.numpy())
 
     def fingerprint(self) -> str:
@@ -187,10 +213,23 @@ class Encoder(nn.Module):
         return save_folder(self, directory, card=card)
 
 
-def onnx_cache_path(fingerprint: str, *, int8: bool) -> Path:
+def _onnx_cache_dir() -> Path:
+    """Where exported graphs are cached; a private temp folder if the cache is read-only,
+    since an export is cheap to redo and embedding must not fail over it."""
+    import tempfile
+
     from zoo.hub import cache_dir
 
-    return cache_dir() / "onnx" / f"{fingerprint}{'.int8' if int8 else ''}.onnx"
+    path = cache_dir() / "onnx"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        if os.access(path, os.W_OK):
+            return path
+    except OSError:
+        pass
+    fallback = Path(tempfile.gettempdir()) / f"zoo-onnx-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
+    fallback.mkdir(parents=True, exist_ok=True)
+    return fallback
 
 
 def _has_onnxruntime() -> bool:

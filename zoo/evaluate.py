@@ -66,7 +66,14 @@ def knn_predict(
     return torch.cat(preds).numpy()
 
 
-def features(encoder: Encoder, files: list[Path], *, backend: str = "auto", cache: bool = True) -> np.ndarray:
+def features(
+    encoder: Encoder,
+    files: list[Path],
+    *,
+    backend: str = "auto",
+    cache: bool = True,
+    calibration: list[Path] | None = None,
+) -> np.ndarray:
     """Features of ``files``, cached under ``$ZOO_HOME/features`` by weights and file list."""
     from zoo.folder import atomic_write_bytes
     from zoo.hub import cache_dir
@@ -75,12 +82,14 @@ def features(encoder: Encoder, files: list[Path], *, backend: str = "auto", cach
     key.update(encoder.fingerprint().encode())
     key.update(repr(encoder.preprocess).encode())
     key.update(backend.encode())  # int8 and fp32 features differ
+    for f in calibration or ():
+        key.update(str(f).encode())
     for f in files:
         key.update(str(Path(f).resolve()).encode())
     path = cache_dir() / "features" / f"{key.hexdigest()}.npy"
     if cache and path.is_file():
         return np.load(path)
-    feats = encoder.embed(files, backend=backend, progress=True)
+    feats = encoder.embed(files, backend=backend, progress=True, calibration=calibration)
     if cache:
         buf = io.BytesIO()
         np.save(buf, feats)
@@ -112,8 +121,10 @@ def knn_eval(
     test_files, test_labels, test_classes = image_folder(root / test_split)
     if test_classes != classes:
         raise ImageError(f"{root}: the {train_split} and {test_split} splits have different classes")
-    train = features(encoder, train_files, backend=backend)
-    test = features(encoder, test_files, backend=backend)
+    # int8 activation ranges come from training images only, the same for both splits.
+    calib = train_files if backend == "onnx-int8" else None
+    train = features(encoder, train_files, backend=backend, calibration=calib)
+    test = features(encoder, test_files, backend=backend, calibration=calib)
     pred = knn_predict(train, train_labels, test, k=k, temperature=temperature, num_classes=len(classes))
     return {
         "model": encoder.name,
