@@ -22,7 +22,9 @@ def exported(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("export") / "lite0"
     proc = subprocess.run(
         [sys.executable, "-m", "zoo.cli", "export", zoo.DEFAULT_MODEL, "--out", str(out)],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr
     assert "ONNX Runtime matches PyTorch" in proc.stdout

@@ -38,7 +38,18 @@ def test_entry_schema(name: str) -> None:
     assert e.name.startswith(e.method + "-")
     assert e.method in KNOWN_METHODS
     assert e.arch in zoo.list_archs()
-    assert e.weights.has_source and re.fullmatch(r"[0-9a-f]{64}", e.weights.sha256)
+    w = e.weights
+    assert w.has_source
+    if w.file or w.hf_hub_id:
+        assert re.fullmatch(r"[0-9a-f]{64}", w.sha256), "package and Hub weights carry their full sha256"
+    else:
+        # Upstream files: the true https URL, verified by the strongest hash upstream publishes
+        # (full sha256, a sha256 or md5 prefix) or else pinned on first download.
+        assert w.url and w.url.startswith("https://")
+        assert all(u.startswith("https://") for u in w.companion_urls)
+        assert w.verification in ("sha256", "sha256-prefix", "md5-prefix", "trust-on-first-use")
+        if w.sha256_prefix:  # torchvision-style: the prefix is part of the published file name
+            assert f"-{w.sha256_prefix}." in w.url.rsplit("/", 1)[-1]
     assert e.license and e.paper.startswith("http") and e.description and e.limitations
     assert e.weights.format == "zoo" or e.weights.format in __import__("zoo.convert").convert.list_formats()
     for m in e.reported + e.measured:

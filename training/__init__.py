@@ -1,5 +1,8 @@
 """Self-supervised training (installed as ``zoo.training``).
 
-The methods, losses, trainer and recipes are specified in the training issue and land
-here; nothing in this package is used by the library yet.
+One trainer (:mod:`zoo.training.loop`) for nine methods (:mod:`zoo.training.methods`), each
+a plain ``nn.Module`` over a zoo backbone, heads (:mod:`zoo.training.heads`) and a loss
+(:mod:`zoo.training.losses`); recipes are YAML files loaded into typed dataclasses
+(:mod:`zoo.training.recipe`). Run ``zoo train RECIPE [key=value ...]`` or
+``torchrun --nproc-per-node N -m zoo.training RECIPE``; see ``training/README.md``.
 """

@@ -23,6 +23,72 @@ METHOD_NOTES = {
         " on ImageNet-1k classes) and its classifier removed. zoo keeps such encoders as"
         " baselines that the self-supervised ones are compared with."
     ),
+    "simclr": (
+        "SimCLR: contrastive learning between two augmented views of each image (random crop, colour"
+        " distortion, blur), with a projection MLP and the NT-Xent loss over a large batch; the"
+        " other images of the batch are the negatives."
+    ),
+    "moco-v1": (
+        "MoCo: contrastive learning against a queue of 65536 keys produced by a momentum (moving"
+        " average) copy of the encoder, so that negatives need not come from the same batch."
+    ),
+    "moco-v2": (
+        "MoCo v2: MoCo with SimCLR's improvements, an MLP projection head, stronger augmentation"
+        " (blur) and a cosine learning-rate schedule."
+    ),
+    "moco-v3": (
+        "MoCo v3: contrastive learning between two views with a momentum encoder and a predictor,"
+        " negatives from the same (large) batch and no queue; stabilised for Vision Transformers by"
+        " freezing the random patch projection."
+    ),
+    "byol": (
+        "BYOL: an online network with a predictor learns to predict a momentum (target) network's"
+        " projection of another view of the same image; no negative pairs."
+    ),
+    "simsiam": (
+        "SimSiam: two views through one encoder and a predictor, with a stop-gradient on one"
+        " branch; no negatives, no momentum encoder, no large batches."
+    ),
+    "swav": (
+        "SwAV: online clustering; the cluster (prototype) assignment of one view, balanced with"
+        " Sinkhorn-Knopp, is predicted from another view, with multi-crop augmentation."
+    ),
+    "deepcluster-v2": (
+        "DeepCluster-v2: k-means pseudo-labels over the whole dataset, predicted by the network"
+        " through prototypes, with SwAV's projection head and multi-crop (SwAV paper, appendix)."
+    ),
+    "sela-v2": (
+        "SeLa-v2: self-labelling by optimal transport (balanced pseudo-labels from Sinkhorn-Knopp)"
+        " with SwAV's projection head and multi-crop (SwAV paper, appendix)."
+    ),
+    "dino": (
+        "DINO: self-distillation with no labels; a student matches the centred, sharpened output"
+        " distribution of a momentum teacher across global and local crops."
+    ),
+    "barlowtwins": (
+        "Barlow Twins: the cross-correlation matrix between the embeddings of two views is pushed"
+        " towards the identity, which aligns views and decorrelates feature dimensions."
+    ),
+    "vicreg": (
+        "VICReg: variance, invariance and covariance regularisation of the embeddings of two views,"
+        " which prevents collapse without negatives, momentum encoders or predictors."
+    ),
+}
+
+VERIFICATION_NOTES = {
+    "sha256": "checked against its full sha256 `{sha256}` on every read",
+    "sha256-prefix": (
+        "checked after download against the sha256 prefix `{sha256_prefix}` that upstream publishes;"
+        " the full sha256 is pinned on first download"
+    ),
+    "md5-prefix": (
+        "checked after download against the md5 prefix `{md5_prefix}` that upstream publishes;"
+        " the full sha256 is pinned on first download"
+    ),
+    "trust-on-first-use": (
+        "upstream publishes no hash: the sha256 of the first download is pinned in the cache"
+        " (trust on first use) and every later read is checked against it"
+    ),
 }
 
 DATASET_NAMES = {
@@ -108,13 +174,7 @@ def render_card(entry: ModelEntry) -> str:
         f" centre crop {pre.input_size}, mean {list(pre.mean)}, std {list(pre.std)} |",
         f"| licence | {entry.license} |",
         f"| paper | {entry.paper} |",
-        f"| weights | sha256 `{entry.weights.sha256}` ({entry.weights.format} format)"
-        + (
-            f", from {entry.weights.origin_url or entry.weights.url}"
-            if (entry.weights.origin_url or entry.weights.url)
-            else ""
-        )
-        + " |",
+        _weights_row(entry),
         "",
         "## Method",
         "",
@@ -179,6 +239,22 @@ def render_card(entry: ModelEntry) -> str:
     if entry.citation:
         lines += ["## Citation", "", "```bibtex", entry.citation, "```", ""]
     return "\n".join(lines)
+
+
+def _weights_row(entry: ModelEntry) -> str:
+    """The card's weights row: where the file comes from and how it is verified."""
+    w = entry.weights
+    where = w.origin_url or w.url
+    if w.verification == "sha256":
+        # Kept as it was for entries with a full hash (the bundled default's card).
+        return (
+            f"| weights | sha256 `{w.sha256}` ({w.format} format)"
+            + (f", from {where}" if where else "")
+            + " |"
+        )
+    files = ", ".join(f"<{u}>" for u in (w.url, *w.companion_urls) if u)
+    check = VERIFICATION_NOTES[w.verification].format(**vars(w))
+    return f"| weights | {w.format} format, downloaded from {files} and converted strictly; {check} |"
 
 
 def _source(source: str) -> str:

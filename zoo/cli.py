@@ -6,8 +6,13 @@
     zoo embed DIR --out FEATURES.npy   features of every image below DIR
     zoo neighbors [DIR]                each image's nearest neighbours (the built-in demo)
     zoo export NAME --out DIR          zoo folder + verified model.onnx
+    zoo convert SRC --from FMT --out DIR   upstream checkpoint -> zoo folder
     zoo card NAME [--out FILE]         the model card
-    zoo eval NAME --data DIR           kNN evaluation on an ImageFolder dataset
+    zoo eval NAME --data DIR           kNN evaluation on an ImageFolder dataset (--protocol
+                                       knn|linear|cluster|retrieval)
+    zoo train RECIPE [key=value ...]   train an encoder (training/recipes), --resume to continue
+    zoo index build --images DIR --out INDEX   gallery index of a folder (zoo index info INDEX)
+    zoo serve [--model NAME] [--gallery DIR_OR_INDEX]   the Gradio demo
 
 Errors zoo raises on purpose are printed as one line, ``zoo: error: ...``, with exit code 2.
 """
@@ -107,6 +112,15 @@ def _cmd_export(args: argparse.Namespace) -> None:
         )
 
 
+def _cmd_convert(args: argparse.Namespace) -> None:
+    from zoo.convert import convert_to_folder, detect_format
+
+    fmt = detect_format(args.src) if args.fmt == "auto" else args.fmt
+    folder = convert_to_folder(args.src, args.out, fmt=fmt, arch=args.arch)
+    arch = json.loads((folder / "config.json").read_text())["zoo"]["arch"]
+    print(f"wrote {folder}/ ({fmt} -> {arch}; zoo.load({str(folder)!r}) or `zoo export {folder} --out DIR`)")
+
+
 def _cmd_card(args: argparse.Namespace) -> None:
     from zoo.cards import render_card
     from zoo.folder import atomic_write_text
@@ -128,11 +142,12 @@ def _cmd_card(args: argparse.Namespace) -> None:
 
 
 def _cmd_eval(args: argparse.Namespace) -> None:
-    from zoo.evaluate import knn_eval
+    from zoo.evaluate import evaluate
 
-    result = knn_eval(
+    result = evaluate(
         args.name,
         args.data,
+        protocol=args.protocol,
         train_split=args.train_split,
         test_split=args.test_split,
         k=args.k,
@@ -140,6 +155,60 @@ def _cmd_eval(args: argparse.Namespace) -> None:
         backend=args.backend,
     )
     print(json.dumps(result, indent=2))
+
+
+def _cmd_index_build(args: argparse.Namespace) -> None:
+    import zoo.index
+
+    encoder = zoo.load(args.model)
+    index = zoo.index.build(
+        encoder, args.images, out=args.out, backend=args.backend, batch_size=args.batch_size
+    )
+    for line in index.skipped:
+        print(f"skipped {line}", file=sys.stderr)
+    classes = f" in {len(index.classes)} classes" if index.classes else ""
+    print(f"wrote {args.out}: {len(index)} images{classes}, {index.dim}-d features of {index.model}")
+
+
+def _cmd_index_info(args: argparse.Namespace) -> None:
+    import zoo.index
+
+    index = zoo.index.load(args.index)
+    info = {
+        "model": index.model,
+        "images": len(index),
+        "dim": index.dim,
+        "root": str(index.root),
+        "classes": index.classes,
+        "skipped": index.skipped,
+        "fingerprint": index.identity.fingerprint,
+        "preprocess_hash": index.identity.preprocess_hash,
+    }
+    print(json.dumps(info, indent=2))
+
+
+def _cmd_serve(args: argparse.Namespace) -> None:
+    try:
+        from zoo.app import AppConfig, launch
+    except ImportError as e:
+        raise ZooError(f"the demo needs its extra dependencies ({e}): pip install 'zoo-ssl[app]'") from None
+    config = AppConfig(
+        models=tuple(args.model or ()),
+        gallery=Path(args.gallery) if args.gallery else None,
+        host=args.host,
+        port=args.port,
+        backend=args.backend,
+    )
+    try:
+        launch(config)
+    except OSError as e:  # Gradio's words for a port in use or an address it cannot bind
+        raise ZooError(f"cannot serve on {args.host}:{args.port} ({e}); try another --port") from None
+
+
+def _cmd_train(args: argparse.Namespace) -> None:
+    from zoo.training.cli import run
+
+    run(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -204,6 +273,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-onnx", action="store_true", help="skip model.onnx")
     p.set_defaults(func=_cmd_export)
 
+    from zoo.convert import list_formats
+
+    p = sub.add_parser(
+        "convert",
+        help="convert an upstream checkpoint to a zoo folder",
+        description="Convert a self-supervised checkpoint (the authors' release or your own) strictly:"
+        " every backbone key mapped, only the format's known heads dropped. Writes a zoo folder"
+        " that zoo.load and `zoo export` accept.",
+    )
+    p.add_argument("src", help="checkpoint file (or TensorFlow checkpoint folder / prefix)")
+    p.add_argument(
+        "--from",
+        dest="fmt",
+        default="auto",
+        choices=["auto", *(f for f in list_formats() if f != "efficientnet-lite")],
+        help="checkpoint format; auto detects it from the keys and names the candidates when ambiguous",
+    )
+    p.add_argument("--out", required=True, help="output zoo folder")
+    p.add_argument("--arch", help="target architecture (default: the format's first that fits)")
+    p.set_defaults(func=_cmd_convert)
+
     p = sub.add_parser(
         "card", help="render a model card", description="Render a model card from the registry."
     )
@@ -214,17 +304,84 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "eval",
-        help="kNN evaluation on an ImageFolder dataset",
-        description="Weighted kNN top-1: train split features vote for each test image (cosine similarity).",
+        help="evaluate on an ImageFolder dataset (kNN, linear, clustering, retrieval)",
+        description="Evaluate frozen features on an ImageFolder dataset: weighted kNN top-1 (train split"
+        " features vote for each test image), linear probe, k-means clustering or retrieval mAP@k.",
     )
     p.add_argument("name", help="name, folder, file, URL or hf-hub:org/name")
     p.add_argument("--data", required=True, help="dataset root with <split>/<class>/<image> folders")
     p.add_argument("--train-split", default="train")
     p.add_argument("--test-split", default=None, help="default: val, else test")
-    p.add_argument("-k", type=int, default=20)
-    p.add_argument("--temperature", type=float, default=0.07)
+    p.add_argument(
+        "--protocol",
+        default="knn",
+        choices=("knn", "linear", "cluster", "retrieval"),
+        help="knn: weighted kNN top-1; linear: linear probe on frozen features; cluster: k-means"
+        " NMI/ARI/Hungarian accuracy on the test split; retrieval: mAP@k of test queries over train",
+    )
+    p.add_argument(
+        "-k", type=int, default=20, help="kNN neighbours (solo-learn 20, lightly 200) / retrieval cutoff"
+    )
+    p.add_argument(
+        "--temperature", type=float, default=0.07, help="kNN temperature (solo-learn 0.07, lightly 0.1)"
+    )
     p.add_argument("--backend", default="auto", choices=backends)
     p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser(
+        "train",
+        help="train an encoder from a recipe",
+        description="Train a self-supervised encoder from a recipe (training/recipes/*.yaml) with"
+        " key=value overrides; the run ends with an exported, evaluated zoo folder.",
+    )
+    from zoo.training.cli import add_arguments as _train_arguments
+
+    _train_arguments(p)
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser(
+        "index",
+        help="build or inspect a gallery index",
+        description="Gallery indexes: one model's features of a folder of images, for retrieval"
+        " (zoo serve --gallery INDEX).",
+    )
+    index_sub = p.add_subparsers(dest="index_command", required=True, metavar="ACTION")
+    q = index_sub.add_parser(
+        "build",
+        help="embed a folder into an index",
+        description="Embed every image below DIR (labels from ImageFolder sub-folders) into INDEX."
+        " An existing INDEX of the same model is updated (only new or changed images are"
+        " embedded); one of another model is refused.",
+    )
+    q.add_argument("--model", default=zoo.DEFAULT_MODEL, help="name, folder, file, URL or hf-hub:org/name")
+    q.add_argument("--images", required=True, help="folder of images (DIR/<class>/<image> gives labels)")
+    q.add_argument("--out", required=True, help="index file to write (.npz)")
+    q.add_argument("--backend", default="auto", choices=backends)
+    q.add_argument("--batch-size", type=int, default=64)
+    q.set_defaults(func=_cmd_index_build)
+    q = index_sub.add_parser(
+        "info", help="describe an index", description="Print an index's summary as JSON."
+    )
+    q.add_argument("index")
+    q.set_defaults(func=_cmd_index_info)
+
+    p = sub.add_parser(
+        "serve",
+        help="start the Gradio demo",
+        description="Serve the demo: retrieval, clustering and model comparison on uploaded images."
+        " With no arguments: the default model and the bundled sample images, no network needed.",
+    )
+    p.add_argument(
+        "--model",
+        action="append",
+        help="model to offer and select first (repeatable; names, zoo folders or files);"
+        " registered models are always offered",
+    )
+    p.add_argument("--gallery", help="folder of images or index file (default: bundled samples)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--backend", default="auto", choices=backends)
+    p.set_defaults(func=_cmd_serve)
     return parser
 
 

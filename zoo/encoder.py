@@ -203,7 +203,7 @@ class Encoder(nn.Module):
         h.update(self.arch.encode())
         for k, v in self.backbone.state_dict().items():
             h.update(k.encode())
-            h.update(v.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+            h.update(v.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
         return h.hexdigest()
 
     def save(self, directory: str | Path, *, card: bool = True) -> Path:

@@ -5,6 +5,9 @@ Weighted kNN (Wu et al. 2018, as in DINO and solo-learn): each test feature take
 ``exp(similarity / T)``; top-1 is the share of test images whose heaviest class is right.
 solo-learn's protocol is k=20, T=0.07; lightly's is k=200, T=0.1.
 
+Besides kNN (:func:`knn_eval`), :func:`evaluate` runs a linear probe on frozen features,
+k-means clustering scored by NMI / ARI / Hungarian accuracy, and retrieval mAP@k.
+
 Features are cached per encoder weights and file list, so a second protocol on the same
 data costs no forward pass.
 """
@@ -135,3 +138,286 @@ def knn_eval(
         "top1": round(100.0 * float((pred == test_labels).mean()), 2),
         "backend": backend,
     }
+
+
+# ----------------------------------------------------------------------------------------
+# Linear probe, clustering and retrieval on frozen (cached) features.
+
+PROTOCOLS = ("knn", "linear", "cluster", "retrieval")
+
+
+def linear_probe(
+    train: np.ndarray,
+    train_labels: np.ndarray,
+    test: np.ndarray,
+    test_labels: np.ndarray,
+    *,
+    num_classes: int,
+    epochs: int = 100,
+    lr: float = 0.01,
+    weight_decay: float = 1e-4,
+    batch_size: int = 512,
+    seed: int = 0,
+) -> dict:
+    """Top-1 (%) of a linear classifier trained on frozen features.
+
+    Features are standardised with the training split's mean and std (the BatchNorm
+    without affine parameters that MoCo v3's and solo-learn's probes put before the
+    linear layer); the layer is trained with AdamW and a cosine schedule on shuffled
+    mini-batches from a fixed seed, so the number is reproducible.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    x_train = torch.from_numpy(np.ascontiguousarray(train)).float()
+    x_test = torch.from_numpy(np.ascontiguousarray(test)).float()
+    mean, std = x_train.mean(0), x_train.std(0).clamp_min(1e-6)
+    x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
+    y_train = torch.from_numpy(np.asarray(train_labels)).long()
+    layer = torch.nn.Linear(x_train.shape[1], num_classes)
+    torch.nn.init.zeros_(layer.weight)
+    torch.nn.init.zeros_(layer.bias)
+    opt = torch.optim.AdamW(layer.parameters(), lr=lr, weight_decay=weight_decay)
+    steps = epochs * max(1, -(-len(x_train) // batch_size))
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    with torch.enable_grad():
+        for _ in range(epochs):
+            order = torch.randperm(len(x_train), generator=gen)
+            for idx in order.split(batch_size):
+                loss = torch.nn.functional.cross_entropy(layer(x_train[idx]), y_train[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+    with torch.no_grad():
+        pred = layer(x_test).argmax(1).numpy()
+    top1 = 100.0 * float((pred == np.asarray(test_labels)).mean())
+    how = (
+        f"linear probe on frozen standardised features, AdamW lr {lr} wd {weight_decay}, {epochs} epochs,"
+        f" batch {batch_size}, cosine; {len(train)} train -> {len(test)} test images"
+    )
+    return {"top1": top1, "how": how}
+
+
+def kmeans(x: np.ndarray, k: int, *, iterations: int = 100, restarts: int = 3, seed: int = 0) -> np.ndarray:
+    """Cluster ids (N,) from k-means (k-means++ seeding, Lloyd iterations); of
+    ``restarts`` runs the one with the lowest inertia is kept."""
+    if not 1 <= k <= len(x):
+        raise ValueError(f"k must be in [1, {len(x)}], got {k}")
+    data = torch.from_numpy(np.ascontiguousarray(x)).double()
+    gen = torch.Generator().manual_seed(seed)
+    best, best_inertia = None, float("inf")
+    for _ in range(restarts):
+        centres = data[torch.randint(len(data), (1,), generator=gen)]
+        for _ in range(1, k):  # k-means++: far points are likelier next centres
+            d2 = torch.cdist(data, centres).min(1).values.pow(2)
+            centres = torch.cat([centres, data[torch.multinomial(d2 / d2.sum(), 1, generator=gen)]])
+        for _ in range(iterations):
+            assign = torch.cdist(data, centres).argmin(1)
+            new = torch.zeros_like(centres).index_add_(0, assign, data)
+            counts = torch.bincount(assign, minlength=k).unsqueeze(1)
+            # An emptied cluster keeps its old centre rather than becoming NaN.
+            new = torch.where(counts > 0, new / counts.clamp_min(1), centres)
+            if torch.allclose(new, centres):
+                break
+            centres = new
+        assign = torch.cdist(data, centres).argmin(1)
+        inertia = float((data - centres[assign]).pow(2).sum())
+        if inertia < best_inertia:
+            best, best_inertia = assign, inertia
+    return best.numpy()
+
+
+def _contingency(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    _, ai = np.unique(a, return_inverse=True)
+    _, bi = np.unique(b, return_inverse=True)
+    table = np.zeros((ai.max() + 1, bi.max() + 1), dtype=np.int64)
+    np.add.at(table, (ai, bi), 1)
+    return table
+
+
+def nmi(labels: np.ndarray, clusters: np.ndarray) -> float:
+    """Normalised mutual information, ``I(Y; C) / mean(H(Y), H(C))`` (arithmetic mean, as
+    scikit-learn's default), in [0, 1]."""
+    table = _contingency(labels, clusters).astype(np.float64)
+    n = table.sum()
+    pij = table / n
+    pi, pj = pij.sum(1, keepdims=True), pij.sum(0, keepdims=True)
+    nz = pij > 0
+    mi = float((pij[nz] * np.log(pij[nz] / (pi @ pj)[nz])).sum())
+    hi = -float((pi[pi > 0] * np.log(pi[pi > 0])).sum())
+    hj = -float((pj[pj > 0] * np.log(pj[pj > 0])).sum())
+    if hi == 0 and hj == 0:
+        return 1.0
+    return mi / max((hi + hj) / 2, 1e-12)
+
+
+def ari(labels: np.ndarray, clusters: np.ndarray) -> float:
+    """Adjusted Rand index (Hubert & Arabie 1985): 1 for identical partitions, ~0 at chance."""
+    table = _contingency(labels, clusters)
+
+    def pairs(x: np.ndarray) -> float:
+        return float((x * (x - 1) / 2).sum())
+
+    total = pairs(np.array([table.sum()]))
+    index, rows, cols = pairs(table), pairs(table.sum(1)), pairs(table.sum(0))
+    expected = rows * cols / total if total else 0.0
+    maximum = (rows + cols) / 2
+    if maximum == expected:
+        return 1.0
+    return (index - expected) / (maximum - expected)
+
+
+def hungarian(cost: np.ndarray) -> np.ndarray:
+    """Minimum-cost assignment for a (n, m) cost matrix with n <= m: ``cols[i]`` is row i's
+    column (Kuhn-Munkres with potentials, O(n^2 m))."""
+    cost = np.asarray(cost, dtype=np.float64)
+    n, m = cost.shape
+    if n > m:
+        raise ValueError(f"need rows <= columns, got {cost.shape}")
+    u, v = np.zeros(n + 1), np.zeros(m + 1)
+    match = np.zeros(m + 1, dtype=np.int64)  # match[j]: row (1-based) assigned to column j
+    way = np.zeros(m + 1, dtype=np.int64)
+    for i in range(1, n + 1):
+        match[0], j0 = i, 0
+        minv = np.full(m + 1, np.inf)
+        used = np.zeros(m + 1, dtype=bool)
+        while True:
+            used[j0] = True
+            i0 = match[j0]
+            free = ~used[1:]
+            cur = cost[i0 - 1] - u[i0] - v[1:]
+            better = free & (cur < minv[1:])
+            minv[1:][better] = cur[better]
+            way[1:][better] = j0
+            candidates = np.where(free, minv[1:], np.inf)
+            j1 = int(candidates.argmin()) + 1
+            delta = candidates[j1 - 1]
+            u[match[used]] += delta
+            v[used] -= delta
+            minv[~used] -= delta
+            j0 = j1
+            if match[j0] == 0:
+                break
+        while j0:
+            j1 = way[j0]
+            match[j0] = match[j1]
+            j0 = j1
+    cols = np.zeros(n, dtype=np.int64)
+    for j in range(1, m + 1):
+        if match[j]:
+            cols[match[j] - 1] = j - 1
+    return cols
+
+
+def cluster_accuracy(labels: np.ndarray, clusters: np.ndarray) -> float:
+    """Accuracy (%) of clusters under the best one-to-one cluster -> class mapping
+    (Hungarian algorithm on the contingency table)."""
+    table = _contingency(clusters, labels)
+    if table.shape[0] > table.shape[1]:
+        table = table.T
+    cols = hungarian(-table)
+    return 100.0 * float(table[np.arange(len(cols)), cols].sum()) / len(labels)
+
+
+def cluster_scores(features_: np.ndarray, labels: np.ndarray, *, num_classes: int, seed: int = 0) -> dict:
+    """k-means (k = number of classes) on L2-normalised features, scored against the
+    labels: NMI, ARI (both x100) and Hungarian accuracy (%)."""
+    x = features_ / np.maximum(np.linalg.norm(features_, axis=1, keepdims=True), 1e-12)
+    clusters = kmeans(x, num_classes, seed=seed)
+    return {
+        "nmi": 100.0 * nmi(labels, clusters),
+        "ari": 100.0 * ari(labels, clusters),
+        "accuracy": cluster_accuracy(labels, clusters),
+        "how": f"k-means (k={num_classes}, k-means++, best of 3, seed {seed}) on L2-normalised features"
+        f" of {len(labels)} images; NMI (arithmetic), ARI x100, Hungarian accuracy",
+    }
+
+
+def retrieval_map(
+    gallery: np.ndarray, gallery_labels: np.ndarray, queries: np.ndarray, query_labels: np.ndarray, *, k: int
+) -> float:
+    """mAP@k (%): each query ranks the gallery by cosine similarity; its AP@k is
+    ``sum_{i<=k} P(i) rel(i) / min(k, R)`` with R the number of gallery items of its class
+    (so a perfect top-k scores 1 even when R > k); the mean over queries."""
+    g = torch.nn.functional.normalize(torch.from_numpy(np.ascontiguousarray(gallery)).float(), dim=1)
+    q = torch.nn.functional.normalize(torch.from_numpy(np.ascontiguousarray(queries)).float(), dim=1)
+    g_labels = torch.from_numpy(np.asarray(gallery_labels))
+    q_labels = torch.from_numpy(np.asarray(query_labels))
+    k = min(k, len(g))
+    per_class = torch.bincount(g_labels, minlength=int(max(g_labels.max(), q_labels.max())) + 1)
+    total = 0.0
+    ranks = torch.arange(1, k + 1, dtype=torch.float64)
+    for chunk, labels in zip(q.split(1024), q_labels.split(1024), strict=True):
+        idx = (chunk @ g.T).topk(k, dim=1).indices
+        rel = (g_labels[idx] == labels.unsqueeze(1)).double()
+        precision = rel.cumsum(1) / ranks
+        denom = per_class[labels].clamp(max=k).clamp_min(1).double()
+        total += float(((precision * rel).sum(1) / denom).sum())
+    return 100.0 * total / len(q)
+
+
+def evaluate(
+    model: str | Encoder,
+    data: str | os.PathLike,
+    *,
+    protocol: str = "knn",
+    train_split: str = "train",
+    test_split: str | None = None,
+    k: int = 20,
+    temperature: float = 0.07,
+    backend: str = "auto",
+) -> dict:
+    """One protocol on an ImageFolder dataset with two splits, on cached features:
+
+    * ``knn``: :func:`knn_eval` (``k``, ``temperature``);
+    * ``linear``: :func:`linear_probe`, train split -> test split;
+    * ``cluster``: :func:`cluster_scores` on the test split;
+    * ``retrieval``: :func:`retrieval_map`, test images query the train split, mAP@``k``.
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    if protocol == "knn":
+        return knn_eval(
+            model,
+            data,
+            train_split=train_split,
+            test_split=test_split,
+            k=k,
+            temperature=temperature,
+            backend=backend,
+        )
+    import zoo
+
+    encoder = model if isinstance(model, Encoder) else zoo.load(model)
+    root = Path(data)
+    if test_split is None:
+        test_split = "val" if (root / "val").is_dir() else "test"
+    test_files, test_labels, classes = image_folder(root / test_split)
+    calib = None
+    result = {"model": encoder.name, "data": str(root), "backend": backend}
+    if protocol == "cluster":
+        test = features(encoder, test_files, backend=backend)
+        scores = cluster_scores(test, test_labels, num_classes=len(classes))
+        return {
+            **result,
+            "protocol": f"{scores.pop('how')}; {test_split}",
+            "test_images": len(test_files),
+            **{key: round(v, 2) for key, v in scores.items()},
+        }
+    train_files, train_labels, train_classes = image_folder(root / train_split)
+    if train_classes != classes:
+        raise ImageError(f"{root}: the {train_split} and {test_split} splits have different classes")
+    if backend == "onnx-int8":
+        calib = train_files
+    train = features(encoder, train_files, backend=backend, calibration=calib)
+    test = features(encoder, test_files, backend=backend, calibration=calib)
+    result.update(train_images=len(train_files), test_images=len(test_files))
+    if protocol == "linear":
+        probe = linear_probe(train, train_labels, test, test_labels, num_classes=len(classes))
+        return {
+            **result,
+            "protocol": f"{probe['how']}; {train_split} -> {test_split}",
+            "top1": round(probe["top1"], 2),
+        }
+    value = retrieval_map(train, train_labels, test, test_labels, k=k)
+    how = f"retrieval mAP@{k}, cosine; {test_split} images query {train_split}, relevant = same class"
+    return {**result, "protocol": how, f"map@{k}": round(value, 2)}

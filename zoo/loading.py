@@ -15,10 +15,9 @@ What ``name_or_path`` may be, in the order it is interpreted:
 
 from __future__ import annotations
 
+import hashlib
 import importlib.resources
 import os
-import pickle
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -27,11 +26,13 @@ import torch
 
 from zoo import hub
 from zoo.convert import get_converter
+from zoo.convert.containers import read_torch_file
 from zoo.encoder import Encoder
 from zoo.errors import ChecksumError, UnknownModelError, WeightsError
 from zoo.folder import (
     CONFIG_NAME,
     WEIGHTS_NAME,
+    atomic_write_text,
     entry_from_config,
     entry_from_safetensors_metadata,
     load_state_dict_strict,
@@ -175,7 +176,7 @@ def _load_registered(entry: ModelEntry, *, pretrained: bool, progress: bool) -> 
         return Encoder(spec.builder(**entry.arch_kwargs), entry.arch, entry.preprocess, entry)
     w = entry.weights
     if w.format != "zoo":
-        converted = hub.cache_dir() / "converted" / f"{entry.name}-{w.sha256[:12]}"
+        converted = _converted_dir(entry)
         if (converted / WEIGHTS_NAME).is_file():
             return load_folder(converted)
     path, downloaded = _fetch(entry, progress=progress)
@@ -183,7 +184,8 @@ def _load_registered(entry: ModelEntry, *, pretrained: bool, progress: bool) -> 
         tensors, _ = read_safetensors(path)
         return _build(entry, tensors, str(path))
     converter = get_converter(w.format)
-    state_dict = converter.convert(unwrap_state_dict(read_torch_checkpoint(path), str(path)), entry.arch)
+    companions = [_download(url, entry, progress=progress) for url in w.companion_urls]
+    state_dict = converter.convert(converter.read(path, companions), entry.arch)
     encoder = _build(entry, state_dict, f"{path} (converted from {w.format})")
     if downloaded:
         # Cache the strict conversion so later loads (and ZOO_OFFLINE=1) skip the upstream file.
@@ -191,8 +193,17 @@ def _load_registered(entry: ModelEntry, *, pretrained: bool, progress: bool) -> 
     return encoder
 
 
+def _converted_dir(entry: ModelEntry) -> Path:
+    """Where the converted zoo folder of an upstream entry is cached, keyed by what pins its file."""
+    w = entry.weights
+    key = w.sha256[:12] or w.sha256_prefix or w.md5_prefix
+    if not key:
+        key = hashlib.sha256("\n".join((w.url or "", *w.companion_urls)).encode()).hexdigest()[:12]
+    return hub.cache_dir() / "converted" / f"{entry.name}-{key}"
+
+
 def _fetch(entry: ModelEntry, *, progress: bool) -> tuple[Path, bool]:
-    """The weights file of ``entry``, verified against its sha256; and whether it was downloaded."""
+    """The weights file of ``entry``, verified (see :class:`Weights`); and whether it was downloaded."""
     w = entry.weights
     if w.file:
         path = _package_file(w.file)
@@ -203,7 +214,56 @@ def _fetch(entry: ModelEntry, *, progress: bool) -> tuple[Path, bool]:
         _verify(path, w.sha256)
         return path, True
     assert w.url is not None
-    return hub.download_url(w.url, sha256=w.sha256, progress=progress), True
+    return _download(w.url, entry, progress=progress), True
+
+
+def _download(url: str, entry: ModelEntry, *, progress: bool) -> Path:
+    """Download one file of ``entry`` and verify it with what is known about it.
+
+    A full sha256 is checked by :func:`hub.download_url` itself. Otherwise the prefix
+    upstream publishes (``url`` only) is checked, and the file's sha256 is pinned beside it
+    on first use and compared on every later read. A file that fails is deleted.
+    """
+    w = entry.weights
+    if w.sha256 and url == w.url:
+        return hub.download_url(url, sha256=w.sha256, progress=progress)
+    path = hub.download_url(url, progress=progress)
+    actual = hub.sha256_file(path)
+    if url == w.url:
+        if w.sha256_prefix and not actual.startswith(w.sha256_prefix):
+            _reject(
+                path, f"sha256 {actual} does not start with {w.sha256_prefix}, the prefix {url} publishes"
+            )
+        if w.md5_prefix:
+            md5 = _md5_file(path)
+            if not md5.startswith(w.md5_prefix):
+                _reject(path, f"md5 {md5} does not start with {w.md5_prefix}, the prefix upstream publishes")
+    pin = path.with_name(path.name + ".sha256")
+    if pin.is_file():
+        pinned = pin.read_text().strip()
+        if actual != pinned:
+            _reject(
+                path,
+                f"sha256 {actual} differs from {pinned}, pinned when it was first downloaded from {url};"
+                f" if upstream really replaced the file, delete {pin}",
+            )
+    else:
+        # Trust on first use: later reads of this cache entry must be this exact file.
+        atomic_write_text(pin, actual + "\n")
+    return path
+
+
+def _reject(path: Path, why: str) -> None:
+    path.unlink(missing_ok=True)
+    raise ChecksumError(f"{path}: {why}. The file was deleted; the next load downloads it again.")
+
+
+def _md5_file(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _package_file(spec: str) -> Path:
@@ -232,15 +292,7 @@ def _verify(path: Path, sha256: str) -> None:
 
 def read_torch_checkpoint(path: str | os.PathLike) -> object:
     """``torch.load`` that never runs code from the file (``weights_only=True``)."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise WeightsError(
-            f"{path}: refused to unpickle; the checkpoint holds objects other than tensors and"
-            f" plain containers ({str(e).splitlines()[0]})"
-        ) from None
-    except (EOFError, RuntimeError, zipfile.BadZipFile, ValueError, OSError) as e:
-        raise WeightsError(f"{path}: corrupted or truncated checkpoint ({str(e).splitlines()[0]})") from None
+    return read_torch_file(Path(path))
 
 
 def unwrap_state_dict(obj: object, source: str) -> dict[str, torch.Tensor]:

@@ -82,32 +82,69 @@ class Metric:
 
 @dataclass(frozen=True)
 class Weights:
-    """Where the weights of an entry come from, in the order they are tried.
+    """Where the weights of an entry come from, in the order they are tried, and how they are checked.
 
     ``file`` is a path inside an installed Python package written ``package:relative/path``
     (weights that install with the project), then ``hf_hub_id`` (``org/name``, a zoo
-    folder on the Hugging Face Hub), then ``url``. ``sha256`` is checked on every file
-    read from a package or downloaded. ``format`` names the container: ``zoo`` for a zoo
-    folder or ``model.safetensors``, otherwise the upstream format whose converter in
-    ``zoo.convert`` maps it to the architecture's keys.
+    folder on the Hugging Face Hub), then ``url``. ``format`` names the container: ``zoo``
+    for a zoo folder or ``model.safetensors``, otherwise the upstream format whose converter
+    in ``zoo.convert`` maps it to the architecture's keys. ``companion_urls`` are further
+    files of the same release that the converter reads together with ``url`` (a TensorFlow
+    checkpoint's data shard beside its ``.index``).
+
+    A file is verified with the strongest of what is known about it (:attr:`verification`):
+
+    * ``sha256``: the full hash, checked on every file read from a package or downloaded;
+    * ``sha256_prefix``: the hex prefix upstream publishes in the file name (torchvision's
+      ``resnet50-0676ba61.pth``), checked after download;
+    * ``md5_prefix``: the hex prefix of the md5 upstream publishes (MoCo's README);
+    * none of these: trust on first use. Without a full ``sha256``, the sha256 of the first
+      download is recorded beside it in the cache and every later read is checked against it.
     """
 
-    sha256: str
+    sha256: str = ""
     format: str = "zoo"
     file: str | None = None
     hf_hub_id: str | None = None
     url: str | None = None
     origin_url: str | None = None
+    sha256_prefix: str = ""
+    md5_prefix: str = ""
+    companion_urls: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        # A record with no source (sha256 "") describes weights saved by a user, which only
-        # exist in the folder that carries the record; published weights need both.
-        if self.has_source and not re.fullmatch(r"[0-9a-f]{64}", self.sha256):
+        # JSON round trips (config.json) turn tuples into lists; keep records comparable.
+        object.__setattr__(self, "companion_urls", tuple(self.companion_urls))
+        # A record with no source describes weights saved by a user, which only exist in the
+        # folder that carries the record: nothing to verify.
+        if not self.has_source:
+            return
+        if self.sha256 and not re.fullmatch(r"[0-9a-f]{64}", self.sha256):
             raise ValueError(f"sha256 must be 64 lower-case hex digits, got {self.sha256!r}")
+        for name in ("sha256_prefix", "md5_prefix"):
+            value = getattr(self, name)
+            if value and not re.fullmatch(r"[0-9a-f]{8,63}", value):
+                raise ValueError(f"{name} must be 8 or more lower-case hex digits, got {value!r}")
+        if (self.file or self.hf_hub_id) and not self.sha256:
+            # Trust on first use only makes sense for a URL: package and Hub files are ours.
+            raise ValueError("weights installed from a package or the Hub need their full sha256")
+        if self.companion_urls and not self.url:
+            raise ValueError("companion_urls are read together with url, which is missing")
 
     @property
     def has_source(self) -> bool:
         return bool(self.file or self.hf_hub_id or self.url)
+
+    @property
+    def verification(self) -> Literal["sha256", "sha256-prefix", "md5-prefix", "trust-on-first-use"]:
+        """The strongest check applied to the downloaded file (see the class docstring)."""
+        if self.sha256:
+            return "sha256"
+        if self.sha256_prefix:
+            return "sha256-prefix"
+        if self.md5_prefix:
+            return "md5-prefix"
+        return "trust-on-first-use"
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 Each is ``timm.create_model(name, num_classes=0)``: timm's own pooled-feature model, so the
 state dict is exactly timm's and ``timm.create_model(name, num_classes=0, pretrained=True,
 pretrained_cfg_overlay=dict(file=".../model.safetensors"))`` loads a zoo folder as is.
+The one exception is MoCo v3's ViT-Small, which timm has no name for (see below).
 """
 
 from __future__ import annotations
@@ -23,9 +24,31 @@ def vit_small_patch16_224(**kwargs) -> nn.Module:
     return _timm("vit_small_patch16_224", **kwargs)
 
 
+@register_arch("vit_small_patch8_224", embed_dim=384, source="timm", timm_name="vit_small_patch8_224")
+def vit_small_patch8_224(**kwargs) -> nn.Module:
+    return _timm("vit_small_patch8_224", **kwargs)
+
+
+@register_arch("vit_small_patch16_224_mocov3", embed_dim=384, source="timm")
+def vit_small_patch16_224_mocov3(**kwargs) -> nn.Module:
+    """MoCo v3's ViT-Small: timm's ViT-S/16 with 12 attention heads instead of 6 (moco-v3 vits.py).
+
+    The weights have the same shapes either way, so a 6-head model would load them without
+    complaint and compute other features; this architecture exists to make that impossible.
+    timm has no model name for it (``timm_name`` is unset): build it with
+    ``timm.create_model("vit_small_patch16_224", num_heads=12, num_classes=0)``.
+    """
+    return _timm("vit_small_patch16_224", num_heads=12, **kwargs)
+
+
 @register_arch("vit_base_patch16_224", embed_dim=768, source="timm", timm_name="vit_base_patch16_224")
 def vit_base_patch16_224(**kwargs) -> nn.Module:
     return _timm("vit_base_patch16_224", **kwargs)
+
+
+@register_arch("vit_base_patch8_224", embed_dim=768, source="timm", timm_name="vit_base_patch8_224")
+def vit_base_patch8_224(**kwargs) -> nn.Module:
+    return _timm("vit_base_patch8_224", **kwargs)
 
 
 @register_arch("efficientnet_lite0", embed_dim=1280, source="timm", timm_name="efficientnet_lite0")

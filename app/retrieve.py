@@ -1,0 +1,152 @@
+"""The Retrieve and Compare tabs: the gallery images nearest to uploaded queries.
+
+Each query's row in the result gallery is the query itself followed by its ``k`` nearest
+gallery images, captioned with cosine similarity and label; a weighted vote of the
+neighbours' labels (:func:`zoo.index.knn_vote`) is the kNN prediction. Compare runs the same
+queries through several models, one row per model, so their neighbours can be read side by
+side. Both also return the result as JSON, which is what API clients use.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+from zoo.app.config import AppConfig
+from zoo.app.models import ModelPool
+from zoo.app.thumbs import store, thumbnail
+from zoo.app.uploads import Upload, read_uploads
+
+import zoo.index
+
+GalleryItem = tuple[str, str]  # (image file, caption)
+
+
+def check_k(k: Any, config: AppConfig) -> int:
+    try:
+        value = int(k)
+    except (TypeError, ValueError):
+        raise gr.Error(f"k must be a whole number, got {k!r}") from None
+    if not 1 <= value <= config.max_k:
+        raise gr.Error(f"k must be between 1 and {config.max_k}, got {value}")
+    return value
+
+
+def _query_result(upload: Upload, hits: list[zoo.index.Neighbour]) -> dict[str, Any]:
+    vote = zoo.index.knn_vote(hits)
+    return {
+        "name": upload.name,
+        "prediction": vote.label if vote else None,
+        "confidence": round(vote.confidence, 4) if vote else None,
+        # "image", not "path": gradio_client would take a {"path": ...} dict for a file to fetch.
+        "neighbours": [
+            {"image": h.path, "label": h.label, "similarity": round(h.similarity, 4)} for h in hits
+        ],
+    }
+
+
+def _search(pool: ModelPool, model: str, uploads: list[Upload], k: int) -> list[dict[str, Any]]:
+    index = pool.index(model)
+    features = pool.embed(model, [u.image for u in uploads])
+    return [_query_result(u, hits) for u, hits in zip(uploads, index.neighbours(features, k), strict=True)]
+
+
+def _row(
+    pool: ModelPool, model: str, upload: Upload, result: dict[str, Any], label: str
+) -> list[GalleryItem]:
+    """One gallery row: the query, then its neighbours."""
+    root = pool.index(model).root
+    neighbours = [
+        (
+            store().gallery_thumbnail(root / n["image"]),
+            f"{n['similarity']:.3f} · {n['label'] or Path(n['image']).name}",
+        )
+        for n in result["neighbours"]
+    ]
+    return [(store().put(thumbnail(upload.image)), label), *neighbours]
+
+
+def _prediction(result: dict[str, Any]) -> str:
+    if result["prediction"] is None:  # an unlabelled gallery: the nearest image says most
+        top = result["neighbours"][0]
+        return f"nearest: {top['image']} ({top['similarity']:.3f})"
+    return f"**{result['prediction']}** ({result['confidence']:.0%} of the vote)"
+
+
+def retrieve(
+    pool: ModelPool, config: AppConfig, files: Any, model: str, k: Any
+) -> tuple[list[GalleryItem], str, dict[str, Any]]:
+    """The Retrieve tab: neighbours of each uploaded image by ``model``."""
+    k = check_k(k, config)
+    pool.check(model)
+    uploads = read_uploads(files, limit=config.max_query_images)
+    results = _search(pool, model, uploads.images, k)
+    items = [
+        item
+        for upload, result in zip(uploads.images, results, strict=True)
+        for item in _row(pool, model, upload, result, f"query: {upload.name}")
+    ]
+    lines = [f"| query | kNN prediction (k={k}) | nearest gallery image |", "|---|---|---|"]
+    for r in results:
+        top = r["neighbours"][0]
+        lines.append(f"| {r['name']} | {_prediction(r)} | {top['image']} ({top['similarity']:.3f}) |")
+    payload = {
+        "model": model,
+        "k": k,
+        "gallery_images": len(pool.index(model)),
+        "queries": results,
+        "skipped": uploads.skipped,
+    }
+    return items, "\n".join(lines), payload
+
+
+def compare(
+    pool: ModelPool, config: AppConfig, files: Any, models: list[str] | None, k: Any
+) -> tuple[list[GalleryItem], str, dict[str, Any]]:
+    """The Compare tab: the same queries through each of ``models``, one row per model."""
+    k = check_k(k, config)
+    models = list(dict.fromkeys(models or []))
+    if not models:
+        raise gr.Error("Choose at least one model to compare (two or more to see them side by side).")
+    for model in models:
+        pool.check(model)
+    uploads = read_uploads(files, limit=config.max_query_images)
+    by_model = {model: _search(pool, model, uploads.images, k) for model in models}
+    items = [
+        item
+        for q, upload in enumerate(uploads.images)
+        for model in models
+        for item in _row(pool, model, upload, by_model[model][q], f"{model}: {upload.name}")
+    ]
+    lines = ["| query | " + " | ".join(models) + " |", "|---" * (len(models) + 1) + "|"]
+    for q, upload in enumerate(uploads.images):
+        lines.append(f"| {upload.name} | " + " | ".join(_prediction(by_model[m][q]) for m in models) + " |")
+    overlap = _overlap(by_model, len(uploads.images))
+    if overlap:
+        lines.append("")
+        lines += [
+            f"- {pair}: {share:.0%} of the top-{k} neighbours in common" for pair, share in overlap.items()
+        ]
+    payload = {
+        "k": k,
+        "models": {m: by_model[m] for m in models},
+        "overlap": overlap,
+        "skipped": uploads.skipped,
+    }
+    return items, "\n".join(lines), payload
+
+
+def _overlap(by_model: dict[str, list[dict[str, Any]]], queries: int) -> dict[str, float]:
+    """Mean share of neighbours two models agree on, for each pair of models."""
+    names = list(by_model)
+    shares = {}
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            per_query = []
+            for q in range(queries):
+                na = {n["image"] for n in by_model[a][q]["neighbours"]}
+                nb = {n["image"] for n in by_model[b][q]["neighbours"]}
+                per_query.append(len(na & nb) / max(len(na), 1))
+            shares[f"{a} vs {b}"] = round(sum(per_query) / queries, 4)
+    return shares

@@ -1,0 +1,340 @@
+"""The Gradio demo over HTTP, as API users see it: a real server on 127.0.0.1, gradio_client.
+
+The gallery is 8 Imagenette val images of each of three unlike classes (tench, church, golf
+ball); other images of the same classes are the queries and the images to cluster.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import zlib
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _servers import free_port
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
+
+import zoo
+import zoo.cluster
+
+# Gradio's queue calls pandas APIs that pandas 3 deprecates; not ours to fix.
+pytestmark = pytest.mark.filterwarnings(r"ignore::DeprecationWarning:gradio\.")
+
+CLASSES = {"n01440764": "tench", "n03028079": "church", "n03445777": "golf ball"}
+GALLERY_PER_CLASS = 8
+MAX_QUERY_IMAGES = 4
+
+
+def make_gallery(data_root: Path, folder: Path) -> Path:
+    """An ImageFolder gallery of symlinks to the first images of each class (made once)."""
+    if not folder.is_dir():
+        for wnid in CLASSES:
+            (folder / wnid).mkdir(parents=True)
+            for f in sorted((data_root / "imagenette" / "val" / wnid).iterdir())[:GALLERY_PER_CLASS]:
+                (folder / wnid / f.name).symlink_to(f)
+    return folder
+
+
+def held_out(data_root: Path, wnid: str, n: int) -> list[Path]:
+    """Images of class ``wnid`` that are not in the gallery."""
+    files = sorted((data_root / "imagenette" / "val" / wnid).iterdir())
+    return files[GALLERY_PER_CLASS : GALLERY_PER_CLASS + n]
+
+
+@contextmanager
+def running_app(gallery: Path, **config: object) -> Iterator[str]:
+    """Serve the demo on a free loopback port for the duration of the block; yields its URL."""
+    from zoo.app import AppConfig, launch
+
+    settings = {"gallery": gallery, "port": free_port(), **config}
+    demo, url = launch(AppConfig(**settings), block=False, quiet=True)  # type: ignore[arg-type]
+    try:
+        yield url
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def gallery(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_gallery(data_root, tmp_path_factory.getbasetemp() / "app-gallery")
+
+
+@pytest.fixture(scope="module")
+def folder_model(default_encoder, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The default encoder saved as a zoo folder: a second model to serve and compare."""
+    return str(default_encoder.save(tmp_path_factory.mktemp("zoo-folder")))
+
+
+@pytest.fixture(scope="module")
+def server(gallery: Path, folder_model: str) -> Iterator[str]:
+    models = (zoo.DEFAULT_MODEL, folder_model)
+    with running_app(gallery, models=models, max_query_images=MAX_QUERY_IMAGES, max_file_size="1mb") as url:
+        yield url
+
+
+def connect(url: str) -> Client:
+    # httpx's default 5 s read timeout is too tight for a busy 2-core CI machine.
+    return Client(url, verbose=False, httpx_kwargs={"timeout": 60})
+
+
+@pytest.fixture(scope="module")
+def client(server: str) -> Iterator[Client]:
+    client = connect(server)
+    yield client
+    client.close()
+
+
+def retrieve(client: Client, files: list[Path], k: int = 5) -> dict:
+    _, _, result = client.predict(
+        [handle_file(str(f)) for f in files], zoo.DEFAULT_MODEL, k, api_name="/retrieve"
+    )
+    return result
+
+
+def test_named_endpoints(client: Client) -> None:
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert {"/retrieve", "/cluster", "/compare"} <= set(endpoints)
+
+
+def test_retrieve_sorted_neighbours_and_the_query_finds_itself(client: Client, gallery: Path) -> None:
+    queries = [sorted((gallery / wnid).iterdir())[3] for wnid in CLASSES]
+    images, table, result = client.predict(
+        [handle_file(str(q)) for q in queries], zoo.DEFAULT_MODEL, 5, api_name="/retrieve"
+    )
+    assert result["k"] == 5 and result["gallery_images"] == 3 * GALLERY_PER_CLASS
+    assert len(images) == 3 * (1 + 5)  # per query: the query, then its neighbours
+    for query, wnid, found in zip(queries, CLASSES, result["queries"], strict=True):
+        sims = [n["similarity"] for n in found["neighbours"]]
+        assert len(sims) == 5 and sims == sorted(sims, reverse=True)
+        top = found["neighbours"][0]
+        assert top["image"] == f"{wnid}/{query.name}" and top["similarity"] > 0.999
+        assert found["prediction"] == wnid
+    assert "kNN prediction" in table
+
+
+def test_retrieve_held_out_images_predicts_their_class(client: Client, data_root: Path) -> None:
+    queries = [held_out(data_root, wnid, 1)[0] for wnid in CLASSES]
+    result = retrieve(client, queries, k=7)
+    assert [q["prediction"] for q in result["queries"]] == list(CLASSES)
+    # k above the gallery size returns the whole gallery, still sorted.
+    everything = retrieve(client, queries[:1], k=40)["queries"][0]["neighbours"]
+    assert len(everything) == 3 * GALLERY_PER_CLASS
+
+
+def test_cluster_three_classes_well_above_chance(client: Client, data_root: Path) -> None:
+    files = [f for wnid in CLASSES for f in held_out(data_root, wnid, 6)]
+    truth = [wnid for wnid in CLASSES for _ in range(6)]
+    clusters, plot, summary, result = client.predict(
+        [handle_file(str(f)) for f in files], "uploads", 24, zoo.DEFAULT_MODEL, 0, "pca", api_name="/cluster"
+    )
+    assignments = [image["cluster"] for image in result["images"]]
+    assert [image["name"] for image in result["images"]] == [f.name for f in files]
+    scores = zoo.cluster.agreement(truth, np.array(assignments))
+    assert scores["nmi"] > 0.5, (scores, summary)  # chance is ~0 for 3 balanced classes
+    assert result["chosen_by"] == "silhouette" and Path(clusters).is_file()
+    assert len(plot["data"]) == len(files)
+
+
+def test_cluster_gallery_sample_scores_against_labels(client: Client) -> None:
+    _, _, summary, result = client.predict(
+        None, "gallery", 24, zoo.DEFAULT_MODEL, 3, "tsne", api_name="/cluster"
+    )
+    assert result["k"] == 3 and result["chosen_by"] == "user"
+    assert result["nmi"] > 0.5 and result["ari"] > 0.3
+    assert "NMI" in summary
+
+
+def test_compare_a_registered_model_and_a_zoo_folder(
+    client: Client, gallery: Path, folder_model: str
+) -> None:
+    query = sorted((gallery / "n03028079").iterdir())[0]
+    models = [zoo.DEFAULT_MODEL, folder_model]
+    images, table, result = client.predict([handle_file(str(query))], models, 3, api_name="/compare")
+    assert len(images) == 2 * (1 + 3)  # a row per model: the query, then its neighbours
+    assert all(m in table for m in models)
+    for model in models:
+        assert result["models"][model][0]["prediction"] == "n03028079"
+    assert result["overlap"] == {f"{zoo.DEFAULT_MODEL} vs {folder_model}": 1.0}  # the same weights
+    with pytest.raises(AppError, match="not in the list of choices"):
+        client.predict([handle_file(str(query))], ["no-such-model"], 3, api_name="/compare")
+
+
+def test_model_cards(client: Client, folder_model: str) -> None:
+    card = client.predict(zoo.DEFAULT_MODEL, api_name="/card")
+    assert card.startswith(f"# {zoo.DEFAULT_MODEL}") and "EfficientNet" in card
+    assert client.predict(folder_model, api_name="/card") == card  # the folder carries its record
+
+
+# --------------------------------------------------------------------------------------------
+# Bad uploads: a readable message, or the right result; the server goes on serving.
+# --------------------------------------------------------------------------------------------
+
+
+def _bomb(_: Image.Image, path: Path) -> None:
+    """A tiny PNG that declares 30000 x 30000 pixels."""
+    buf = io.BytesIO()
+    Image.new("L", (1, 1)).save(buf, "PNG")
+    png = bytearray(buf.getvalue())
+    ihdr = struct.pack(">IIBBBBB", 30000, 30000, 8, 0, 0, 0, 0)
+    png[16:29] = ihdr
+    png[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    path.write_bytes(bytes(png))
+
+
+def _truncated(image: Image.Image, path: Path) -> None:
+    buf = io.BytesIO()
+    image.save(buf, "JPEG", quality=95)
+    path.write_bytes(buf.getvalue()[: buf.tell() // 2])
+
+
+def _gray16(image: Image.Image, path: Path) -> None:
+    Image.fromarray(np.asarray(image.convert("L"), dtype=np.uint16) * 257).save(path)
+
+
+def _rgba(image: Image.Image, path: Path) -> None:
+    rgba = image.convert("RGBA")
+    rgba.paste((0, 0, 0, 0), (0, 0, image.width // 10, image.height))  # a transparent margin
+    rgba.save(path)
+
+
+def _exif_rotated(image: Image.Image, path: Path) -> None:
+    """Pixels stored sideways with EXIF orientation 6 ("rotate 90 CW to display"), as phones do."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    image.transpose(Image.Transpose.ROTATE_90).save(path, exif=exif, quality=95)
+
+
+BAD = {
+    "notes.txt": (lambda _, p: p.write_text("not an image"), "not a readable image"),
+    "text.jpg": (lambda _, p: p.write_text("not an image either"), "not a readable image"),
+    "empty.png": (lambda _, p: p.write_bytes(b""), "not a readable image"),
+    "truncated.jpg": (_truncated, "cannot decode"),
+    "bomb.png": (_bomb, "decompression bomb"),
+}
+HANDLED: dict[str, Callable[[Image.Image, Path], None]] = {
+    "gray16.png": _gray16,
+    "cmyk.jpg": lambda im, p: im.convert("CMYK").save(p, quality=95),
+    "rgba.png": _rgba,
+    "rotated.jpg": _exif_rotated,
+}
+
+
+def _still_serving(client: Client, gallery: Path) -> None:
+    query = sorted((gallery / "n03445777").iterdir())[0]
+    assert retrieve(client, [query], k=1)["queries"][0]["neighbours"][0]["similarity"] > 0.999
+
+
+@pytest.mark.parametrize("name", list(BAD))
+def test_bad_upload_gets_a_readable_error(client: Client, gallery: Path, tmp_path: Path, name: str) -> None:
+    make, message = BAD[name]
+    make(Image.open(sorted((gallery / "n01440764").iterdir())[0]), tmp_path / name)
+    with pytest.raises(AppError, match=message) as error:
+        retrieve(client, [tmp_path / name])
+    assert name in str(error.value) and "/tmp" not in str(error.value)  # the user's name, not ours
+    _still_serving(client, gallery)
+
+
+@pytest.mark.parametrize("name", list(HANDLED))
+def test_unusual_images_are_read_correctly(client: Client, gallery: Path, tmp_path: Path, name: str) -> None:
+    original = sorted((gallery / "n03028079").iterdir())[1]
+    HANDLED[name](Image.open(original).convert("RGB"), tmp_path / name)
+    top = retrieve(client, [tmp_path / name])["queries"][0]["neighbours"][0]
+    # Decoded upright and in the right colours, the image finds the photo it was made from.
+    assert top["image"] == f"n03028079/{original.name}" and top["similarity"] > 0.8, top
+
+
+def test_bad_file_among_good_ones_is_skipped(client: Client, gallery: Path, tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("not an image")
+    good = sorted((gallery / "n03445777").iterdir())[2]
+    result = retrieve(client, [good, tmp_path / "notes.txt"])
+    assert [q["name"] for q in result["queries"]] == [good.name]
+    assert result["skipped"][0]["name"] == "notes.txt"
+    assert "not a readable image" in result["skipped"][0]["reason"]
+
+
+def test_empty_and_too_many_uploads(client: Client, gallery: Path) -> None:
+    with pytest.raises(AppError, match="No image received"):
+        client.predict([], zoo.DEFAULT_MODEL, 5, api_name="/retrieve")
+    files = sorted((gallery / "n01440764").iterdir())[: MAX_QUERY_IMAGES + 1]
+    with pytest.raises(AppError, match=f"at most {MAX_QUERY_IMAGES} per request"):
+        retrieve(client, files)
+    with pytest.raises(AppError, match="less than minimum value 1"):
+        retrieve(client, files[:1], k=0)
+    _still_serving(client, gallery)
+
+
+def test_upload_size_limit(client: Client, gallery: Path, tmp_path: Path) -> None:
+    big = tmp_path / "big.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (800, 800, 3), dtype=np.uint8)).save(big)
+    assert big.stat().st_size > 1_000_000  # the test server's limit is 1 MB
+    with pytest.raises(Exception, match=r"(?i)size|large|413"):
+        retrieve(client, [big])
+    _still_serving(client, gallery)
+
+
+def test_twenty_concurrent_clients(server: str, gallery: Path) -> None:
+    """Load test: 20 clients at once, each its own connection; the queue lets 2 embed at a time."""
+    queries = [f for wnid in CLASSES for f in sorted((gallery / wnid).iterdir())[:7]][:20]
+
+    def one(query: Path) -> str:
+        client = connect(server)
+        try:
+            return retrieve(client, [query], k=3)["queries"][0]["neighbours"][0]["image"]
+        finally:
+            client.close()
+
+    start = time.monotonic()
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        tops = list(pool.map(one, queries, timeout=180))
+    assert tops == [f"{q.parent.name}/{q.name}" for q in queries]
+    assert time.monotonic() - start < 180
+
+
+# --------------------------------------------------------------------------------------------
+# zoo serve
+# --------------------------------------------------------------------------------------------
+
+
+def test_zoo_serve_defaults_offline(tmp_path: Path) -> None:
+    """`zoo serve` with no arguments: the default model and the bundled samples, no network."""
+    port = free_port()
+    exe = shutil.which("zoo", path=str(Path(sys.executable).parent))
+    cmd = [exe] if exe else [sys.executable, "-m", "zoo.cli"]
+    env = {**os.environ, "ZOO_OFFLINE": "1", "ZOO_HOME": str(tmp_path / "home")}
+    proc = subprocess.Popen(
+        [*cmd, "serve", "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    log: list[bytes] = []
+    threading.Thread(target=lambda: log.extend(proc.stdout), daemon=True).start()  # type: ignore[arg-type]
+    try:
+        deadline = time.monotonic() + 240  # a first start exports the ONNX model
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as page:
+                    assert page.status == 200
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail(f"zoo serve did not answer: {b''.join(log).decode(errors='replace')[-2000:]}")
+        result = retrieve(connect(f"http://127.0.0.1:{port}/"), [zoo.sample_images()[0]], k=3)
+        assert result["gallery_images"] == 12
+        assert result["queries"][0]["neighbours"][0]["image"] == zoo.sample_images()[0].name
+        assert list((tmp_path / "home" / "gallery-indexes").glob("*.npz"))  # cached for the next start
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

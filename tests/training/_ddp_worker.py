@@ -1,0 +1,103 @@
+"""One process of the distributed-equivalence test (run by tests/training/test_train_distributed.py).
+
+With WORLD_SIZE=1 it computes the reference on the whole global batch; under RANK /
+WORLD_SIZE / MASTER_ADDR / MASTER_PORT (as torchrun sets them) each rank takes its slice
+through DDP over gloo. Rank 0 saves, per case, the global loss (mean over ranks) and the
+gradients DDP leaves on the parameters.
+
+    python _ddp_worker.py OUT_DIR
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+from zoo.training import distributed as D
+from zoo.training.losses import BarlowTwinsLoss, InfoNCELoss, VICRegLoss
+from zoo.training.methods import get_method
+
+GLOBAL_BATCH = 16
+
+
+def tiny_backbone() -> nn.Module:
+    # GroupNorm, not BatchNorm: per-rank batch statistics would differ from the global ones
+    # (torch's SyncBatchNorm has no CPU kernel).
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.GroupNorm(2, 8), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten()
+    )
+
+
+class PairLoss(nn.Module):
+    """A linear embedding of flattened views scored by a two-view loss."""
+
+    def __init__(self, loss: nn.Module) -> None:
+        super().__init__()
+        self.embed = nn.Linear(3 * 8 * 8, 12)
+        self.loss = loss
+
+    def forward(self, views: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        z0, z1 = (self.embed(v.flatten(1)) for v in views)
+        return {"loss": self.loss(z0, z1)}
+
+
+def build(case: str) -> nn.Module:
+    torch.manual_seed(0)
+    if case == "simclr":
+        cls = get_method("simclr")
+        config = cls.Config(proj_hidden_dim=16, proj_out_dim=8, proj_batch_norm=False, temperature=0.2)
+        return cls(tiny_backbone(), 8, config)
+    losses = {
+        "barlow_twins": BarlowTwinsLoss(gather_distributed=True),
+        "vicreg": VICRegLoss(gather_distributed=True),
+        "moco_v3_infonce": InfoNCELoss(0.2, scale_by_temperature=True, gather_distributed=True),
+    }
+    return PairLoss(losses[case])
+
+
+def main(out_dir: Path) -> None:
+    D.init_from_env("gloo")
+    rank, world = D.rank(), D.world_size()
+    local = GLOBAL_BATCH // world
+    for case in ("simclr", "barlow_twins", "vicreg", "moco_v3_infonce"):
+        module = build(case)
+        g = torch.Generator().manual_seed(1)
+        views = [torch.randn(GLOBAL_BATCH, 3, 8, 8, generator=g) for _ in range(2)]
+        mine = [v[rank * local : (rank + 1) * local] for v in views]
+        model = nn.parallel.DistributedDataParallel(module) if world > 1 else module
+        loss = model(mine)["loss"]
+        loss.backward()
+        global_loss = D.all_reduce_mean(loss.detach().clone())
+        if rank == 0:
+            grads = {n: p.grad.clone() for n, p in module.named_parameters() if p.grad is not None}
+            torch.save({"loss": global_loss, "grads": grads}, out_dir / f"{case}-{world}.pt")
+    # MoCo v2 under DDP: shuffle-BN round trip and queues kept identical on every rank.
+    torch.manual_seed(0)
+    x = torch.arange(GLOBAL_BATCH, dtype=torch.float32).view(-1, 1)[rank * local : (rank + 1) * local]
+    shuffled, perm = D.batch_shuffle(x)
+    cls = get_method("moco_v2")
+    torch.manual_seed(0)
+    moco = cls(tiny_backbone(), 8, cls.Config(proj_hidden_dim=16, proj_out_dim=8, queue_size=64))
+    model = nn.parallel.DistributedDataParallel(moco) if world > 1 else moco
+    model(mine)["loss"].backward()
+    torch.save(
+        {
+            "local": x,
+            "shuffled": shuffled,
+            "unshuffled": D.batch_unshuffle(shuffled, perm),
+            "queue": moco.queue.queue.clone(),
+            "pointer": moco.queue.pointer.clone(),
+        },
+        out_dir / f"moco-{world}-rank{rank}.pt",
+    )
+    if world > 1:
+        torch.distributed.destroy_process_group()
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    main(Path(sys.argv[1]))
+    os._exit(0)  # skip gloo's slow teardown

@@ -1,0 +1,206 @@
+"""The trainer on real CIFAR-10 images: exact resume after a kill, NaN handling, bad data,
+and a run that ends as an exported, evaluated zoo folder."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from _train_recipes import tiny_recipe
+from zoo.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from zoo.training.loop import Trainer, TrainingDiverged, read_csv
+from zoo.training.recipe import recipe_from_dict
+
+from zoo.errors import ImageError, ZooError
+
+
+def _train_cli(recipe_file: Path, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "zoo.training", str(recipe_file), *extra],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _losses(run_dir: Path) -> list[tuple[int, str]]:
+    return [(int(r["step"]), r["loss"]) for r in read_csv(run_dir / "metrics.csv")]
+
+
+def test_a_killed_run_resumes_exactly(tmp_path: Path, cifar_root: Path) -> None:
+    """SIGKILL mid-run, --resume: the loss of every step equals the uninterrupted run's."""
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    recipes = {}
+    for name, out in (("full", full), ("killed", killed)):
+        # MoCo v2: momentum encoder, queue, data order and views all have to come back.
+        recipe = tiny_recipe(out, cifar_root, "moco_v2", train__epochs=6)
+        recipes[name] = tmp_path / f"{name}.yaml"
+        recipes[name].write_text(yaml.safe_dump(recipe))
+    proc = _train_cli(recipes["killed"])
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        rows = read_csv(killed / "metrics.csv") if (killed / "metrics.csv").is_file() else []
+        # Killed between checkpoints (every 3 steps), in the second epoch or later.
+        if len(rows) >= 8 and int(rows[-1]["step"]) % 3 != 0:
+            break
+        assert proc.poll() is None, proc.communicate()[1]
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    interrupted_at = _losses(killed)[-1][0]
+    ckpt = torch.load(killed / CHECKPOINT_NAME, weights_only=True)
+    assert ckpt["model"]["queue.pointer"] is not None
+    resumed = _train_cli(recipes["killed"], "--resume")
+    reference = _train_cli(recipes["full"])
+    for p in (resumed, reference):
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    full_losses, resumed_losses = _losses(full), _losses(killed)
+    assert len(full_losses) == 6 * 5  # 80 images / batch 16 = 5 steps per epoch
+    assert resumed_losses == full_losses
+    assert interrupted_at < len(full_losses)
+
+
+def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(
+    tmp_path: Path, cifar_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from zoo.training.methods.simclr import SimCLR
+
+    original = SimCLR.training_step
+    calls = {"n": 0}
+
+    def diverging(self, views):
+        calls["n"] += 1
+        out = original(self, views)
+        if calls["n"] == 5:
+            out["loss"] = out["loss"] * float("nan")
+        return out
+
+    monkeypatch.setattr(SimCLR, "training_step", diverging)
+    recipe = recipe_from_dict(tiny_recipe(tmp_path / "run", cifar_root, "simclr"))
+    with pytest.raises(TrainingDiverged, match=r"loss is nan at step 5 \(epoch 0\).*last good checkpoint"):
+        Trainer(recipe).fit()
+    trainer = Trainer(recipe)
+    trainer._setup()
+    progress = load_checkpoint(
+        tmp_path / "run" / CHECKPOINT_NAME, model=trainer.method, optimizer=trainer.optimizer, scaler=None
+    )
+    assert progress.step == 3
+    assert all(torch.isfinite(v).all() for v in trainer.method.state_dict().values() if v.is_floating_point())
+
+
+def test_a_run_ends_with_an_exported_evaluated_zoo_folder(tmp_path: Path, cifar_root: Path) -> None:
+    import zoo
+
+    recipe = recipe_from_dict(
+        tiny_recipe(tmp_path / "run", cifar_root, "byol", run__export=True, run__knn_every_epochs=1)
+    )
+    result = Trainer(recipe, command="zoo train tiny.yaml").fit()
+    assert [r["epoch"] for r in read_csv(tmp_path / "run" / "knn.csv")] == ["1", "2"]
+    folder = result.export_dir
+    for name in ("config.json", "model.safetensors", "model.onnx", "README.md", "recipe.yaml", "metrics.csv"):
+        assert (folder / name).is_file(), name
+    card = (folder / "README.md").read_text()
+    assert "## Training" in card and "zoo train tiny.yaml" in card and "weighted kNN, k=20" in card
+    assert ("curves.png" in card) == (folder / "curves.png").is_file()
+    encoder = zoo.load(folder)
+    assert encoder.entry.name == "byol-r18q-cifar10" and encoder.entry.method == "byol"
+    assert {m.protocol for m in encoder.entry.measured} >= {"knn"}
+    feats = encoder.embed(sorted((cifar_root / "test" / "cat").iterdir())[:2], backend="torch")
+    assert feats.shape == (2, 128)
+    # The exported weights are the trained backbone's, as in the final checkpoint.
+    trained = torch.load(tmp_path / "run" / CHECKPOINT_NAME, weights_only=True)["model"][
+        "backbone.conv1.weight"
+    ]
+    torch.testing.assert_close(encoder.backbone.state_dict()["conv1.weight"], trained)
+
+
+def test_starting_over_an_existing_run_needs_resume(tmp_path: Path, cifar_root: Path) -> None:
+    recipe = recipe_from_dict(tiny_recipe(tmp_path / "run", cifar_root, "simclr", train__max_steps=2))
+    Trainer(recipe).fit()
+    with pytest.raises(ZooError, match="--resume"):
+        Trainer(recipe).fit()
+    other = recipe_from_dict(tiny_recipe(tmp_path / "run", cifar_root, "simclr", train__seed=9))
+    with pytest.raises(ZooError, match=r"train\.seed"):
+        Trainer(other, resume=True).fit()
+
+
+def test_empty_datasets_are_clear_errors(tmp_path: Path, cifar_root: Path) -> None:
+    (tmp_path / "empty" / "train").mkdir(parents=True)
+    recipe = recipe_from_dict(tiny_recipe(tmp_path / "r1", cifar_root, data__path=str(tmp_path / "empty")))
+    with pytest.raises(ImageError, match="no class folders"):
+        Trainer(recipe).fit()
+    (tmp_path / "hollow" / "train" / "cat").mkdir(parents=True)
+    (tmp_path / "hollow" / "train" / "dog").mkdir(parents=True)
+    (tmp_path / "hollow" / "train" / "dog" / "a.jpg").write_bytes(
+        (sorted((cifar_root / "train" / "dog").iterdir())[0]).read_bytes()
+    )
+    recipe = recipe_from_dict(tiny_recipe(tmp_path / "r2", cifar_root, data__path=str(tmp_path / "hollow")))
+    with pytest.raises(ImageError, match=r"cat: class folder holds no images"):
+        Trainer(recipe).fit()
+    recipe = recipe_from_dict(tiny_recipe(tmp_path / "r3", cifar_root, data__path=str(tmp_path / "nowhere")))
+    with pytest.raises(ImageError, match="not found"):
+        Trainer(recipe).fit()
+
+
+@pytest.mark.slow
+def test_torchrun_two_gloo_processes_train_and_export(tmp_path: Path, cifar_root: Path) -> None:
+    recipe = tiny_recipe(tmp_path / "run", cifar_root, "byol", run__export=True, run__knn_every_epochs=1)
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc-per-node",
+            "2",
+            "-m",
+            "zoo.training",
+            str(tmp_path / "r.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "2 process(es)" in proc.stderr
+    assert (tmp_path / "run" / "export" / "model.safetensors").is_file()
+    # 80 images / (2 ranks x 8 per rank) = 5 steps per epoch, 2 epochs.
+    assert [int(r["step"]) for r in read_csv(tmp_path / "run" / "metrics.csv")] == list(range(1, 11))
+
+
+def test_checkpoints_from_older_code_resume_and_other_recipes_do_not(
+    tmp_path: Path, cifar_root: Path
+) -> None:
+    from zoo.training.checkpoint import CheckpointError, Progress, save_checkpoint
+
+    recipe = recipe_from_dict(tiny_recipe(tmp_path / "run", cifar_root)).to_dict()
+    model = torch.nn.Linear(2, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    older = {**recipe, "data": {k: v for k, v in recipe["data"].items() if k != "in_memory"}}
+    save_checkpoint(
+        tmp_path / "c.pt", model=model, optimizer=opt, scaler=None, progress=Progress(step=7), recipe=older
+    )
+    # A key added to zoo since then takes its default: the same run.
+    progress = load_checkpoint(tmp_path / "c.pt", model=model, optimizer=opt, scaler=None, recipe=recipe)
+    assert progress.step == 7
+    # Run settings and speed knobs may change; anything shaping the trajectory may not.
+    faster = {
+        **recipe,
+        "train": {**recipe["train"], "compile": True, "threads": 2},
+        "run": {**recipe["run"], "knn_k": 7},
+    }
+    load_checkpoint(tmp_path / "c.pt", model=model, optimizer=opt, scaler=None, recipe=faster)
+    other = {**recipe, "optim": {**recipe["optim"], "lr": 0.5}}
+    with pytest.raises(CheckpointError, match=r"optim\.lr"):
+        load_checkpoint(tmp_path / "c.pt", model=model, optimizer=opt, scaler=None, recipe=other)

@@ -1,0 +1,160 @@
+"""Every method: a real optimisation step through its hooks on a tiny backbone, plus the
+behaviour that defines it (momentum targets, queues, frozen layers, fixed learning rates)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+from zoo.training.losses import NTXentLoss
+from zoo.training.methods import METHODS, get_method
+
+SMALL = {
+    "simclr": dict(proj_hidden_dim=16, proj_out_dim=8),
+    "moco_v2": dict(proj_hidden_dim=16, proj_out_dim=8, queue_size=32, base_momentum=0.9, final_momentum=0.9),
+    "moco_v3": dict(proj_hidden_dim=16, proj_out_dim=8, pred_hidden_dim=16),
+    "byol": dict(proj_hidden_dim=16, proj_out_dim=8, pred_hidden_dim=16, base_momentum=0.9),
+    "simsiam": dict(proj_hidden_dim=16, proj_out_dim=8, pred_hidden_dim=4),
+    "swav": dict(proj_hidden_dim=16, proj_out_dim=8, num_prototypes=10, queue_size=16, queue_start_epoch=0),
+    "barlow_twins": dict(proj_hidden_dim=16, proj_out_dim=16),
+    "vicreg": dict(proj_hidden_dim=16, proj_out_dim=16),
+    "dino": dict(proj_hidden_dim=16, bottleneck_dim=8, out_dim=32),
+}
+
+
+def tiny_backbone() -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1, bias=False),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+    )
+
+
+def build(name: str, **changes) -> nn.Module:
+    cls = get_method(name)
+    torch.manual_seed(0)
+    return cls(tiny_backbone(), 8, cls.Config(**{**SMALL[name], **changes}))
+
+
+def views_for(method: nn.Module, n: int = 8, seed: int = 0) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    sizes = [16, 16, 8, 8] if method.multicrop else [16, 16]
+    return [torch.randn(n, 3, s, s, generator=g) for s in sizes]
+
+
+def train_step(method: nn.Module, views: list[torch.Tensor], epoch: int = 1) -> dict:
+    opt = torch.optim.SGD([p for g in method.param_groups() for p in g["params"]], lr=0.1)
+    method.schedule(step=3, total_steps=10, epoch=epoch)
+    out = method(views)
+    opt.zero_grad()
+    out["loss"].backward()
+    method.before_optimizer_step(epoch)
+    opt.step()
+    method.after_optimizer_step()
+    return out
+
+
+def test_every_method_of_the_issue_is_registered() -> None:
+    assert set(SMALL) == set(METHODS)
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_a_step_trains_the_backbone_and_only_trainable_parameters(name: str) -> None:
+    method = build(name)
+    before = copy.deepcopy(method.state_dict())
+    out = train_step(method, views_for(method))
+    assert torch.isfinite(out["loss"]) and out["loss"].ndim == 0
+    # The backbone received a gradient and moved.
+    conv = method.backbone[0].weight
+    assert conv.grad is not None and conv.grad.abs().sum() > 0
+    assert not torch.equal(conv, before["backbone.0.weight"])
+    # Frozen copies never get gradients; every trainable parameter is in param_groups.
+    grouped = {id(p) for g in method.param_groups() for p in g["params"]}
+    for pname, p in method.named_parameters():
+        assert (id(p) in grouped) == p.requires_grad, pname
+        if not p.requires_grad:
+            assert p.grad is None, pname
+    # Biases and norm parameters are flagged for no weight decay / no LARS adaptation.
+    for g in method.param_groups():
+        assert all((p.ndim <= 1) == g["exclude_decay"] for p in g["params"]), g["name"]
+
+
+@pytest.mark.parametrize(
+    "name,online,target",
+    [
+        ("byol", "backbone", "target_backbone"),
+        ("moco_v2", "projection", "key_projection"),
+        ("moco_v3", "backbone", "key_backbone"),
+        ("dino", "head", "teacher_head"),
+    ],
+)
+def test_momentum_encoders_follow_the_online_network_by_ema(name: str, online: str, target: str) -> None:
+    method = build(name)
+    before = [p.clone() for p in getattr(method, target).parameters()]
+    train_step(method, views_for(method))
+    m = method.momentum
+    assert 0 < m < 1
+    for b, o, t in zip(
+        before, getattr(method, online).parameters(), getattr(method, target).parameters(), strict=True
+    ):
+        torch.testing.assert_close(t, m * b + (1 - m) * o.detach())
+
+
+def test_simclr_step_is_ntxent_of_the_projected_views() -> None:
+    method = build("simclr")
+    views = views_for(method)
+    method.train()
+    expected = NTXentLoss(0.5)(*(method.projection(h) for h in method.backbone(torch.cat(views)).chunk(2)))
+    torch.testing.assert_close(method(views)["loss"], expected)
+
+
+def test_moco_v2_queue_takes_the_keys_of_both_views() -> None:
+    method = build("moco_v2")
+    train_step(method, views_for(method, n=8))
+    assert int(method.queue.pointer) == 16
+
+
+def test_swav_freezes_prototypes_in_the_first_epoch_and_keeps_them_normalised() -> None:
+    method = build("swav")
+    before = method.prototypes.layer.weight.clone()
+    train_step(method, views_for(method), epoch=0)
+    torch.testing.assert_close(method.prototypes.layer.weight, before)
+    train_step(method, views_for(method), epoch=1)
+    assert not torch.allclose(method.prototypes.layer.weight, before)
+    torch.testing.assert_close(method.prototypes.layer.weight.norm(dim=1), torch.ones(10))
+    # Queue: two steps of 8 filled the 16 slots; the next step uses it.
+    assert int(method.queue_seen) == 16
+    train_step(method, views_for(method, seed=1), epoch=1)
+
+
+def test_dino_freezes_the_last_layer_first_and_warms_up_the_teacher_temperature() -> None:
+    method = build(
+        "dino", warmup_teacher_temperature=0.04, teacher_temperature=0.07, warmup_teacher_temperature_epochs=2
+    )
+    last = method.head.last_layer.parametrizations.weight.original1.clone()
+    train_step(method, views_for(method), epoch=0)
+    torch.testing.assert_close(method.head.last_layer.parametrizations.weight.original1, last)
+    assert method.teacher_temperature == pytest.approx(0.04)
+    method.schedule(0, 10, epoch=1)
+    assert method.teacher_temperature == pytest.approx(0.055)
+    method.schedule(0, 10, epoch=5)
+    assert method.teacher_temperature == pytest.approx(0.07)
+
+
+def test_simsiam_predictor_has_a_fixed_learning_rate() -> None:
+    groups = {g["name"]: g for g in build("simsiam").param_groups()}
+    assert groups["predictor"]["fixed_lr"] and "fixed_lr" not in groups["encoder"]
+
+
+def test_methods_reject_a_wrong_number_of_views_and_a_wrong_config() -> None:
+    method = build("byol")
+    with pytest.raises(ValueError, match="2 views"):
+        method([torch.randn(2, 3, 8, 8)])
+    with pytest.raises(TypeError, match="BYOLConfig"):
+        get_method("byol")(tiny_backbone(), 8, get_method("simclr").Config())
+    with pytest.raises(ValueError, match="unknown method"):
+        get_method("mocov9")

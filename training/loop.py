@@ -1,0 +1,555 @@
+"""One training loop for every method.
+
+    trainer = Trainer(load_recipe("simclr_r18q_cifar10"), resume=True)
+    result = trainer.fit()        # -> TrainResult(out_dir, export_dir, knn)
+
+What it does, in order: joins the process group when launched by torchrun, decodes the
+data into memory, builds ``zoo.create_model(arch)`` and the method around it, then per
+step draws the views (:mod:`zoo.training.data`), runs the method's ``training_step`` under
+autocast (bf16 on CPU; bf16 or fp16 with loss scaling on GPU) in channels-last layout,
+checks the loss is finite, steps the optimiser with a warm-up + cosine schedule and calls
+the method's hooks. Every ``checkpoint_every_steps`` and at the end it writes a
+checkpoint atomically; ``metrics.csv`` gets a row every ``log_every_steps`` steps (and
+TensorBoard too, if installed); the online kNN monitor runs every ``knn_every_epochs``
+epochs. The end of a run is an exported zoo folder (safetensors + ONNX + card with the
+recipe, curves and the measured evaluation).
+
+Methods stay plain modules: nothing here is method-specific beyond the hooks of
+:class:`zoo.training.methods.Method`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from zoo.training import distributed as dist_utils
+from zoo.training.augment import (
+    BatchedViews,
+    PerSampleViews,
+    ViewConfig,
+    byol_views,
+    multicrop_views,
+    simclr_views,
+)
+from zoo.training.checkpoint import CHECKPOINT_NAME, Progress, load_checkpoint, save_checkpoint
+from zoo.training.data import (
+    EpochBatches,
+    LazyImages,
+    evaluation_batches,
+    find_split,
+    load_split,
+    steps_per_epoch,
+    subset_per_class,
+)
+from zoo.training.methods import Method, get_method
+from zoo.training.optim import LARS, warmup_cosine
+from zoo.training.recipe import Recipe
+
+from zoo.errors import ZooError
+
+METRICS_NAME = "metrics.csv"
+KNN_NAME = "knn.csv"
+
+
+class TrainingDiverged(ZooError):
+    """The loss became NaN or infinite; the message gives the step and the kept checkpoint."""
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    out_dir: Path
+    export_dir: Path | None
+    steps: int
+    finished: bool
+    knn: list[dict[str, Any]]
+
+
+def view_configs(recipe: Recipe) -> list[ViewConfig]:
+    """The recipe's views (normalised with ImageNet statistics, as every zoo encoder)."""
+    a = recipe.augment
+    if a.preset == "simclr":
+        views = simclr_views(a.size, blur=a.blur, strength=a.jitter_strength)
+    elif a.preset == "byol":
+        views = byol_views(a.size, blur=a.blur)
+    else:
+        views = multicrop_views(
+            a.size,
+            a.local_size,
+            a.num_local,
+            global_scale=a.global_scale,
+            local_scale=a.local_scale,
+            blur=a.blur,
+        )
+    if a.preset != "multicrop" and a.min_scale != views[0].scale[0]:
+        views = [ViewConfig(**{**vars(v), "scale": (a.min_scale, v.scale[1])}) for v in views]
+    return views
+
+
+class Trainer:
+    """Runs one recipe. ``resume=True`` continues from ``out_dir/checkpoint.pt`` if present.
+
+    Args:
+        recipe: what to train.
+        resume: continue an interrupted run exactly (same recipe required).
+        command: the command line that started the run, recorded in the model card.
+        progress: show a progress bar (default: when stderr is a terminal; otherwise a log
+            line every ``run.log_every_steps`` steps).
+    """
+
+    def __init__(
+        self, recipe: Recipe, *, resume: bool = False, command: str = "", progress: bool | None = None
+    ) -> None:
+        self.recipe = recipe
+        self.resume = resume
+        self.command = command
+        self.show_bar = sys.stderr.isatty() if progress is None else progress
+        self.out_dir = Path(recipe.run.out_dir.replace("{name}", recipe.name))
+
+    # ---------------------------------------------------------------- set-up
+
+    def _setup(self) -> None:
+        r = self.recipe
+        self.distributed = dist_utils.init_from_env()
+        self.rank, self.world = dist_utils.rank(), dist_utils.world_size()
+        if r.train.threads:
+            torch.set_num_threads(r.train.threads)
+        want_cuda = r.train.device == "cuda" or (r.train.device == "auto" and torch.cuda.is_available())
+        if want_cuda and not torch.cuda.is_available():
+            raise ZooError("train.device=cuda but CUDA is not available; use train.device=auto")
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        self.device = torch.device(f"cuda:{local}" if want_cuda else "cpu")
+        if r.train.batch_size % self.world:
+            raise ZooError(
+                f"train.batch_size {r.train.batch_size} is not divisible by {self.world} processes"
+            )
+        self.local_batch = r.train.batch_size // self.world
+        precision = r.train.precision
+        if precision == "auto":
+            gpu_bf16 = self.device.type == "cuda" and torch.cuda.is_bf16_supported()
+            precision = "bf16" if self.device.type == "cpu" or gpu_bf16 else "fp16"
+        if precision == "fp16" and self.device.type == "cpu":
+            raise ZooError("train.precision=fp16 needs a GPU; use bf16 or fp32 on CPU")
+        self.precision = precision
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=precision == "fp16")
+
+        # Model initialisation is identical on every rank (DDP also broadcasts rank 0's).
+        _seed_everything(r.train.seed)
+        import zoo
+        from zoo.registry import get_arch
+
+        backbone = zoo.create_model(r.arch).backbone
+        method_cls = get_method(r.method_name)
+        self.method: Method = method_cls(backbone, get_arch(r.arch).embed_dim, r.method)
+        if r.train.sync_batchnorm and self.distributed and self.device.type == "cpu":
+            raise ZooError(
+                "train.sync_batchnorm needs GPUs: torch's SyncBatchNorm has no CPU kernel;"
+                " set train.sync_batchnorm=false for gloo runs on CPU"
+            )
+        if r.train.sync_batchnorm and self.distributed:
+            self.method = nn.SyncBatchNorm.convert_sync_batchnorm(self.method)
+        self.method.to(self.device)
+        if r.train.channels_last:
+            self.method.to(memory_format=torch.channels_last)
+        self.model: nn.Module = self.method
+        if self.distributed:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.model = nn.parallel.DistributedDataParallel(self.method, device_ids=ids)
+        if r.train.compile:
+            self.model = torch.compile(self.model)
+        self.optimizer = self._optimizer()
+
+        # Data: decoded once (rank 0 first, so the others read its cache).
+        data_root = Path(r.data.path)
+        with self._rank0_first():
+            self.images, self.labels, self.classes = load_split(
+                data_root / r.data.train_split,
+                r.data.image_size,
+                limit_per_class=r.data.limit_per_class,
+                in_memory=r.data.in_memory,
+            )
+        views = view_configs(r)
+        self.augment = BatchedViews(views) if r.augment.backend == "batched" else PerSampleViews(views)
+        self.steps_per_epoch = steps_per_epoch(len(self.images), self.local_batch, self.world)
+        if self.steps_per_epoch < 1:
+            raise ZooError(
+                f"{data_root / r.data.train_split}: {len(self.images)} images are fewer than one global"
+                f" batch ({r.train.batch_size}); lower train.batch_size"
+            )
+        self.total_steps = self.steps_per_epoch * r.train.epochs
+        self.warmup_steps = round(r.optim.warmup_epochs * self.steps_per_epoch)
+        self.eval_size = r.augment.size
+        self.mean, self.std = views[0].mean, views[0].std
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        o = self.recipe.optim
+        self.base_lr = o.lr * self.recipe.train.batch_size / 256
+        groups = []
+        for g in self.method.param_groups():
+            if not g["params"]:
+                continue
+            exclude = bool(g.get("exclude_decay", False))
+            groups.append(
+                {
+                    "params": g["params"],
+                    "name": g["name"],
+                    "weight_decay": 0.0 if exclude else o.weight_decay,
+                    "lars_exclude": exclude,
+                    "fixed_lr": bool(g.get("fixed_lr", False)),
+                }
+            )
+        if o.name == "sgd":
+            return torch.optim.SGD(groups, lr=self.base_lr, momentum=o.momentum, weight_decay=o.weight_decay)
+        if o.name == "lars":
+            return LARS(
+                groups, lr=self.base_lr, momentum=o.momentum, weight_decay=o.weight_decay, eta=o.lars_eta
+            )
+        return torch.optim.AdamW(groups, lr=self.base_lr, betas=o.betas, weight_decay=o.weight_decay)
+
+    @contextlib.contextmanager
+    def _rank0_first(self):
+        if self.distributed and self.rank != 0:
+            torch.distributed.barrier()
+        yield
+        if self.distributed and self.rank == 0:
+            torch.distributed.barrier()
+
+    # ---------------------------------------------------------------- the loop
+
+    def fit(self) -> TrainResult:
+        self._setup()
+        r = self.recipe
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        ckpt_path = self.out_dir / CHECKPOINT_NAME
+        recipe_dict = r.to_dict()
+        progress = Progress()
+        if self.resume and ckpt_path.is_file():
+            progress = load_checkpoint(
+                ckpt_path, model=self.method, optimizer=self.optimizer, scaler=self.scaler, recipe=recipe_dict
+            )
+            self._log(f"resumed from {ckpt_path} at step {progress.step} (epoch {progress.epoch})")
+        elif ckpt_path.is_file():
+            raise ZooError(
+                f"{ckpt_path} exists: pass --resume to continue that run, or choose another run.out_dir"
+            )
+        if self.rank == 0:
+            from zoo.folder import atomic_write_text
+
+            atomic_write_text(self.out_dir / "recipe.yaml", r.to_yaml())
+        logger = _CsvLogger(self.out_dir / METRICS_NAME, progress.step, enabled=self.rank == 0)
+        knn_log = _CsvLogger(self.out_dir / KNN_NAME, progress.step, enabled=self.rank == 0)
+        tb = _tensorboard(self.out_dir) if self.rank == 0 else None
+        max_steps = r.train.max_steps or self.total_steps
+        bar = _bar(self.total_steps, progress.step, self.show_bar and self.rank == 0, r.name)
+        last_saved = progress.step
+        window_start, window_views = time.perf_counter(), 0
+        self._log(
+            f"{r.name}: {r.method_name} on {r.arch}, {len(self.images)} images, {self.world} process(es),"
+            f" batch {r.train.batch_size}, {self.steps_per_epoch} steps/epoch x {r.train.epochs} epochs,"
+            f" {self.precision}, {torch.get_num_threads()} threads; out: {self.out_dir}"
+        )
+        self.method.train()
+        stopped = False
+        while progress.epoch < r.train.epochs and not stopped:
+            epoch = progress.epoch
+            batches = EpochBatches(
+                self.images,
+                self.labels,
+                self.augment,
+                batch_size=self.local_batch,
+                epoch=epoch,
+                seed=r.train.seed,
+                rank=self.rank,
+                world_size=self.world,
+            )
+            loader = torch.utils.data.DataLoader(
+                batches,
+                batch_size=None,
+                sampler=range(progress.step_in_epoch, len(batches)),
+                num_workers=r.augment.workers,
+            )
+            for views, _labels in loader:
+                if progress.step >= max_steps:
+                    stopped = True
+                    break
+                out = self._step(views, progress.step, epoch)
+                progress.step += 1
+                progress.step_in_epoch += 1
+                window_views += sum(len(v) for v in views) * self.world
+                bar.update(1)
+                if progress.step % r.run.log_every_steps == 0 or progress.step == max_steps:
+                    elapsed = time.perf_counter() - window_start
+                    row = {
+                        "step": progress.step,
+                        "epoch": epoch,
+                        "lr": self.optimizer.param_groups[0]["lr"],
+                        **{k: float(v) for k, v in out.items()},
+                        "views_per_s": round(window_views / max(elapsed, 1e-9), 1),
+                    }
+                    self._report(row, elapsed, logger, tb, bar)
+                    window_start, window_views = time.perf_counter(), 0
+                if progress.step % r.run.checkpoint_every_steps == 0:
+                    self._save(ckpt_path, progress, recipe_dict)
+                    last_saved = progress.step
+            if stopped:
+                break
+            progress.epoch += 1
+            progress.step_in_epoch = 0
+            every = r.run.knn_every_epochs
+            if every and progress.epoch % every == 0 and progress.epoch < r.train.epochs:
+                result = self._monitor(progress)
+                knn_log.write(result)
+                if tb is not None:
+                    tb.add_scalar("knn/top1", result["top1"], progress.step)
+            self._save(ckpt_path, progress, recipe_dict)  # epoch boundaries are cheap to resume
+            last_saved = progress.step
+        bar.close()
+        if last_saved != progress.step:
+            self._save(ckpt_path, progress, recipe_dict)
+        finished = progress.epoch >= r.train.epochs
+        export_dir = None
+        if finished:
+            result = self._monitor(progress)
+            knn_log.write(result)
+            if self.rank == 0 and r.run.export:
+                from zoo.training.publish import export_run
+
+                export_dir = export_run(self, progress)
+        if tb is not None:
+            tb.close()
+        if self.distributed:
+            torch.distributed.barrier()
+        return TrainResult(self.out_dir, export_dir, progress.step, finished, progress.knn)
+
+    def _report(self, row: dict[str, Any], elapsed: float, logger: _CsvLogger, tb: Any, bar: Any) -> None:
+        """One metrics row to the CSV, TensorBoard and the progress bar (or the log)."""
+        logger.write(row)
+        if tb is not None:
+            for k, v in row.items():
+                if k not in ("step", "epoch"):
+                    tb.add_scalar(f"train/{k}", v, row["step"])
+        if self.show_bar:
+            bar.set_postfix(loss=f"{row['loss']:.3f}")
+        else:
+            eta = (self.total_steps - row["step"]) * elapsed / max(1, self.recipe.run.log_every_steps)
+            self._log(
+                f"epoch {row['epoch']} step {row['step']}/{self.total_steps} loss {row['loss']:.4f}"
+                f" lr {row['lr']:.4g} {row['views_per_s']:.0f} views/s eta {_duration(eta)}"
+            )
+
+    def _step(self, views: list[torch.Tensor], step: int, epoch: int) -> dict[str, torch.Tensor]:
+        r = self.recipe
+        factor = warmup_cosine(step, self.total_steps, self.warmup_steps, r.optim.final_lr_ratio)
+        for g in self.optimizer.param_groups:
+            g["lr"] = self.base_lr if g.get("fixed_lr") else self.base_lr * factor
+        self.method.schedule(step, self.total_steps, epoch)
+        fmt = torch.channels_last if r.train.channels_last else torch.contiguous_format
+        views = [v.to(self.device, non_blocking=True).contiguous(memory_format=fmt) for v in views]
+        with torch.autocast(
+            self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None
+        ):
+            out = self.model(views)
+        loss = out["loss"]
+        if not torch.isfinite(loss.detach()).all():
+            ckpt = self.out_dir / CHECKPOINT_NAME
+            kept = (
+                f"the last good checkpoint {ckpt} is kept"
+                if ckpt.is_file()
+                else "no checkpoint was written yet"
+            )
+            raise TrainingDiverged(
+                f"loss is {float(loss.detach())} at step {step + 1} (epoch {epoch}); training stopped"
+                f" and {kept}. Lower optim.lr, add warm-up (optim.warmup_epochs) or use train.precision=fp32"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        self.method.before_optimizer_step(epoch)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.method.after_optimizer_step()
+        return {k: v.detach() for k, v in out.items()}
+
+    def _save(self, path: Path, progress: Progress, recipe: dict[str, Any]) -> None:
+        if self.rank == 0:
+            save_checkpoint(
+                path,
+                model=self.method,
+                optimizer=self.optimizer,
+                scaler=self.scaler,
+                progress=progress,
+                recipe=recipe,
+            )
+
+    # ---------------------------------------------------------------- evaluation
+
+    @torch.no_grad()
+    def embed(
+        self, images: torch.Tensor | LazyImages, indices: torch.Tensor | None = None, *, autocast: bool = True
+    ) -> np.ndarray:
+        """Backbone features of stored uint8 images (those at ``indices``, default all;
+        centre crop, eval mode), float32 (N, D). ``autocast=False`` computes in fp32, as
+        ``zoo eval`` does (the final evaluation); the monitor uses the training precision."""
+        backbone = self.method.backbone
+        was_training = backbone.training
+        backbone.eval()
+        feats = []
+        fmt = torch.channels_last if self.recipe.train.channels_last else torch.contiguous_format
+        for x in evaluation_batches(images, self.eval_size, self.mean, self.std, indices=indices):
+            x = x.to(self.device).contiguous(memory_format=fmt)
+            with torch.autocast(
+                self.device.type,
+                dtype=self.amp_dtype or torch.float32,
+                enabled=autocast and self.amp_dtype is not None,
+            ):
+                feats.append(backbone(x).float().cpu())
+        backbone.train(was_training)
+        return torch.cat(feats).numpy()
+
+    def test_split(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if not hasattr(self, "_test"):
+            r = self.recipe
+            # Only rank 0 evaluates, so no collective here (the others wait in _monitor).
+            images, labels, classes = load_split(
+                find_split(r.data.path, r.data.test_split),
+                r.data.image_size,
+                limit_per_class=r.data.limit_per_class,
+                in_memory=r.data.in_memory,
+            )
+            if classes != self.classes:
+                raise ZooError(f"{r.data.path}: the train and test splits have different classes")
+            self._test = (images, labels)
+        return self._test
+
+    def _monitor(self, progress: Progress) -> dict[str, Any]:
+        """Weighted kNN top-1 on the test split (on rank 0; the others wait)."""
+        from zoo.evaluate import knn_predict
+
+        r = self.recipe.run
+        start = time.perf_counter()
+        result: dict[str, Any] = {"step": progress.step, "epoch": progress.epoch}
+        if self.rank == 0:
+            test_images, test_labels = self.test_split()
+            train_idx = subset_per_class(self.labels, r.knn_train_images)
+            test_idx = subset_per_class(test_labels, r.knn_test_images)
+            train = self.embed(self.images, train_idx)
+            test = self.embed(test_images, test_idx)
+            pred = knn_predict(
+                train,
+                self.labels[train_idx].numpy(),
+                test,
+                k=r.knn_k,
+                temperature=r.knn_temperature,
+                num_classes=len(self.classes),
+            )
+            top1 = round(100.0 * float((pred == test_labels[test_idx].numpy()).mean()), 2)
+            result.update(top1=top1, k=r.knn_k, temperature=r.knn_temperature, train_images=len(train_idx))
+            result["test_images"] = len(test_idx)
+            self._log(
+                f"kNN monitor, epoch {progress.epoch}: top-1 {top1:.2f}%"
+                f" ({time.perf_counter() - start:.0f} s)"
+            )
+        progress.knn.append(result)
+        if self.distributed:
+            torch.distributed.barrier()
+        return result
+
+    def _log(self, message: str) -> None:
+        if self.rank == 0:
+            print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# -------------------------------------------------------------------- helpers
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class _CsvLogger:
+    """Append rows to a CSV file; on resume, rows past the checkpoint's step are dropped
+    (they were logged after the checkpoint by the run that was interrupted)."""
+
+    def __init__(self, path: Path, resume_step: int, *, enabled: bool) -> None:
+        self.path, self.enabled = path, enabled
+        self.fields: list[str] | None = None
+        if not enabled:
+            return
+        if path.is_file() and resume_step > 0:
+            with path.open(newline="") as f:
+                rows = list(csv.DictReader(f))
+            self.fields = list(rows[0]) if rows else None
+            kept = [row for row in rows if int(row["step"]) <= resume_step]
+            self._rewrite(kept)
+        elif path.is_file():
+            path.unlink()
+
+    def _rewrite(self, rows: list[dict[str, Any]]) -> None:
+        with self.path.open("w", newline="") as f:
+            if self.fields:
+                writer = csv.DictWriter(f, fieldnames=self.fields)
+                writer.writeheader()
+                writer.writerows(rows)
+
+    def write(self, row: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        if self.fields is None:
+            self.fields = list(row)
+            with self.path.open("w", newline="") as f:
+                csv.DictWriter(f, fieldnames=self.fields).writeheader()
+        with self.path.open("a", newline="") as f:
+            csv.DictWriter(f, fieldnames=self.fields, extrasaction="ignore").writerow(row)
+
+
+def read_csv(path: str | Path) -> list[dict[str, str]]:
+    with Path(path).open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _tensorboard(out_dir: Path) -> Any:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is optional; metrics.csv has everything
+        return None
+    return SummaryWriter(str(out_dir / "tensorboard"))
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def set_postfix(self, **kwargs: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _bar(total: int, initial: int, enabled: bool, desc: str) -> Any:
+    if not enabled:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc=desc, unit="step", dynamic_ncols=True)
+
+
+def _duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    hours, rest = divmod(int(seconds), 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"

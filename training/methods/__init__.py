@@ -1,0 +1,16 @@
+"""The self-supervised methods, one per module, registered by name in :data:`METHODS`."""
+
+from zoo.training.methods import (  # noqa: F401  (register the methods)
+    barlow_twins,
+    byol,
+    dino,
+    moco_v2,
+    moco_v3,
+    simclr,
+    simsiam,
+    swav,
+    vicreg,
+)
+from zoo.training.methods.base import METHODS, Method, MethodConfig, get_method, register_method
+
+__all__ = ["METHODS", "Method", "MethodConfig", "get_method", "register_method"]

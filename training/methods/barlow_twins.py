@@ -1,0 +1,39 @@
+"""Barlow Twins (Zbontar, Jing, Misra, LeCun & Deny 2021), https://arxiv.org/abs/2103.03230."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from zoo.training.heads import BarlowTwinsProjectionHead
+from zoo.training.losses import BarlowTwinsLoss
+from zoo.training.methods.base import Method, MethodConfig, forward_crops, register_method
+
+
+@dataclass(frozen=True)
+class BarlowTwinsConfig(MethodConfig):
+    proj_hidden_dim: int = 8192
+    proj_out_dim: int = 8192
+    lambda_: float = 0.0051
+    gather_distributed: bool = True
+
+
+@register_method
+class BarlowTwins(Method):
+    """The cross-correlation of the two views' embeddings is pushed to the identity:
+    invariance on the diagonal, redundancy reduction off it."""
+
+    name = "barlow_twins"
+    Config = BarlowTwinsConfig
+
+    def __init__(self, backbone: nn.Module, embed_dim: int, config: BarlowTwinsConfig) -> None:
+        super().__init__(backbone, embed_dim, config)
+        self.projection = BarlowTwinsProjectionHead(embed_dim, config.proj_hidden_dim, config.proj_out_dim)
+        self.loss = BarlowTwinsLoss(config.lambda_, gather_distributed=config.gather_distributed)
+
+    def training_step(self, views: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        if len(views) != 2:
+            raise ValueError(f"Barlow Twins takes 2 views, got {len(views)}")
+        z0, z1 = (self.projection(h) for h in forward_crops(self.backbone, views))
+        return {"loss": self.loss(z0, z1)}

@@ -1,0 +1,178 @@
+"""The end of a run: an exported zoo folder with the measured evaluation and the recipe.
+
+``<out_dir>/export/`` holds what ``zoo export`` writes (config.json, model.safetensors,
+README.md card, parity-checked model.onnx), with the card extended by the recipe, the
+command that reproduces it, the training curves (``curves.png`` when matplotlib is
+installed; ``metrics.csv`` always) and the evaluation measured on the test split.
+"""
+
+from __future__ import annotations
+
+import copy
+import platform
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from zoo.folder import CARD_NAME, atomic_write_text
+from zoo.registry import Metric, ModelEntry, Preprocess, Weights
+
+if TYPE_CHECKING:
+    from zoo.training.checkpoint import Progress
+    from zoo.training.loop import Trainer
+
+PAPERS = {
+    "simclr": "https://arxiv.org/abs/2002.05709",
+    "moco_v2": "https://arxiv.org/abs/2003.04297",
+    "moco_v3": "https://arxiv.org/abs/2104.02057",
+    "byol": "https://arxiv.org/abs/2006.07733",
+    "simsiam": "https://arxiv.org/abs/2011.10566",
+    "swav": "https://arxiv.org/abs/2006.09882",
+    "barlow_twins": "https://arxiv.org/abs/2103.03230",
+    "vicreg": "https://arxiv.org/abs/2105.04906",
+    "dino": "https://arxiv.org/abs/2104.14294",
+}
+
+
+def final_evaluation(trainer: Trainer) -> list[Metric]:
+    """On the full train and test splits, fp32 features: weighted kNN (solo-learn's k=20,
+    T=0.07 and lightly's k=200, T=0.1), the linear probe and k-means NMI of
+    :mod:`zoo.evaluate`, each with the ``zoo eval`` command that reproduces it."""
+    from zoo.evaluate import cluster_scores, knn_predict, linear_probe
+
+    r = trainer.recipe
+    test_images, test_labels = trainer.test_split()
+    train = trainer.embed(trainer.images, autocast=False)
+    test = trainer.embed(test_images, autocast=False)
+    y_train, y_test = trainer.labels.numpy(), test_labels.numpy()
+    dataset = Path(r.data.path).name
+    num_classes = len(trainer.classes)
+    export_dir = trainer.out_dir / "export"
+    test_split = r.data.test_split or ("val" if (Path(r.data.path) / "val").is_dir() else "test")
+
+    def reproduce(flags: str) -> str:
+        # The same number from the exported folder (fp32 features, same images).
+        return f"zoo eval {export_dir} --data {r.data.path} --test-split {test_split} {flags}"
+
+    metrics = []
+    for k, t in ((20, 0.07), (200, 0.1)):
+        pred = knn_predict(train, y_train, test, k=k, temperature=t, num_classes=num_classes)
+        top1 = 100.0 * float((pred == y_test).mean())
+        how = (
+            f"weighted kNN, k={k}, T={t}, cosine, {len(train)} train -> {len(test)} test images,"
+            f" {r.augment.size} px centre crop"
+        )
+        metrics.append(Metric(dataset, "knn", round(top1, 2), how, reproduce(f"-k {k} --temperature {t}")))
+    res = linear_probe(train, y_train, test, y_test, num_classes=num_classes)
+    metrics.append(
+        Metric(dataset, "linear", round(res["top1"], 2), res["how"], reproduce("--protocol linear"))
+    )
+    res = cluster_scores(test, y_test, num_classes=num_classes)
+    how = f"{res['how']} (ARI {res['ari']:.2f}, Hungarian accuracy {res['accuracy']:.2f}%)"
+    metrics.append(Metric(dataset, "nmi", round(res["nmi"], 2), how, reproduce("--protocol cluster")))
+    return metrics
+
+
+def export_run(trainer: Trainer, progress: Progress) -> Path:
+    import zoo
+    from zoo.export import export
+
+    r = trainer.recipe
+    out = trainer.out_dir / "export"
+    metrics = final_evaluation(trainer)
+    pre = Preprocess(
+        input_size=r.augment.size,
+        resize_size=max(r.augment.size, r.data.image_size),
+        interpolation="bilinear",
+        mean=trainer.mean,
+        std=trainer.std,
+    )
+    entry = ModelEntry(
+        name=r.name,
+        arch=r.arch,
+        method=r.method_name,
+        weights=Weights(sha256=""),
+        license="Apache-2.0",
+        paper=PAPERS.get(r.method_name, ""),
+        description=(
+            f"{r.method_name} encoder trained by zoo from scratch on {Path(r.data.path).name}"
+            f" ({len(trainer.images)} images, {r.train.epochs} epochs, batch {r.train.batch_size});"
+            " the recipe and the command that reproduces it are below."
+        ),
+        dataset=Path(r.data.path).name,
+        preprocess=pre,
+        measured=tuple(metrics),
+        limitations=(
+            "Trained at small scale on one dataset: features suit images like its training data"
+            f" ({r.augment.size} px); expect much lower quality on other domains."
+        ),
+    )
+    backbone = copy.deepcopy(trainer.method.backbone).float().cpu().eval()
+    backbone.to(memory_format=torch.contiguous_format)
+    encoder = zoo.Encoder(backbone, r.arch, pre, entry)
+    export(encoder, out, onnx=r.run.export_onnx)
+    plot = plot_curves(trainer.out_dir, out)
+    for name in ("metrics.csv", "knn.csv"):
+        if (trainer.out_dir / name).is_file():
+            shutil.copy2(trainer.out_dir / name, out / name)
+    card = (out / CARD_NAME).read_text(encoding="utf-8")
+    atomic_write_text(out / CARD_NAME, card.rstrip("\n") + "\n\n" + training_section(trainer, progress, plot))
+    atomic_write_text(out / "recipe.yaml", r.to_yaml())
+    trainer._log(f"exported {out}: " + ", ".join(f"{m.protocol} {m.value:.2f}" for m in metrics))
+    return out
+
+
+def plot_curves(run_dir: Path, out: Path) -> str:
+    """``curves.png`` (loss and kNN over steps) if matplotlib is installed; returns the
+    Markdown to show it, or a note saying why there is none."""
+    from zoo.training.loop import read_csv
+
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "No curves plot: matplotlib is not installed (`pip install matplotlib`); see metrics.csv."
+    rows = read_csv(run_dir / "metrics.csv") if (run_dir / "metrics.csv").is_file() else []
+    knn = read_csv(run_dir / "knn.csv") if (run_dir / "knn.csv").is_file() else []
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    axes[0].plot([int(x["step"]) for x in rows], [float(x["loss"]) for x in rows])
+    axes[0].set(xlabel="step", ylabel="training loss")
+    axes[1].plot([int(x["step"]) for x in knn], [float(x["top1"]) for x in knn], marker="o")
+    axes[1].set(xlabel="step", ylabel="kNN top-1 (%)")
+    fig.tight_layout()
+    fig.savefig(out / "curves.png", dpi=100)
+    plt.close(fig)
+    return "![training curves](curves.png)"
+
+
+def training_section(trainer: Trainer, progress: Progress, plot: str) -> str:
+    r = trainer.recipe
+    command = trainer.command or f"zoo train training/recipes/<recipe>.yaml  # name: {r.name}"
+    lines = [
+        "## Training",
+        "",
+        f"Trained by zoo's trainer ({progress.step} steps, {trainer.world} process(es), {trainer.precision},"
+        f" {platform.machine()} {platform.system()}, torch {torch.__version__}). Reproduce with:",
+        "",
+        "```bash",
+        command,
+        "```",
+        "",
+        plot,
+        "",
+        "Per-step metrics are in `metrics.csv`, the online kNN monitor in `knn.csv`.",
+        "",
+        "<details><summary>Recipe</summary>",
+        "",
+        "```yaml",
+        r.to_yaml().rstrip(),
+        "```",
+        "",
+        "</details>",
+        "",
+    ]
+    return "\n".join(lines)
