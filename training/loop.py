@@ -239,7 +239,7 @@ class Trainer:
             progress = load_checkpoint(
                 ckpt_path, model=self.method, optimizer=self.optimizer, scaler=self.scaler, recipe=recipe_dict
             )
-            self._log(f"resumed from {ckpt_path} at step {progress.step} (epoch {progress.epoch})")
+            self.log(f"resumed from {ckpt_path} at step {progress.step} (epoch {progress.epoch})")
         elif ckpt_path.is_file():
             raise ZooError(
                 f"{ckpt_path} exists: pass --resume to continue that run, or choose another run.out_dir"
@@ -255,7 +255,7 @@ class Trainer:
         bar = _bar(self.total_steps, progress.step, self.show_bar and self.rank == 0, r.name)
         last_saved = progress.step
         window_start, window_views = time.perf_counter(), 0
-        self._log(
+        self.log(
             f"{r.name}: {r.method_name} on {r.arch}, {len(self.images)} images, {self.world} process(es),"
             f" batch {r.train.batch_size}, {self.steps_per_epoch} steps/epoch x {r.train.epochs} epochs,"
             f" {self.precision}, {torch.get_num_threads()} threads; out: {self.out_dir}"
@@ -344,7 +344,7 @@ class Trainer:
             bar.set_postfix(loss=f"{row['loss']:.3f}")
         else:
             eta = (self.total_steps - row["step"]) * elapsed / max(1, self.recipe.run.log_every_steps)
-            self._log(
+            self.log(
                 f"epoch {row['epoch']} step {row['step']}/{self.total_steps} loss {row['loss']:.4f}"
                 f" lr {row['lr']:.4g} {row['views_per_s']:.0f} views/s eta {_duration(eta)}"
             )
@@ -457,7 +457,7 @@ class Trainer:
             top1 = round(100.0 * float((pred == test_labels[test_idx].numpy()).mean()), 2)
             result.update(top1=top1, k=r.knn_k, temperature=r.knn_temperature, train_images=len(train_idx))
             result["test_images"] = len(test_idx)
-            self._log(
+            self.log(
                 f"kNN monitor, epoch {progress.epoch}: top-1 {top1:.2f}%"
                 f" ({time.perf_counter() - start:.0f} s)"
             )
@@ -466,7 +466,8 @@ class Trainer:
             torch.distributed.barrier()
         return result
 
-    def _log(self, message: str) -> None:
+    def log(self, message: str) -> None:
+        """Print a timestamped line on rank 0 (stderr: the run log)."""
         if self.rank == 0:
             print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 

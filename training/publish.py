@@ -120,7 +120,7 @@ def export_run(trainer: Trainer, progress: Progress) -> Path:
     card = (out / CARD_NAME).read_text(encoding="utf-8")
     atomic_write_text(out / CARD_NAME, card.rstrip("\n") + "\n\n" + training_section(trainer, progress, plot))
     atomic_write_text(out / "recipe.yaml", r.to_yaml())
-    trainer._log(f"exported {out}: " + ", ".join(f"{m.protocol} {m.value:.2f}" for m in metrics))
+    trainer.log(f"exported {out}: " + ", ".join(f"{m.protocol} {m.value:.2f}" for m in metrics))
     return out
 
 
