@@ -14,9 +14,9 @@ features (N, D). This module turns one into an ONNX graph and runs that graph on
 ``onnxruntime`` (and, for the rare fallback exporter, ``onnxscript``) are optional
 dependencies, imported only when needed: ``pip install 'zoo-ssl[onnx]'``.
 
-Measured on a 2-core AVX-512/VNNI machine, ResNet-50 at 224 px, batch 64, 2 threads:
-PyTorch eager fp32 12 img/s, channels-last fp32 19, bf16 autocast 40, ONNX Runtime fp32
-49, ONNX Runtime int8 151 (batch-1 latency: 42, 39, 27, 21 and 7.4 ms).
+Measured on a 2-core AVX-512/VNNI machine, ResNet-50 at 224 px, batch 64, 2 threads
+(``python benchmarks/embed.py``): PyTorch eager fp32 12.5 img/s, bf16 autocast 41.2,
+ONNX Runtime fp32 47.3, ONNX Runtime int8 165.5 (``benchmarks/README.md`` has the table).
 """
 
 from __future__ import annotations
