@@ -40,6 +40,19 @@ class ModelPool:
         self._indexes: dict[str, zoo.index.GalleryIndex] = {}
         self._locks = {name: threading.Lock() for name in self.names}
 
+    def installed_photo_encoders(self) -> list[str]:
+        """Registered encoders whose weights install with zoo (no download on first use) and
+        that see photos at 64 px or more (not the 32 px CIFAR-10 ones)."""
+        names = []
+        for name in self.names:
+            try:
+                entry = zoo.model_info(name)
+            except zoo.UnknownModelError:  # a folder or file the server was started with
+                continue
+            if entry.weights.file and entry.preprocess.input_size >= 64:
+                names.append(name)
+        return names
+
     def check(self, name: str) -> str:
         if name not in self._locks:
             raise zoo.ZooError(f"model {name!r} is not served here; choose one of: {', '.join(self.names)}")

@@ -132,8 +132,9 @@ def create_app(config: AppConfig) -> gr.Blocks:
                 label=f"Query images (up to {config.max_query_images})",
                 elem_id="compare-files",
             )
-            # Only the first model is ticked: the others may need a download on first use.
-            models = gr.CheckboxGroup(pool.names, value=[default], label="Models")
+            # The first model and those installed with zoo are ticked: others may need a download.
+            ticked = list(dict.fromkeys([default, *pool.installed_photo_encoders()]))
+            models = gr.CheckboxGroup(pool.names, value=ticked, label="Models")
             run_compare = gr.Button("Compare", variant="primary", elem_id="compare-button")
             comparison = gr.Markdown(elem_id="comparison")
             compare_gallery = gr.Gallery(

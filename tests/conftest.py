@@ -46,6 +46,12 @@ def pick(split_dir: Path, per_class: int, classes: int | None = None) -> tuple[l
 
 
 @pytest.fixture(scope="session")
+def pick_images():
+    """:func:`pick`, for test modules (a conftest cannot be imported by name: there are two)."""
+    return pick
+
+
+@pytest.fixture(scope="session")
 def imagenette_val(data_root: Path) -> tuple[list[Path], list[int]]:
     """6 images of each of the 10 Imagenette classes (val split)."""
     return pick(data_root / "imagenette" / "val", 6)

@@ -41,5 +41,15 @@ def test_card_numbers_equal_the_registry(name: str) -> None:
     assert "torch.hub.load" in body and "onnxruntime" in body
 
 
+@pytest.mark.parametrize("name", [n for n in zoo.list_models() if zoo.model_info(n).training])
+def test_cards_of_trained_encoders_show_how_to_retrain_them(name: str) -> None:
+    t = zoo.model_info(name).training
+    _, body = parse((CARDS / f"{name}.md").read_text())
+    assert "## Training" in body and f"```bash\n{t.command}\n```" in body
+    recipe = Path(__file__).resolve().parents[1] / t.recipe
+    assert recipe.is_file() and t.command.split()[2] == recipe.stem, "the command runs the recipe named"
+    assert t.curves and (CARDS / t.curves).is_file() and f"]({t.curves})" in body
+
+
 def test_no_orphan_cards() -> None:
     assert sorted(p.stem for p in CARDS.glob("*.md")) == zoo.list_models()

@@ -239,3 +239,11 @@ def test_missing_paths_and_bad_ids(tmp_path: Path) -> None:
         zoo.load("hf-hub:just-a-name")
     with pytest.raises(zoo.WeightsError, match="not a zoo folder"):
         zoo.load(tmp_path)
+
+
+def test_atomic_writes_get_the_mode_a_plain_open_gives(tmp_path: Path) -> None:
+    from zoo.folder import _UMASK, atomic_write_text
+
+    path = atomic_write_text(tmp_path / "config.json", "{}")
+    assert path.stat().st_mode & 0o777 == 0o666 & ~_UMASK
+    assert not list(tmp_path.glob(".*.tmp"))

@@ -9,7 +9,7 @@ import torch
 
 import zoo
 from zoo import registry
-from zoo.registry import Metric, ModelEntry, Preprocess, Weights
+from zoo.registry import Metric, ModelEntry, Preprocess, Training, Weights
 
 NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)+(\.[a-z0-9_]+)?$")
 KNOWN_METHODS = {
@@ -116,6 +116,13 @@ def test_register_rejects_duplicates_and_bad_records(monkeypatch: pytest.MonkeyP
 def test_entry_round_trips_through_dict() -> None:
     e = _entry("simclr-r18-test", reported=(Metric("imagenet-1k", "linear", 69.1, "how", "src"),))
     assert ModelEntry.from_dict(e.to_dict()) == e
+    trained = _entry(
+        "simclr-r18-test",
+        training=Training(
+            "training/recipes/x.yaml", "zoo train x", 8, 1560, 256, "1 CPU core", 19.5, "c.png"
+        ),
+    )
+    assert ModelEntry.from_dict(trained.to_dict()) == trained
 
 
 @pytest.mark.parametrize("arch", zoo.list_archs())

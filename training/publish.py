@@ -113,7 +113,7 @@ def export_run(trainer: Trainer, progress: Progress) -> Path:
     backbone.to(memory_format=torch.contiguous_format)
     encoder = zoo.Encoder(backbone, r.arch, pre, entry)
     export(encoder, out, onnx=r.run.export_onnx)
-    plot = plot_curves(trainer.out_dir, out)
+    plot = plot_curves(trainer.out_dir, out, title=r.name)
     for name in ("metrics.csv", "knn.csv"):
         if (trainer.out_dir / name).is_file():
             shutil.copy2(trainer.out_dir / name, out / name)
@@ -124,9 +124,9 @@ def export_run(trainer: Trainer, progress: Progress) -> Path:
     return out
 
 
-def plot_curves(run_dir: Path, out: Path) -> str:
-    """``curves.png`` (loss and kNN over steps) if matplotlib is installed; returns the
-    Markdown to show it, or a note saying why there is none."""
+def plot_curves(run_dir: Path, out: Path, *, title: str = "", file_name: str = "curves.png") -> str:
+    """``out/file_name`` (loss and the online kNN monitor over steps) if matplotlib is
+    installed; returns the Markdown to show it, or a note saying why there is none."""
     from zoo.training.loop import read_csv
 
     try:
@@ -140,13 +140,23 @@ def plot_curves(run_dir: Path, out: Path) -> str:
     knn = read_csv(run_dir / "knn.csv") if (run_dir / "knn.csv").is_file() else []
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
     axes[0].plot([int(x["step"]) for x in rows], [float(x["loss"]) for x in rows])
-    axes[0].set(xlabel="step", ylabel="training loss")
+    axes[0].set(xlabel="step", ylabel="training loss", title="loss")
     axes[1].plot([int(x["step"]) for x in knn], [float(x["top1"]) for x in knn], marker="o")
-    axes[1].set(xlabel="step", ylabel="kNN top-1 (%)")
+    monitor = "online kNN monitor"
+    if knn:
+        first = knn[0]
+        monitor += (
+            f" (k={first['k']}, T={first['temperature']}, {int(first['train_images']):,} train"
+            f" -> {int(first['test_images']):,} test images)"
+        )
+    axes[1].set(xlabel="step", ylabel="kNN top-1 (%)", title=monitor)
+    axes[1].title.set_fontsize(9)
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(out / "curves.png", dpi=100)
+    fig.savefig(out / file_name, dpi=100)
     plt.close(fig)
-    return "![training curves](curves.png)"
+    return f"![training curves]({file_name})"
 
 
 def training_section(trainer: Trainer, progress: Progress, plot: str) -> str:

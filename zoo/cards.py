@@ -235,10 +235,38 @@ def render_card(entry: ModelEntry) -> str:
             )
     else:
         lines.append("No evaluation has been recorded for this encoder yet.")
+    if entry.training is not None:
+        lines += ["", *_training_section(entry)]
     lines += ["", "## Limitations", "", entry.limitations or "Not documented yet.", ""]
     if entry.citation:
         lines += ["## Citation", "", "```bibtex", entry.citation, "```", ""]
     return "\n".join(lines)
+
+
+def _training_section(entry: ModelEntry) -> list[str]:
+    """How zoo trained the encoder: budget, the command that reproduces it, the curves."""
+    t = entry.training
+    assert t is not None
+    lines = [
+        "## Training",
+        "",
+        f"Trained by zoo from random initialisation with the recipe `{t.recipe}`: {t.epochs} epochs"
+        f" ({t.steps:,} steps of batch {t.batch_size}) in {t.minutes:.0f} minutes on {t.hardware}."
+        " Reproduce the weights with:",
+        "",
+        "```bash",
+        t.command,
+        "```",
+        "",
+    ]
+    if t.curves:
+        lines += [
+            f"![training loss and online kNN monitor]({t.curves})",
+            "",
+            "Training loss per step and the online kNN monitor of the run (the per-step values are in"
+            f" `{t.curves.rsplit('.', 1)[0]}.metrics.csv` and `.knn.csv` beside the plot).",
+        ]
+    return lines
 
 
 def _weights_row(entry: ModelEntry) -> str:

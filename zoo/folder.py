@@ -33,6 +33,11 @@ FORMAT_VERSION = 1
 _META_KEY = "zoo"
 
 
+# Read once at import (reading the umask means setting it, which is not thread-safe later).
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file in the same directory, so the
     final name only ever holds a complete file."""
@@ -44,6 +49,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        # mkstemp creates 0600 files; give the result the mode a plain open() would have.
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -8,7 +8,7 @@ reproduces them on the data in ``../shared/data``.
 
 from __future__ import annotations
 
-from zoo.registry import Metric, ModelEntry, Preprocess, Weights, register_model
+from zoo.registry import Metric, ModelEntry, Preprocess, Training, Weights, register_model
 
 #: The encoder used when no name is given (``zoo neighbors``, ``zoo embed`` ...).
 DEFAULT_MODEL = "supervised-efficientnet-lite0"
@@ -636,6 +636,119 @@ register_model(
             " 'SAME' (bottom/right for stride 2) where torchvision pads symmetrically, so features are"
             " close to, not identical with, the JAX network's. The repository is Apache-2.0; the"
             " checkpoint states no licence of its own."
+        ),
+    )
+)
+
+
+# --- Trained by zoo --------------------------------------------------------------------------
+# Encoders trained from scratch by zoo's own recipes (training/recipes/) on ../shared/data, on a
+# 2-core CPU. The weights install with the project (zoo/weights/, written by
+# `python -m zoo.training.ship RUN --name NAME`: fp16 where evaluation showed no loss); every
+# number below was measured on the shipped file with the `zoo eval` command beside it.
+
+#: dataset -> (data root, test split, train images, test images)
+_EVAL_DATA = {
+    "cifar10": ("../shared/data/cifar10", "test", 50_000, 10_000),
+    "imagenette": ("../shared/data/imagenette", "val", 9_469, 3_925),
+}
+_CPU = (
+    "one thread of a 2-core x86_64 CPU (AVX-512 bf16) shared with a second run; bf16 autocast, channels-last"
+)
+
+
+def _zoo_trained(
+    name: str,
+    *,
+    arch: str,
+    method: str,
+    paper: str,
+    dataset: str,
+    size: int,
+    resize: int,
+    sha256: str,
+    precision: str,
+    scores: tuple[float, float, float, float],
+    training: Training,
+) -> ModelEntry:
+    """An encoder trained by a zoo recipe; ``scores`` are kNN (k=20), kNN (k=200), linear, NMI."""
+    root, split, n_train, n_test = _EVAL_DATA[dataset]
+    features = f"frozen features of the shipped {precision} weights (fp32 compute, ONNX Runtime)"
+    evaluations = (
+        ("knn-k20", "-k 20 --temperature 0.07", f"weighted kNN, k=20, T=0.07, cosine, on {features}"),
+        ("knn-k200", "-k 200 --temperature 0.1", f"weighted kNN, k=200, T=0.1, cosine, on {features}"),
+        (
+            "linear",
+            "--protocol linear",
+            f"linear probe on {features}, standardised; AdamW lr 0.01 wd 1e-4, 100 epochs, batch 512, cosine",
+        ),
+        (
+            "nmi",
+            "--protocol cluster",
+            f"k-means (k=10, k-means++, best of 3, seed 0) on L2-normalised {features} of the {split} images;"
+            " NMI x100",
+        ),
+    )
+    short = {"cifar10": "CIFAR-10", "imagenette": "Imagenette"}[dataset]
+    return ModelEntry(
+        name=name,
+        arch=arch,
+        method=method,
+        dataset=dataset,
+        description=(
+            f"{method} encoder trained from scratch by zoo on the {n_train:,} {short} train images"
+            f" ({training.epochs} epochs at {size} px on a 2-core CPU). Small and quickly trained: a"
+            " reproducible reference for the method and the recipe, not a state-of-the-art encoder."
+        ),
+        weights=Weights(file=f"zoo:weights/{name}.safetensors", sha256=sha256),
+        # As the recipes train: ImageNet statistics; CIFAR-10 whole at 32 px, Imagenette's shorter
+        # side resized to 72 (the recipe's data.image_size) and centre-cropped to 64.
+        preprocess=Preprocess(input_size=size, resize_size=resize, interpolation="bilinear"),
+        license="apache-2.0",
+        paper=paper,
+        measured=tuple(
+            Metric(
+                dataset=f"{dataset}-{split}",
+                protocol=protocol,
+                value=value,
+                how=f"{how}; {n_train:,} train -> {n_test:,} {split} images"
+                if protocol != "nmi"
+                else f"{how}; {n_test:,} images",
+                source=f"zoo eval {name} --data {root} {flags}",
+            )
+            for (protocol, flags, how), value in zip(evaluations, scores, strict=True)
+        ),
+        limitations=(
+            f"Trained for {training.epochs} epochs on {short} alone at {size} px within a CPU budget of"
+            f" {training.minutes:.0f} minutes: far from converged, and its features suit small images"
+            f" like {short}'s; expect much lower quality on other domains and resolutions. Without the"
+            " `train.epochs` override the recipe runs its full schedule, for users with more compute."
+        ),
+        training=training,
+    )
+
+
+register_model(
+    _zoo_trained(
+        "simclr-r18q-cifar10",
+        arch="resnet18_cifar_quarter",
+        method="simclr",
+        paper="https://arxiv.org/abs/2002.05709",
+        dataset="cifar10",
+        size=32,
+        resize=32,
+        sha256="96b51dd60c124c760d09d068b4b57abbaca0b16dfda282efd9a9ca063523842d",
+        precision="fp16",
+        scores=(50.22, 48.81, 52.94, 18.62),
+        training=Training(
+            recipe="training/recipes/simclr_r18q_cifar10.yaml",
+            command="zoo train simclr_r18q_cifar10 train.epochs=8 run.knn_every_epochs=1",
+            epochs=8,
+            steps=1560,
+            batch_size=256,
+            hardware=_CPU,
+            minutes=21.0,
+            curves="curves/simclr-r18q-cifar10.png",
         ),
     )
 )

@@ -81,6 +81,25 @@ class Metric:
 
 
 @dataclass(frozen=True)
+class Training:
+    """How zoo trained an entry's weights, so anyone can rerun it.
+
+    ``command`` is the ``zoo train`` call (recipe + overrides) that produced the weights;
+    ``recipe`` the recipe file it names; ``hardware`` and ``minutes`` the CPU budget it ran
+    in; ``curves`` the training-curves plot beside the checked-in cards (``model_cards/``).
+    """
+
+    recipe: str
+    command: str
+    epochs: int
+    steps: int
+    batch_size: int
+    hardware: str
+    minutes: float
+    curves: str = ""
+
+
+@dataclass(frozen=True)
 class Weights:
     """Where the weights of an entry come from, in the order they are tried, and how they are checked.
 
@@ -165,6 +184,7 @@ class ModelEntry:
     measured: tuple[Metric, ...] = ()
     citation: str = ""
     limitations: str = ""
+    training: Training | None = None  # set for the encoders zoo trained itself
 
     def __post_init__(self) -> None:
         if not _NAME_RE.match(self.name):
@@ -192,6 +212,8 @@ class ModelEntry:
         data["preprocess"] = Preprocess(**pre)
         data["reported"] = tuple(Metric(**m) for m in data.get("reported", ()))
         data["measured"] = tuple(Metric(**m) for m in data.get("measured", ()))
+        if data.get("training") is not None:
+            data["training"] = Training(**data["training"])
         return cls(**data)
 
 
