@@ -752,3 +752,32 @@ register_model(
         ),
     )
 )
+
+
+register_model(
+    _zoo_trained(
+        "simclr-r18-imagenette",
+        arch="resnet18",
+        method="simclr",
+        paper="https://arxiv.org/abs/2002.05709",
+        dataset="imagenette",
+        size=64,
+        resize=72,
+        sha256="22e60930fd0fac20ecb4d7d81b0b35efb40d65a135fe417a1b4a52c06805071d",
+        precision="fp16",
+        scores=(46.32, 44.38, 49.94, 16.62),
+        training=Training(
+            recipe="training/recipes/simclr_r18_imagenette.yaml",
+            command=(
+                "zoo train simclr_r18_imagenette train.epochs=20 data.image_size=72 augment.size=64"
+                " run.knn_every_epochs=2"
+            ),
+            epochs=20,
+            steps=1460,
+            batch_size=128,
+            hardware=_CPU,
+            minutes=36.5,
+            curves="curves/simclr-r18-imagenette.png",
+        ),
+    )
+)
