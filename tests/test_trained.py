@@ -49,10 +49,11 @@ def test_trained_entry_loads_its_verified_installed_weights(name: str) -> None:
 def test_trained_cifar_encoder_beats_its_random_initialisation(
     name: str, data_root: Path, pick_images
 ) -> None:
-    """kNN on real CIFAR-10 images (400 train, 200 test): training has taught the encoder
-    something its random initialisation does not know."""
-    train, y_train = pick_images(data_root / "cifar10" / "train", 40)
-    test, y_test = pick_images(data_root / "cifar10" / "test", 20)
+    """kNN on real CIFAR-10 images (2,000 train, 500 test): training has taught the encoder
+    something its random initialisation does not know (random 32 px conv features already
+    reach ~24% here, so the margin asked for is modest)."""
+    train, y_train = pick_images(data_root / "cifar10" / "train", 200)
+    test, y_test = pick_images(data_root / "cifar10" / "test", 50)
     scores = {}
     for pretrained in (True, False):
         torch.manual_seed(0)
@@ -61,7 +62,7 @@ def test_trained_cifar_encoder_beats_its_random_initialisation(
         f_test = encoder.embed(test, backend="torch")
         pred = knn_predict(f_train, np.array(y_train), f_test, k=20, temperature=0.07, num_classes=10)
         scores[pretrained] = 100 * float((pred == np.array(y_test)).mean())
-    assert scores[True] >= scores[False] + 8, scores
+    assert scores[True] >= scores[False] + 5, scores
 
 
 @pytest.mark.slow

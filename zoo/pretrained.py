@@ -781,3 +781,55 @@ register_model(
         ),
     )
 )
+
+
+register_model(
+    _zoo_trained(
+        "byol-r18q-cifar10",
+        arch="resnet18_cifar_quarter",
+        method="byol",
+        paper="https://arxiv.org/abs/2006.07733",
+        dataset="cifar10",
+        size=32,
+        resize=32,
+        sha256="53382fa95a58e083a6721d928f2569d262deb9ed41ffe67ba627599452201323",
+        precision="fp16",
+        scores=(41.65, 40.21, 42.84, 14.72),
+        training=Training(
+            recipe="training/recipes/byol_r18q_cifar10.yaml",
+            command="zoo train byol_r18q_cifar10 train.epochs=8 run.knn_every_epochs=1",
+            epochs=8,
+            steps=1560,
+            batch_size=256,
+            hardware=_CPU,
+            minutes=27.8,
+            curves="curves/byol-r18q-cifar10.png",
+        ),
+    )
+)
+
+
+register_model(
+    _zoo_trained(
+        "moco-v2-r18q-cifar10",
+        arch="resnet18_cifar_quarter",
+        method="moco-v2",
+        paper="https://arxiv.org/abs/2003.04297",
+        dataset="cifar10",
+        size=32,
+        resize=32,
+        sha256="0449f4facea8587895eeae180439b28b0abbe92c95755177473ace0237058853",
+        precision="fp16",
+        scores=(51.01, 49.89, 52.54, 14.4),
+        training=Training(
+            recipe="training/recipes/moco_v2_r18q_cifar10.yaml",
+            command="zoo train moco_v2_r18q_cifar10 train.epochs=8 run.knn_every_epochs=1",
+            epochs=8,
+            steps=1560,
+            batch_size=256,
+            hardware=_CPU,
+            minutes=28.6,
+            curves="curves/moco-v2-r18q-cifar10.png",
+        ),
+    )
+)
