@@ -833,3 +833,29 @@ register_model(
         ),
     )
 )
+
+
+register_model(
+    _zoo_trained(
+        "swav-r18q-cifar10",
+        arch="resnet18_cifar_quarter",
+        method="swav",
+        paper="https://arxiv.org/abs/2006.09882",
+        dataset="cifar10",
+        size=32,
+        resize=32,
+        sha256="d703fdbc7132a9626aa98ad8a3021778ab1c1e53b88e3c98773458fd4775c1cd",
+        precision="fp16",
+        scores=(35.41, 34.54, 36.44, 16.6),
+        training=Training(
+            recipe="training/recipes/swav_r18q_cifar10.yaml",
+            command="zoo train swav_r18q_cifar10 train.epochs=8 run.knn_every_epochs=1",
+            epochs=8,
+            steps=1560,
+            batch_size=256,
+            hardware=_CPU,
+            minutes=39.2,
+            curves="curves/swav-r18q-cifar10.png",
+        ),
+    )
+)
