@@ -144,8 +144,15 @@ def _cmd_card(args: argparse.Namespace) -> None:
 def _cmd_eval(args: argparse.Namespace) -> None:
     from zoo.evaluate import evaluate
 
+    model: str | zoo.Encoder = args.name
+    if args.random_init:
+        import torch
+
+        # The architecture with seeded random weights: the floor that training must beat.
+        torch.manual_seed(0)
+        model = zoo.load(args.name, pretrained=False)
     result = evaluate(
-        args.name,
+        model,
         args.data,
         protocol=args.protocol,
         train_split=args.train_split,
@@ -326,6 +333,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--temperature", type=float, default=0.07, help="kNN temperature (solo-learn 0.07, lightly 0.1)"
     )
     p.add_argument("--backend", default="auto", choices=backends)
+    p.add_argument(
+        "--random-init",
+        action="store_true",
+        help="evaluate the entry's architecture with random weights (seed 0) instead: a baseline",
+    )
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser(

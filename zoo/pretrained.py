@@ -859,3 +859,29 @@ register_model(
         ),
     )
 )
+
+
+register_model(
+    _zoo_trained(
+        "dino-r18q-cifar10",
+        arch="resnet18_cifar_quarter",
+        method="dino",
+        paper="https://arxiv.org/abs/2104.14294",
+        dataset="cifar10",
+        size=32,
+        resize=32,
+        sha256="3973d1d06541d658332ed613a7076c83e78fa372a9837599e9cad6695994ff0c",
+        precision="fp16",
+        scores=(38.72, 36.92, 39.89, 13.46),
+        training=Training(
+            recipe="training/recipes/dino_r18q_cifar10.yaml",
+            command="zoo train dino_r18q_cifar10 train.epochs=8 run.knn_every_epochs=1",
+            epochs=8,
+            steps=1560,
+            batch_size=256,
+            hardware=_CPU,
+            minutes=51.9,
+            curves="curves/dino-r18q-cifar10.png",
+        ),
+    )
+)
