@@ -885,3 +885,29 @@ register_model(
         ),
     )
 )
+
+
+register_model(
+    _zoo_trained(
+        "barlowtwins-r18q-cifar10",
+        arch="resnet18_cifar_quarter",
+        method="barlowtwins",
+        paper="https://arxiv.org/abs/2103.03230",
+        dataset="cifar10",
+        size=32,
+        resize=32,
+        sha256="7b30d162b243c70bbc72eb4625bd9f09393f06ace75be7ce0d83c29d684ac7ac",
+        precision="fp32",
+        scores=(42.91, 41.56, 46.07, 12.73),
+        training=Training(
+            recipe="training/recipes/barlow_twins_r18q_cifar10.yaml",
+            command="zoo train barlow_twins_r18q_cifar10 train.epochs=8 run.knn_every_epochs=1",
+            epochs=8,
+            steps=1560,
+            batch_size=256,
+            hardware=_CPU,
+            minutes=29.7,
+            curves="curves/barlowtwins-r18q-cifar10.png",
+        ),
+    )
+)
