@@ -148,6 +148,7 @@ def ship(
         "fp16_max_change": round(worst, 3),
         "measured": measured[precision],
         "measured_fp32": measured["fp32"],
+        "measured_fp16": measured["fp16"],
         "eval_commands": {
             key: f"zoo eval {name} --data {data} --test-split {test_split} {flags}"
             for key, _, _, _, flags in PROTOCOLS

@@ -911,3 +911,29 @@ register_model(
         ),
     )
 )
+
+
+register_model(
+    _zoo_trained(
+        "simsiam-r18q-cifar10",
+        arch="resnet18_cifar_quarter",
+        method="simsiam",
+        paper="https://arxiv.org/abs/2011.10566",
+        dataset="cifar10",
+        size=32,
+        resize=32,
+        sha256="7a6b79b1906eedccab5f3af7c8c7da94b76574899973ab72dfa69ee02e6390dd",
+        precision="fp16",
+        scores=(40.45, 38.73, 40.78, 13.6),
+        training=Training(
+            recipe="training/recipes/simsiam_r18q_cifar10.yaml",
+            command="zoo train simsiam_r18q_cifar10 train.epochs=8 run.knn_every_epochs=1",
+            epochs=8,
+            steps=1560,
+            batch_size=256,
+            hardware=_CPU,
+            minutes=24.4,
+            curves="curves/simsiam-r18q-cifar10.png",
+        ),
+    )
+)
