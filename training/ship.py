@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
+import itertools
 import json
 import platform
 import re
@@ -74,17 +75,15 @@ def rounded_to_fp16(encoder: Encoder) -> tuple[Encoder, dict[str, torch.Tensor]]
 def run_minutes(log: Path) -> float:
     """Wall-clock minutes from the first line of a run's log to its last training step."""
     stamps = [
-        (m.group(1), " step " in line)
+        (datetime.strptime(m.group(1), "%H:%M:%S"), " step " in line)
         for line in log.read_text(encoding="utf-8", errors="replace").splitlines()
         if (m := re.match(r"\[(\d\d:\d\d:\d\d)\]", line))
     ]
-    if not stamps:
-        raise ValueError(f"{log}: no timestamped lines")
-    times, elapsed = [datetime.strptime(stamps[0][0], "%H:%M:%S")], timedelta()
-    for stamp, is_step in stamps[1:]:
-        t = datetime.strptime(stamp, "%H:%M:%S")
-        elapsed += (t - times[-1]) % timedelta(days=1)  # runs may cross midnight
-        times.append(t)
+    if not any(is_step for _, is_step in stamps):
+        raise ValueError(f"{log}: no timestamped training steps")
+    elapsed = last = timedelta()
+    for (previous, _), (t, is_step) in itertools.pairwise(stamps):
+        elapsed += (t - previous) % timedelta(days=1)  # runs may cross midnight
         if is_step:
             last = elapsed
     return round(last.total_seconds() / 60, 1)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -100,18 +99,6 @@ def test_retrieval_map_against_a_direct_loop() -> None:
     expected = 100 * float(np.mean(aps))
     assert retrieval_map(gallery, g_labels, queries, q_labels, k=k) == pytest.approx(expected, rel=1e-5)
     assert retrieval_map(gallery, g_labels, gallery, g_labels, k=1) == pytest.approx(100.0)
-
-
-@pytest.fixture(scope="module")
-def tiny_dataset(tmp_path_factory: pytest.TempPathFactory, cifar_root: Path) -> Path:
-    """3 CIFAR-10 classes, 12 train and 6 test images each (copied into a temp folder)."""
-    root = tmp_path_factory.mktemp("tiny")
-    for split, n in (("train", 12), ("test", 6)):
-        for cls in ("airplane", "cat", "ship"):
-            (root / split / cls).mkdir(parents=True)
-            for f in sorted((cifar_root / split / cls).iterdir())[:n]:
-                shutil.copy(f, root / split / cls / f.name)
-    return root
 
 
 def test_every_protocol_runs_on_real_images(tiny_dataset: Path) -> None:

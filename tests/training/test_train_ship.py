@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import pytest
@@ -16,16 +15,6 @@ from zoo.training.ship import measure, recipe_of, run_minutes, ship
 import zoo
 from zoo.evaluate import evaluate
 from zoo.folder import read_safetensors
-
-
-def _small_folder(cifar_root: Path, out: Path, classes: int = 3, train: int = 12, test: int = 6) -> Path:
-    """An ImageFolder of links to real CIFAR-10 images (a few classes, both splits)."""
-    for split, n in (("train", train), ("test", test)):
-        for d in sorted((cifar_root / split).iterdir())[:classes]:
-            (out / split / d.name).mkdir(parents=True)
-            for f in sorted(d.iterdir())[:n]:
-                os.symlink(f, out / split / d.name / f.name)
-    return out
 
 
 def test_run_minutes_spans_the_log_to_the_last_step_across_midnight(tmp_path: Path) -> None:
@@ -48,12 +37,14 @@ def test_recipe_of_a_command() -> None:
     assert recipe_of("zoo train my/recipe.yaml") == "my/recipe.yaml"
 
 
-def test_a_shipped_run_records_the_numbers_of_the_file_it_ships(tmp_path: Path, cifar_root: Path) -> None:
+def test_a_shipped_run_records_the_numbers_of_the_file_it_ships(
+    tmp_path: Path, cifar_root: Path, tiny_dataset: Path
+) -> None:
     run = tmp_path / "run"
     recipe = recipe_from_dict(tiny_recipe(run, cifar_root, "simclr", run__export=True))
     Trainer(recipe, command=f"zoo train simclr_r18q_cifar10 run.out_dir={run} train.epochs=2").fit()
     (tmp_path / "run.log").write_text("[10:00:00] start\n[10:03:00] epoch 1 step 30/30 loss 3.0\n")
-    data = _small_folder(cifar_root, tmp_path / "data")
+    data = tiny_dataset
 
     summary = ship(
         run,
