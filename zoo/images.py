@@ -101,7 +101,9 @@ def to_tensor(image: ImageInput) -> torch.Tensor:
         _check_size(image, "PIL image")
         return TF.pil_to_tensor(to_rgb(image))
     if isinstance(image, np.ndarray):
-        return _from_array(torch.from_numpy(np.ascontiguousarray(image)), channels_last=True)
+        # A read-only array (np.asarray of a PIL image) is copied: torch warns on those.
+        array = np.ascontiguousarray(image) if image.flags.writeable else np.array(image)
+        return _from_array(torch.from_numpy(array), channels_last=True)
     if isinstance(image, torch.Tensor):
         return _from_array(image.detach().cpu(), channels_last=False)
     raise ImageError(
@@ -146,13 +148,18 @@ def _from_array(t: torch.Tensor, *, channels_last: bool) -> torch.Tensor:
 
 
 def preprocess(image: torch.Tensor, cfg: Preprocess) -> torch.Tensor:
-    """Resize the shorter side, centre crop, scale to [0, 1] and normalise: (3, S, S) float32."""
-    image = TF.resize(
-        image, [cfg.resize_size], interpolation=_INTERPOLATION[cfg.interpolation], antialias=True
-    )
-    image = TF.center_crop(image, [cfg.input_size, cfg.input_size])
+    """Scale to [0, 1], resize the shorter side, centre crop and normalise: (3, S, S) float32.
+
+    Pixels are scaled *before* resizing: torchvision resizes uint8 images in fixed point and
+    rounds the result back to uint8, which moves features by up to ~0.1 (one grey level per
+    pixel), so the same image given as uint8 and as float [0, 1] would not embed alike.
+    """
     if image.dtype == torch.uint8:
         image = image.float().div_(255.0)
+    image = TF.resize(
+        image, [cfg.resize_size], interpolation=_INTERPOLATION[cfg.interpolation], antialias=True
+    ).clamp_(0.0, 1.0)  # bicubic overshoots; pixels stay pixels, as when resizing 8-bit images
+    image = TF.center_crop(image, [cfg.input_size, cfg.input_size])
     return TF.normalize(image, list(cfg.mean), list(cfg.std))
 
 
