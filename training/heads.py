@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+from zoo.training.precision import full_precision
 
 Block = tuple[int, int, nn.Module | None, nn.Module | None]
 
@@ -178,8 +179,9 @@ class SwAVPrototypes(nn.Module):
         self.layer.weight.copy_(nn.functional.normalize(self.layer.weight, dim=1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, in_dim) L2-normalised embeddings -> (N, K) prototype scores."""
-        return self.layer(x)
+        """(N, in_dim) L2-normalised embeddings -> (N, K) prototype scores, in fp32: they
+        are divided by a temperature of 0.1 and fed to Sinkhorn with epsilon 0.05."""
+        return _fp32_linear(self.layer, x)
 
 
 class DINOProjectionHead(nn.Module):
@@ -212,9 +214,15 @@ class DINOProjectionHead(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, in_dim) -> (N, out_dim) logits."""
         x = nn.functional.normalize(self.mlp(x), dim=-1)
-        return self.last_layer(x)
+        # fp32 logits: the teacher's are sharpened by a temperature of 0.04.
+        return _fp32_linear(self.last_layer, x)
 
     def cancel_last_layer_gradients(self) -> None:
         """DINO freezes the last layer during the first epoch: "helps training"."""
         for p in self.last_layer.parameters():
             p.grad = None
+
+
+@full_precision
+def _fp32_linear(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return layer(x)

@@ -36,9 +36,8 @@ import torch
 from torch import nn
 from zoo.training import distributed as dist_utils
 from zoo.training.augment import (
-    BatchedViews,
-    PerSampleViews,
     ViewConfig,
+    build_views,
     byol_views,
     multicrop_views,
     simclr_views,
@@ -54,6 +53,7 @@ from zoo.training.data import (
     subset_per_class,
 )
 from zoo.training.methods import Method, get_method
+from zoo.training.methods.base import DataInfo, MethodInputError
 from zoo.training.optim import LARS, warmup_cosine
 from zoo.training.recipe import Recipe
 
@@ -145,6 +145,17 @@ class Trainer:
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=precision == "fp16")
 
+        # Data first: a method sizes its per-sample state (memory banks, pseudo-labels) from
+        # it. Decoded once (rank 0 first, so the others read its cache).
+        data_root = Path(r.data.path)
+        with self._rank0_first():
+            self.images, self.labels, self.classes = load_split(
+                data_root / r.data.train_split,
+                r.data.image_size,
+                limit_per_class=r.data.limit_per_class,
+                in_memory=r.data.in_memory,
+            )
+
         # Model initialisation is identical on every rank (DDP also broadcasts rank 0's).
         _seed_everything(r.train.seed)
         import zoo
@@ -153,6 +164,7 @@ class Trainer:
         backbone = zoo.create_model(r.arch).backbone
         method_cls = get_method(r.method_name)
         self.method: Method = method_cls(backbone, get_arch(r.arch).embed_dim, r.method)
+        self._provide_needs(data_root / r.data.train_split)
         if r.train.sync_batchnorm and self.distributed and self.device.type == "cpu":
             raise ZooError(
                 "train.sync_batchnorm needs GPUs: torch's SyncBatchNorm has no CPU kernel;"
@@ -171,17 +183,11 @@ class Trainer:
             self.model = torch.compile(self.model)
         self.optimizer = self._optimizer()
 
-        # Data: decoded once (rank 0 first, so the others read its cache).
-        data_root = Path(r.data.path)
-        with self._rank0_first():
-            self.images, self.labels, self.classes = load_split(
-                data_root / r.data.train_split,
-                r.data.image_size,
-                limit_per_class=r.data.limit_per_class,
-                in_memory=r.data.in_memory,
-            )
         views = view_configs(r)
-        self.augment = BatchedViews(views) if r.augment.backend == "batched" else PerSampleViews(views)
+        try:
+            self.augment = build_views(views, method_cls.view_spec(r.method), r.augment.backend)
+        except ValueError as e:
+            raise ZooError(f"augment: {r.method_name} cannot use these views: {e}") from None
         self.steps_per_epoch = steps_per_epoch(len(self.images), self.local_batch, self.world)
         if self.steps_per_epoch < 1:
             raise ZooError(
@@ -192,6 +198,33 @@ class Trainer:
         self.warmup_steps = round(r.optim.warmup_epochs * self.steps_per_epoch)
         self.eval_size = r.augment.size
         self.mean, self.std = views[0].mean, views[0].std
+
+    def _provide_needs(self, split: Path) -> None:
+        """What the method declared in ``needs`` (labels, a teacher) and its data set-up;
+        every problem is one error here, before training starts."""
+        needs, name = self.method.needs, self.recipe.method_name
+        if needs.labels and len(self.classes) < 2:
+            raise MethodInputError(
+                f"{name} trains with class labels, but {split} has {len(self.classes)} class folder"
+                f" ({', '.join(self.classes)}): it is unlabelled. Use a split with one folder per class"
+            )
+        if needs.teacher:
+            import zoo
+
+            source = getattr(self.recipe.method, "teacher", "")
+            if not source:
+                raise MethodInputError(f"{name} distils a teacher: set method.teacher (a zoo name or folder)")
+            try:
+                teacher = zoo.load(source, progress=False)
+            except Exception as e:  # any failure to load is the same problem for the user
+                raise MethodInputError(
+                    f"method.teacher: the teacher {source!r} does not load ({e}); give a zoo name"
+                    " (zoo list) or an exported folder"
+                ) from None
+            for p in teacher.parameters():
+                p.requires_grad_(False)
+            self.method.set_teacher(teacher.eval(), teacher.embed_dim)
+        self.method.setup_data(DataInfo(len(self.images), len(self.classes), self.recipe.train.seed))
 
     def _optimizer(self) -> torch.optim.Optimizer:
         o = self.recipe.optim
@@ -255,6 +288,7 @@ class Trainer:
         bar = _bar(self.total_steps, progress.step, self.show_bar and self.rank == 0, r.name)
         last_saved = progress.step
         window_start, window_views = time.perf_counter(), 0
+        window_cpu = time.process_time()
         self.log(
             f"{r.name}: {r.method_name} on {r.arch}, {len(self.images)} images, {self.world} process(es),"
             f" batch {r.train.batch_size}, {self.steps_per_epoch} steps/epoch x {r.train.epochs} epochs,"
@@ -280,11 +314,21 @@ class Trainer:
                 sampler=range(progress.step_in_epoch, len(batches)),
                 num_workers=r.augment.workers,
             )
-            for views, _labels in loader:
+            # A resumed epoch (step_in_epoch > 0) already had its pass: the result is in the
+            # method's buffers, restored from the checkpoint.
+            if progress.step_in_epoch == 0 and progress.step < max_steps:
+                self._epoch_pass(epoch)
+            needs = self.method.needs
+            for views, labels, indices in loader:
                 if progress.step >= max_steps:
                     stopped = True
                     break
-                out = self._step(views, progress.step, epoch)
+                batch = {}
+                if needs.indices:
+                    batch["indices"] = indices.to(self.device)
+                if needs.labels:
+                    batch["labels"] = labels.to(self.device)
+                out = self._step(views, progress.step, epoch, batch)
                 progress.step += 1
                 progress.step_in_epoch += 1
                 window_views += sum(len(v) for v in views) * self.world
@@ -297,9 +341,13 @@ class Trainer:
                         "lr": self.optimizer.param_groups[0]["lr"],
                         **{k: float(v) for k, v in out.items()},
                         "views_per_s": round(window_views / max(elapsed, 1e-9), 1),
+                        # CPU seconds of this process since the last row: their sum over the
+                        # rows is the run's compute, whatever else shared the machine.
+                        "cpu_s": round(time.process_time() - window_cpu, 3),
                     }
                     self._report(row, elapsed, logger, tb, bar)
                     window_start, window_views = time.perf_counter(), 0
+                    window_cpu = time.process_time()
                 if progress.step % r.run.checkpoint_every_steps == 0:
                     self._save(ckpt_path, progress, recipe_dict)
                     last_saved = progress.step
@@ -349,7 +397,25 @@ class Trainer:
                 f" lr {row['lr']:.4g} {row['views_per_s']:.0f} views/s eta {_duration(eta)}"
             )
 
-    def _step(self, views: list[torch.Tensor], step: int, epoch: int) -> dict[str, torch.Tensor]:
+    def _epoch_pass(self, epoch: int) -> None:
+        """The method's pass over the whole training split before ``epoch`` (k-means,
+        self-labelling, prototypes): every rank embeds every image, so all ranks reach the
+        same state without a collective."""
+        method = self.method
+        if not method.needs.epoch_pass or not method.epoch_pass_due(epoch):
+            return
+        start = time.perf_counter()
+        with torch.inference_mode():
+            feats = self.embed(self.images, encoder=method.epoch_encoder())
+        reset = method.on_epoch_start(epoch, torch.from_numpy(feats))
+        for p in reset or ():
+            self.optimizer.state.pop(p, None)  # a re-initialised layer starts without momentum
+        seconds = time.perf_counter() - start
+        self.log(f"epoch pass before epoch {epoch}: {len(feats)} images ({seconds:.0f} s)")
+
+    def _step(
+        self, views: list[torch.Tensor], step: int, epoch: int, batch: dict[str, torch.Tensor] | None = None
+    ) -> dict[str, torch.Tensor]:
         r = self.recipe
         factor = warmup_cosine(step, self.total_steps, self.warmup_steps, r.optim.final_lr_ratio)
         for g in self.optimizer.param_groups:
@@ -360,7 +426,7 @@ class Trainer:
         with torch.autocast(
             self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None
         ):
-            out = self.model(views)
+            out = self.model(views, **(batch or {}))
         loss = out["loss"]
         if not torch.isfinite(loss.detach()).all():
             ckpt = self.out_dir / CHECKPOINT_NAME
@@ -397,12 +463,18 @@ class Trainer:
 
     @torch.no_grad()
     def embed(
-        self, images: torch.Tensor | LazyImages, indices: torch.Tensor | None = None, *, autocast: bool = True
+        self,
+        images: torch.Tensor | LazyImages,
+        indices: torch.Tensor | None = None,
+        *,
+        autocast: bool = True,
+        encoder: nn.Module | None = None,
     ) -> np.ndarray:
         """Backbone features of stored uint8 images (those at ``indices``, default all;
         centre crop, eval mode), float32 (N, D). ``autocast=False`` computes in fp32, as
-        ``zoo eval`` does (the final evaluation); the monitor uses the training precision."""
-        backbone = self.method.backbone
+        ``zoo eval`` does (the final evaluation); the monitor uses the training precision.
+        ``encoder`` replaces the backbone (a method's epoch pass: e.g. backbone + head)."""
+        backbone = self.method.backbone if encoder is None else encoder
         was_training = backbone.training
         backbone.eval()
         feats = []

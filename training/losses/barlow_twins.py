@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 from zoo.training.distributed import gather_with_grad
+from zoo.training.precision import full_precision
 
 
 class BarlowTwinsLoss(nn.Module):
@@ -33,6 +34,7 @@ class BarlowTwinsLoss(nn.Module):
         self.lambda_ = lambda_
         self.gather_distributed = gather_distributed
 
+    @full_precision
     def forward(self, z0: torch.Tensor, z1: torch.Tensor) -> torch.Tensor:
         if z0.shape != z1.shape or z0.ndim != 2:
             raise ValueError(f"expected two (N, D) tensors, got {tuple(z0.shape)} and {tuple(z1.shape)}")

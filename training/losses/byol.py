@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from zoo.training.precision import full_precision
 
 
 class BYOLLoss(nn.Module):
@@ -18,6 +19,7 @@ class BYOLLoss(nn.Module):
     Shapes: ``forward(prediction, target)`` with both (N, D); returns a scalar in [0, 4].
     """
 
+    @full_precision
     def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if prediction.shape != target.shape:
             raise ValueError(f"shapes differ: {tuple(prediction.shape)} vs {tuple(target.shape)}")

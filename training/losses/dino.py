@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from zoo.training.distributed import all_reduce_mean
+from zoo.training.precision import full_precision
 
 
 class DINOLoss(nn.Module):
@@ -45,6 +46,7 @@ class DINOLoss(nn.Module):
         """Centred, sharpened teacher distribution (N, K)."""
         return F.softmax((teacher.float() - self.center) / teacher_temperature, dim=-1)
 
+    @full_precision
     def forward(
         self, student: list[torch.Tensor], teacher: list[torch.Tensor], teacher_temperature: float
     ) -> torch.Tensor:

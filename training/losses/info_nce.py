@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from zoo.training.distributed import gather_with_grad, rank
+from zoo.training.precision import full_precision
 
 
 class InfoNCELoss(nn.Module):
@@ -44,6 +45,7 @@ class InfoNCELoss(nn.Module):
         self.scale = 2 * temperature if scale_by_temperature else 1.0
         self.gather_distributed = gather_distributed
 
+    @full_precision
     def forward(
         self, query: torch.Tensor, key: torch.Tensor, negatives: torch.Tensor | None = None
     ) -> torch.Tensor:

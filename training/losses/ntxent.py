@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from zoo.training.distributed import gather_with_grad, rank
+from zoo.training.precision import full_precision
 
 
 class NTXentLoss(nn.Module):
@@ -34,6 +35,7 @@ class NTXentLoss(nn.Module):
         self.temperature = temperature
         self.gather_distributed = gather_distributed
 
+    @full_precision
     def forward(self, z0: torch.Tensor, z1: torch.Tensor) -> torch.Tensor:
         if z0.shape != z1.shape or z0.ndim != 2:
             raise ValueError(f"expected two (N, D) tensors, got {tuple(z0.shape)} and {tuple(z1.shape)}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from zoo.training.precision import full_precision
 from zoo.training.sinkhorn import sinkhorn_knopp
 
 
@@ -49,6 +50,7 @@ class SwAVLoss(nn.Module):
         """-sum_k q^(k) log p^(k), averaged over the batch."""
         return -(codes * F.log_softmax(scores.float() / self.temperature, dim=1)).sum(1).mean()
 
+    @full_precision
     def forward(
         self,
         high_res: list[torch.Tensor],

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from zoo.training.distributed import gather_with_grad
+from zoo.training.precision import full_precision
 
 
 class VICRegLoss(nn.Module):
@@ -39,6 +40,7 @@ class VICRegLoss(nn.Module):
         self.sim_weight, self.var_weight, self.cov_weight, self.eps = sim_weight, var_weight, cov_weight, eps
         self.gather_distributed = gather_distributed
 
+    @full_precision
     def forward(self, z0: torch.Tensor, z1: torch.Tensor) -> torch.Tensor:
         if z0.shape != z1.shape or z0.ndim != 2:
             raise ValueError(f"expected two (N, D) tensors, got {tuple(z0.shape)} and {tuple(z1.shape)}")

@@ -1,0 +1,30 @@
+"""The GAN losses (Goodfellow et al. 2014), as DCGAN (Radford et al. 2016) trains them."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from zoo.training.precision import full_precision
+
+
+class GANLoss(nn.Module):
+    """Binary cross-entropy on discriminator logits.
+
+    ``discriminator(real_logits, fake_logits)`` = ``-mean log D(x) - mean log(1 - D(G(z)))``;
+    ``generator(fake_logits)`` = ``-mean log D(G(z))``, the non-saturating generator loss the
+    GAN paper recommends and DCGAN uses.
+    """
+
+    @full_precision
+    def discriminator(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+        real = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+        fake = F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
+        return real + fake
+
+    @full_precision
+    def generator(self, fake_logits: torch.Tensor) -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+
+    def forward(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+        return self.discriminator(real_logits, fake_logits)

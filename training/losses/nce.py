@@ -1,0 +1,61 @@
+"""Noise-contrastive estimation for NPID's non-parametric softmax."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from zoo.training.precision import full_precision
+
+
+class NCELoss(nn.Module):
+    """NPID's NCE objective (Wu, Xiong, Yu & Lin 2018, sec. 3.2, eq. 3-6).
+
+    The non-parametric softmax ``P(i | v) = exp(v_i^T v / tau) / Z`` over all n training
+    images is approximated by noise-contrastive estimation with m noise samples drawn
+    uniformly (``P_n = 1 / n``): "the posterior probability of sample i with feature v being
+    from the data distribution is ``h(i, v) = P(i | v) / (P(i | v) + m P_n(i))``" and
+
+        "J_NCE(theta) = -E_{P_d}[log h(i, v)] - m E_{P_n}[log(1 - h(i, v'))]"
+
+    ``Z`` is "treated as a constant and estimated via Monte Carlo approximation,
+    ``Z ~ n E_j[exp(v_j^T f_i / tau)]``" on the first batch, then kept (a buffer, so a resumed
+    run keeps it too), as their code does. As there, the loss is summed over the 1 + m terms
+    of each sample and averaged over the batch.
+
+    Args:
+        num_data: n, the number of training images. temperature: tau (0.07).
+
+    Shapes: ``forward(features, positives, negatives)`` with ``features`` (N, D) the current
+    embeddings (normalised here), ``positives`` (N, D) their own memory-bank entries and
+    ``negatives`` (N, m, D) the noise entries; returns a scalar.
+    """
+
+    normaliser: torch.Tensor
+
+    def __init__(self, num_data: int, temperature: float = 0.07) -> None:
+        super().__init__()
+        if num_data < 1 or temperature <= 0:
+            raise ValueError(f"num_data must be >= 1 and temperature > 0, got {num_data}, {temperature}")
+        self.num_data = num_data
+        self.temperature = temperature
+        self.register_buffer("normaliser", torch.tensor(-1.0))  # Z; < 0 until the first batch
+
+    @full_precision
+    def forward(self, features: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
+        if features.ndim != 2 or positives.shape != features.shape or negatives.ndim != 3:
+            raise ValueError(
+                f"expected features (N, D), positives (N, D), negatives (N, m, D); got {tuple(features.shape)},"
+                f" {tuple(positives.shape)}, {tuple(negatives.shape)}"
+            )
+        f = nn.functional.normalize(features, dim=1)
+        m = negatives.shape[1]
+        entries = torch.cat([positives.unsqueeze(1), negatives], 1).detach()  # (N, 1 + m, D)
+        p = torch.exp(torch.einsum("nd,nkd->nk", f, entries) / self.temperature)
+        if float(self.normaliser) < 0:
+            with torch.no_grad():
+                self.normaliser.fill_(float(p.mean()) * self.num_data)
+        p = p / self.normaliser
+        noise = m / self.num_data  # m P_n(i)
+        log_h_data = torch.log(p[:, 0] / (p[:, 0] + noise))
+        log_h_noise = torch.log(noise / (p[:, 1:] + noise))
+        return -(log_h_data + log_h_noise.sum(1)).mean()
