@@ -190,3 +190,45 @@ def test_mismatched_shapes_are_errors() -> None:
         NTXentLoss()(torch.randn(3, 4), torch.randn(2, 4))
     with pytest.raises(ValueError, match="shapes differ"):
         BYOLLoss()(torch.randn(3, 4), torch.randn(3, 5))
+
+
+def _loss_cases() -> list[tuple[str, torch.nn.Module, int]]:
+    """(name, loss, number of (N, D) inputs) for the two-input losses."""
+    return [
+        ("ntxent", NTXentLoss(temperature=0.1), 2),
+        ("barlow_twins", BarlowTwinsLoss(), 2),
+        ("vicreg", VICRegLoss(), 2),
+        ("byol", BYOLLoss(), 2),
+        ("simsiam", SimSiamLoss(), 2),
+        ("info_nce", InfoNCELoss(temperature=0.1), 2),
+    ]
+
+
+@pytest.mark.parametrize("name,loss,arity", _loss_cases(), ids=[c[0] for c in _loss_cases()])
+def test_losses_compute_in_fp32_under_bf16_autocast(name: str, loss: torch.nn.Module, arity: int) -> None:
+    """The training step runs under bf16 autocast, but every loss switches it off: its value
+    (and its similarity / correlation matmuls) is the fp32 one, not bf16's 3-digit rounding."""
+    g = torch.Generator().manual_seed(0)
+    inputs = [torch.randn(64, 256, generator=g) for _ in range(arity)]
+    expected = loss(*inputs)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = loss(*inputs)
+        # Autocast really is on here: the same matmul outside the loss is rounded to bf16.
+        assert (inputs[0] @ inputs[1].T).dtype == torch.bfloat16
+    assert got.dtype == torch.float32
+    assert got.item() == pytest.approx(expected.item(), rel=1e-6, abs=1e-7)
+
+
+def test_prototype_scores_and_dino_logits_are_fp32_under_autocast() -> None:
+    from zoo.training.heads import DINOProjectionHead, SwAVPrototypes
+
+    x = F.normalize(torch.randn(16, 32), dim=1)
+    prototypes = SwAVPrototypes(32, 64)
+    head = DINOProjectionHead(32, 64, 16, 128)
+    expected_scores, expected_logits = prototypes(x), head(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        scores, logits = prototypes(x), head(x)
+    assert scores.dtype == logits.dtype == torch.float32
+    torch.testing.assert_close(scores, expected_scores, rtol=0, atol=1e-6)
+    # The MLP before the last layer still runs in bf16 (that is the point of autocast).
+    assert (logits - expected_logits).abs().max() > 0
