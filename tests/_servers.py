@@ -5,6 +5,8 @@ and serves an in-memory ``{path: bytes}`` mapping. It understands what download 
 tested against: ``Range`` requests (206 / 416), a "truncate after N bytes" mode that announces the
 full ``Content-Length`` and then drops the connection, canned responses (404 with Hub error
 headers, redirects, 500...), extra per-path headers, and it counts the requests it receives.
+Optionally it leaves out ``Content-Length`` (a body that ends when the connection closes) and
+sends validators (``ETag``, ``Last-Modified``) that it checks against ``If-Range``.
 
 The server's attributes may be changed while it runs (e.g. switch truncation off between two
 calls); every request reads them afresh.
@@ -12,6 +14,7 @@ calls); every request reads them afresh.
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
 import re
 import socket
@@ -55,6 +58,14 @@ class FileServer:
         honor_range: when false, ``Range`` is ignored and the full body is sent with 200, like
             some proxies and CDNs do.
         delay: seconds to wait before answering (slow servers, timeouts, lock contention).
+        send_length: when false, bodies carry no ``Content-Length``: they end when the server
+            closes the connection, so a truncated one looks complete to a naive client.
+        validators: ``"etag"`` (a strong ``ETag`` of the current body), ``"last-modified"`` (a
+            ``Last-Modified`` date that changes with the body), ``"both"`` or None. A request's
+            ``If-Range`` that does not match the current body's validator gets the whole body
+            with 200, as RFC 9110 says.
+        honor_if_range: when false, ``If-Range`` is ignored (a server that would splice two
+            versions of a file); validators are still sent.
         requests: number of requests per path (all methods).
         log: every request in arrival order.
     """
@@ -65,6 +76,9 @@ class FileServer:
     truncate_after: int | None = None
     honor_range: bool = True
     delay: float = 0.0
+    send_length: bool = True
+    validators: str | None = None
+    honor_if_range: bool = True
     requests: Counter[str] = field(default_factory=Counter)
     log: list[RequestRecord] = field(default_factory=list)
     port: int = 0
@@ -165,6 +179,12 @@ class _Handler(BaseHTTPRequestHandler):
 
         status, start, end = 200, 0, len(body)
         range_header = self.headers.get("Range")
+        validators = _validators(body, state.validators)
+        if_range = self.headers.get("If-Range")
+        if range_header and if_range is not None and state.honor_if_range:
+            # RFC 9110 13.1.5: a range only applies to the representation the client already has.
+            if if_range not in (validators.get("ETag"), validators.get("Last-Modified")):
+                range_header = None
         if range_header and state.honor_range:
             match = _RANGE.match(range_header.strip())
             if match is None or not any(match.groups()):
@@ -185,7 +205,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Accept-Ranges", "bytes")
-        self.send_header("Content-Length", str(len(chunk)))
+        if state.send_length:
+            self.send_header("Content-Length", str(len(chunk)))
+        for name, value in validators.items():
+            self.send_header(name, value)
         if status == 206:
             self.send_header("Content-Range", f"bytes {start}-{end - 1}/{len(body)}")
         for name, value in state.headers.get(path, {}).items():
@@ -200,12 +223,26 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         self.wfile.write(chunk)
+        if not state.send_length:
+            self.close_connection = True
 
     def _unsatisfiable(self, size: int) -> None:
         self.send_response(416)
         self.send_header("Content-Range", f"bytes */{size}")
         self.send_header("Content-Length", "0")
         self.end_headers()
+
+
+def _validators(body: bytes, kind: str | None) -> dict[str, str]:
+    """The ``ETag`` / ``Last-Modified`` headers of ``body``; both change whenever it changes."""
+    digest = hashlib.sha256(body).hexdigest()
+    out = {}
+    if kind in ("etag", "both"):
+        out["ETag"] = f'"{digest[:16]}"'
+    if kind in ("last-modified", "both"):
+        # A date derived from the content: deterministic, and different for another body.
+        out["Last-Modified"] = email.utils.formatdate(1_000_000_000 + int(digest[:7], 16), usegmt=True)
+    return out
 
 
 @contextmanager
@@ -217,6 +254,8 @@ def serve(
     truncate_after: int | None = None,
     honor_range: bool = True,
     delay: float = 0.0,
+    send_length: bool = True,
+    validators: str | None = None,
 ) -> Iterator[FileServer]:
     """Serve ``files`` on ``http://127.0.0.1:<free port>`` for the duration of the block.
 
@@ -230,6 +269,8 @@ def serve(
         truncate_after=truncate_after,
         honor_range=honor_range,
         delay=delay,
+        send_length=send_length,
+        validators=validators,
     )
     server.start()
     try:

@@ -7,7 +7,13 @@ interrupted and concurrent runs:
   once complete, fsynced and (when a sha256 is known) verified, so a file under its final name
   is always whole;
 * an interrupted transfer keeps its ``.part`` and the next call resumes it with a ``Range``
-  request;
+  request guarded by ``If-Range`` (the ``ETag`` or ``Last-Modified`` of the first response,
+  kept in ``<name>.part.validator``), so a file that changed on the server in between is
+  downloaded again from the start rather than spliced from two versions; without a validator
+  or an expected sha256 nothing is resumed;
+* a body sent without ``Content-Length`` (it ends when the connection closes, so a cut-short
+  transfer looks complete) is confirmed with a ``Range`` request past its end; one the server
+  cannot confirm is used once but not kept as complete: the next call downloads it again;
 * on POSIX, an advisory lock on ``<name>.lock`` makes a second process wait for the first one's
   download instead of fetching the same bytes again.
 
@@ -27,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import http.client
+import json
 import os
 import re
 import socket
@@ -50,6 +57,7 @@ except ImportError:  # pragma: no cover - Windows
 __all__ = [
     "DEFAULT_TIMEOUT",
     "cache_dir",
+    "check_hf_reference",
     "download_url",
     "hf_download",
     "is_offline",
@@ -64,6 +72,11 @@ _CHUNK = 1 << 20
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _CONTENT_RANGE = re.compile(r"^bytes\s+(\d+)-(\d+)/(\d+|\*)$")
+# What may follow "hf-hub:org/name@": a commit sha, a branch or a tag, or a Hub pull-request ref.
+# Path separators and ".." would let a revision or file name walk out of the client's cache.
+_HF_REVISION = re.compile(r"^(?:[0-9a-f]{40}|[A-Za-z0-9][A-Za-z0-9._-]{0,127}|refs/pr/[0-9]{1,9})$")
+_HF_FILENAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,254}$")
+_HF_REPO_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 _USER_AGENT = "zoo (+https://github.com/; python-urllib)"
 
 
@@ -224,7 +237,13 @@ def _download_http(
         return final
 
     if offline:
-        state = "is corrupted (sha256 mismatch)" if seen is not None else "is not in the cache"
+        state = "is not in the cache"
+        if seen is not None:
+            state = (
+                "is corrupted (sha256 mismatch)"
+                if expected
+                else "may be incomplete (its length was never confirmed)"
+            )
         raise OfflineError(
             f"ZOO_OFFLINE is set and {url} {state}: expected the file at {final}"
             + (f" with sha256 {expected}" if expected else "")
@@ -261,8 +280,8 @@ def _cached_ok(final: Path, expected: str | None, url: str, *, warn: bool) -> bo
         return False
     if expected is None:
         # Without a hash there is nothing to check; the rename-on-completion scheme guarantees
-        # the file was complete when written.
-        return True
+        # the file was complete when written, unless the server could not confirm its length.
+        return not _unconfirmed_marker(final).exists()
     actual = sha256_file(final)
     if actual == expected:
         return True
@@ -312,26 +331,48 @@ def _download_verified(
 ) -> None:
     """Fill ``part`` (resuming it if present), verify it, then atomically rename it to ``final``."""
     resumed = _file_size(part) > 0
-    _fetch(url, part, final.name, progress, cache)
+    complete = _fetch(url, part, final.name, progress, cache, expected)
     if expected is not None:
         actual = sha256_file(part)
         if actual != expected and resumed:
             # The kept prefix may come from another version of the file: start over once
             # before blaming the server.
-            part.unlink(missing_ok=True)
-            _fetch(url, part, final.name, progress, cache)
+            _discard(part)
+            _fetch(url, part, final.name, progress, cache, expected)
             actual = sha256_file(part)
         if actual != expected:
-            part.unlink(missing_ok=True)
+            _discard(part)
             raise ChecksumError(
                 f"sha256 mismatch for {url}: expected {expected}, got {actual}. The download was "
                 "discarded. The file on the server changed or was corrupted in transit; retry, "
                 "or check the URL and the expected hash."
             )
+    marker = _unconfirmed_marker(final)
     try:
+        if not complete and expected is None:
+            # Used by this call, but never taken for a complete cached file: see _cached_ok.
+            marker.touch()
+            warnings.warn(
+                f"{url} was sent without a length and the server cannot confirm its size (no range"
+                " requests): it may be incomplete. It is used now and downloaded again next time.",
+                RuntimeWarning,
+                stacklevel=4,
+            )
         os.replace(part, final)
+        if complete or expected is not None:
+            marker.unlink(missing_ok=True)
+        _validator_file(part).unlink(missing_ok=True)
     except OSError as err:
         raise _cache_error(final.parent, err, cache) from err
+
+
+def _unconfirmed_marker(final: Path) -> Path:
+    return final.with_name(final.name + ".unconfirmed")
+
+
+def _discard(part: Path) -> None:
+    part.unlink(missing_ok=True)
+    _validator_file(part).unlink(missing_ok=True)
 
 
 def _file_size(path: Path) -> int:
@@ -341,34 +382,102 @@ def _file_size(path: Path) -> int:
         return 0
 
 
-def _fetch(url: str, part: Path, display: str, progress: bool, cache: Path | None) -> None:
+# A representation's validators (RFC 9110 8.8): {"etag": ..., "last_modified": ...}, or None.
+Validator = dict[str, str]
+
+
+def _validator_file(part: Path) -> Path:
+    return part.with_name(part.name + ".validator")
+
+
+def _validator_of(headers: Any) -> Validator | None:
+    found = {key: headers.get(name) for key, name in (("etag", "ETag"), ("last_modified", "Last-Modified"))}
+    kept = {k: v.strip() for k, v in found.items() if v and v.strip()}
+    return kept or None
+
+
+def _read_validator(part: Path) -> Validator | None:
+    try:
+        data = json.loads(_validator_file(part).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    kept = {k: v for k, v in data.items() if k in ("etag", "last_modified") and isinstance(v, str)}
+    return kept or None
+
+
+def _write_validator(part: Path, validator: Validator | None, cache: Path | None) -> None:
+    path = _validator_file(part)
+    try:
+        if validator is None:
+            path.unlink(missing_ok=True)
+            return
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(validator), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as err:
+        raise _cache_error(part.parent, err, cache) from err
+
+
+def _if_range(validator: Validator | None) -> str | None:
+    """The ``If-Range`` value for ``validator``: a strong ETag, else the Last-Modified date."""
+    if validator is None:
+        return None
+    etag = validator.get("etag")
+    if etag and not etag.startswith("W/"):  # weak ETags are not allowed in If-Range
+        return etag
+    return validator.get("last_modified")
+
+
+def _same_version(kept: Validator | None, seen: Validator | None) -> bool:
+    """False when a validator the server sends now differs from the one of the kept bytes."""
+    if kept is None or seen is None:
+        return True
+    return all(kept[k] == seen[k] for k in kept.keys() & seen.keys())
+
+
+def _fetch(
+    url: str, part: Path, display: str, progress: bool, cache: Path | None, expected: str | None = None
+) -> bool:
     """Download ``url`` into ``part``, resuming from its current size; fsync before returning.
 
-    A transfer that ends early keeps ``part`` so the next call resumes it.
+    A transfer that ends early keeps ``part`` (and its validator) so the next call resumes it.
+    Returns whether the file is known to be whole: its length was announced, or confirmed
+    afterwards (see :func:`_confirm_length`).
     """
     offset = _file_size(part)
+    kept = _read_validator(part) if offset else None
+    if offset and kept is None and expected is None:
+        # Nothing could tell the kept bytes from those of a newer version of the file, and no
+        # hash will catch a splice: start over.
+        offset = 0
     try:
-        response = _open(url, offset)
+        response = _open(url, offset, _if_range(kept))
     except _RangeNotSatisfiable as err:
-        if err.total == offset:  # the .part already holds the whole file (crash before rename)
-            return
-        # The .part is longer than the file, or the server will not say: start from zero.
-        part.unlink(missing_ok=True)
-        _fetch(url, part, display, progress, cache)
-        return
+        if err.total == offset and _same_version(kept, err.validator):
+            return True  # the .part already holds the whole file (crash before rename)
+        # The .part is longer than the file, or another version, or the server will not say.
+        _discard(part)
+        return _fetch(url, part, display, progress, cache, expected)
     with response:
+        seen = _validator_of(response.headers)
         if offset and response.status == 206:
             start, total = _parse_content_range(response.headers.get("Content-Range"))
-            if start != offset:
-                # Not the bytes we asked for: nothing can be trusted, start from zero.
+            if start != offset or not _same_version(kept, seen):
+                # Not the bytes we asked for, or of another version: start from zero.
                 response.close()
-                part.unlink(missing_ok=True)
-                _fetch(url, part, display, progress, cache)
-                return
+                _discard(part)
+                return _fetch(url, part, display, progress, cache, expected)
         else:
-            # 200 to a Range request: the server sends the whole file, so start from zero.
+            # A fresh download, or 200 to a Range request (the server sends the whole file, e.g.
+            # because If-Range saw a new version): start from zero, remembering this version.
             offset, total = 0, None
+            _write_validator(part, seen, cache)
         length = _content_length(response)
+        # Without a length, and not chunked, the body ends when the connection closes: a
+        # transfer cut short ends the same way.
+        unbounded = length is None and not getattr(response, "chunked", False)
         if total is None and length is not None:
             total = offset + length
         received = _stream(response, part, offset, total, url, display, progress, cache)
@@ -377,20 +486,59 @@ def _fetch(url: str, part: Path, display: str, progress: bool, cache: Path | Non
             f"Download of {url} was cut short: received {offset + received} of {offset + length} "
             f"bytes. The partial file {part} is kept; call again to resume the download."
         )
+    if not unbounded:
+        return True
+    return _confirm_length(url, part, offset + received, _read_validator(part))
+
+
+def _confirm_length(url: str, part: Path, size: int, kept: Validator | None) -> bool:
+    """Ask for the bytes after ``size``: none (416) means the download is whole.
+
+    Returns False when the server cannot say (it ignores ``Range`` and sends no length).
+    Raises DownloadError when bytes are missing (``part`` is kept when they can be resumed).
+    """
+    short = f"Download of {url} was cut short after {size} bytes (the server sent no length)"
+    try:
+        response = _open(url, size, _if_range(kept))
+    except _RangeNotSatisfiable as err:
+        if err.total is None or err.total == size:
+            return True
+        _discard(part)
+        raise DownloadError(f"{short}: the file on the server has {err.total} bytes. Call again.") from None
+    with response:
+        seen = _validator_of(response.headers)
+        if not _same_version(kept, seen):
+            _discard(part)
+            raise DownloadError(
+                f"{url} changed on the server while it was downloaded; the partial file was discarded."
+                " Call again."
+            )
+        if response.status == 206:
+            raise DownloadError(f"{short}. The partial file {part} is kept; call again to resume.")
+        length = _content_length(response)
+    if length is None:
+        return False
+    if length == size:
+        return True
+    _discard(part)
+    raise DownloadError(f"{short}: the file on the server has {length} bytes. Call again.")
 
 
 class _RangeNotSatisfiable(Exception):
     """HTTP 416 to a resume request; ``total`` is the file size from ``Content-Range``, if sent."""
 
-    def __init__(self, total: int | None) -> None:
+    def __init__(self, total: int | None, validator: Validator | None = None) -> None:
         super().__init__(total)
         self.total = total
+        self.validator = validator
 
 
-def _open(url: str, offset: int) -> http.client.HTTPResponse:
+def _open(url: str, offset: int, if_range: str | None = None) -> http.client.HTTPResponse:
     headers = {"User-Agent": _USER_AGENT, "Accept-Encoding": "identity"}
     if offset:
         headers["Range"] = f"bytes={offset}-"
+        if if_range:
+            headers["If-Range"] = if_range
     request = urllib.request.Request(url, headers=headers)
     try:
         response: http.client.HTTPResponse = urllib.request.urlopen(request, timeout=DEFAULT_TIMEOUT)
@@ -398,19 +546,25 @@ def _open(url: str, offset: int) -> http.client.HTTPResponse:
     except urllib.error.HTTPError as err:
         with err:
             if err.code == 416 and offset:
-                raise _RangeNotSatisfiable(_parse_content_range(err.headers.get("Content-Range"))[1]) from err
+                total = _parse_content_range(err.headers.get("Content-Range"))[1]
+                raise _RangeNotSatisfiable(total, _validator_of(err.headers)) from err
             hint = {
                 401: " Access denied: the file needs authentication.",
                 403: " Access denied: check the URL or your access rights.",
                 404: " Check the URL.",
             }.get(err.code, "")
+            if 300 <= err.code < 400:  # urllib's reason spans lines and names no fix
+                raise DownloadError(
+                    f"Cannot download {url}: HTTP {err.code}, the server redirects in a loop (or more"
+                    " than 10 times). Check the URL."
+                ) from err
             raise DownloadError(f"Cannot download {url}: HTTP {err.code} {err.reason}.{hint}") from err
     except urllib.error.URLError as err:
         raise DownloadError(
             f"Cannot download {url}: {_reason(err.reason)}. Check the URL and your network "
             "connection (or set ZOO_OFFLINE=1 to use cached files only)."
         ) from err
-    except (OSError, http.client.HTTPException) as err:  # timeouts, resets, bad status lines
+    except (OSError, http.client.HTTPException, ValueError) as err:  # timeouts, resets, bad status lines
         raise DownloadError(f"Cannot download {url}: {_reason(err)}. Check your network connection.") from err
 
 
@@ -516,9 +670,11 @@ def hf_download(repo_id: str, filename: str, *, revision: str | None = None) -> 
     Raises:
         OfflineError: offline (``ZOO_OFFLINE`` or ``HF_HUB_OFFLINE``) and the file is not cached.
         DownloadError: ``huggingface_hub`` is not installed, the repo, revision or file does not
-            exist (or is private/gated), or the network failed.
+            exist (or is private/gated), or the network failed; or the repo id, revision or file
+            name is malformed (checked before anything reaches the client).
         CacheError: the Hugging Face cache cannot be written.
     """
+    check_hf_reference(repo_id, filename, revision)
     try:
         import huggingface_hub
         from huggingface_hub import constants as hf_constants
@@ -538,6 +694,37 @@ def hf_download(repo_id: str, filename: str, *, revision: str | None = None) -> 
             raise
         raise mapped from err
     return Path(path)
+
+
+def check_hf_reference(repo_id: str, filename: str, revision: str | None = None) -> None:
+    """Refuse a malformed Hub repo id, file name or revision before any client sees it.
+
+    A revision is a commit sha (40 hex digits), a branch or tag name (letters, digits, ``.``,
+    ``_``, ``-``) or a pull-request ref ``refs/pr/N``; a file name is a plain name. Neither may
+    hold a path separator or ``..``: both end up in cache paths and URLs.
+
+    Raises:
+        DownloadError: naming the part that is malformed and what is allowed.
+    """
+    where = f"hf-hub:{repo_id}" + (f"@{revision}" if revision is not None else "")
+    parts = repo_id.split("/") if isinstance(repo_id, str) else []
+    if len(parts) != 2 or not all(_HF_REPO_PART.match(p) and ".." not in p for p in parts):
+        raise DownloadError(
+            f"Cannot download from {where}: {repo_id!r} is not a Hub repo id; expected 'org/name'"
+            " (letters, digits, '.', '_', '-')."
+        )
+    if revision is not None and (
+        not isinstance(revision, str) or not _HF_REVISION.match(revision) or ".." in revision
+    ):
+        raise DownloadError(
+            f"Cannot download from {where}: revision {revision!r} is not a commit sha (40 hex digits),"
+            " a branch or tag name (letters, digits, '.', '_', '-'; no '/' or '..') or refs/pr/N."
+        )
+    if not isinstance(filename, str) or not _HF_FILENAME.match(filename) or ".." in filename:
+        raise DownloadError(
+            f"Cannot download {filename!r} from {where}: not a plain file name (letters, digits, '.',"
+            " '_', '-'; no '/' or '..')."
+        )
 
 
 def _hf_error(

@@ -162,9 +162,12 @@ def _load_url(url: str, *, sha256: str | None, arch: str | None, progress: bool)
 
 
 def _load_hf(repo: str) -> Encoder:
-    repo_id, _, revision = repo.partition("@")
-    if repo_id.count("/") != 1:
+    repo_id, at, revision = repo.partition("@")
+    if repo_id.count("/") != 1 or (at and not revision):
         raise UnknownModelError(f"hf-hub:{repo}: expected 'hf-hub:org/name[@revision]'")
+    # Both files are checked before either request: a bad revision fails before any download.
+    for name in (CONFIG_NAME, WEIGHTS_NAME):
+        hub.check_hf_reference(repo_id, name, revision or None)
     config = hub.hf_download(repo_id, CONFIG_NAME, revision=revision or None)
     weights = hub.hf_download(repo_id, WEIGHTS_NAME, revision=revision or None)
     return _load_pair(config, weights)
