@@ -11,6 +11,9 @@ from zoo.training.methods import (  # noqa: F401  (register the methods)
     swav,
     vicreg,
 )
+
+# Issue 11: pretext and generative tasks.
+from zoo.training.methods import mae, rotnet  # noqa: F401, E402
 from zoo.training.methods.base import METHODS, Method, MethodConfig, get_method, register_method
 
 __all__ = ["METHODS", "Method", "MethodConfig", "get_method", "register_method"]

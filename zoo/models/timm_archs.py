@@ -54,3 +54,16 @@ def vit_base_patch8_224(**kwargs) -> nn.Module:
 @register_arch("efficientnet_lite0", embed_dim=1280, source="timm", timm_name="efficientnet_lite0")
 def efficientnet_lite0(**kwargs) -> nn.Module:
     return _timm("efficientnet_lite0", **kwargs)
+
+
+@register_arch("vit_tiny_patch4_32", embed_dim=192, source="timm", default_input_size=32)
+def vit_tiny_patch4_32(**kwargs) -> nn.Module:
+    """ViT-Tiny (192 wide, 12 blocks, 3 heads) on 32 px images cut into 4 px patches (an 8x8
+    grid): the MAE recipe's CIFAR-10 encoder. Features are the final LayerNorm's patch tokens,
+    average-pooled (the class token is kept, as in MAE's encoder, but not pooled). timm has
+    no name for it: ``timm.create_model("vit_tiny_patch16_224", img_size=32, patch_size=4,
+    global_pool="avg", fc_norm=False, num_classes=0)``.
+    """
+    return _timm(
+        "vit_tiny_patch16_224", img_size=32, patch_size=4, global_pool="avg", fc_norm=False, **kwargs
+    )

@@ -1,0 +1,96 @@
+"""Colorization targets (Zhang, Isola & Efros 2016): CIE Lab, quantised ab, soft encoding,
+the ab prior of a training set and the class-rebalancing weights.
+
+The network sees the lightness L and predicts a distribution over Q quantised ab colours:
+the ab plane cut into a grid of ``grid`` (10) units, keeping the bins that sRGB colours can
+reach (the paper has 313 "in-gamut" bins, which it took from ImageNet; here they come
+from a dense sampling of the sRGB cube, 64 levels per channel: 261 bins). Targets are soft-encoded over the 5 nearest bins (Gaussian,
+sigma 5); each pixel's loss is weighted by ``w(q*)`` of its nearest bin, where
+``w ∝ ((1 - lambda) p~ + lambda / Q)^-1`` with ``p~`` the training set's ab distribution
+smoothed by a Gaussian (sigma 5), normalised so ``sum_q p~_q w_q = 1`` (eq. 4): without it the
+predictions collapse to the desaturated colours that dominate natural images.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+# sRGB (D65) -> XYZ, and the D65 white point (IEC 61966-2-1; CIE 15).
+_RGB_TO_XYZ = torch.tensor(
+    [[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]]
+)
+_WHITE = torch.tensor([0.950456, 1.0, 1.088754])
+_DELTA = 6 / 29
+
+
+def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
+    """sRGB in [0, 1], (..., 3, H, W) -> CIE Lab (L in [0, 100], a and b roughly [-110, 110])."""
+    rgb = rgb.float().clamp(0, 1)
+    linear = torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
+    xyz = torch.einsum("ij,...jhw->...ihw", _RGB_TO_XYZ, linear) / _WHITE.view(3, 1, 1)
+    f = torch.where(xyz > _DELTA**3, xyz.clamp_min(1e-12) ** (1 / 3), xyz / (3 * _DELTA**2) + 4 / 29)
+    fx, fy, fz = f.unbind(-3)
+    return torch.stack([116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)], dim=-3)
+
+
+@functools.lru_cache(maxsize=4)
+def ab_bins(grid: int = 10, levels: int = 64) -> torch.Tensor:
+    """Centres (Q, 2) of the ``grid``-unit ab bins reached by sRGB colours (``levels`` per
+    channel of the sRGB cube are converted; a bin is kept when a colour falls into it)."""
+    v = torch.linspace(0, 1, levels)
+    cube = torch.stack(torch.meshgrid(v, v, v, indexing="ij")).reshape(3, -1, 1)
+    ab = rgb_to_lab(cube)[1:].reshape(2, -1).T
+    cells = torch.unique(torch.round(ab / grid).long(), dim=0)
+    return (cells * grid).float()
+
+
+def _sq_dist(ab: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
+    # ab (..., 2) against bins (Q, 2) -> (..., Q)
+    return ((ab[..., None, :] - bins) ** 2).sum(-1)
+
+
+def nearest_bin(ab: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
+    """Index of the nearest bin of each ab value; ``ab`` (N, 2, H, W) -> (N, H, W) int64."""
+    return _sq_dist(ab.movedim(1, -1), bins).argmin(-1)
+
+
+def soft_encode(
+    ab: torch.Tensor, bins: torch.Tensor, *, neighbours: int = 5, sigma: float = 5.0
+) -> torch.Tensor:
+    """The paper's soft targets: each pixel's ``neighbours`` nearest bins weighted by a
+    Gaussian of the distance (sigma 5), normalised; ``ab`` (N, 2, H, W) -> (N, Q, H, W)."""
+    d2 = _sq_dist(ab.float().movedim(1, -1), bins)  # (N, H, W, Q)
+    near, idx = d2.topk(neighbours, dim=-1, largest=False)
+    weights = torch.softmax(-near / (2 * sigma**2), dim=-1)
+    target = torch.zeros_like(d2).scatter_(-1, idx, weights)
+    return target.movedim(-1, 1)
+
+
+def ab_histogram(images: torch.Tensor, bins: torch.Tensor, *, batch_size: int = 2048) -> torch.Tensor:
+    """Counts (Q,) of the pixels of uint8 RGB ``images`` (N, 3, H, W) nearest to each bin."""
+    counts = torch.zeros(len(bins), dtype=torch.float64)
+    for start in range(0, len(images), batch_size):
+        x = torch.as_tensor(images[start : start + batch_size]).float() / 255
+        q = nearest_bin(rgb_to_lab(x)[:, 1:], bins)
+        counts += torch.bincount(q.flatten(), minlength=len(bins)).double()
+    return counts
+
+
+def rebalance_weights(
+    counts: torch.Tensor, bins: torch.Tensor, *, lam: float = 0.5, sigma: float = 5.0
+) -> torch.Tensor:
+    """Class-rebalancing weights (Q,) from ab ``counts`` (eq. 4): ``p`` = counts normalised,
+    smoothed by a Gaussian of ``sigma`` ab units over the bin centres (``sigma=0``: none),
+    ``w ∝ ((1 - lam) p~ + lam / Q)^-1``, scaled so ``sum_q p~_q w_q = 1``."""
+    if not 0 <= lam <= 1:
+        raise ValueError(f"lam must be in [0, 1], got {lam}")
+    p = counts.double() / counts.sum().clamp_min(1e-12)
+    if sigma > 0:
+        kernel = torch.exp(-_sq_dist(bins.double(), bins.double()) / (2 * sigma**2))
+        p = kernel @ p
+        p = p / p.sum()
+    w = 1.0 / ((1 - lam) * p + lam / len(p))
+    w = w / (p * w).sum()
+    return w.float()
