@@ -6,6 +6,8 @@
     zoo embed DIR --out FEATURES.npy   features of every image below DIR
     zoo neighbors [DIR]                each image's nearest neighbours (the built-in demo)
     zoo export NAME --out DIR          zoo folder + verified model.onnx
+    zoo push NAME_OR_DIR --repo ORG/NAME   publish to a Hugging Face Hub (--dry-run lists the files)
+    zoo leaderboard [--format md|csv|json] [--update README.md]   every measured encoder, one table
     zoo convert SRC --from FMT --out DIR   upstream checkpoint -> zoo folder
     zoo card NAME [--out FILE]         the model card
     zoo eval NAME --data DIR           kNN evaluation on an ImageFolder dataset (--protocol
@@ -110,6 +112,34 @@ def _cmd_export(args: argparse.Namespace) -> None:
             f"wrote {report.onnx}: ONNX Runtime matches PyTorch on {report.images_checked} images"
             f" (max abs diff {report.max_abs_diff:.2e})"
         )
+
+
+def _cmd_push(args: argparse.Namespace) -> None:
+    from zoo.push import push
+
+    result = push(
+        args.name,
+        args.repo,
+        revision=args.revision,
+        private=args.private,
+        commit_message=args.commit_message,
+        dry_run=args.dry_run,
+    )
+    total = sum(f.size for f in result.files)
+    if result.dry_run:
+        print(f"dry run: would push {len(result.files)} files ({total:,} bytes) to {result.url}")
+        print(f"  ONNX Runtime matches PyTorch (max abs diff {result.onnx_max_abs_diff:.2e}); card checked")
+        for f in result.files:
+            print(f"  {f.size:>12,}  {f.sha256}  {f.path}")
+        print("nothing was uploaded")
+        return
+    print(f"pushed {len(result.files)} files ({total:,} bytes) in commit {result.commit}")
+    print(result.url)
+    weights = result.file("model.safetensors")
+    print(
+        "to release a registry entry from it: Weights("
+        f'hf_hub_id="{result.repo_id}", hf_revision="{result.commit}", sha256="{weights.sha256}")'
+    )
 
 
 def _cmd_convert(args: argparse.Namespace) -> None:
@@ -279,6 +309,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--opset", type=int, default=17)
     p.add_argument("--no-onnx", action="store_true", help="skip model.onnx")
     p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser(
+        "push",
+        help="publish an encoder to a Hugging Face Hub",
+        description="Export (for a name) and check a zoo folder, then upload it in one commit to a Hub"
+        " repo through huggingface_hub (token: HF_TOKEN or `hf auth login`; HF_ENDPOINT for another"
+        " Hub). A folder whose model.onnx does not match its weights, or whose card states a number"
+        " without how it was measured, is refused.",
+    )
+    p.add_argument("name", metavar="NAME_OR_DIR", help="registry name, zoo folder, file or URL")
+    p.add_argument("--repo", required=True, help="ORG/NAME of the Hub repo (created if missing)")
+    p.add_argument("--revision", help="branch to commit to (default main; created from main if missing)")
+    p.add_argument("--private", action="store_true", help="create the repo private")
+    p.add_argument("--commit-message", help="default: 'Upload NAME with zoo'")
+    p.add_argument("--dry-run", action="store_true", help="check, list files with sizes and sha256")
+    p.set_defaults(func=_cmd_push)
 
     from zoo.convert import list_formats
 
