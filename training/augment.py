@@ -26,8 +26,9 @@ tests). Every single operation matches torchvision's on the same parameters.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -127,6 +128,126 @@ def multicrop_views(
         ViewConfig(**{**vars(second), "scale": global_scale}),
         *[local] * num_local,
     ]
+
+
+# --------------------------------------------------------------------------------------
+# What a method does with the views: how many, which colour space, a patch grid
+
+
+#: CMC's Lab normalisation (Tian et al. 2020, their code): each channel's range mapped to [-1, 1].
+LAB_MEAN = (50.0, (-86.183 + 98.233) / 2, (-107.857 + 94.478) / 2)
+LAB_STD = (50.0, (86.183 + 98.233) / 2, (107.857 + 94.478) / 2)
+
+
+@dataclass(frozen=True)
+class ViewSpec:
+    """A method's declaration of its inputs, applied by :func:`build_views` after the
+    recipe's views (:class:`ViewConfig` list) are drawn, on whole batches of tensors.
+
+    Attributes:
+        count: keep the first ``count`` views (0 = all); NPID, DeepCluster and SeLa train on one.
+        colour: ``rgb`` (normalised as the view says) or ``lab``: CIELAB (D65) with L in channel
+            0 and ab in channels 1-2, each mapped to about [-1, 1] (CMC's split of an image into
+            luminance and colour).
+        patch_grid: ``(grid, patch)``: each view becomes a ``grid x grid`` grid of overlapping
+            ``patch``-pixel squares at a stride of ``(size - patch) / (grid - 1)`` (CPC), returned as
+            one tensor (N * grid * grid, 3, patch, patch), image-major, patches in row-major order.
+    """
+
+    count: int = 0
+    colour: Literal["rgb", "lab"] = "rgb"
+    patch_grid: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.count < 0:
+            raise ValueError(f"count must be >= 0, got {self.count}")
+        if self.colour not in ("rgb", "lab"):
+            raise ValueError(f"colour must be 'rgb' or 'lab', got {self.colour!r}")
+        if self.patch_grid is not None and (self.patch_grid[0] < 2 or self.patch_grid[1] < 1):
+            raise ValueError(f"patch_grid must be (grid >= 2, patch >= 1), got {self.patch_grid}")
+
+    def check(self, views: Sequence[ViewConfig]) -> None:
+        """ValueError naming the problem when ``views`` cannot give these inputs."""
+        if self.count > len(views):
+            raise ValueError(f"the method takes {self.count} views but the preset draws {len(views)}")
+        if self.patch_grid is not None:
+            grid, patch = self.patch_grid
+            for v in views[: self.count or None]:
+                if patch > v.size or (v.size - patch) % (grid - 1):
+                    raise ValueError(
+                        f"a {grid}x{grid} grid of {patch}-pixel patches does not tile {v.size}-pixel views"
+                        f" evenly: (size - patch) must be a multiple of {grid - 1}"
+                    )
+
+
+def rgb_to_lab(x: torch.Tensor) -> torch.Tensor:
+    """sRGB in [0, 1] (N, 3, H, W) -> CIELAB (D65 white), L in [0, 100], a and b about
+    [-110, 100]; the formulas of skimage's ``rgb2lab`` (CMC's preprocessing)."""
+    linear = torch.where(x > 0.04045, ((x + 0.055) / 1.055) ** 2.4, x / 12.92)
+    m = torch.tensor(
+        [[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]],
+        dtype=x.dtype,
+    )
+    xyz = torch.einsum("ij,njhw->nihw", m, linear)
+    white = torch.tensor([0.95047, 1.0, 1.08883], dtype=x.dtype).view(1, 3, 1, 1)
+    t = xyz / white
+    f = torch.where(t > 0.008856, t.clamp(min=1e-12) ** (1 / 3), 7.787 * t + 16 / 116)
+    fx, fy, fz = f.unbind(1)
+    lum = torch.where(t[:, 1] > 0.008856, 116 * fy - 16, 903.3 * t[:, 1])
+    return torch.stack([lum, 500 * (fx - fy), 200 * (fy - fz)], 1)
+
+
+def patch_grid(x: torch.Tensor, grid: int, patch: int) -> torch.Tensor:
+    """(N, C, S, S) -> (N * grid * grid, C, patch, patch) overlapping patches, row-major."""
+    n, c, size, _ = x.shape
+    stride = (size - patch) // (grid - 1)
+    tiles = x.unfold(2, patch, stride).unfold(3, patch, stride)  # (N, C, grid, grid, P, P)
+    return tiles.permute(0, 2, 3, 1, 4, 5).reshape(n * grid * grid, c, patch, patch).contiguous()
+
+
+class SpecViews:
+    """A view pipeline (:class:`BatchedViews` or :class:`PerSampleViews`) followed by a
+    method's :class:`ViewSpec`: same call signature, so the data path is unchanged."""
+
+    def __init__(
+        self,
+        base: Callable[[torch.Tensor, torch.Generator], list[torch.Tensor]],
+        views: Sequence[ViewConfig],
+        spec: ViewSpec,
+    ) -> None:
+        spec.check(views)
+        self.base, self.views, self.spec = base, list(views), spec
+
+    def __call__(self, images: torch.Tensor, generator: torch.Generator) -> list[torch.Tensor]:
+        out = self.base(images, generator)
+        keep = self.spec.count or len(out)
+        result = []
+        for x, view in zip(out[:keep], self.views, strict=False):
+            if self.spec.colour == "lab":
+                mean = torch.tensor(view.mean).view(1, 3, 1, 1)
+                std = torch.tensor(view.std).view(1, 3, 1, 1)
+                rgb = (x * std + mean).clamp_(0, 1)
+                lab_mean = torch.tensor(LAB_MEAN).view(1, 3, 1, 1)
+                lab_std = torch.tensor(LAB_STD).view(1, 3, 1, 1)
+                x = (rgb_to_lab(rgb) - lab_mean) / lab_std
+            if self.spec.patch_grid is not None:
+                x = patch_grid(x, *self.spec.patch_grid)
+            result.append(x)
+        return result
+
+
+def build_views(
+    views: Sequence[ViewConfig], spec: ViewSpec | None = None, backend: str = "batched"
+) -> Callable[[torch.Tensor, torch.Generator], list[torch.Tensor]]:
+    """The data pipeline of a run: ``views`` drawn batched on tensors (or per sample with
+    torchvision), then the method's ``spec`` applied (nothing to apply: the plain pipeline)."""
+    spec = spec or ViewSpec()
+    spec.check(views)
+    kept = list(views)[: spec.count or None]  # views are drawn in order: the kept ones are unchanged
+    base = BatchedViews(kept) if backend == "batched" else PerSampleViews(kept)
+    if spec.colour == "rgb" and spec.patch_grid is None:
+        return base
+    return SpecViews(base, kept, spec)
 
 
 # --------------------------------------------------------------------------------------

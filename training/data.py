@@ -128,7 +128,8 @@ def step_seed(seed: int, epoch: int, step: int, rank: int) -> int:
 
 
 class EpochBatches(Dataset):
-    """The batches of one epoch for one rank; item ``step`` is ``(views, labels)``.
+    """The batches of one epoch for one rank; item ``step`` is ``(views, labels, indices)``,
+    ``indices`` the samples' positions in the split (memory banks, per-sample pseudo-labels).
 
     Used as a map-style dataset of whole batches (``DataLoader(batch_size=None)``), so a
     run resumed at step k simply starts the sampler at k.
@@ -164,10 +165,10 @@ class EpochBatches(Dataset):
     def __len__(self) -> int:
         return len(self.order) // self.batch_size
 
-    def __getitem__(self, step: int) -> tuple[list[torch.Tensor], torch.Tensor]:
+    def __getitem__(self, step: int) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
         idx = self.order[step * self.batch_size : (step + 1) * self.batch_size]
         generator = torch.Generator().manual_seed(step_seed(self.seed, self.epoch, step, self.rank))
-        return self.augment(self.images[idx], generator), self.labels[idx]
+        return self.augment(self.images[idx], generator), self.labels[idx], idx
 
 
 def steps_per_epoch(num_images: int, batch_size: int, world_size: int = 1) -> int:

@@ -313,6 +313,10 @@ class Trainer:
                 batch_size=None,
                 sampler=range(progress.step_in_epoch, len(batches)),
                 num_workers=r.augment.workers,
+                # Its own generator: a loader draws a base seed when iterated, and from torch's
+                # global one that would shift the RNG of steps that use it (NPID's noise
+                # samples, dropout) between a resumed run and an uninterrupted one.
+                generator=torch.Generator(),
             )
             # A resumed epoch (step_in_epoch > 0) already had its pass: the result is in the
             # method's buffers, restored from the checkpoint.

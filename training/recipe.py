@@ -260,6 +260,8 @@ def recipe_from_dict(data: dict[str, Any]) -> Recipe:
     if cls.multicrop != (recipe.augment.preset == "multicrop"):
         want = "multicrop" if cls.multicrop else "simclr or byol"
         raise RecipeError(f"augment.preset: {cls.name} needs {want} views, got {recipe.augment.preset!r}")
+    if cls.needs.teacher and not getattr(recipe.method, "teacher", ""):
+        raise RecipeError(f"method.teacher: {cls.name} distils a teacher; name one (a zoo name or a folder)")
     return recipe
 
 

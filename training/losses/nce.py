@@ -41,10 +41,13 @@ class NCELoss(nn.Module):
         self.register_buffer("normaliser", torch.tensor(-1.0))  # Z; < 0 until the first batch
 
     @full_precision
-    def forward(self, features: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, features: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor
+    ) -> torch.Tensor:
         if features.ndim != 2 or positives.shape != features.shape or negatives.ndim != 3:
             raise ValueError(
-                f"expected features (N, D), positives (N, D), negatives (N, m, D); got {tuple(features.shape)},"
+                "expected features (N, D), positives (N, D), negatives (N, m, D); got"
+                f" {tuple(features.shape)},"
                 f" {tuple(positives.shape)}, {tuple(negatives.shape)}"
             )
         f = nn.functional.normalize(features, dim=1)

@@ -10,17 +10,39 @@ knows nothing about optimisers, logging, checkpoints or evaluation:
   last layer) and :meth:`Method.after_optimizer_step` (momentum encoders, prototype
   normalisation): the explicit hooks.
 
+What a method needs beyond its views it *declares*, and the trainer provides it, so no
+method is a special case in the loop (see "How a method declares what it needs" in
+training/README.md):
+
+* ``needs = Needs(indices=True, labels=True, epoch_pass=True, teacher=True)``: the
+  dataset index / class label of every sample as keyword arguments of ``training_step``,
+  an epoch pass over the whole training split (:meth:`Method.on_epoch_start`), a frozen
+  teacher encoder (:meth:`Method.set_teacher`);
+* :meth:`Method.view_spec` -> :class:`zoo.training.augment.ViewSpec`: how many of the
+  recipe's views, in which colour space, as a patch grid;
+* :meth:`Method.setup_data`: sizes known once the split is loaded (memory banks, one
+  pseudo-label per image), and the checks that fail before training starts.
+
+State a method keeps across steps (memory banks, pseudo-labels, centroids) lives in
+registered buffers, so checkpoints carry it and ``--resume`` is exact.
+
 Each method has a frozen dataclass ``Config`` whose fields are its hyper-parameters (and
 the keys of the ``method:`` section of a recipe), with the paper's defaults.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
+
+from zoo.errors import ZooError
+
+if TYPE_CHECKING:
+    from zoo.training.augment import ViewSpec
 
 METHODS: dict[str, type[Method]] = {}
 
@@ -40,6 +62,41 @@ def get_method(name: str) -> type[Method]:
         raise ValueError(f"unknown method {name!r}; choose one of {', '.join(sorted(METHODS))}") from None
 
 
+class MethodInputError(ZooError, ValueError):
+    """A method asked for data the run cannot give (labels of an unlabelled folder, a
+    teacher that does not load, more clusters than images); raised before training."""
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What a method asks the trainer for, beyond the views of each batch."""
+
+    #: ``training_step(views, indices=...)``: (N,) int64 position of each sample in the
+    #: training split, the same on every epoch (memory banks, per-sample pseudo-labels).
+    indices: bool = False
+    #: ``training_step(views, labels=...)``: (N,) int64 class labels. Only for supervised
+    #: references (SupCon); the split must have at least two class folders.
+    labels: bool = False
+    #: Before each epoch's first step (when :meth:`Method.epoch_pass_due`), the trainer embeds
+    #: the whole training split with :meth:`Method.epoch_encoder` (inference mode, centre
+    #: crop, batched: the kNN monitor's embedding) and calls :meth:`Method.on_epoch_start`.
+    epoch_pass: bool = False
+    #: A frozen teacher encoder, named by the config's ``teacher`` field (any zoo name or
+    #: folder); the trainer loads it and calls :meth:`Method.set_teacher`.
+    teacher: bool = False
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """The training split as a method sees it in :meth:`Method.setup_data`."""
+
+    num_samples: int
+    num_classes: int
+    #: Seed of the run: epoch passes draw from generators seeded by (seed, epoch), so a
+    #: resumed run repeats them exactly.
+    seed: int = 0
+
+
 @dataclass(frozen=True)
 class MethodConfig:
     """Hyper-parameters shared by every method's config (none yet; subclasses add theirs)."""
@@ -52,6 +109,11 @@ class Method(nn.Module):
     Config: ClassVar[type[MethodConfig]] = MethodConfig
     #: Whether the method needs multi-crop views (2 global + N local) rather than 2 views.
     multicrop: ClassVar[bool] = False
+    #: What the trainer provides beyond the views (see :class:`Needs`).
+    needs: ClassVar[Needs] = Needs()
+    #: Trained with human labels: a supervised reference point, never listed as
+    #: self-supervised (SupCon).
+    supervised: ClassVar[bool] = False
 
     def __init__(self, backbone: nn.Module, embed_dim: int, config: MethodConfig) -> None:
         super().__init__()
@@ -63,13 +125,44 @@ class Method(nn.Module):
         self.embed_dim = embed_dim
         self.config = config
 
-    def forward(self, views: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+    def forward(self, views: list[torch.Tensor], **batch: torch.Tensor) -> dict[str, torch.Tensor]:
         # DDP wraps forward(), so the step must be the forward for gradients to be synced.
-        return self.training_step(views)
+        return self.training_step(views, **batch)
 
-    def training_step(self, views: list[torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Views of one batch (each (N, 3, S, S)) -> ``{"loss": scalar, ...}``."""
+    def training_step(self, views: list[torch.Tensor], **batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Views of one batch (each (N, 3, S, S)) -> ``{"loss": scalar, ...}``; ``batch``
+        holds what :attr:`needs` asked for (``indices``, ``labels``)."""
         raise NotImplementedError
+
+    @classmethod
+    def view_spec(cls, config: MethodConfig) -> ViewSpec:
+        """How the recipe's views are turned into this method's inputs (default: as drawn)."""
+        from zoo.training.augment import ViewSpec
+
+        return ViewSpec()
+
+    def setup_data(self, info: DataInfo) -> None:
+        """Called once the training split is loaded, before the checkpoint is restored and
+        before training: allocate per-sample buffers, and raise :class:`MethodInputError`
+        for data the method cannot use."""
+
+    def epoch_pass_due(self, epoch: int) -> bool:
+        """Whether the epoch pass runs before ``epoch`` (``needs.epoch_pass`` methods)."""
+        return True
+
+    def epoch_encoder(self) -> nn.Module:
+        """The module the epoch pass embeds the training split with (default: the backbone)."""
+        return self.backbone
+
+    def on_epoch_start(self, epoch: int, features: torch.Tensor) -> Iterable[nn.Parameter] | None:
+        """The epoch pass: ``features`` (num_samples, D) float32 of every training image, in
+        dataset order. Return the parameters it re-initialised (their optimiser state is
+        dropped, as after DeepCluster's new classifier)."""
+        return None
+
+    def set_teacher(self, teacher: nn.Module, embed_dim: int) -> None:
+        """Receive the frozen teacher (``needs.teacher`` methods): normalised images -> (N, D)."""
+        raise NotImplementedError(f"{self.name} does not take a teacher")
 
     def param_groups(self) -> list[dict[str, Any]]:
         """Trainable parameters in groups: ``{"name", "params", "exclude_decay"}`` with

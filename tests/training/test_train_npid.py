@@ -1,0 +1,103 @@
+"""NPID: the NCE loss against a hand computation, the memory bank's update, the trainer's
+sample indices, exact resume, and a short real run."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from _seed_methods import (
+    build,
+    seed_recipe,
+    short_run_beats_random_init,
+    stop_and_resume_equals_uninterrupted,
+)
+from zoo.training.data import EpochBatches
+from zoo.training.loop import Trainer
+from zoo.training.losses.nce import NCELoss
+from zoo.training.memory_bank import MemoryBank
+from zoo.training.methods.base import DataInfo
+from zoo.training.recipe import recipe_from_dict
+
+NPID = {"name": "npid", "out_dim": 16, "num_negatives": 32}
+
+
+def test_nce_loss_matches_a_hand_computation() -> None:
+    # n = 4 images, m = 2 noise samples, tau = 1; f = (1, 0), its entry (1, 0), noise (0, 1), (-1, 0).
+    loss_fn = NCELoss(num_data=4, temperature=1.0)
+    f = torch.tensor([[2.0, 0.0]])  # normalised inside
+    pos = torch.tensor([[1.0, 0.0]])
+    neg = torch.tensor([[[0.0, 1.0], [-1.0, 0.0]]])
+    loss = loss_fn(f, pos, neg)
+    e = [math.e, 1.0, 1 / math.e]
+    z = sum(e) / 3 * 4  # Z = n * mean of the batch's exp(v . f / tau)
+    p = [x / z for x in e]
+    noise = 2 / 4  # m * P_n
+    expected = -(
+        math.log(p[0] / (p[0] + noise)) + math.log(noise / (p[1] + noise)) + math.log(noise / (p[2] + noise))
+    )
+    assert float(loss) == pytest.approx(expected, rel=1e-6)
+    assert float(loss_fn.normaliser) == pytest.approx(z)
+    # Z is estimated once, then kept.
+    loss_fn(f, neg[:, 0], neg)
+    assert float(loss_fn.normaliser) == pytest.approx(z)
+
+
+def test_nce_loss_runs_in_fp32_under_autocast() -> None:
+    loss_fn = NCELoss(num_data=100, temperature=0.07)
+    f = torch.randn(4, 8, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = loss_fn(f.bfloat16(), torch.randn(4, 8), torch.randn(4, 5, 8))
+    assert loss.dtype == torch.float32
+    loss.backward()
+    assert f.grad is not None and torch.isfinite(f.grad).all()
+
+
+def test_memory_bank_updates_with_momentum_and_renormalises() -> None:
+    bank = MemoryBank(5, 3, momentum=0.5, seed=1)
+    before = bank.bank.clone()
+    assert torch.allclose(before.norm(dim=1), torch.ones(5))
+    f = torch.tensor([[3.0, 0.0, 0.0], [0.0, 0.0, 2.0]])
+    bank.update(torch.tensor([1, 3]), f)
+    for row, feat in ((1, f[0]), (3, f[1])):
+        mixed = 0.5 * before[row] + 0.5 * feat / feat.norm()
+        torch.testing.assert_close(bank.bank[row], mixed / mixed.norm())
+    torch.testing.assert_close(bank.bank[[0, 2, 4]], before[[0, 2, 4]])
+
+
+def test_a_step_uses_the_sample_indices_and_the_proximal_option() -> None:
+    method = build("npid", out_dim=4, num_negatives=6, proximal=2.0)
+    method.setup_data(DataInfo(num_samples=20, num_classes=2))
+    before = method.memory.bank.clone()
+    idx = torch.tensor([3, 7, 11, 19])
+    out = method([torch.randn(4, 3, 16, 16)], indices=idx)
+    assert torch.isfinite(out["loss"]) and set(out) == {"loss", "nce", "proximal"}
+    torch.testing.assert_close(out["loss"], out["nce"] + 2.0 * out["proximal"])
+    out["loss"].backward()
+    assert method.backbone[0].weight.grad.abs().sum() > 0
+    changed = (method.memory.bank != before).any(1).nonzero().flatten()
+    assert changed.tolist() == idx.tolist()
+
+
+def test_the_trainer_gives_each_sample_its_index_in_the_split(tmp_path: Path, cifar_root: Path) -> None:
+    recipe = recipe_from_dict(seed_recipe(tmp_path / "run", cifar_root, NPID, train__max_steps=1))
+    trainer = Trainer(recipe)
+    trainer.fit()
+    first = EpochBatches(trainer.images, trainer.labels, lambda x, g: [x], batch_size=16, epoch=0, seed=3)[0][
+        2
+    ]
+    fresh = Trainer(recipe)
+    fresh._setup()  # the same seeded initial bank
+    changed = (trainer.method.memory.bank != fresh.method.memory.bank).any(1).nonzero().flatten()
+    assert sorted(changed.tolist()) == sorted(first.tolist())
+
+
+def test_npid_stops_and_resumes_exactly(tmp_path: Path, cifar_root: Path) -> None:
+    stop_and_resume_equals_uninterrupted(tmp_path, cifar_root, NPID, stop=7)
+
+
+@pytest.mark.slow
+def test_a_short_npid_run_beats_random_init(tmp_path: Path, cifar_root: Path) -> None:
+    short_run_beats_random_init(tmp_path, "npid_r18q_cifar10", cifar_root)
