@@ -49,6 +49,21 @@ def create_encoder(name: str = DEFAULT_MODEL, **kwargs) -> tuple[Encoder, "objec
     return encoder, encoder.transform
 
 
+def create_classifier(name_or_dir, num_classes: int | None = None, **kwargs):
+    """An encoder + linear head (``zoo.classifier.Classifier``), or a fine-tuned folder loaded
+    back; see :func:`zoo.classifier.create_classifier`."""
+    from zoo.classifier import create_classifier as _create
+
+    return _create(name_or_dir, num_classes, **kwargs)
+
+
+def finetune(model, data, out, **kwargs):
+    """Fine-tune an encoder on a labelled ImageFolder; see :func:`zoo.finetuning.finetune`."""
+    from zoo.finetuning import finetune as _finetune
+
+    return _finetune(model, data, out, **kwargs)
+
+
 __all__ = [
     "DEFAULT_MODEL",
     "CacheError",
@@ -68,9 +83,11 @@ __all__ = [
     "Weights",
     "WeightsError",
     "ZooError",
+    "create_classifier",
     "create_encoder",
     "create_model",
     "export",
+    "finetune",
     "list_archs",
     "list_models",
     "load",

@@ -11,8 +11,10 @@
     zoo convert SRC --from FMT --out DIR   upstream checkpoint -> zoo folder
     zoo card NAME [--out FILE]         the model card
     zoo eval NAME --data DIR           kNN evaluation on an ImageFolder dataset (--protocol
-                                       knn|linear|cluster|retrieval)
+                                       knn|linear|cluster|retrieval|finetune)
     zoo train RECIPE [key=value ...]   train an encoder (training/recipes), --resume to continue
+    zoo finetune NAME --data DIR --out DIR [key=value ...]   fine-tune on labelled images
+    zoo predict DIR IMAGES...          top-k classes of a fine-tuned classifier folder
     zoo index build --images DIR --out INDEX   gallery index of a folder (zoo index info INDEX)
     zoo serve [--model NAME] [--gallery DIR_OR_INDEX]   the Gradio demo
 
@@ -175,6 +177,26 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     from zoo.evaluate import evaluate
 
     model: str | zoo.Encoder = args.name
+    if args.protocol == "finetune":
+        from zoo.finetuning import parse_overrides
+
+        settings = parse_overrides(args.override or [])
+        settings.update(label_fraction=args.label_fraction, labels_per_class=args.labels_per_class)
+        settings.update(from_scratch=args.from_scratch or args.random_init, epochs=args.epochs)
+        result = evaluate(
+            args.name,
+            args.data,
+            protocol="finetune",
+            train_split=args.train_split,
+            test_split=args.test_split,
+            finetune=settings,
+        )
+        print(json.dumps(result, indent=2))
+        return
+    if args.override or args.from_scratch or args.label_fraction or args.labels_per_class:
+        raise ZooError(
+            "--label-fraction, --labels-per-class, --from-scratch and key=value need --protocol finetune"
+        )
     if args.random_init:
         import torch
 
@@ -240,6 +262,41 @@ def _cmd_serve(args: argparse.Namespace) -> None:
         launch(config)
     except OSError as e:  # Gradio's words for a port in use or an address it cannot bind
         raise ZooError(f"cannot serve on {args.host}:{args.port} ({e}); try another --port") from None
+
+
+def _cmd_finetune(args: argparse.Namespace) -> None:
+    import shlex
+
+    from zoo.finetuning import finetune, parse_overrides
+
+    settings = parse_overrides(args.override)
+    for key in ("mode", "label_fraction", "labels_per_class", "epochs"):
+        if getattr(args, key) is not None:
+            settings[key] = getattr(args, key)
+    # Rebuilt from the parsed arguments (not sys.argv), so the card's command is the run's own.
+    parts = ["zoo", "finetune", args.name, "--data", args.data, "--out", args.out]
+    for key in ("mode", "label_fraction", "labels_per_class", "epochs"):
+        if getattr(args, key) is not None:
+            parts += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
+    command = shlex.join(parts + list(args.override))
+    result = finetune(args.name, args.data, args.out, resume=args.resume, command=command, **settings)
+    if result.finished:
+        print(f"wrote {result.folder}/: val top-1 {result.top1:.2f}% on {result.val_images} images")
+    else:
+        print(f"stopped before the end (max_steps); continue with: {command} --resume")
+
+
+def _cmd_predict(args: argparse.Namespace) -> None:
+    from zoo.images import find_images
+    from zoo.predict import Predictor
+
+    files: list[Path] = []
+    for item in args.images:
+        path = Path(item)
+        files += find_images(path) if path.is_dir() else [path]
+    predictor = Predictor(args.model, backend=args.backend)
+    for f, top in zip(files, predictor.top_k(files, args.k), strict=True):
+        print(f"{f}: " + ", ".join(f"{c} {p:.3f}" for c, p in top))
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
@@ -368,7 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--protocol",
         default="knn",
-        choices=("knn", "linear", "cluster", "retrieval"),
+        choices=("knn", "linear", "cluster", "retrieval", "finetune"),
         help="knn: weighted kNN top-1; linear: linear probe on frozen features; cluster: k-means"
         " NMI/ARI/Hungarian accuracy on the test split; retrieval: mAP@k of test queries over train",
     )
@@ -384,6 +441,17 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="evaluate the entry's architecture with random weights (seed 0) instead: a baseline",
     )
+    q = p.add_argument_group("finetune protocol (--protocol finetune)")
+    labels = q.add_mutually_exclusive_group()
+    labels.add_argument("--label-fraction", type=float, help="share of each class that keeps labels (0.01)")
+    labels.add_argument("--labels-per-class", type=int, help="or: labelled images per class")
+    q.add_argument(
+        "--from-scratch",
+        action="store_true",
+        help="the baseline: the same architecture from random initialisation, on the same labels",
+    )
+    q.add_argument("--epochs", type=int, default=10, help="fine-tuning epochs (default 10)")
+    q.add_argument("override", nargs="*", help="further fine-tuning settings as key=value (zoo finetune)")
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser(
@@ -396,6 +464,40 @@ def build_parser() -> argparse.ArgumentParser:
 
     _train_arguments(p)
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser(
+        "finetune",
+        help="fine-tune an encoder on a labelled ImageFolder",
+        description="Fine-tune an encoder (+ linear head) on DATA/train/<class>/<image> (or DATA/<class>/"
+        "<image>), validating on DATA/val or DATA/test (else a held-out share of train). Writes a"
+        " classifier folder: config.json with class names, model.safetensors, a checked model.onnx,"
+        " README.md with the accuracy and confusion matrix, metrics.csv, labels.txt. Settings of"
+        " zoo.finetuning.FinetuneConfig as key=value (lr=, batch_size=, layer_decay=, encoder_lr_scale=,"
+        " label_smoothing=, mixup=, patience=, seed=, threads=, val_fraction=, precision=...).",
+    )
+    p.add_argument("name", help="encoder: name, folder, file, URL or hf-hub:org/name")
+    p.add_argument("--data", required=True, help="ImageFolder dataset")
+    p.add_argument("--out", required=True, help="output folder (also holds checkpoint.pt)")
+    p.add_argument("--mode", choices=("linear", "partial", "full"), help="what trains (default full)")
+    labels = p.add_mutually_exclusive_group()
+    labels.add_argument("--label-fraction", type=float, help="share of each class that keeps labels")
+    labels.add_argument("--labels-per-class", type=int, help="labelled images per class")
+    p.add_argument("--epochs", type=int, help="default 10")
+    p.add_argument("--resume", action="store_true", help="continue OUT/checkpoint.pt")
+    p.add_argument("override", nargs="*", help="key=value settings")
+    p.set_defaults(func=_cmd_finetune)
+
+    p = sub.add_parser(
+        "predict",
+        help="classify images with a fine-tuned folder",
+        description="Print the top-k classes and probabilities of each image under a classifier"
+        " folder written by zoo finetune (ONNX Runtime when model.onnx is there, else PyTorch).",
+    )
+    p.add_argument("model", help="fine-tuned classifier folder")
+    p.add_argument("images", nargs="+", help="image files or folders (searched recursively)")
+    p.add_argument("-k", type=int, default=5, help="classes per image (default 5)")
+    p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx"))
+    p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser(
         "index",
@@ -444,7 +546,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # argparse gives a trailing `key=value ...` positional nothing once options came between
+    # it and the command's first positional; collect those here (zoo finetune / eval).
+    late = [e for e in extra if "=" in e and not e.startswith("-")]
+    if extra and (late != extra or not isinstance(getattr(args, "override", None), list)):
+        parser.parse_args(argv)  # argparse's own error for what is really unrecognised
+    if late:
+        args.override = [*args.override, *late]
     try:
         args.func(args)
     except ZooError as e:

@@ -143,7 +143,7 @@ def knn_eval(
 # ----------------------------------------------------------------------------------------
 # Linear probe, clustering and retrieval on frozen (cached) features.
 
-PROTOCOLS = ("knn", "linear", "cluster", "retrieval")
+PROTOCOLS = ("knn", "linear", "cluster", "retrieval", "finetune")
 
 
 def linear_probe(
@@ -365,16 +365,24 @@ def evaluate(
     k: int = 20,
     temperature: float = 0.07,
     backend: str = "auto",
+    finetune: dict | None = None,
 ) -> dict:
     """One protocol on an ImageFolder dataset with two splits, on cached features:
 
     * ``knn``: :func:`knn_eval` (``k``, ``temperature``);
     * ``linear``: :func:`linear_probe`, train split -> test split;
     * ``cluster``: :func:`cluster_scores` on the test split;
-    * ``retrieval``: :func:`retrieval_map`, test images query the train split, mAP@``k``.
+    * ``retrieval``: :func:`retrieval_map`, test images query the train split, mAP@``k``;
+    * ``finetune``: :func:`zoo.finetuning.finetune_eval` (not on cached features: the
+      semi-supervised protocol, ``finetune`` holds its keyword arguments, e.g.
+      ``{"label_fraction": 0.01, "from_scratch": True}``).
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    if protocol == "finetune":
+        from zoo.finetuning import finetune_eval
+
+        return finetune_eval(model, data, train_split=train_split, test_split=test_split, **(finetune or {}))
     if protocol == "knn":
         return knn_eval(
             model,

@@ -1,0 +1,282 @@
+"""Fine-tuning: create_classifier, zoo.finetune / `zoo finetune`, the classifier folder,
+`zoo predict`, exact resume, the semi-supervised eval protocol and every refusal, on real
+CIFAR-10 images (3 classes, a few dozen images, 32 px, the zoo-trained simclr-r18q-cifar10)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import zoo
+from zoo.classifier import FinetuneError, create_classifier
+from zoo.errors import ImageError
+from zoo.finetuning import FinetuneConfig, finetune, layer_units, param_groups
+from zoo.folder import read_safetensors
+
+MODEL = "simclr-r18q-cifar10"
+CLASSES = ("airplane", "cat", "ship")
+FAST = dict(epochs=2, batch_size=16, threads=1)
+
+
+def copy_split(src: Path, dst: Path, per_class: int, classes=CLASSES) -> None:
+    for c in classes:
+        (dst / c).mkdir(parents=True, exist_ok=True)
+        for f in sorted((src / c).iterdir())[:per_class]:
+            shutil.copy(f, dst / c / f.name)
+
+
+@pytest.fixture(scope="module")
+def cifar(data_root: Path) -> Path:
+    return data_root / "cifar10"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory, cifar: Path) -> Path:
+    """train: 16 images of each of 3 classes; test: 8 each."""
+    root = tmp_path_factory.mktemp("tiny")
+    copy_split(cifar / "train", root / "train", 16)
+    copy_split(cifar / "test", root / "test", 8)
+    return root
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory, tiny: Path):
+    """One full fine-tune with every output (shared by the folder tests)."""
+    out = tmp_path_factory.mktemp("run") / "ft"
+    result = finetune(MODEL, tiny, out, command="zoo finetune test", **FAST)
+    return result
+
+
+def test_create_classifier_is_encoder_plus_head(tiny: Path) -> None:
+    model = create_classifier(MODEL, num_classes=3)
+    pretrained = zoo.load(MODEL)
+    assert model.num_classes == 3 and model.classes == ["0", "1", "2"]
+    assert model.head.in_features == pretrained.embed_dim == 128
+    for k, v in pretrained.backbone.state_dict().items():
+        assert torch.equal(model.encoder.backbone.state_dict()[k], v), k
+    files = sorted((tiny / "test" / "cat").iterdir())[:4]
+    x = torch.stack([model.transform(f) for f in files])
+    assert torch.equal(x, torch.stack([pretrained.transform(f) for f in files]))
+    assert model(x).shape == (4, 3)
+    assert np.allclose(model.predict_proba(files).sum(1), 1, atol=1e-5)
+    # Train-time transforms: per image (torchvision v2, from PIL) and batched on uint8.
+    from zoo.images import open_image
+
+    view = model.train_transforms(open_image(files[0]))
+    assert view.shape == (3, 32, 32) and view.dtype == torch.float32
+    u8 = torch.stack([zoo.images.to_tensor(f) for f in files])
+    views = model.train_views(u8, torch.Generator().manual_seed(0))
+    assert len(views) == 1 and views[0].shape == (4, 3, 32, 32)
+    assert not torch.allclose(views[0], x)  # random crops + flips, not the eval crop
+    scratch = create_classifier(MODEL, classes=CLASSES, pretrained=False)
+    assert scratch.classes == list(CLASSES)
+    w = "conv1.weight"
+    assert not torch.equal(scratch.encoder.backbone.state_dict()[w], pretrained.backbone.state_dict()[w])
+
+
+def test_finetune_writes_a_classifier_folder(run, tiny: Path) -> None:
+    out = run.folder
+    assert run.finished and run.train_images == 48 and run.val_images == 24
+    names = {p.name for p in out.iterdir()}
+    expected = {"config.json", "model.safetensors", "model.onnx", "README.md", "confusion.png"}
+    assert expected | {"metrics.csv", "labels.txt", "finetune.json", "checkpoint.pt"} <= names
+    config = json.loads((out / "config.json").read_text())
+    assert config["label_names"] == list(CLASSES) and config["num_classes"] == 3
+    assert config["architecture"] == "resnet18_cifar_quarter"
+    assert config["zoo_classifier"]["val_top1"] == run.top1
+    assert (out / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [1, 2] and all(r["val_top1"] for r in rows)
+    card = (out / "README.md").read_text()
+    assert f"**Val top-1: {run.top1:.2f}%**" in card and "zoo finetune test" in card
+    assert "![confusion matrix" in card and "pipeline_tag: image-classification" in card
+    # The folder loads back (head included) and its accuracy is what the card says: the
+    # same val images through the user-facing file -> tensor path.
+    model = zoo.create_classifier(out)
+    assert model.classes == list(CLASSES)
+    files = [f for c in CLASSES for f in sorted((tiny / "test" / c).iterdir())]
+    labels = np.repeat(np.arange(3), 8)
+    probs = model.predict_proba(files)
+    assert round(100 * float((probs.argmax(1) == labels).mean()), 2) == run.top1
+    # ONNX Runtime gives the same probabilities as PyTorch.
+    from zoo.predict import Predictor
+
+    onnx = Predictor(out, backend="onnx")
+    assert onnx.session is not None
+    assert np.abs(onnx(files) - probs).max() < 1e-4
+    top = onnx.top_k(files[:1], 2)[0]
+    assert len(top) == 2 and top[0][1] >= top[1][1] and top[0][0] in CLASSES
+
+
+def test_modes_train_what_they_say(tiny: Path, tmp_path: Path) -> None:
+    pretrained = zoo.load(MODEL).backbone.state_dict()
+    changed = {}
+    for mode in ("linear", "partial"):
+        finetune(MODEL, tiny, tmp_path / mode, mode=mode, onnx=False, epochs=1, batch_size=16, threads=1)
+        tensors, _ = read_safetensors(tmp_path / mode / "model.safetensors")
+        changed[mode] = {
+            k
+            for k, v in pretrained.items()
+            if not torch.equal(tensors[f"encoder.backbone.{k}"].to(v.dtype), v)
+        }
+    # linear: the encoder, BatchNorm statistics included, is exactly the pretrained one.
+    assert changed["linear"] == set()
+    # partial (2 blocks): layer4 only, the rest untouched.
+    assert changed["partial"] and all(k.startswith("layer4.") for k in changed["partial"])
+
+
+def test_layer_wise_learning_rates() -> None:
+    model = create_classifier(MODEL, classes=CLASSES)
+    units = layer_units(model.encoder.backbone)
+    names = [u[0][0].rsplit(".", 1)[0] for u in units]
+    assert names[0] == "conv1" and names[1:3] == ["layer1.0.conv1", "layer1.1.conv1"] and len(units) == 9
+    config = FinetuneConfig(lr=1e-3, encoder_lr_scale=0.1, layer_decay=0.5)
+    groups = {g["name"]: g["base_lr"] for g in param_groups(model, config)}
+    assert groups["head"] == 1e-3
+    assert groups["encoder.layer4.1.conv1"] == pytest.approx(1e-4)
+    assert groups["encoder.layer4.0.conv1"] == pytest.approx(5e-5)
+    assert groups["encoder.conv1"] == pytest.approx(1e-4 * 0.5**8)
+    assert all(p.requires_grad for p in model.parameters())
+    assert sum(len(u) for u in units) == len(list(model.encoder.parameters()))
+
+
+def test_interrupted_run_resumes_to_the_same_weights(tiny: Path, tmp_path: Path) -> None:
+    settings = dict(labels_per_class=10, mixup=0.4, onnx=False, **FAST)  # 30 images: 1 step/epoch of 16
+    settings["batch_size"] = 8  # 3 steps per epoch, so the interruption is mid-epoch
+    whole = finetune(MODEL, tiny, tmp_path / "whole", **settings)
+    part = finetune(MODEL, tiny, tmp_path / "part", max_steps=4, **settings)
+    assert not part.finished and not (tmp_path / "part" / "model.safetensors").exists()
+    with pytest.raises(FinetuneError, match="--resume"):
+        finetune(MODEL, tiny, tmp_path / "part", **settings)
+    with pytest.raises(zoo.ZooError, match=r"differs from the checkpoint.s in settings\.lr"):
+        finetune(MODEL, tiny, tmp_path / "part", resume=True, **{**settings, "lr": 0.01})
+    resumed = finetune(MODEL, tiny, tmp_path / "part", resume=True, **settings)
+    assert resumed.finished and resumed.top1 == whole.top1
+    a, _ = read_safetensors(tmp_path / "whole" / "model.safetensors")
+    b, _ = read_safetensors(tmp_path / "part" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    metrics = [(tmp_path / d / "metrics.csv").read_text().splitlines() for d in ("whole", "part")]
+    drop_seconds = [[line.rsplit(",", 1)[0] for line in m] for m in metrics]
+    assert drop_seconds[0] == drop_seconds[1]
+
+
+def test_label_subsets_are_balanced_seeded_and_saved(tiny: Path, tmp_path: Path) -> None:
+    from zoo.finetuning import make_splits
+
+    a = make_splits(tiny, FinetuneConfig(label_fraction=0.25, seed=1))
+    b = make_splits(tiny, FinetuneConfig(label_fraction=0.25, seed=1))
+    c = make_splits(tiny, FinetuneConfig(label_fraction=0.25, seed=2))
+    assert np.bincount(a.train_labels).tolist() == [4, 4, 4]
+    assert a.train_files == b.train_files and a.train_files != c.train_files
+    # No val/test split: a stated, seeded held-out share of each class.
+    flat = tmp_path / "flat"
+    for cls in CLASSES:
+        shutil.copytree(tiny / "train" / cls, flat / cls)
+    held = make_splits(flat, FinetuneConfig(val_fraction=0.25))
+    assert np.bincount(held.val_labels).tolist() == [4, 4, 4] and len(held.train_files) == 36
+    assert not set(held.train_files) & set(held.val_files)
+    assert "held out" in held.val_source
+
+
+def test_cli_finetune_predict_and_eval(tiny: Path, tmp_path: Path, capsys) -> None:
+    from zoo.cli import main
+
+    out = tmp_path / "cli"
+    args = ["finetune", MODEL, "--data", str(tiny), "--out", str(out), "--labels-per-class", "6"]
+    assert main([*args, "--epochs", "1", "--mode", "linear", "threads=1", "batch_size=8"]) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {out}/: val top-1" in printed
+    labels = (out / "labels.txt").read_text().splitlines()
+    assert len(labels) == 1 + 18 and labels[1].startswith("train/")
+    card = (out / "README.md").read_text()
+    command = f"zoo finetune {MODEL} --data {tiny} --out {out} --mode linear --labels-per-class 6 --epochs 1"
+    assert command + " threads=1 batch_size=8\n" in card
+    image = sorted((tiny / "test" / "ship").iterdir())[0]
+    assert main(["predict", str(out), str(image), "-k", "2", "--backend", "torch"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"{image}: ") and line.count(",") == 1
+    probs = [float(part.split()[-1]) for part in line.split(": ", 1)[1].split(", ")]
+    assert probs[0] >= probs[1] > 0
+    # The semi-supervised protocol, pretrained and from scratch, on the same labels.
+    base = ["eval", MODEL, "--data", str(tiny), "--protocol", "finetune", "--labels-per-class", "4"]
+    base += ["--epochs", "1", "threads=1", "batch_size=6"]
+    assert main(base) == 0
+    pre = json.loads(capsys.readouterr().out)
+    assert main([*base, "--from-scratch"]) == 0
+    scratch = json.loads(capsys.readouterr().out)
+    assert pre["train_images"] == scratch["train_images"] == 12 and pre["test_images"] == 24
+    assert 0 <= pre["top1"] <= 100 and "from random initialisation" in scratch["protocol"]
+    assert "from random" not in pre["protocol"] and scratch["model"].endswith("(from scratch)")
+
+
+def test_eval_protocol_uses_the_same_labels_for_the_baseline(tiny: Path, tmp_path: Path) -> None:
+    from zoo.evaluate import evaluate
+
+    settings = dict(label_fraction=0.25, epochs=1, threads=1, batch_size=6)
+    evaluate(MODEL, tiny, protocol="finetune", finetune={**settings, "out": tmp_path / "a"})
+    evaluate(
+        MODEL, tiny, protocol="finetune", finetune={**settings, "out": tmp_path / "b", "from_scratch": True}
+    )
+    a, b = ((tmp_path / d / "labels.txt").read_text() for d in "ab")
+    assert a == b and len(a.splitlines()) == 1 + 12
+
+
+# ------------------------------------------------------------------------------ refusals
+
+
+def test_one_class_is_refused(tiny: Path, tmp_path: Path) -> None:
+    copy_split(tiny / "train", tmp_path / "one", 5, classes=("cat",))
+    with pytest.raises(FinetuneError, match="only one class"):
+        finetune(MODEL, tmp_path / "one", tmp_path / "out")
+
+
+def test_empty_class_folder_is_refused(tiny: Path, tmp_path: Path) -> None:
+    copy_split(tiny / "train", tmp_path / "d" / "train", 5)
+    (tmp_path / "d" / "train" / "dog").mkdir()
+    with pytest.raises(ImageError, match=r"dog: class folder holds no images"):
+        finetune(MODEL, tmp_path / "d", tmp_path / "out")
+
+
+def test_val_classes_missing_from_train_are_refused(tiny: Path, cifar: Path, tmp_path: Path) -> None:
+    copy_split(tiny / "train", tmp_path / "d" / "train", 5)
+    copy_split(cifar / "test", tmp_path / "d" / "val", 2, classes=(*CLASSES, "frog"))
+    with pytest.raises(FinetuneError, match=r"4 classes, 1 of them not in .*train \(frog\)"):
+        finetune(MODEL, tmp_path / "d", tmp_path / "out")
+
+
+def test_a_label_fraction_that_empties_a_class_is_refused(tiny: Path, tmp_path: Path) -> None:
+    with pytest.raises(
+        FinetuneError, match=r"label fraction 0.01 leaves class 'airplane' with no labelled image"
+    ):
+        finetune(MODEL, tiny, tmp_path / "out", label_fraction=0.01)
+    with pytest.raises(FinetuneError, match="fewer than labels_per_class=17"):
+        finetune(MODEL, tiny, tmp_path / "out", labels_per_class=17)
+
+
+def test_a_model_without_pooled_features_is_refused(tiny: Path, tmp_path: Path) -> None:
+    encoder = zoo.load(MODEL)
+    # The same trunk without its global pooling: (N, 128, 4, 4) feature maps.
+    trunk = torch.nn.Sequential(*list(encoder.backbone.children())[:-2])
+    unpooled = zoo.Encoder(trunk, encoder.arch, encoder.preprocess, encoder.entry)
+    with pytest.raises(FinetuneError, match=r"no pooled features: its output is \(2, 128, 4, 4\)"):
+        create_classifier(unpooled, 3)
+    with pytest.raises(FinetuneError, match="no pooled features"):
+        finetune(unpooled, tiny, tmp_path / "out")
+
+
+def test_cli_errors_are_one_line(tiny: Path, tmp_path: Path, capsys) -> None:
+    from zoo.cli import main
+
+    code = main(["finetune", MODEL, "--data", str(tiny), "--out", str(tmp_path), "--label-fraction", "0.01"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and err.startswith("zoo: error: label fraction 0.01")
+    assert main(["predict", str(tiny), str(tiny / "test" / "cat")]) == 2
+    assert "not a fine-tuned classifier folder" in capsys.readouterr().err
+    assert main(["finetune", MODEL, "--data", str(tiny), "--out", str(tmp_path), "lr=fast"]) == 2
+    assert "bad override 'lr=fast'" in capsys.readouterr().err
