@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from zoo.errors import StateDictMismatchError, WeightsError
-from zoo.registry import ModelEntry, get_arch
+from zoo.registry import ModelEntry, RecordError, get_arch, validate_record
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -96,9 +96,12 @@ def entry_from_config(config: Mapping[str, Any], source: str) -> ModelEntry:
             f"{source}: zoo format version {version!r} is not supported (expected {FORMAT_VERSION})"
         )
     try:
-        return ModelEntry.from_dict(record)
-    except (TypeError, ValueError, KeyError) as e:
-        raise WeightsError(f"{source}: invalid zoo record in config ({e})") from None
+        return validate_record(record)
+    except RecordError as e:
+        raise WeightsError(
+            f"{source}: invalid zoo record, field {e.field}: {str(e).removeprefix(e.field + ': ')}."
+            " The file is damaged or was not written by zoo; re-export or re-download it"
+        ) from None
 
 
 def save_safetensors(

@@ -19,8 +19,9 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import fnmatch
+import math
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -55,8 +56,10 @@ class Preprocess:
             raise ValueError(f"resize_size ({self.resize_size}) must be >= input_size ({self.input_size})")
         if self.interpolation not in ("bilinear", "bicubic", "nearest"):
             raise ValueError(f"unknown interpolation {self.interpolation!r}")
-        if any(s <= 0 for s in self.std):
-            raise ValueError(f"std must be positive, got {self.std}")
+        if not all(math.isfinite(s) and s > 0 for s in self.std):
+            raise ValueError(f"std must be finite and positive, got {self.std}")
+        if not all(math.isfinite(m) for m in self.mean):
+            raise ValueError(f"mean must be finite, got {self.mean}")
 
     @property
     def crop_pct(self) -> float:
@@ -228,6 +231,9 @@ class ArchSpec:
     source: Literal["torchvision", "timm"]
     timm_name: str | None = None  # set where timm.create_model(timm_name, num_classes=0) loads our weights
     default_input_size: int = 224
+    #: The builder keyword arguments a record read from a file may set, each with its type and
+    #: inclusive range (see :func:`validate_record`); any other is refused there.
+    record_kwargs: Mapping[str, tuple[type, float, float]] = field(default_factory=dict)
 
 
 _ARCHS: dict[str, ArchSpec] = {}
@@ -243,13 +249,20 @@ def register_arch(
     source: Literal["torchvision", "timm"],
     timm_name: str | None = None,
     default_input_size: int = 224,
+    record_kwargs: Mapping[str, tuple[type, float, float]] | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator registering a backbone builder under ``name``; duplicates are errors."""
+    """Decorator registering a backbone builder under ``name``; duplicates are errors.
+
+    ``record_kwargs`` lists the builder arguments a saved record may carry in ``arch_kwargs``
+    (``{"drop_path_rate": (float, 0.0, 1.0)}``); records with any other are refused on load.
+    """
 
     def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _ARCHS:
             raise ValueError(f"architecture {name!r} is registered twice")
-        _ARCHS[name] = ArchSpec(name, fn, embed_dim, source, timm_name, default_input_size)
+        _ARCHS[name] = ArchSpec(
+            name, fn, embed_dim, source, timm_name, default_input_size, dict(record_kwargs or {})
+        )
         return fn
 
     return wrap
@@ -327,3 +340,163 @@ def _unknown_message(kind: str, name: str, candidates: list[str]) -> str:
         close = sorted(c for c in candidates if parts & set(re.split(r"[-._]", c)))[:5]
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
     return f"Unknown {kind} {name!r}.{hint}"
+
+
+# --------------------------------------------------------------------------------------------
+# The schema of a record read from a file (config.json, safetensors metadata)
+# --------------------------------------------------------------------------------------------
+
+#: Input sizes a record may ask for: below 8 px no backbone works; above 1024 px a crafted
+#: record could make preprocessing allocate without bound.
+INPUT_SIZE_RANGE = (8, 1024)
+RESIZE_SIZE_MAX = 2048
+#: Pixels are scaled to [0, 1] before normalising, so these bounds leave room for any real
+#: normalisation while refusing values that turn features into infinities.
+MEAN_RANGE = (-10.0, 10.0)
+STD_RANGE = (1e-3, 100.0)
+_TEXT_MAX = 100_000
+
+
+class RecordError(ValueError):
+    """A zoo record that breaks the schema; ``field`` is the dotted path of the culprit."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+
+
+def _text(value: Any, where: str, *, optional: bool = False, pattern: re.Pattern[str] | None = None) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, str):
+        raise RecordError(where, f"must be a string, got {type(value).__name__}")
+    if len(value) > _TEXT_MAX:
+        raise RecordError(where, f"is {len(value):,} characters long (at most {_TEXT_MAX:,})")
+    if pattern is not None and not pattern.fullmatch(value):
+        raise RecordError(where, f"{value!r} does not match {pattern.pattern}")
+
+
+def _number(value: Any, where: str, kind: type, lo: float, hi: float) -> None:
+    # bool is an int to Python, never a size or a rate to zoo.
+    ok = isinstance(value, int) if kind is int else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok:
+        raise RecordError(where, f"must be {'an integer' if kind is int else 'a number'}, got {value!r}")
+    if not math.isfinite(value) or not lo <= value <= hi:
+        raise RecordError(where, f"must be a finite number in [{lo:g}, {hi:g}], got {value!r}")
+
+
+def _mapping(value: Any, where: str, cls: type, required: tuple[str, ...] = ()) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise RecordError(where, f"must be an object, got {type(value).__name__}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key in value:
+        if key not in known:
+            raise RecordError(f"{where}.{key}" if where else str(key), "unknown field")
+    for key in required:
+        if key not in value:
+            raise RecordError(f"{where}.{key}" if where else key, "missing")
+    return value
+
+
+def _triple(value: Any, where: str, lo: float, hi: float) -> None:
+    if not isinstance(value, (list, tuple)) or len(value) != 3:
+        raise RecordError(where, f"must be 3 numbers (one per RGB channel), got {value!r}")
+    for i, v in enumerate(value):
+        _number(v, f"{where}[{i}]", float, lo, hi)
+
+
+def _metrics(value: Any, where: str) -> None:
+    if not isinstance(value, (list, tuple)):
+        raise RecordError(where, f"must be a list, got {type(value).__name__}")
+    for i, m in enumerate(value):
+        at = f"{where}[{i}]"
+        _mapping(m, at, Metric, ("dataset", "protocol", "value", "how", "source"))
+        for key in ("dataset", "protocol", "how", "source"):
+            _text(m[key], f"{at}.{key}")
+        _number(m["value"], f"{at}.value", float, -1e9, 1e9)
+
+
+def validate_record(record: Mapping[str, Any]) -> ModelEntry:
+    """Check a record read from a file against zoo's schema, then build its :class:`ModelEntry`.
+
+    Only known fields, of the right types, within ranges: a registered architecture, only the
+    ``arch_kwargs`` it declares (:attr:`ArchSpec.record_kwargs`), an input size in
+    :data:`INPUT_SIZE_RANGE`, finite means and finite positive stds. A record is data from
+    anywhere (a download, the Hub): nothing in it may allocate without bound or yield NaNs.
+
+    Raises:
+        RecordError: naming the field (``preprocess.input_size``) and what is wrong with it.
+    """
+    r = _mapping(
+        record, "", ModelEntry, ("name", "arch", "method", "weights", "license", "paper", "description")
+    )
+    _text(r["name"], "name", pattern=_NAME_RE)
+    _text(r["arch"], "arch")
+    if r["arch"] not in _ARCHS:
+        raise RecordError("arch", _unknown_message("architecture", r["arch"], list(_ARCHS)))
+    for key in ("method", "license", "paper", "description", "dataset", "citation", "limitations"):
+        if key in r:
+            _text(r[key], key)
+
+    w = _mapping(r["weights"], "weights", Weights)
+    for key in ("sha256", "format", "sha256_prefix", "md5_prefix"):
+        if key in w:
+            _text(w[key], f"weights.{key}")
+    for key in ("file", "hf_hub_id", "url", "origin_url"):
+        if key in w:
+            _text(w[key], f"weights.{key}", optional=True)
+    companions = w.get("companion_urls", [])
+    if not isinstance(companions, (list, tuple)):
+        raise RecordError("weights.companion_urls", "must be a list of URLs")
+    for i, url in enumerate(companions):
+        _text(url, f"weights.companion_urls[{i}]")
+
+    pre = _mapping(r.get("preprocess", {}), "preprocess", Preprocess)
+    size = pre.get("input_size", Preprocess.input_size)
+    _number(size, "preprocess.input_size", int, *INPUT_SIZE_RANGE)
+    _number(
+        pre.get("resize_size", Preprocess.resize_size), "preprocess.resize_size", int, size, RESIZE_SIZE_MAX
+    )
+    interpolation = pre.get("interpolation", "bilinear")
+    if interpolation not in ("bilinear", "bicubic", "nearest"):
+        raise RecordError(
+            "preprocess.interpolation", f"must be bilinear, bicubic or nearest, got {interpolation!r}"
+        )
+    _triple(pre.get("mean", IMAGENET_MEAN), "preprocess.mean", *MEAN_RANGE)
+    _triple(pre.get("std", IMAGENET_STD), "preprocess.std", *STD_RANGE)
+
+    kwargs = r.get("arch_kwargs", {})
+    if not isinstance(kwargs, Mapping):
+        raise RecordError("arch_kwargs", f"must be an object, got {type(kwargs).__name__}")
+    allowed = _ARCHS[r["arch"]].record_kwargs
+    for key, value in kwargs.items():
+        if key not in allowed:
+            known = ", ".join(sorted(allowed)) or "none"
+            raise RecordError(
+                f"arch_kwargs.{key}", f"not an argument {r['arch']} accepts from a file (known: {known})"
+            )
+        kind, lo, hi = allowed[key]
+        _number(value, f"arch_kwargs.{key}", kind, lo, hi)
+
+    for key in ("reported", "measured"):
+        if key in r:
+            _metrics(r[key], key)
+    if r.get("training") is not None:
+        t = _mapping(
+            r["training"],
+            "training",
+            Training,
+            ("recipe", "command", "epochs", "steps", "batch_size", "hardware", "minutes"),
+        )
+        for key in ("recipe", "command", "hardware", "curves"):
+            if key in t:
+                _text(t[key], f"training.{key}")
+        for key, lo in (("epochs", 0), ("steps", 0), ("batch_size", 1)):
+            _number(t[key], f"training.{key}", int, lo, 1e12)
+        _number(t["minutes"], "training.minutes", float, 0, 1e9)
+    try:
+        return ModelEntry.from_dict(dict(r))
+    except RecordError:
+        raise
+    except (TypeError, ValueError, KeyError) as e:  # the dataclasses' own cross-field checks
+        raise RecordError("record", str(e)) from None
