@@ -89,17 +89,5 @@ def test_the_demo_offers_the_installed_photo_encoders_first() -> None:
     assert not any(zoo.model_info(n).dataset == "cifar10" for n in offered), "32 px encoders stay unticked"
 
 
-def readme_row(name: str) -> str:
-    entry = zoo.model_info(name)
-    v = {m.protocol: m.value for m in entry.measured}
-    t = entry.training
-    return (
-        f"| `{name}` | {entry.method} | {v['knn-k20']:.2f} | {v['knn-k200']:.2f} | {v['linear']:.2f}"
-        f" | {v['nmi']:.2f} | {t.epochs} | {t.minutes:.0f} |"
-    )
-
-
-def test_readme_table_states_the_registry_numbers() -> None:
-    readme = (ROOT / "README.md").read_text()
-    for name in TRAINED:
-        assert readme_row(name) in readme, f"README's 'Trained by zoo' row of {name} is stale"
+# README's table of these encoders is the leaderboard, kept equal to the registry by
+# tests/test_leaderboard.py (regenerate it with `zoo leaderboard --update README.md`).

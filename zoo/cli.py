@@ -144,6 +144,16 @@ def _cmd_push(args: argparse.Namespace) -> None:
     )
 
 
+def _cmd_leaderboard(args: argparse.Namespace) -> None:
+    from zoo import leaderboard
+
+    if args.update:
+        changed = leaderboard.update_file(args.update)
+        print(f"{'updated' if changed else 'unchanged'}: the leaderboard in {args.update}")
+        return
+    print(leaderboard.render(args.format), end="")
+
+
 def _cmd_convert(args: argparse.Namespace) -> None:
     from zoo.convert import convert_to_folder, detect_format
 
@@ -382,6 +392,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--commit-message", help="default: 'Upload NAME with zoo'")
     p.add_argument("--dry-run", action="store_true", help="check, list files with sizes and sha256")
     p.set_defaults(func=_cmd_push)
+
+    p = sub.add_parser(
+        "leaderboard",
+        help="every measured encoder in one table",
+        description="The leaderboard, rendered from the registry: every encoder's measured kNN, linear,"
+        " NMI, fine-tune and img/s numbers, with the random-init baselines.",
+    )
+    p.add_argument("--format", default="md", choices=("md", "csv", "json"), help="json adds how and command")
+    p.add_argument("--update", metavar="FILE", help="rewrite the table between FILE's leaderboard markers")
+    p.set_defaults(func=_cmd_leaderboard)
 
     from zoo.convert import list_formats
 

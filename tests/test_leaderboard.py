@@ -1,0 +1,161 @@
+"""The leaderboard: rendered from the registry, and README.md holds exactly that render."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+import zoo
+from zoo import leaderboard
+from zoo.cli import main
+from zoo.registry import Metric, iter_models
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_readme_holds_the_registry_leaderboard() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert leaderboard.block() in readme, (
+        "README's leaderboard is stale: run `zoo leaderboard --update README.md`"
+    )
+
+
+def test_every_measured_number_is_on_the_board() -> None:
+    table = leaderboard.rows()
+    md = leaderboard.render("md", table)
+    shown = 0
+    for entry in iter_models():
+        for m in entry.measured:
+            key = leaderboard.column_of(m.protocol)
+            if key is None:
+                continue
+            row = next(r for r in table if r.name == entry.name and r.dataset == m.dataset)
+            assert row.metrics[key] is m
+            line = next(ln for ln in md.splitlines() if ln.startswith(f"| `{entry.name}` |"))
+            assert f" {m.value:.2f} " in line
+            shown += 1
+    assert shown >= 4 * 8 + 2  # eight trained encoders x four protocols, and the default's two kNN numbers
+    trained = [r for r in table if r.epochs is not None]
+    assert {r.name for r in trained} == {
+        n for n in zoo.list_models() if zoo.model_info(n).training is not None
+    }
+
+
+def test_each_evaluation_set_is_ranked_and_has_its_baseline() -> None:
+    table = leaderboard.rows()
+    for data in ("cifar10-test", "imagenette-val"):
+        group = [r for r in table if r.dataset == data]
+        scores = [r.value("knn_k20") for r in group]
+        assert scores == sorted(scores, reverse=True)
+        baselines = [r for r in group if r.baseline]
+        assert len(baselines) == 1
+        trained = [r for r in group if r.epochs is not None]
+        assert all(r.arch == baselines[0].arch for r in trained), "the baseline is the trained architecture"
+        assert all(r.value("nmi") > baselines[0].value("nmi") for r in trained)
+
+
+def test_baselines_say_how_they_were_measured() -> None:
+    for b in leaderboard.BASELINES:
+        entry = zoo.model_info(b.like)
+        metrics = b.metrics()
+        assert {m.protocol for m in metrics} == set(b.scores) == {m.protocol for m in entry.measured}
+        for m in metrics:
+            assert m.source.startswith(f"zoo eval {b.like} --random-init --data ../shared/data/")
+            assert "random weights" in m.how and m.value == b.scores[m.protocol]
+
+
+@pytest.mark.parametrize(
+    ("protocol", "key"),
+    [
+        ("knn-k20", "knn_k20"),
+        ("knn-k200", "knn_k200"),
+        ("linear", "linear"),
+        ("nmi", "nmi"),
+        ("finetune-1pct", "finetune_1pct"),
+        ("finetune-1%", "finetune_1pct"),
+        ("fine-tune-0.01", "finetune_1pct"),
+        ("finetune-10pct", "finetune_10pct"),
+        ("finetune-0.1", "finetune_10pct"),
+        ("img/s", "img_per_s"),
+        ("throughput", "img_per_s"),
+        ("top1", None),
+        ("finetune-50pct", None),
+        ("retrieval", None),
+    ],
+)
+def test_column_of(protocol: str, key: str | None) -> None:
+    assert leaderboard.column_of(protocol) == key
+
+
+def test_fine_tune_and_throughput_columns_appear_when_measured() -> None:
+    base = zoo.model_info("simclr-r18q-cifar10")
+    extra = (
+        Metric("cifar10-test", "finetune-1pct", 44.5, "full fine-tune on 1% of the labels", "zoo eval x"),
+        Metric("cifar10-test", "finetune-10pct", 61.25, "full fine-tune on 10% of the labels", "zoo eval x"),
+        Metric(
+            "cifar10-test", "img/s", 1234.56, "ONNX Runtime, batch 64, 2-core CPU", "python benchmarks/x.py"
+        ),
+    )
+    entry = dataclasses.replace(base, measured=base.measured + extra)
+    table = leaderboard.rows(entries=[entry], baselines=[])
+    md = leaderboard.render("md", table)
+    assert "| fine-tune 1% | fine-tune 10% | img/s |" in md
+    assert "| 44.50 | 61.25 | 1234.6 |" in md
+    # Without such numbers the columns stay out of the Markdown but not out of CSV/JSON.
+    plain = leaderboard.rows(entries=[base], baselines=[])
+    assert "fine-tune" not in leaderboard.render("md", plain)
+    row = next(csv.DictReader(io.StringIO(leaderboard.render("csv", plain))))
+    assert row["finetune_1pct"] == "" and row["knn_k20"] == "50.22"
+
+
+def test_csv_and_json_carry_the_same_numbers() -> None:
+    table = leaderboard.rows()
+    parsed = list(csv.DictReader(io.StringIO(leaderboard.render("csv"))))
+    data = json.loads(leaderboard.render("json"))
+    assert len(parsed) == len(data) == len(table)
+    for row, line, item in zip(table, parsed, data, strict=True):
+        for key, m in row.metrics.items():
+            assert float(line[key]) == m.value == item["metrics"][key]["value"]
+            assert item["metrics"][key]["how"] == m.how and item["metrics"][key]["command"] == m.source
+        assert item["baseline"] is row.baseline and line["baseline"] == str(int(row.baseline))
+
+
+def test_cli_update_rewrites_only_the_block(tmp_path: Path, capsys) -> None:
+    readme = tmp_path / "README.md"
+    shutil.copyfile(ROOT / "README.md", readme)
+    text = readme.read_text()
+    stale = text.replace("| 50.22 |", "| 99.99 |")
+    assert stale != text
+    readme.write_text(stale)
+    assert main(["leaderboard", "--update", str(readme)]) == 0
+    assert readme.read_text() == text and "updated" in capsys.readouterr().out
+    assert main(["leaderboard", "--update", str(readme)]) == 0
+    assert "unchanged" in capsys.readouterr().out
+
+    assert main(["leaderboard", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == json.loads(leaderboard.render("json"))
+
+    readme.write_text("# no markers here\n")
+    assert main(["leaderboard", "--update", str(readme)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("zoo: error: ") and "no leaderboard block" in err and err.count("\n") == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("baseline", leaderboard.BASELINES, ids=lambda b: b.like)
+def test_baseline_numbers_are_what_zoo_eval_random_init_measures(baseline, data_root: Path) -> None:
+    """Remeasures each baseline's kNN k=20 with the command its metric records."""
+    from zoo.evaluate import evaluate
+
+    m = next(m for m in baseline.metrics() if m.protocol == "knn-k20")
+    torch.manual_seed(0)
+    model = zoo.load(baseline.like, pretrained=False)
+    data = data_root / Path(m.source.split("--data ")[1].split()[0]).name
+    assert evaluate(model, data, k=20, temperature=0.07)["top1"] == pytest.approx(m.value, abs=0.011)

@@ -1,0 +1,299 @@
+"""The leaderboard: every encoder with measured numbers, in one table rendered from the registry.
+
+One row per encoder and evaluation set (an encoder measured on two sets has two rows), with the
+frozen-feature evaluations (weighted kNN k=20 and k=200, linear probe, k-means NMI), the
+semi-supervised fine-tuning ones (1% and 10% of the labels) and the throughput in img/s where
+they were measured, and the training budget of the encoders zoo trained. Numbers come from each
+entry's ``measured`` metrics only (those quoted from papers are in the cards): each one says how
+it was measured and gives the command that reproduces it, in the card and in ``--format json``.
+
+The random-initialisation baselines (:data:`BASELINES`) are measured the same way, with the same
+command plus ``--random-init``: the floor that training must beat.
+
+``zoo leaderboard`` prints it as Markdown, CSV or JSON; ``zoo leaderboard --update README.md``
+rewrites the block between :data:`START` and :data:`END` in place, and a test keeps README.md
+equal to the registry.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from zoo.errors import ZooError
+from zoo.registry import Metric, ModelEntry, iter_models, model_info
+
+__all__ = ["BASELINES", "COLUMNS", "END", "START", "Baseline", "Row", "render", "rows", "update_file"]
+
+START = "<!-- leaderboard: start (generated from the registry by `zoo leaderboard --update README.md`) -->"
+END = "<!-- leaderboard: end -->"
+
+
+@dataclass(frozen=True)
+class Column:
+    """A metric column: its key (CSV/JSON), its header (Markdown) and how values are printed."""
+
+    key: str
+    header: str
+    digits: int = 2
+
+
+#: Metric columns, in order. Which protocol fills which column: :func:`column_of`.
+COLUMNS = (
+    Column("knn_k20", "kNN k=20"),
+    Column("knn_k200", "kNN k=200"),
+    Column("linear", "linear"),
+    Column("nmi", "NMI"),
+    Column("finetune_1pct", "fine-tune 1%"),
+    Column("finetune_10pct", "fine-tune 10%"),
+    Column("img_per_s", "img/s", digits=1),
+)
+_FIXED = {"knn-k20": "knn_k20", "knn-k200": "knn_k200", "linear": "linear", "nmi": "nmi"}
+_THROUGHPUT = {"img/s", "img-per-s", "images-per-second", "throughput"}
+_FINETUNE = re.compile(r"^fine-?tune[-_ ]?(?:@)?(\d+(?:\.\d+)?)\s*(%|pct|percent)?$")
+
+DATA_NAMES = {
+    "cifar10-test": "CIFAR-10 test",
+    "imagenette-val": "Imagenette val",
+    "imagenet-1k": "ImageNet-1k val",
+}
+# Evaluation sets in the order the table shows them; others follow, sorted.
+_DATA_ORDER = ("cifar10-test", "imagenette-val")
+
+
+def column_of(protocol: str) -> str | None:
+    """The column key of a metric protocol, or None for protocols the leaderboard does not show.
+
+    Fine-tuning is recognised however its fraction is written (``finetune-1pct``, ``finetune-1%``,
+    ``finetune-0.01``); throughput as ``img/s`` or ``throughput``.
+    """
+    p = protocol.strip().lower()
+    if p in _FIXED:
+        return _FIXED[p]
+    if p in _THROUGHPUT:
+        return "img_per_s"
+    match = _FINETUNE.match(p)
+    if match is not None:
+        value = float(match.group(1))
+        percent = value if match.group(2) or value > 1 else value * 100
+        return {1.0: "finetune_1pct", 10.0: "finetune_10pct"}.get(round(percent, 6))
+    return None
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """An architecture with seeded random weights, evaluated like the encoder ``like``.
+
+    ``scores`` maps protocols to values measured by the ``like`` entry's own commands with
+    ``--random-init`` added (the architecture built after ``torch.manual_seed(0)``).
+    """
+
+    like: str
+    label: str
+    scores: dict[str, float]
+
+    def metrics(self) -> tuple[Metric, ...]:
+        entry = model_info(self.like)
+        out = []
+        for m in entry.measured:
+            if m.protocol in self.scores:
+                out.append(
+                    Metric(
+                        dataset=m.dataset,
+                        protocol=m.protocol,
+                        value=self.scores[m.protocol],
+                        how=f"{m.how}; the architecture with random weights (torch.manual_seed(0)) instead",
+                        source=m.source.replace(
+                            f"zoo eval {self.like} ", f"zoo eval {self.like} --random-init ", 1
+                        ),
+                    )
+                )
+        return tuple(out)
+
+
+#: Random-initialisation baselines, one per (architecture, evaluation set) of zoo's trained encoders.
+BASELINES = (
+    Baseline(
+        like="simclr-r18q-cifar10",
+        label="random init, `resnet18_cifar_quarter`",
+        scores={"knn-k20": 33.37, "knn-k200": 32.36, "linear": 36.27, "nmi": 5.34},
+    ),
+    Baseline(
+        like="simclr-r18-imagenette",
+        label="random init, `resnet18` at 64 px",
+        scores={"knn-k20": 34.90, "knn-k200": 31.64, "linear": 38.52, "nmi": 6.50},
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the leaderboard."""
+
+    name: str  # the registry name, or the baseline's label
+    method: str
+    arch: str
+    dataset: str  # the evaluation set, e.g. cifar10-test
+    metrics: dict[str, Metric] = field(default_factory=dict)  # column key -> Metric
+    epochs: int | None = None
+    minutes: float | None = None
+    baseline: bool = False
+
+    def value(self, key: str) -> float | None:
+        m = self.metrics.get(key)
+        return None if m is None else m.value
+
+
+def _entry_rows(entry: ModelEntry) -> list[Row]:
+    by_data: dict[str, dict[str, Metric]] = {}
+    for m in entry.measured:
+        key = column_of(m.protocol)
+        if key is not None:
+            by_data.setdefault(m.dataset, {})[key] = m
+    t = entry.training
+    return [
+        Row(
+            entry.name,
+            entry.method,
+            entry.arch,
+            data,
+            metrics,
+            epochs=t.epochs if t else None,
+            minutes=t.minutes if t else None,
+        )
+        for data, metrics in by_data.items()
+    ]
+
+
+def rows(
+    entries: Iterable[ModelEntry] | None = None, baselines: Iterable[Baseline] | None = None
+) -> list[Row]:
+    """Every row: evaluation sets in a fixed order, then best kNN k=20 (else first metric) first."""
+    out = [r for e in (iter_models() if entries is None else entries) for r in _entry_rows(e)]
+    for b in BASELINES if baselines is None else baselines:
+        entry = model_info(b.like)
+        metrics = {column_of(m.protocol): m for m in b.metrics()}
+        for data in sorted({m.dataset for m in metrics.values()}):
+            chosen = {k: m for k, m in metrics.items() if k is not None and m.dataset == data}
+            out.append(Row(b.label, "none", entry.arch, data, chosen, baseline=True))
+
+    def order(row: Row) -> tuple:
+        rank = _DATA_ORDER.index(row.dataset) if row.dataset in _DATA_ORDER else len(_DATA_ORDER)
+        first = next((row.value(c.key) for c in COLUMNS if row.value(c.key) is not None), 0.0)
+        return (rank, row.dataset, -first, row.name)
+
+    return sorted(out, key=order)
+
+
+# --------------------------------------------------------------------------------------------
+# Rendering
+# --------------------------------------------------------------------------------------------
+
+
+def _number(value: float | None, digits: int) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def markdown(table: list[Row]) -> str:
+    """A GitHub Markdown table; metric columns that no row has are left out."""
+    shown = [c for c in COLUMNS if any(r.value(c.key) is not None for r in table)]
+    header = ["encoder", "method", "evaluated on", *(c.header for c in shown), "epochs", "minutes"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in table:
+        name = f"{r.name} (`--random-init`)" if r.baseline else f"`{r.name}`"
+        cells = [name, r.method, DATA_NAMES.get(r.dataset, r.dataset)]
+        cells += [_number(r.value(c.key), c.digits) for c in shown]
+        cells += ["–" if r.epochs is None else str(r.epochs), _number(r.minutes, 0)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _plain(r: Row) -> str:
+    return r.name.replace("`", "")
+
+
+def to_csv(table: list[Row]) -> str:
+    """One line per row, every metric column (empty where not measured)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(
+        ["name", "method", "arch", "dataset", *(c.key for c in COLUMNS), "epochs", "minutes", "baseline"]
+    )
+    for r in table:
+        values = ["" if r.value(c.key) is None else r.value(c.key) for c in COLUMNS]
+        epochs = "" if r.epochs is None else r.epochs
+        minutes = "" if r.minutes is None else r.minutes
+        writer.writerow([_plain(r), r.method, r.arch, r.dataset, *values, epochs, minutes, int(r.baseline)])
+    return buf.getvalue()
+
+
+def to_json(table: list[Row]) -> str:
+    """Every row with, for each measured number, how it was measured and the command that gives it."""
+    data: list[dict[str, Any]] = []
+    for r in table:
+        data.append(
+            {
+                "name": _plain(r),
+                "method": r.method,
+                "arch": r.arch,
+                "dataset": r.dataset,
+                "baseline": r.baseline,
+                "metrics": {
+                    c.key: {
+                        "value": r.metrics[c.key].value,
+                        "protocol": r.metrics[c.key].protocol,
+                        "how": r.metrics[c.key].how,
+                        "command": r.metrics[c.key].source,
+                    }
+                    for c in COLUMNS
+                    if c.key in r.metrics
+                },
+                "epochs": r.epochs,
+                "minutes": r.minutes,
+            }
+        )
+    return json.dumps(data, indent=2) + "\n"
+
+
+FORMATS = {"md": markdown, "csv": to_csv, "json": to_json}
+
+
+def render(fmt: str = "md", table: list[Row] | None = None) -> str:
+    """The leaderboard as ``md``, ``csv`` or ``json`` text."""
+    if fmt not in FORMATS:
+        raise ZooError(f"unknown leaderboard format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    return FORMATS[fmt](rows() if table is None else table)
+
+
+def block() -> str:
+    """What README.md holds between the markers (markers included)."""
+    return f"{START}\n\n{render('md')}\n{END}"
+
+
+def update_file(path: str | os.PathLike) -> bool:
+    """Rewrite the leaderboard block of ``path`` (README.md) from the registry; True if it changed."""
+    from zoo.folder import atomic_write_text
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ZooError(f"cannot read {path} ({e.strerror or e})") from None
+    start, end = text.find(START), text.find(END)
+    if start < 0 or end < start:
+        raise ZooError(
+            f"{path} has no leaderboard block: add a line {START} and a line {END} where the table goes,"
+            " then run the command again"
+        )
+    new = text[:start] + block() + text[end + len(END) :]
+    if new == text:
+        return False
+    atomic_write_text(path, new)
+    return True
