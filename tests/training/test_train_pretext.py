@@ -312,3 +312,12 @@ def test_masked_l2_and_gan_losses_by_hand() -> None:
     big = torch.full((4, 1), 20.0)
     assert gan.discriminator(big, -big).item() == pytest.approx(0.0, abs=1e-6)
     assert gan.generator(-big).item() == pytest.approx(20.0, rel=1e-6)
+
+
+def test_lightness_gray_keeps_l_and_drops_colour(cifar: torch.Tensor) -> None:
+    rgb = cifar.float() / 255
+    g = color.lightness_gray(rgb)
+    assert (g[:, 0] == g[:, 1]).all() and (g[:, 1] == g[:, 2]).all()
+    lab, lab_g = color.rgb_to_lab(rgb), color.rgb_to_lab(g)
+    torch.testing.assert_close(lab_g[:, 0], lab[:, 0], atol=1e-3, rtol=0)
+    assert lab_g[:, 1:].abs().max() < 1e-3

@@ -23,9 +23,11 @@ from zoo.registry import get_arch
 SMALL = {
     "rotnet": ("resnet18_cifar_quarter", {}),
     "mae": ("vit_tiny_patch4_32", {"decoder_dim": 32, "decoder_depth": 1, "decoder_heads": 2}),
+    "jigsaw": ("resnet18_cifar_quarter", {"num_permutations": 20, "tile_size": 9, "head_hidden_dim": 32}),
+    "colorization": ("resnet18_cifar_quarter", {"head_width": 16}),
 }
 #: The pretext metric each method logs beside its loss.
-METRIC = {"rotnet": "rotation_acc", "mae": "mask_ratio"}
+METRIC = {"rotnet": "rotation_acc", "mae": "mask_ratio", "jigsaw": "jigsaw_acc", "colorization": "color_acc"}
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +42,10 @@ def build(name: str, **changes):
     arch, cfg = SMALL[name]
     cls = get_method(name)
     torch.manual_seed(0)
-    return cls(zoo.create_model(arch).backbone, get_arch(arch).embed_dim, cls.Config(**{**cfg, **changes}))
+    method = cls(zoo.create_model(arch).backbone, get_arch(arch).embed_dim, cls.Config(**{**cfg, **changes}))
+    if name == "colorization":  # the trainer's epoch pass does this from the training split
+        method.set_prior(torch.ones(len(method.bins)))
+    return method
 
 
 def step(method, views: list[torch.Tensor]) -> dict:
@@ -117,6 +122,42 @@ def test_mae_encoder_sees_only_the_visible_patches(batch: torch.Tensor) -> None:
     assert not method.backbone.pos_embed.requires_grad  # fixed sine-cosine, as the paper
 
 
+def test_jigsaw_tiles_go_through_the_backbone_one_by_one(batch: torch.Tensor) -> None:
+    method = build("jigsaw").train()
+    seen = []
+    method.backbone.register_forward_hook(lambda m, i, o: seen.append(i[0]))
+    out = method([batch])
+    assert seen[0].shape == (16 * 9, 3, 9, 9)  # shared weights, one tile per row
+    # Each tile normalised on its own.
+    assert seen[0].mean(dim=(1, 2, 3)).abs().max() < 1e-4
+    assert 0 <= out["jigsaw_acc"] <= 100
+    assert method.permutations.shape == (20, 9) and method.head[-1].out_features == 20
+    with pytest.raises(
+        PretextSizeError, match=r"3x3 grid of 12 px tiles needs images of at least 36 px, got 32"
+    ):
+        build("jigsaw", tile_size=12)([batch])
+
+
+def test_colorization_sees_only_lightness_and_predicts_quarter_resolution_ab(batch: torch.Tensor) -> None:
+    from zoo.training.pretext.color import rgb_to_lab
+
+    method = build("colorization").train()
+    grey, z, colourful = method.targets(batch)
+    lab_in = rgb_to_lab(images.denormalize(grey))
+    lab = rgb_to_lab(images.denormalize(batch))
+    torch.testing.assert_close(lab_in[:, 0], lab[:, 0], atol=0.05, rtol=0)  # the same L ...
+    assert lab_in[:, 1:].abs().max() < 0.05  # ... and no colour
+    assert z.shape == (16, len(method.bins), 8, 8) and colourful.all()
+    # A grey view has no colour to learn from: it is left out of the loss.
+    _, _, flags = method.targets(torch.cat([batch[:2], grey[:2]]))
+    assert flags.tolist() == [True, True, False, False]
+    fresh = get_method("colorization")(
+        zoo.create_model("resnet18_cifar_quarter").backbone, 128, get_method("colorization").Config()
+    )
+    with pytest.raises(RuntimeError, match="epoch pass"):
+        fresh([batch])
+
+
 # ---------------------------------------------------------------------------- through the trainer
 
 
@@ -148,6 +189,25 @@ def test_rotnet_run_logs_rotation_accuracy_to_metrics_csv(tmp_path: Path, tiny_d
     result = Trainer(recipe, progress=False).fit()
     rows = read_csv(result.out_dir / "metrics.csv")
     assert len(rows) == 3 and all(0 <= float(r["rotation_acc"]) <= 100 for r in rows)
+
+
+def test_colorization_weights_come_from_the_training_split_ab_histogram(
+    tmp_path: Path, tiny_dataset: Path
+) -> None:
+    from zoo.training.data import load_split
+    from zoo.training.pretext.color import ab_histogram, rebalance_weights
+
+    recipe = recipe_from_dict(pretext_recipe(tmp_path / "run", tiny_dataset, "colorization"))
+    trainer = Trainer(recipe, progress=False)
+    result = trainer.fit()
+    assert [float(r["color_acc"]) >= 0 for r in read_csv(result.out_dir / "metrics.csv")] == [True] * 3
+    split, _, _ = load_split(tiny_dataset / "train", 32, cache=False)
+    expected = rebalance_weights(ab_histogram(split, trainer.method.bins), trainer.method.bins)
+    torch.testing.assert_close(trainer.method.loss.weights, expected, rtol=1e-4, atol=1e-5)
+    assert expected.max() > 2 * expected.min()  # rare colours weigh more
+    # The weights are checkpointed: a resumed run does not recompute them.
+    state = torch.load(result.out_dir / CHECKPOINT_NAME, weights_only=True)["model"]
+    torch.testing.assert_close(state["loss.weights"], expected, rtol=1e-4, atol=1e-5)
 
 
 def test_a_view_size_the_patch_grid_does_not_fit_is_one_error_before_training(

@@ -3,9 +3,11 @@
 from zoo.training.methods import (  # noqa: F401  (register the methods)
     barlow_twins,
     byol,
+    colorization,
     deepcluster,
     deepcluster_v2,
     dino,
+    jigsaw,
     mae,
     moco_v2,
     moco_v3,

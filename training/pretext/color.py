@@ -4,11 +4,12 @@ the ab prior of a training set and the class-rebalancing weights.
 The network sees the lightness L and predicts a distribution over Q quantised ab colours:
 the ab plane cut into a grid of ``grid`` (10) units, keeping the bins that sRGB colours can
 reach (the paper has 313 "in-gamut" bins, which it took from ImageNet; here they come
-from a dense sampling of the sRGB cube, 64 levels per channel: 261 bins). Targets are soft-encoded over the 5 nearest bins (Gaussian,
-sigma 5); each pixel's loss is weighted by ``w(q*)`` of its nearest bin, where
-``w ∝ ((1 - lambda) p~ + lambda / Q)^-1`` with ``p~`` the training set's ab distribution
-smoothed by a Gaussian (sigma 5), normalised so ``sum_q p~_q w_q = 1`` (eq. 4): without it the
-predictions collapse to the desaturated colours that dominate natural images.
+from a dense sampling of the sRGB cube, 64 levels per channel: 261 bins). Targets are
+soft-encoded over the 5 nearest bins (Gaussian, sigma 5); each pixel's loss is weighted by
+``w(q*)`` of its nearest bin, where ``w ∝ ((1 - lambda) p~ + lambda / Q)^-1`` with ``p~``
+the training set's ab distribution smoothed by a Gaussian (sigma 5), normalised so
+``sum_q p~_q w_q = 1`` (eq. 4): without it the predictions collapse to the desaturated
+colours that dominate natural images.
 """
 
 from __future__ import annotations
@@ -94,3 +95,14 @@ def rebalance_weights(
     w = 1.0 / ((1 - lam) * p + lam / len(p))
     w = w / (p * w).sum()
     return w.float()
+
+
+def lightness_gray(rgb: torch.Tensor) -> torch.Tensor:
+    """The grey image with the same CIE lightness L as ``rgb`` (sRGB in [0, 1], (N, 3, H, W)):
+    all three channels set to the sRGB value whose luminance is the pixel's Y. This is how a
+    colour encoder is shown "only L": rgb_to_lab of the result has the input's L and a = b = 0."""
+    rgb = rgb.float().clamp(0, 1)
+    linear = torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
+    y = torch.einsum("j,njhw->nhw", _RGB_TO_XYZ[1], linear).clamp(0, 1)[:, None]
+    v = torch.where(y > 0.0031308, 1.055 * y.clamp_min(1e-12) ** (1 / 2.4) - 0.055, 12.92 * y)
+    return v.expand(-1, 3, -1, -1).contiguous()
