@@ -3,6 +3,7 @@ through the real huggingface_hub client: upload, then load back with zoo and tim
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -17,9 +18,11 @@ from _hub_server import HubServer, point_hub_client_at, serve_hub
 
 import zoo
 from zoo import images as zoo_images
+from zoo import registry
 from zoo.cli import main
-from zoo.errors import DownloadError
+from zoo.errors import ChecksumError, DownloadError
 from zoo.push import PublishError, check_card, push, stage
+from zoo.registry import Weights
 
 pytest.importorskip("huggingface_hub")
 
@@ -74,6 +77,8 @@ def test_push_by_name_loads_back_bit_identical(hub: HubServer, cifar_test) -> No
     assert stored["model.safetensors"].lfs and stored["model.onnx"].lfs and not stored["config.json"].lfs
     assert ("PUT", f"/lfs-upload/{result.file('model.safetensors').sha256}") in hub.log
     assert result.onnx_max_abs_diff is not None and result.onnx_max_abs_diff < 1e-4
+    # A registered encoder is published as the very file the registry pins.
+    assert result.file("model.safetensors").sha256 == zoo.model_info(NAME).weights.sha256
 
     images, _ = cifar_test
     original = zoo.load(NAME).embed(images, backend="torch")
@@ -273,3 +278,72 @@ def test_check_card() -> None:
     assert "does not give its source" in check_card(good.replace("`zoo eval x`", ""))[0]
     assert "no '## Evaluation' table" in check_card(good.split("# x")[0])[0]
     assert "not in the folder" in check_card(good + "![curves](curves/x.png)\n", Path("/nonexistent"))[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Registry entries released on a Hub, pinned to a commit
+# ---------------------------------------------------------------------------------------------
+
+
+def released(monkeypatch, commit: str, *, installed: bool, name: str = NAME + ".hub") -> str:
+    """Register ``name``: NAME's record with its weights also released as REPO at ``commit``."""
+    base = zoo.model_info(NAME)
+    weights = dataclasses.replace(
+        base.weights,
+        file=base.weights.file if installed else "zoo:weights/not-installed.safetensors",
+        hf_hub_id=REPO,
+        hf_revision=commit,
+    )
+    monkeypatch.setitem(registry._MODELS, name, dataclasses.replace(base, name=name, weights=weights))
+    return name
+
+
+def test_release_pinned_to_a_commit_loads_from_the_hub_then_offline(
+    hub: HubServer, folder: Path, copy: Path, monkeypatch, cifar_test
+) -> None:
+    first = push(NAME, REPO).commit
+    assert first is not None
+    name = released(monkeypatch, first, installed=False)
+    # main moves on to other weights: the pinned release must not follow it.
+    published_then_failing(hub, folder, copy)
+    push(copy, REPO)
+    assert hub.head(REPO) != first
+
+    images, _ = cifar_test
+    expected = zoo.load(NAME).embed(images, backend="torch")
+    assert np.array_equal(zoo.load(name).embed(images, backend="torch"), expected)
+    assert ("GET", f"/{REPO}/resolve/{first}/model.safetensors") in hub.log
+    # Once fetched, the release loads with no network at all.
+    hub.stop()
+    monkeypatch.setenv("ZOO_OFFLINE", "1")
+    assert np.array_equal(zoo.load(name).embed(images, backend="torch"), expected)
+
+
+def test_installed_copy_comes_before_the_hub(hub: HubServer, monkeypatch) -> None:
+    name = released(monkeypatch, "0" * 40, installed=True)  # a commit the server never had
+    hub.stop()
+    monkeypatch.setenv("ZOO_OFFLINE", "1")
+    assert zoo.load(name).entry.weights.hf_revision == "0" * 40
+    assert hub.log == []
+
+
+def test_a_release_that_is_not_the_registered_file_is_refused(
+    hub: HubServer, folder: Path, copy: Path, monkeypatch
+) -> None:
+    published_then_failing(hub, folder, copy)
+    commit = push(copy, REPO).commit  # other weights than the sha256 the record pins
+    assert commit is not None
+    with pytest.raises(ChecksumError, match="does not match the expected"):
+        zoo.load(released(monkeypatch, commit, installed=False))
+
+
+def test_hf_revision_must_be_a_pinned_commit() -> None:
+    sha = zoo.model_info(NAME).weights.sha256
+    with pytest.raises(ValueError, match="pinned 40-hex commit sha"):
+        Weights(sha256=sha, hf_hub_id=REPO, hf_revision="main")
+    with pytest.raises(ValueError, match="hf_hub_id, which is missing"):
+        Weights(sha256=sha, file="zoo:weights/x.safetensors", hf_revision="0" * 40)
+    # Records read from files (config.json) carry the field through the schema check.
+    record = zoo.model_info(NAME).to_dict()
+    record["weights"].update(hf_hub_id=REPO, hf_revision="a" * 40)
+    assert registry.validate_record(record).weights.hf_revision == "a" * 40

@@ -17,14 +17,18 @@ from __future__ import annotations
 
 import hashlib
 import importlib.resources
+import json
 import os
+import shutil
+import tempfile
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import torch
 
-from zoo import hub
+from zoo import derived, hub
 from zoo.convert import get_converter
 from zoo.convert.containers import read_torch_file
 from zoo.encoder import Encoder
@@ -78,6 +82,7 @@ def load(
         ChecksumError, DownloadError, OfflineError, CacheError: see :mod:`zoo.hub`.
     """
     source = os.fspath(name_or_path)
+    sha256 = hub.normalize_sha256(sha256)  # a malformed hash fails before anything is read
     if source.startswith(HF_PREFIX):
         return _load_hf(source[len(HF_PREFIX) :])
     scheme = urlparse(source).scheme
@@ -180,8 +185,9 @@ def _load_registered(entry: ModelEntry, *, pretrained: bool, progress: bool) -> 
     w = entry.weights
     if w.format != "zoo":
         converted = _converted_dir(entry)
-        if (converted / WEIGHTS_NAME).is_file():
-            return load_folder(converted)
+        cached = _cached_conversion(entry, converted)
+        if cached is not None:
+            return cached
     path, downloaded = _fetch(entry, progress=progress)
     if w.format == "zoo":
         tensors, _ = read_safetensors(path)
@@ -192,8 +198,87 @@ def _load_registered(entry: ModelEntry, *, pretrained: bool, progress: bool) -> 
     encoder = _build(entry, state_dict, f"{path} (converted from {w.format})")
     if downloaded:
         # Cache the strict conversion so later loads (and ZOO_OFFLINE=1) skip the upstream file.
-        encoder.save(converted)
+        _cache_conversion(encoder, converted, _conversion_source(entry, [path, *companions]))
     return encoder
+
+
+def _conversion_source(entry: ModelEntry, files: list[Path]) -> str:
+    """What a converted folder is made from: the entry, its format and its upstream files' sha256."""
+    hashes = ",".join(hub.sha256_file(f) for f in files)
+    return f"{entry.name}:{entry.arch}:{entry.weights.format}:{hashes}"
+
+
+def _source_matches(entry: ModelEntry, source: str) -> bool:
+    """Whether a recorded source is consistent with all that is known of the upstream file
+    without reading it (it may be gone from the cache; loads must work offline)."""
+    head = f"{entry.name}:{entry.arch}:{entry.weights.format}:"
+    if not source.startswith(head):
+        return False
+    hashes = source[len(head) :].split(",")
+    w = entry.weights
+    main = hashes[0]
+    if len(hashes) != 1 + len(w.companion_urls) or not all(len(h) == 64 for h in hashes):
+        return False
+    if (w.sha256 and main != w.sha256) or (w.sha256_prefix and not main.startswith(w.sha256_prefix)):
+        return False
+    if w.url and not w.sha256:
+        # Trust on first use: the hash pinned beside the download, when it is still there.
+        pin = _pin_path(hub.cached_path(w.url))
+        try:
+            pinned = pin.read_text().strip()
+        except OSError:
+            pinned = None
+        if pinned is not None and pinned != main:
+            return False
+    return True
+
+
+def _cached_conversion(entry: ModelEntry, converted: Path) -> Encoder | None:
+    """The cached converted folder, if it is intact and made from this entry's upstream file."""
+    if not converted.is_dir():
+        return None
+    try:
+        record = json.loads((converted / derived.MANIFEST).read_text(encoding="utf-8"))
+        source = record["source"]
+    except (OSError, ValueError, KeyError, TypeError):
+        source = None
+    if isinstance(source, str) and _source_matches(entry, source) and derived.is_intact(converted, source):
+        return load_folder(converted)
+    if not hub.is_offline() or (converted / WEIGHTS_NAME).exists():
+        warnings.warn(
+            f"The cached conversion {converted} is incomplete, altered or made from another file;"
+            " converting the upstream weights again.",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+    return None
+
+
+def _cache_conversion(encoder: Encoder, converted: Path, source: str) -> None:
+    """Write the converted folder beside its final name, with its manifest, then rename it in.
+
+    Best effort: a read-only or full cache costs a conversion next time, never this load.
+    """
+    parent = converted.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=parent, prefix=f".{converted.name}.", suffix=".tmp"))
+    except OSError as e:
+        warnings.warn(f"Cannot cache the converted weights in {parent} ({e}).", RuntimeWarning, stacklevel=3)
+        return
+    try:
+        encoder.save(staging, card=False)
+        derived.write_manifest(staging, source, [CONFIG_NAME, WEIGHTS_NAME])
+        if converted.exists():
+            shutil.rmtree(converted)  # a stale or damaged conversion
+        os.replace(staging, converted)
+    except OSError as e:  # includes OutputError; another process may have won the rename
+        if not derived.is_intact(converted, source):
+            warnings.warn(
+                f"Cannot cache the converted weights in {converted} ({e}).", RuntimeWarning, stacklevel=3
+            )
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _converted_dir(entry: ModelEntry) -> Path:
@@ -209,11 +294,17 @@ def _fetch(entry: ModelEntry, *, progress: bool) -> tuple[Path, bool]:
     """The weights file of ``entry``, verified (see :class:`Weights`); and whether it was downloaded."""
     w = entry.weights
     if w.file:
-        path = _package_file(w.file)
-        _verify(path, w.sha256)
-        return path, False
+        try:
+            path = _package_file(w.file)
+        except WeightsError:
+            if not w.hf_hub_id:
+                raise
+            # Not installed here: the release on the Hub, at its pinned commit, stands in for it.
+        else:
+            _verify(path, w.sha256)
+            return path, False
     if w.hf_hub_id:
-        path = hub.hf_download(w.hf_hub_id, WEIGHTS_NAME)
+        path = hub.hf_download(w.hf_hub_id, WEIGHTS_NAME, revision=w.hf_revision)
         _verify(path, w.sha256)
         return path, True
     assert w.url is not None
@@ -241,7 +332,7 @@ def _download(url: str, entry: ModelEntry, *, progress: bool) -> Path:
             md5 = _md5_file(path)
             if not md5.startswith(w.md5_prefix):
                 _reject(path, f"md5 {md5} does not start with {w.md5_prefix}, the prefix upstream publishes")
-    pin = path.with_name(path.name + ".sha256")
+    pin = _pin_path(path)
     if pin.is_file():
         pinned = pin.read_text().strip()
         if actual != pinned:
@@ -254,6 +345,10 @@ def _download(url: str, entry: ModelEntry, *, progress: bool) -> Path:
         # Trust on first use: later reads of this cache entry must be this exact file.
         atomic_write_text(pin, actual + "\n")
     return path
+
+
+def _pin_path(download: Path) -> Path:
+    return download.with_name(download.name + ".sha256")
 
 
 def _reject(path: Path, why: str) -> None:

@@ -126,9 +126,20 @@ def stage(name_or_dir: str | os.PathLike, workdir: Path) -> Path:
         return path
     import zoo
     from zoo.export import export
+    from zoo.registry import is_registered
 
     encoder = zoo.load(os.fspath(name_or_dir), progress=False)
     folder = export(encoder, workdir / "folder").folder
+    w = encoder.entry.weights if encoder.entry is not None else None
+    if w is not None and w.file and w.format == "zoo" and is_registered(os.fspath(name_or_dir)):
+        # Publish the very file the registry pins rather than a re-save of it: the release and the
+        # installed copy are then one file, which Weights(file=..., hf_hub_id=..., hf_revision=...,
+        # sha256=...) verifies wherever it comes from (and a dry run lists the sha256 a push uploads).
+        from zoo.loading import _package_file, _verify
+
+        installed = _package_file(w.file)
+        _verify(installed, w.sha256)
+        shutil.copyfile(installed, folder / "model.safetensors")
     training = encoder.entry.training if encoder.entry is not None else None
     if training is not None and training.curves:
         stem = training.curves.rsplit(".", 1)[0]

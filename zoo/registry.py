@@ -108,8 +108,12 @@ class Weights:
 
     ``file`` is a path inside an installed Python package written ``package:relative/path``
     (weights that install with the project), then ``hf_hub_id`` (``org/name``, a zoo
-    folder on the Hugging Face Hub), then ``url``. ``format`` names the container: ``zoo``
-    for a zoo folder or ``model.safetensors``, otherwise the upstream format whose converter
+    folder on the Hugging Face Hub, at commit ``hf_revision`` when given: a release pinned
+    with the 40-hex commit sha that ``zoo push`` prints), then ``url``. When both ``file``
+    and ``hf_hub_id`` are set, the installed copy is used (offline) and the Hub only stands in
+    for it when the package does not carry the file; both are checked against ``sha256``.
+    ``format`` names the container: ``zoo`` for a zoo folder or ``model.safetensors``,
+    otherwise the upstream format whose converter
     in ``zoo.convert`` maps it to the architecture's keys. ``companion_urls`` are further
     files of the same release that the converter reads together with ``url`` (a TensorFlow
     checkpoint's data shard beside its ``.index``).
@@ -128,6 +132,7 @@ class Weights:
     format: str = "zoo"
     file: str | None = None
     hf_hub_id: str | None = None
+    hf_revision: str | None = None
     url: str | None = None
     origin_url: str | None = None
     sha256_prefix: str = ""
@@ -147,6 +152,12 @@ class Weights:
             value = getattr(self, name)
             if value and not re.fullmatch(r"[0-9a-f]{8,63}", value):
                 raise ValueError(f"{name} must be 8 or more lower-case hex digits, got {value!r}")
+        if self.hf_revision is not None:
+            if not self.hf_hub_id:
+                raise ValueError("hf_revision pins a commit of hf_hub_id, which is missing")
+            if not re.fullmatch(r"[0-9a-f]{40}", self.hf_revision):
+                # A branch or tag can move; a release must name the commit it was published as.
+                raise ValueError(f"hf_revision must be a pinned 40-hex commit sha, got {self.hf_revision!r}")
         if (self.file or self.hf_hub_id) and not self.sha256:
             # Trust on first use only makes sense for a URL: package and Hub files are ours.
             raise ValueError("weights installed from a package or the Hub need their full sha256")
@@ -442,7 +453,7 @@ def validate_record(record: Mapping[str, Any]) -> ModelEntry:
     for key in ("sha256", "format", "sha256_prefix", "md5_prefix"):
         if key in w:
             _text(w[key], f"weights.{key}")
-    for key in ("file", "hf_hub_id", "url", "origin_url"):
+    for key in ("file", "hf_hub_id", "hf_revision", "url", "origin_url"):
         if key in w:
             _text(w[key], f"weights.{key}", optional=True)
     companions = w.get("companion_urls", [])
