@@ -13,8 +13,10 @@ from zoo.training.methods import (  # noqa: F401  (register the methods)
     moco_v3,
     npid,
     rotnet,
+    sela,
     simclr,
     simsiam,
+    supcon,
     swav,
     vicreg,
 )

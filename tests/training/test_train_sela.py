@@ -1,0 +1,70 @@
+"""SeLa: equipartitioned self-labels against brute force, the label schedule, exact resume."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+import torch
+from _seed_methods import build, short_run_beats_random_init, stop_and_resume_equals_uninterrupted
+from zoo.training.methods.base import DataInfo
+from zoo.training.self_label import equipartition_labels
+
+SELA = {"name": "sela", "num_clusters": 4, "num_heads": 2, "label_update_every": 1}
+
+
+def test_equipartition_moves_the_least_confident_samples() -> None:
+    # Every sample prefers cluster 0; half must go to cluster 1: those that prefer 0 least.
+    logits = torch.tensor([[3.0, 0.0], [2.0, 0.0], [1.0, 0.0], [0.5, 0.0]])
+    assert equipartition_labels(logits, lam=25).tolist() == [0, 0, 1, 1]
+
+
+def test_equipartition_finds_the_best_balanced_labelling() -> None:
+    g = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        logits = torch.randn(6, 3, generator=g) * 2
+        log_p = torch.log_softmax(logits, 1)
+        best = max(
+            (a for a in itertools.product(range(3), repeat=6) if all(a.count(k) == 2 for k in range(3))),
+            key=lambda a: sum(float(log_p[i, k]) for i, k in enumerate(a)),
+        )
+        assert tuple(equipartition_labels(logits, lam=50, tolerance=1e-6).tolist()) == best
+
+
+def test_equipartition_balances_a_large_skewed_set() -> None:
+    g = torch.Generator().manual_seed(1)
+    logits = torch.randn(2000, 10, generator=g) + torch.linspace(0, 3, 10)  # skewed to the last clusters
+    assert torch.bincount(logits.argmax(1), minlength=10).min() < 50
+    counts = torch.bincount(equipartition_labels(logits), minlength=10)
+    assert counts.min() >= 180 and counts.max() <= 220, counts
+
+
+def test_labels_follow_the_schedule_and_train_every_head() -> None:
+    method = build("sela", num_clusters=4, num_heads=3, label_update_every=3)
+    assert [e for e in range(8) if method.epoch_pass_due(e)] == [0, 3, 6]
+    method.setup_data(DataInfo(num_samples=40, num_classes=2))
+    x = torch.randn(40, 3, 16, 16)
+    method.eval()
+    with torch.no_grad():
+        logits = method.epoch_encoder()(x)
+    method.train()
+    assert logits.shape == (40, 12)
+    method.on_epoch_start(0, logits)
+    for h, head_logits in enumerate(logits.split(4, dim=1)):
+        # A random network's predictions are nearly constant; the labels are spread out.
+        raw = torch.bincount(head_logits.argmax(1), minlength=4)
+        counts = torch.bincount(method.labels[h], minlength=4)
+        assert counts.min() >= 5 and counts.max() < raw.max(), (raw, counts)
+    out = method([x[:8]], indices=torch.arange(8))
+    out["loss"].backward()
+    assert all(head.weight.grad.abs().sum() > 0 for head in method.heads)
+
+
+def test_sela_stops_and_resumes_exactly(tmp_path: Path, cifar_root: Path) -> None:
+    stop_and_resume_equals_uninterrupted(tmp_path, cifar_root, SELA, stop=7)
+
+
+@pytest.mark.slow
+def test_a_short_sela_run_beats_random_init(tmp_path: Path, cifar_root: Path) -> None:
+    short_run_beats_random_init(tmp_path, "sela_r18q_cifar10", cifar_root, "method.label_update_every=1")
