@@ -12,6 +12,7 @@ from zoo.training.methods import (  # noqa: F401  (register the methods)
     moco_v2,
     moco_v3,
     npid,
+    pcl,
     rotnet,
     sela,
     simclr,
