@@ -25,9 +25,20 @@ SMALL = {
     "mae": ("vit_tiny_patch4_32", {"decoder_dim": 32, "decoder_depth": 1, "decoder_heads": 2}),
     "jigsaw": ("resnet18_cifar_quarter", {"num_permutations": 20, "tile_size": 9, "head_hidden_dim": 32}),
     "colorization": ("resnet18_cifar_quarter", {"head_width": 16}),
+    "inpainting": ("resnet18_cifar_quarter", {"adversarial_weight": 0.001, "discriminator_width": 8}),
+    "super_resolution": ("resnet18_cifar_quarter", {}),
+    "dcgan": ("resnet18_cifar_quarter", {"generator_width": 8, "latent_dim": 16}),
 }
 #: The pretext metric each method logs beside its loss.
-METRIC = {"rotnet": "rotation_acc", "mae": "mask_ratio", "jigsaw": "jigsaw_acc", "colorization": "color_acc"}
+METRIC = {
+    "rotnet": "rotation_acc",
+    "mae": "mask_ratio",
+    "jigsaw": "jigsaw_acc",
+    "colorization": "color_acc",
+    "inpainting": "reconstruction_mse",
+    "super_resolution": "reconstruction_mse",
+    "dcgan": "d_real_acc",
+}
 
 
 @pytest.fixture(scope="module")
@@ -156,6 +167,72 @@ def test_colorization_sees_only_lightness_and_predicts_quarter_resolution_ab(bat
     )
     with pytest.raises(RuntimeError, match="epoch pass"):
         fresh([batch])
+
+
+def _input_of(module: torch.nn.Module, fn) -> torch.Tensor:
+    seen = []
+    handle = module.register_forward_hook(lambda m, i, o: seen.append(i[0]))
+    try:
+        fn()
+    finally:
+        handle.remove()
+    return seen[0]
+
+
+def test_inpainting_encoder_sees_the_image_with_the_region_removed(batch: torch.Tensor) -> None:
+    method = build("inpainting", mask_mode="center", adversarial_weight=0.0).train()
+    seen = _input_of(method.backbone.conv1, lambda: method([batch]))
+    assert (seen[:, :, 8:24, 8:24] == 0).all()  # the central quarter, filled with the mean
+    torch.testing.assert_close(seen[:, :, :8], batch[:, :, :8])
+    method = build("inpainting", mask_mode="random", mask_fraction=0.5).train()
+    seen = _input_of(method.backbone.conv1, lambda: method([batch]))
+    assert ((seen == 0).all(1).float().mean(dim=(1, 2)) == 0.5).all()
+
+
+def _grads(method, fn) -> dict[str, torch.Tensor]:
+    method.zero_grad(set_to_none=True)
+    fn().backward()
+    return {k: p.grad.clone() for k, p in method.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize(
+    "name,critic,player", [("dcgan", "logit", "generator"), ("inpainting", "discriminator", "decoder")]
+)
+def test_gan_players_get_only_the_gradient_of_their_own_loss(
+    name: str, critic: str, player: str, batch: torch.Tensor
+) -> None:
+    method = build(name).train()
+    twin = copy.deepcopy(method)
+    torch.manual_seed(5)
+    both = _grads(method, lambda: method([batch])["loss"])
+    torch.manual_seed(5)
+    out = twin([batch])
+    d_only = _grads(twin, lambda: out["d_loss"] * 1.0)
+    for k, g in d_only.items():
+        if k.startswith(critic):  # the critic's gradient is its own loss's, nothing from G's term
+            torch.testing.assert_close(both[k], g)
+    assert any(k.startswith(critic) for k in d_only)
+    assert not any(k.startswith(player) for k in d_only)  # D's loss does not reach the other player
+    assert any(k.startswith(player) for k in both)
+
+
+def test_super_resolution_encodes_the_bicubic_low_resolution_view(batch: torch.Tensor) -> None:
+    method = build("super_resolution").train()
+    out = {}
+    seen = _input_of(method.backbone.conv1, lambda: out.update(method([batch])))
+    low = images.low_resolution(batch, 4)
+    torch.testing.assert_close(seen, low)
+    assert out["bicubic_mse"].item() == pytest.approx(((low - batch) ** 2).mean().item(), rel=1e-5)
+
+
+def test_dcgan_generates_view_sized_images_and_checks_the_size(batch: torch.Tensor) -> None:
+    method = build("dcgan")
+    fake = method.generate(4)
+    assert fake.shape == (4, 3, 32, 32)
+    rgb = images.denormalize(fake)
+    assert rgb.min() >= 0 and rgb.max() <= 1
+    with pytest.raises(PretextSizeError, match="makes 32 px images but the views are 16x16 px"):
+        method([batch[:, :, :16, :16]])
 
 
 # ---------------------------------------------------------------------------- through the trainer

@@ -67,3 +67,79 @@ class ConvDecoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+
+def frozen_call(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``module(x)`` with its parameters detached and its buffers copied: gradients flow to
+    ``x`` only, and BatchNorm running statistics are not updated. This is how one loss holds
+    both GAN players: the generator's term goes through a frozen discriminator, so each
+    player's parameters receive the gradient of its own loss only (simultaneous updates)."""
+    params = {k: v.detach() for k, v in module.named_parameters()}
+    buffers = {k: v.clone() for k, v in module.named_buffers()}
+    return torch.func.functional_call(module, {**params, **buffers}, (x,))
+
+
+class DCGANGenerator(nn.Module):
+    """DCGAN's generator (Radford et al. 2016, fig. 1): z (N, nz) -> image (N, 3, S, S) in
+    [-1, 1]: a 4x4 projection, then ``log2(S / 4)`` stride-2 transposed convolutions halving
+    the width, BN + ReLU between, tanh at the end."""
+
+    def __init__(self, size: int, nz: int = 100, width: int = 64) -> None:
+        super().__init__()
+        stages = (size // 4).bit_length() - 1
+        if size < 8 or size != 4 << stages:
+            raise ValueError(f"the DCGAN generator makes images of 4 x 2^k px (k >= 1), not {size} px")
+        self.nz = nz
+        ch = width * 2 ** (stages - 1)
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(nz, ch, 4, 1, 0, bias=False),
+            nn.BatchNorm2d(ch),
+            nn.ReLU(inplace=True),
+        ]
+        for _ in range(stages - 1):
+            layers += [
+                nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(ch // 2),
+                nn.ReLU(True),
+            ]
+            ch //= 2
+        layers += [nn.ConvTranspose2d(ch, 3, 4, 2, 1, bias=False), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+        for m in self.modules():  # DCGAN's initialisation: N(0, 0.02), BN scale N(1, 0.02)
+            if isinstance(m, nn.ConvTranspose2d):
+                nn.init.normal_(m.weight, 0.0, 0.02)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.normal_(m.weight, 1.0, 0.02)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z[:, :, None, None])
+
+
+class ConvDiscriminator(nn.Module):
+    """A DCGAN-style critic for any image size: three stride-2 4x4 convolutions (LeakyReLU
+    0.2, BN after the first), a 3x3 conv to one channel, averaged over positions: one logit
+    per image. The context encoder's adversarial discriminator."""
+
+    def __init__(self, width: int = 32) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(3, width, 4, 2, 1),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(width, width * 2, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(width * 2),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(width * 2, width * 4, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(width * 4),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(width * 4, 1, 3, padding=1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).mean(dim=(-2, -1))
+
+
+def memory_format_of(x: torch.Tensor) -> torch.memory_format:
+    return (
+        torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+    )

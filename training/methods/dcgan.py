@@ -1,0 +1,99 @@
+"""DCGAN discriminator features (Radford, Metz & Chintala 2016), https://arxiv.org/abs/1511.06434.
+
+A generator maps noise to images and a discriminator tells them from real ones; to win, the
+discriminator has to model what real images look like, and the paper showed its features
+make a good image representation (section 5.1: CIFAR-10 classification from the
+discriminator's features). Here the discriminator's trunk *is* zoo's backbone (its pooled
+features feed a linear real/fake logit), and it is what ships; the generator is DCGAN's
+(:class:`DCGANGenerator`: a 4x4 projection of 100-d noise and stride-2 transposed
+convolutions with BN + ReLU, tanh output; N(0, 0.02) initialisation).
+
+Both players train from one loss per step (zoo's trainer has one optimiser): the
+discriminator's term uses the generated images detached, and the generator's
+(non-saturating, ``-log D(G(z))``) goes through the discriminator with its parameters
+detached (:func:`frozen_call`), so each player's parameters get exactly the gradient of its
+own loss, updated simultaneously (the paper alternates one D step and one G step).
+Real and generated images go through the discriminator as separate batches, as in DCGAN.
+
+What zoo's recipe changes from the paper: its all-convolutional discriminator (LeakyReLU, BN,
+no pooling) becomes zoo's CIFAR ResNet backbone with a linear head; the paper evaluated
+max-pooled features of every discriminator layer with an L2-SVM, zoo evaluates the
+backbone's pooled output like every other encoder. Adam lr 2e-4, beta1 0.5 (the paper's).
+
+Logged in metrics.csv: ``d_loss``, ``g_loss``, ``d_real_acc`` and ``d_fake_acc`` (% of real /
+generated images the discriminator classifies correctly).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from zoo.training.losses import GANLoss
+from zoo.training.methods._pretext import DCGANGenerator, frozen_call, memory_format_of, single_view
+from zoo.training.methods.base import Method, MethodConfig, register_method
+from zoo.training.pretext import PretextSizeError
+from zoo.training.pretext.images import normalize
+
+
+@dataclass(frozen=True)
+class DCGANConfig(MethodConfig):
+    #: Side of the generated images; the views must have this size.
+    image_size: int = 32
+    latent_dim: int = 100
+    generator_width: int = 64
+
+
+@register_method
+class DCGAN(Method):
+    name = "dcgan"
+    Config = DCGANConfig
+
+    def __init__(self, backbone: nn.Module, embed_dim: int, config: DCGANConfig) -> None:
+        super().__init__(backbone, embed_dim, config)
+        self.generator = DCGANGenerator(config.image_size, config.latent_dim, config.generator_width)
+        self.logit = nn.Linear(embed_dim, 1)
+        self.gan = GANLoss()
+
+    @classmethod
+    def view_spec(cls, config: MethodConfig):
+        from zoo.training.methods._pretext import one_view_spec
+
+        return one_view_spec() or super().view_spec(config)
+
+    def discriminate(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logit(self.backbone(x))
+
+    def generate(self, n: int, device: torch.device | str = "cpu") -> torch.Tensor:
+        """``n`` generated images, normalised like the views (ImageNet statistics)."""
+        z = torch.randn(n, self.config.latent_dim).to(device)
+        return normalize((self.generator(z) + 1) / 2)
+
+    def training_step(self, views: list[torch.Tensor], **batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        real = single_view(views, "DCGAN")
+        if tuple(real.shape[-2:]) != (self.config.image_size,) * 2:
+            raise PretextSizeError(
+                f"DCGAN: the generator makes {self.config.image_size} px images but the views are"
+                f" {real.shape[-2]}x{real.shape[-1]} px; set augment.size and method.image_size to the same"
+            )
+        fake = self.generate(len(real), real.device).contiguous(memory_format=memory_format_of(real))
+        real_logits = self.discriminate(real)
+        fake_logits = self.discriminate(fake.detach())
+        d_loss = self.gan.discriminator(real_logits, fake_logits)
+        # The generator's term through the discriminator frozen: gradients reach G only.
+        frozen_logits = F.linear(
+            frozen_call(self.backbone, fake), self.logit.weight.detach(), self.logit.bias.detach()
+        )
+        g_loss = self.gan.generator(frozen_logits)
+        with torch.no_grad():
+            real_acc = (real_logits > 0).float().mean() * 100
+            fake_acc = (fake_logits < 0).float().mean() * 100
+        return {
+            "loss": d_loss + g_loss,
+            "d_loss": d_loss,
+            "g_loss": g_loss,
+            "d_real_acc": real_acc,
+            "d_fake_acc": fake_acc,
+        }
