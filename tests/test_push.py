@@ -6,7 +6,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from _hub_server import HubServer, point_hub_client_at, serve_hub
+from _hub_server import TOKEN, HubServer, point_hub_client_at, serve_hub
 
 import zoo
 from zoo import images as zoo_images
@@ -136,12 +139,50 @@ def test_dry_run_lists_files_without_a_token_or_a_request(
     assert writes(hub) == [] and REPO not in hub.repos
 
 
-def test_cli_push_prints_the_url(hub: HubServer, folder: Path, capsys) -> None:
+def test_cli_push_prints_the_url_and_the_release_line(hub: HubServer, folder: Path, capsys) -> None:
     assert main(["push", str(folder), "--repo", REPO, "--commit-message", "first"]) == 0
     out = capsys.readouterr().out
-    assert f"{hub.base_url}/{REPO}" in out and hub.head(REPO) in out
+    head = hub.head(REPO)
+    assert f"{hub.base_url}/{REPO}\n" in out and head in out
     sha = sha256((folder / "model.safetensors").read_bytes())
-    assert f'hf_revision="{hub.head(REPO)}"' in out and sha in out  # the registry line to pin it
+    assert f'hf_revision="{head}", sha256="{sha}"' in out  # the registry line that pins the release
+    assert hub.history(REPO)[0].message == "first"
+
+
+@pytest.mark.slow
+def test_cli_in_a_fresh_process_through_plain_environment_variables(
+    hub: HubServer, folder: Path, tmp_path: Path
+) -> None:
+    """`zoo push` as a user runs it: HF_ENDPOINT / HF_TOKEN read by the client at import."""
+    env = {
+        **os.environ,
+        "HF_ENDPOINT": hub.base_url,
+        "HF_TOKEN": TOKEN,
+        "HF_HOME": str(tmp_path / "hf-fresh"),
+        "HF_HUB_DISABLE_XET": "1",  # the test server speaks LFS
+        "OMP_NUM_THREADS": "1",
+    }
+    zoo_cli = [sys.executable, "-m", "zoo.cli"]
+    run = subprocess.run(
+        [*zoo_cli, "push", str(folder), "--repo", REPO, "--commit-message", "first"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    head = hub.head(REPO)
+    assert f"{hub.base_url}/{REPO}\n" in run.stdout and head in run.stdout
+    sha = sha256((folder / "model.safetensors").read_bytes())
+    assert f'hf_revision="{head}", sha256="{sha}"' in run.stdout  # the registry line to pin it
+    assert hub.history(REPO)[0].message == "first"
+
+    env.pop("HF_TOKEN")
+    run = subprocess.run(
+        [*zoo_cli, "push", str(folder), "--repo", REPO], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 2 and run.stderr.startswith("zoo: error: no Hugging Face token")
+    assert run.stderr.count("\n") == 1 and hub.head(REPO) == head
 
 
 # ---------------------------------------------------------------------------------------------

@@ -356,7 +356,8 @@ def push(
             return PushResult(
                 repo_id, branch, _url(_endpoint(), repo_id, branch), tuple(files), None, diff, True
             )
-        commit, endpoint = _upload(folder, files, repo_id, branch, private, commit_message, token)
+        message = commit_message or f"Upload {Path(name_or_dir).name} with zoo"
+        commit, endpoint = _upload(folder, files, repo_id, branch, private, message, token)
     return PushResult(repo_id, branch, _url(endpoint, repo_id, branch), tuple(files), commit, diff)
 
 
@@ -380,7 +381,7 @@ def _upload(
     repo_id: str,
     branch: str,
     private: bool,
-    commit_message: str | None,
+    commit_message: str,
     token: str | None,
 ) -> tuple[str, str]:
     try:
@@ -409,8 +410,7 @@ def _upload(
         info = api.create_commit(
             repo_id,
             operations=operations,
-            commit_message=commit_message
-            or f"Upload {folder.name if folder.name != 'folder' else repo_id} with zoo",
+            commit_message=commit_message,
             revision=branch,
         )
     except Exception as err:
