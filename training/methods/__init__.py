@@ -8,6 +8,7 @@ from zoo.training.methods import (  # noqa: F401  (register the methods)
     deepcluster,
     deepcluster_v2,
     dino,
+    iic,
     inpainting,
     jigsaw,
     mae,
@@ -19,8 +20,8 @@ from zoo.training.methods import (  # noqa: F401  (register the methods)
     sela,
     simclr,
     simsiam,
-    super_resolution,
     supcon,
+    super_resolution,
     swav,
     vicreg,
 )
