@@ -28,6 +28,10 @@ SMALL = {
     "inpainting": ("resnet18_cifar_quarter", {"adversarial_weight": 0.001, "discriminator_width": 8}),
     "super_resolution": ("resnet18_cifar_quarter", {}),
     "dcgan": ("resnet18_cifar_quarter", {"generator_width": 8, "latent_dim": 16}),
+    "relative_patch": (
+        "resnet18_cifar_quarter",
+        {"patch_size": 8, "gap": 2, "jitter": 1, "head_hidden_dim": 32},
+    ),
 }
 #: The pretext metric each method logs beside its loss.
 METRIC = {
@@ -38,6 +42,7 @@ METRIC = {
     "inpainting": "reconstruction_mse",
     "super_resolution": "reconstruction_mse",
     "dcgan": "d_real_acc",
+    "relative_patch": "patch_acc",
 }
 
 
@@ -233,6 +238,16 @@ def test_dcgan_generates_view_sized_images_and_checks_the_size(batch: torch.Tens
     assert rgb.min() >= 0 and rgb.max() <= 1
     with pytest.raises(PretextSizeError, match="makes 32 px images but the views are 16x16 px"):
         method([batch[:, :, :16, :16]])
+
+
+def test_relative_patch_pairs_go_through_the_backbone_separately(batch: torch.Tensor) -> None:
+    method = build("relative_patch", color_drop=False, jitter=0).train()
+    seen = _input_of(method.backbone, lambda: method([batch]))
+    assert seen.shape == (32, 3, 8, 8)
+    # The centre patch: a 28 px grid centred in 32 px starts at 2; the middle cell at 2 + (8 + 2).
+    torch.testing.assert_close(seen[:16], batch[:, :, 12:20, 12:20])
+    with pytest.raises(PretextSizeError, match=r"at least 36 px \(3 x 8 \+ 2 x 4 \+ 2 x 2\), got 32 px"):
+        build("relative_patch", gap=4, jitter=2)([batch])
 
 
 # ---------------------------------------------------------------------------- through the trainer

@@ -16,6 +16,7 @@ from zoo.training.methods import (  # noqa: F401  (register the methods)
     moco_v3,
     npid,
     pcl,
+    relative_patch,
     rotnet,
     sela,
     simclr,
