@@ -159,3 +159,50 @@ def test_baseline_numbers_are_what_zoo_eval_random_init_measures(baseline, data_
     model = zoo.load(baseline.like, pretrained=False)
     data = data_root / Path(m.source.split("--data ")[1].split()[0]).name
     assert evaluate(model, data, k=20, temperature=0.07)["top1"] == pytest.approx(m.value, abs=0.011)
+
+
+# ---------------------------------------------------------------------------------------------
+# The demo's Leaderboard tab
+# ---------------------------------------------------------------------------------------------
+
+
+def test_app_table_is_the_leaderboard_with_sortable_number_columns() -> None:
+    pytest.importorskip("gradio")
+    from zoo.app.leaderboard import DATATYPES, HEADERS, table
+
+    rows = leaderboard.rows()
+    cells = table(rows)
+    assert len(cells) == len(rows) and all(len(c) == len(HEADERS) == len(DATATYPES) for c in cells)
+    for row, line in zip(rows, cells, strict=True):
+        for c in leaderboard.COLUMNS:
+            value = line[HEADERS.index(c.header)]
+            assert value == row.value(c.key) and (value is None or isinstance(value, float))
+    # Numbers, not text: a click on a header sorts 9.5 before 10.2, as numbers sort.
+    assert {HEADERS[i] for i, t in enumerate(DATATYPES) if t == "number"} == {
+        *(c.header for c in leaderboard.COLUMNS),
+        "epochs",
+        "minutes",
+    }
+
+
+def test_app_leaderboard_tab_over_http() -> None:
+    """The tab in a real Gradio server on 127.0.0.1, read back with gradio_client."""
+    gr = pytest.importorskip("gradio")
+    from _servers import free_port
+    from gradio_client import Client
+    from zoo.app.leaderboard import HEADERS, leaderboard_tab, table
+
+    with gr.Blocks(analytics_enabled=False) as demo:
+        board = leaderboard_tab()["board"]
+    assert board.value["headers"] == HEADERS and board.value["data"] == table()
+    assert board.interactive is False and board.elem_id == "leaderboard"
+    _, url, _ = demo.launch(
+        server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True
+    )
+    try:
+        client = Client(url, verbose=False, httpx_kwargs={"timeout": 60})
+        assert "/leaderboard" in client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+        assert client.predict(api_name="/leaderboard") == json.loads(leaderboard.render("json"))
+        client.close()
+    finally:
+        demo.close()
