@@ -84,7 +84,14 @@ def test_finetune_writes_a_classifier_folder(run, tiny: Path) -> None:
     out = run.folder
     assert run.finished and run.train_images == 48 and run.val_images == 24
     names = {p.name for p in out.iterdir()}
-    expected = {"config.json", "model.safetensors", "model.onnx", "README.md", "confusion.png"}
+    expected = {
+        "config.json",
+        "model.safetensors",
+        "head.safetensors",
+        "model.onnx",
+        "README.md",
+        "confusion.png",
+    }
     assert expected | {"metrics.csv", "labels.txt", "finetune.json", "checkpoint.pt"} <= names
     config = json.loads((out / "config.json").read_text())
     assert config["label_names"] == list(CLASSES) and config["num_classes"] == 3
@@ -100,6 +107,12 @@ def test_finetune_writes_a_classifier_folder(run, tiny: Path) -> None:
     # same val images through the user-facing file -> tensor path.
     model = zoo.create_classifier(out)
     assert model.classes == list(CLASSES)
+    # Everything that reads a zoo folder reads the fine-tuned encoder from it.
+    encoder = zoo.load(out)
+    assert encoder.name == "simclr-r18q-cifar10-ft"
+    sd = model.encoder.backbone.state_dict()
+    assert all(torch.equal(v, sd[k]) for k, v in encoder.backbone.state_dict().items())
+    assert not torch.equal(sd["conv1.weight"], zoo.load(MODEL).backbone.state_dict()["conv1.weight"])
     files = [f for c in CLASSES for f in sorted((tiny / "test" / c).iterdir())]
     labels = np.repeat(np.arange(3), 8)
     probs = model.predict_proba(files)
@@ -120,11 +133,9 @@ def test_modes_train_what_they_say(tiny: Path, tmp_path: Path) -> None:
     for mode in ("linear", "partial"):
         finetune(MODEL, tiny, tmp_path / mode, mode=mode, onnx=False, epochs=1, batch_size=16, threads=1)
         tensors, _ = read_safetensors(tmp_path / mode / "model.safetensors")
-        changed[mode] = {
-            k
-            for k, v in pretrained.items()
-            if not torch.equal(tensors[f"encoder.backbone.{k}"].to(v.dtype), v)
-        }
+        assert tensors.keys() == pretrained.keys()  # model.safetensors: the encoder, as any zoo folder
+        changed[mode] = {k for k, v in pretrained.items() if not torch.equal(tensors[k].to(v.dtype), v)}
+
     # linear: the encoder, BatchNorm statistics included, is exactly the pretrained one.
     assert changed["linear"] == set()
     # partial (2 blocks): layer4 only, the rest untouched.
@@ -280,3 +291,30 @@ def test_cli_errors_are_one_line(tiny: Path, tmp_path: Path, capsys) -> None:
     assert "not a fine-tuned classifier folder" in capsys.readouterr().err
     assert main(["finetune", MODEL, "--data", str(tiny), "--out", str(tmp_path), "lr=fast"]) == 2
     assert "bad override 'lr=fast'" in capsys.readouterr().err
+
+
+def test_imagenette_photos_at_the_encoders_input_size(data_root: Path, tmp_path: Path) -> None:
+    """224 px photos, a 64 px ImageNet-stem ResNet-18: stored at the resize size (72),
+    random crops of 64 in training, centre crops in validation; held-out val split."""
+    src = data_root / "imagenette" / "train"
+    flat = tmp_path / "photos"
+    copy_split(src, flat, 10, classes=("n01440764", "n03394916"))
+    result = finetune(
+        "simclr-r18-imagenette",
+        flat,
+        tmp_path / "ft",
+        mode="linear",
+        epochs=1,
+        batch_size=8,
+        threads=1,
+        val_fraction=0.2,
+    )
+    assert result.finished and result.train_images == 16 and result.val_images == 4
+    card = (tmp_path / "ft" / "README.md").read_text()
+    assert "held out from photos: 0.2 of each class, seed 0 (4 images)" in card
+    from zoo.predict import Predictor
+
+    files = sorted((flat / "n03394916").iterdir())[:3]
+    torch_probs = Predictor(tmp_path / "ft", backend="torch")(files)
+    onnx_probs = Predictor(tmp_path / "ft", backend="onnx")(files)
+    assert torch_probs.shape == (3, 2) and np.abs(torch_probs - onnx_probs).max() < 1e-4

@@ -7,9 +7,11 @@
     views = model.train_views(u8, gen)[0]   # the same distribution, batched on uint8 tensors
 
 Like timm's ``create_model(name, num_classes=N)``: the encoder's pooled features go through
-one linear layer. A fine-tuned classifier is saved as a zoo folder whose ``config.json`` adds
-the class names (``label_names``, as Hugging Face image classifiers carry them) and a
-``zoo_classifier`` record; :func:`create_classifier` loads such a folder back, head included.
+one linear layer. A fine-tuned classifier is saved as a zoo folder (the fine-tuned encoder in
+``model.safetensors``, so ``zoo.load(DIR)`` gives it) plus ``head.safetensors``; its
+``config.json`` adds the class names (``label_names``, as Hugging Face image classifiers
+carry them) and a ``zoo_classifier`` record. :func:`create_classifier` loads such a folder
+back, head included.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from zoo.errors import WeightsError, ZooError
 from zoo.registry import Preprocess
 
 CLASSIFIER_KEY = "zoo_classifier"
+HEAD_NAME = "head.safetensors"
 CLASSIFIER_FORMAT = 1
 
 
@@ -127,7 +130,8 @@ class Classifier(nn.Module):
         return top_classes(self.predict_proba(images), self.classes, top_k)
 
     def save(self, directory: str | os.PathLike) -> Path:
-        """Write ``config.json`` and ``model.safetensors`` (see :func:`save_classifier`)."""
+        """Write ``config.json``, ``model.safetensors`` and ``head.safetensors`` (see
+        :func:`save_classifier`)."""
         return save_classifier(self, directory)
 
 
@@ -247,7 +251,21 @@ def base_entry(model: Classifier):
     from zoo.registry import Weights
 
     entry = folder_entry(model.encoder)
-    return dataclasses.replace(entry, weights=Weights(sha256="", format="zoo"), reported=(), measured=())
+    return dataclasses.replace(
+        entry,
+        name=finetuned_name(entry.name),
+        description=f"{entry.name} fine-tuned by zoo finetune on {model.num_classes} classes"
+        f" ({', '.join(model.classes[:10])}{' ...' if model.num_classes > 10 else ''}).",
+        weights=Weights(sha256="", format="zoo"),
+        reported=(),
+        measured=(),
+    )
+
+
+def finetuned_name(name: str) -> str:
+    """``simclr-r18q-cifar10`` -> ``simclr-r18q-cifar10-ft`` (a ``.tag`` stays last)."""
+    base, dot, tag = name.partition(".")
+    return f"{base}-ft{dot}{tag}"
 
 
 def classifier_config(model: Classifier) -> dict[str, Any]:
@@ -264,31 +282,38 @@ def classifier_config(model: Classifier) -> dict[str, Any]:
 
 
 def save_classifier(model: Classifier, directory: str | os.PathLike) -> Path:
-    """Write ``config.json`` + ``model.safetensors`` (encoder and head weights) atomically."""
+    """Write ``config.json``, ``model.safetensors`` (the encoder's backbone, keys as in any
+    zoo folder) and ``head.safetensors`` (the linear head), each atomically.
+
+    The encoder weights stay where a zoo folder keeps them, so everything that reads a zoo
+    folder reads the fine-tuned encoder from this one (``zoo.load(DIR)``, ``zoo serve
+    --model DIR``, ``zoo embed --model DIR``); the head is the one file more.
+    """
+    from safetensors.torch import save
+
     from zoo.errors import CacheError
-    from zoo.folder import WEIGHTS_NAME, atomic_write_text, save_safetensors
+    from zoo.folder import WEIGHTS_NAME, atomic_write_bytes, atomic_write_text, save_safetensors
 
     directory = Path(directory)
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise CacheError(f"cannot create the output folder {directory} ({e.strerror or e})") from None
-    state = {k: v.float() if v.is_floating_point() else v for k, v in model.state_dict().items()}
-    save_safetensors(state, directory / WEIGHTS_NAME, base_entry(model))
+    backbone = {
+        k: v.float() if v.is_floating_point() else v for k, v in model.encoder.backbone.state_dict().items()
+    }
+    save_safetensors(backbone, directory / WEIGHTS_NAME, base_entry(model))
+    head = {k: v.detach().float().contiguous() for k, v in model.head.state_dict().items()}
+    meta = {"format": "pt", "classes": json.dumps(model.classes)}
+    atomic_write_bytes(directory / HEAD_NAME, save(head, metadata=meta))
     atomic_write_text(directory / "config.json", json.dumps(classifier_config(model), indent=2) + "\n")
     return directory
 
 
 def load_classifier(directory: str | os.PathLike) -> Classifier:
     """A folder written by :func:`save_classifier` (``zoo finetune``), head included."""
-    from zoo.folder import (
-        WEIGHTS_NAME,
-        entry_from_config,
-        load_state_dict_strict,
-        read_config,
-        read_safetensors,
-    )
-    from zoo.registry import get_arch
+    from zoo.folder import load_state_dict_strict, read_config, read_safetensors
+    from zoo.loading import load_folder
 
     directory = Path(directory)
     config = read_config(directory)
@@ -305,11 +330,9 @@ def load_classifier(directory: str | os.PathLike) -> Classifier:
     classes = record.pop("classes", None)
     if not isinstance(classes, list) or len(classes) < 2:
         raise WeightsError(f"{directory}: config.json has no valid class list")
-    entry = entry_from_config(config, str(directory / "config.json"))
-    backbone = get_arch(entry.arch).builder(**entry.arch_kwargs)
-    model = Classifier(Encoder(backbone, entry.arch, entry.preprocess, entry), classes, record=record)
-    tensors, _ = read_safetensors(directory / WEIGHTS_NAME)
-    load_state_dict_strict(model, tensors, str(directory / WEIGHTS_NAME))
+    model = Classifier(load_folder(directory), classes, record=record)
+    head, _ = read_safetensors(directory / HEAD_NAME)
+    load_state_dict_strict(model.head, head, str(directory / HEAD_NAME))
     return model.eval()
 
 

@@ -54,7 +54,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo.classifier import Classifier, FinetuneError, create_classifier
+from zoo.classifier import Classifier, FinetuneError, create_classifier, finetuned_name
 from zoo.encoder import Encoder
 from zoo.errors import ImageError
 
@@ -762,7 +762,7 @@ class _Run:
         final = self.evaluate(autocast=False)
         kept_epoch = progress.best_epoch if c.select_best and progress.best_epoch >= 0 else progress.epoch - 1
         record = {
-            "name": f"{self.model.encoder.name}-ft",
+            "name": finetuned_name(self.model.encoder.name),
             "encoder": self.model.encoder.name,
             "pretrained": self.pretrained,
             "mode": c.mode,
@@ -932,8 +932,12 @@ def finetune_eval(
     No decision looks at the test split: a fixed number of epochs, no early stopping, the
     last epoch's weights, validation only at the end (``eval_every_epochs=0``).
     ``from_scratch=True`` is the seeds' baseline: the same architecture from random
-    initialisation, the same labelled images (same seed), the encoder at the head's
-    learning rate (``encoder_lr_scale=1``, ``layer_decay=1``: nothing pretrained to keep).
+    initialisation, the same labelled images (same seed) and the same recipe, so only the
+    initialisation differs. That recipe trains the encoder at the head's learning rate
+    (``encoder_lr_scale=1``, ``layer_decay=1``, as SimCLR's fine-tuning): random weights
+    have nothing to keep, and on CIFAR-10 at 1% labels (30 epochs) the pretrained
+    simclr-r18q-cifar10 measured 47.27% this way against 42.14% with ``zoo finetune``'s
+    gentler defaults (0.1, 0.75), which underfit in so short a schedule.
     """
     import tempfile
 
@@ -947,9 +951,9 @@ def finetune_eval(
         )
     if label_fraction is None and labels_per_class is None:
         label_fraction = 0.01
-    protocol = dict(mode="full", patience=0, select_best=False, eval_every_epochs=0)
-    if from_scratch:
-        protocol.update(encoder_lr_scale=1.0, layer_decay=1.0)
+    protocol = dict(
+        mode="full", patience=0, select_best=False, eval_every_epochs=0, encoder_lr_scale=1.0, layer_decay=1.0
+    )
     config = FinetuneConfig(
         **{
             **protocol,
