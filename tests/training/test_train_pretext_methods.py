@@ -391,9 +391,10 @@ def test_rotnet_block_probe_after_a_short_run(tmp_path: Path, cifar_root: Path) 
     short run: prints the per-block linear-probe top-1."""
     from zoo.training.methods.rotnet import probe_blocks
 
-    _short_run_beats_random_init(
+    random_top1, top1 = _short_run_beats_random_init(
         tmp_path, cifar_root, "rotnet", **SHORT_RUNS["rotnet"], train={"epochs": 4, "batch_size": 128}
     )
+    print(f"rotnet: kNN top-1 random init {random_top1:.2f}% -> {top1:.2f}%")
     from zoo.training.data import evaluation_batches, load_split, subset_per_class
 
     trainer_recipe = recipe_from_dict(pretext_recipe(tmp_path / "rotnet", cifar_root, "rotnet"))
