@@ -20,6 +20,7 @@ import hashlib
 import os
 import weakref
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from zoo import derived
 from zoo import images as _images
 from zoo.registry import ModelEntry, Preprocess
 
@@ -124,6 +126,55 @@ class Encoder(nn.Module):
             out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return out
 
+    def embed_files(
+        self,
+        files: Sequence[str | os.PathLike],
+        *,
+        batch_size: int = 64,
+        backend: Backend = "auto",
+        normalize: bool = False,
+        progress: bool = False,
+    ) -> EmbeddedFiles:
+        """Features of the readable ``files``; unreadable ones are skipped and listed.
+
+        Like :meth:`embed`, but a file that is not a readable image (truncated, not an image,
+        a decompression bomb, gone) is left out instead of failing the whole call.
+
+        Raises:
+            ImageError: none of the files is readable (the message gives the first reason).
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        paths = [Path(f) for f in files]
+        kept: list[Path] = []
+        skipped: list[str] = []
+        outs: list[np.ndarray] = []
+        run = None
+        bar = _progress(len(paths), progress, f"embed {self.name}")
+        for start in range(0, len(paths), batch_size):
+            tensors = []
+            for f in paths[start : start + batch_size]:
+                try:
+                    tensors.append(_images.preprocess(_images.to_tensor(f), self.preprocess))
+                except _images.ImageError as e:
+                    skipped.append(str(e))  # the message starts with the file's path
+                    continue
+                kept.append(f)
+            if tensors:
+                if run is None:
+                    calibration = _readable(paths) if backend == "onnx-int8" else None
+                    run = self.runner(backend, calibration=calibration)
+                outs.append(run(torch.stack(tensors)))
+            bar.update(len(paths[start : start + batch_size]))
+        bar.close()
+        if not kept:
+            first = skipped[0] if skipped else "no files given"
+            raise _images.ImageError(f"none of the {len(paths)} images could be read (first: {first})")
+        out = np.concatenate(outs).astype(np.float32, copy=False)
+        if normalize:
+            out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return EmbeddedFiles(out, kept, skipped)
+
     def runner(
         self, backend: Backend = "auto", *, calibration: Sequence[_images.ImageInput] | None = None
     ) -> Callable[[torch.Tensor], np.ndarray]:
@@ -186,13 +237,22 @@ class Encoder(nn.Module):
             key = fingerprint
         session = _SESSIONS.setdefault(self, {}).get(key)
         if session is None:
-            path = _onnx_cache_dir() / f"{key}.onnx"
-            if not path.is_file():
-                fp32 = _onnx_cache_dir() / f"{fingerprint}.onnx"
-                if not fp32.is_file():
-                    zoo_onnx.export_onnx(self.backbone, fp32, (self.preprocess.input_size,) * 2)
-                if int8:
+            # Cached graphs are verified before use, like downloads: each carries a manifest with
+            # what it was made from (the weights' fingerprint; for int8, the fp32 graph and the
+            # calibration) and its own sha256, and is exported again when either differs.
+            folder = _onnx_cache_dir()
+            fp32 = folder / f"{fingerprint}.onnx"
+            size = (self.preprocess.input_size,) * 2
+            if not derived.is_intact(fp32, fingerprint):
+                zoo_onnx.export_onnx(self.backbone, fp32, size)
+                derived.write_manifest(fp32, fingerprint, _graph_files(fp32))
+            path = fp32
+            if int8:
+                path = folder / f"{key}.onnx"
+                source = f"{derived.manifest_path(fp32).read_text(encoding='utf-8')}|{key}"
+                if not derived.is_intact(path, source):
                     zoo_onnx.quantize_int8(fp32, path, (b.numpy() for b in calib_batches))
+                    derived.write_manifest(path, source, _graph_files(path))
             session = zoo_onnx.OnnxEncoder(path)
             _SESSIONS[self] = {key: session}  # one session per encoder: its weights may change
         return lambda batch: session(batch.numpy())
@@ -213,11 +273,39 @@ class Encoder(nn.Module):
         return save_folder(self, directory, card=card)
 
 
-def _onnx_cache_dir() -> Path:
-    """Where exported graphs are cached; a private temp folder if the cache is read-only,
-    since an export is cheap to redo and embedding must not fail over it."""
-    import tempfile
+@dataclass(frozen=True)
+class EmbeddedFiles:
+    """What :meth:`Encoder.embed_files` returns: one feature row per file in ``files`` (the
+    readable ones, in input order) and, in ``skipped``, one ``"path: reason"`` per other."""
 
+    features: np.ndarray
+    files: list[Path]
+    skipped: list[str]
+
+
+def _readable(paths: Sequence[Path], limit: int = 256) -> list[Path]:
+    """Up to ``limit`` readable files spread over ``paths``: int8 calibration images."""
+    step = max(1, len(paths) // limit)
+    found = []
+    for p in paths[::step][:limit]:
+        try:
+            _images.open_image(p)
+        except _images.ImageError:
+            continue
+        found.append(p)
+    return found
+
+
+def _graph_files(graph: Path) -> list[str]:
+    """The files of an ONNX graph: itself, and its external weights when it has them."""
+    data = graph.with_name(graph.name + ".data")
+    return [graph.name, data.name] if data.is_file() else [graph.name]
+
+
+def _onnx_cache_dir() -> Path:
+    """Where exported graphs are cached; if the cache is read-only, a temp folder private to
+    this user (see :func:`zoo.derived.private_dir`), since an export is cheap to redo and
+    embedding must not fail over it."""
     from zoo.hub import cache_dir
 
     path = cache_dir() / "onnx"
@@ -227,9 +315,7 @@ def _onnx_cache_dir() -> Path:
             return path
     except OSError:
         pass
-    fallback = Path(tempfile.gettempdir()) / f"zoo-onnx-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
-    fallback.mkdir(parents=True, exist_ok=True)
-    return fallback
+    return derived.private_dir("zoo-onnx")
 
 
 def _has_onnxruntime() -> bool:

@@ -49,3 +49,12 @@ class ImageError(ZooError, ValueError):
 
 class ExportError(ZooError):
     """An export whose result does not match the PyTorch model (or cannot be written)."""
+
+
+class InvalidArgumentError(ZooError, ValueError):
+    """An argument zoo cannot use: a malformed sha256, an unsafe file name."""
+
+
+class OutputError(ZooError, OSError):
+    """An output that cannot be written: its folder is missing, the disk is full, the name is
+    too long for the file system, permission is denied. Raised before the work where possible."""

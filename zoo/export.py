@@ -1,7 +1,10 @@
 """Export an encoder: a zoo folder (safetensors + config + card) plus ``model.onnx``.
 
 The ONNX file is checked against PyTorch with ONNX Runtime on real images before it is
-put under its final name, so an export that succeeds is one whose features match.
+put under its final name, so an export that succeeds is one whose features match. A
+``model.onnx`` already in the folder is removed before the new weights are written, so the
+folder never pairs weights with the graph of other weights, even when the export fails or
+is interrupted.
 """
 
 from __future__ import annotations
@@ -16,16 +19,19 @@ import numpy as np
 from zoo import images as _images
 from zoo.cards import render_card, render_plain_card
 from zoo.encoder import Encoder
-from zoo.errors import CacheError, ExportError
+from zoo.errors import ExportError, WeightsError
 from zoo.folder import (
     CARD_NAME,
     CONFIG_NAME,
     ONNX_NAME,
     WEIGHTS_NAME,
     atomic_write_text,
+    entry_from_config,
+    read_config,
     save_safetensors,
     zoo_config,
 )
+from zoo.output import check_output_folder, output_error
 from zoo.registry import ModelEntry
 
 #: Images that install with zoo (see PROVENANCE.md there), used when no others are given.
@@ -75,7 +81,7 @@ def save_folder(encoder: Encoder, directory: str | os.PathLike, *, card: bool = 
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise CacheError(f"cannot create the output folder {directory} ({e.strerror or e})") from None
+        raise output_error(e, directory) from None
     entry = folder_entry(encoder)
     save_safetensors(encoder.backbone.state_dict(), directory / WEIGHTS_NAME, entry)
     atomic_write_text(directory / CONFIG_NAME, json.dumps(zoo_config(entry), indent=2) + "\n")
@@ -83,6 +89,40 @@ def save_folder(encoder: Encoder, directory: str | os.PathLike, *, card: bool = 
         text = render_card(entry) if encoder.entry is not None else render_plain_card(encoder.arch)
         atomic_write_text(directory / CARD_NAME, text)
     return directory
+
+
+def check_export_target(directory: str | os.PathLike, entry: ModelEntry, *, overwrite: bool = False) -> Path:
+    """Refuse to export into a folder that holds something else, before any work is done.
+
+    Accepted: a new folder (its parent must exist), an empty one, a zoo export of the same
+    model (its ``config.json`` records the same name and architecture) or, with
+    ``overwrite=True``, any folder (zoo's files in it are replaced, others are left alone).
+
+    Raises:
+        ExportError: the folder is not empty and holds no export of this model.
+        OutputError: the folder cannot be written (missing parent, a file, no permission...).
+    """
+    directory = check_output_folder(directory)
+    if overwrite or not directory.is_dir():
+        return directory
+    try:
+        present = sorted(p.name for p in directory.iterdir())
+    except OSError as e:
+        raise output_error(e, directory) from None
+    if not present:
+        return directory
+    try:
+        found = entry_from_config(read_config(directory), str(directory / CONFIG_NAME))
+        same = (found.name, found.arch) == (entry.name, entry.arch)
+        what = f"an export of {found.name} ({found.arch})"
+    except WeightsError:
+        same, what = False, f"{len(present)} files that are not a zoo export (e.g. {present[0]})"
+    if same:
+        return directory
+    raise ExportError(
+        f"{directory} is not empty: it holds {what}, not an export of {entry.name}. Choose a new or"
+        " empty folder, or pass --overwrite (overwrite=True) to write over it"
+    )
 
 
 def export(
@@ -93,18 +133,31 @@ def export(
     opset: int = 17,
     check_images: list | None = None,
     tolerance: float = ONNX_TOLERANCE,
+    overwrite: bool = False,
 ) -> ExportReport:
     """Save ``encoder`` as a zoo folder and, with ``onnx=True``, a verified ``model.onnx``.
 
     The ONNX graph (dynamic batch, ``opset``) is exported to a temporary name, run by ONNX
     Runtime on ``check_images`` (default: the bundled samples) and compared with PyTorch;
     only when the max absolute difference is below ``tolerance`` is it renamed into place.
+    ``directory`` must be new, empty, or an export of the same model (see
+    :func:`check_export_target`) unless ``overwrite=True``.
 
     Raises:
-        ExportError: the export failed or the parity check did not pass.
+        ExportError: the folder holds something else, the export failed or the parity check
+            did not pass.
+        OutputError: the folder cannot be written (missing parent, disk full...).
     """
     from zoo import onnx as zoo_onnx
 
+    directory = check_export_target(directory, folder_entry(encoder), overwrite=overwrite)
+    # The graph there belongs to the weights about to be replaced: it goes first, so no moment
+    # (and no failed or interrupted export) leaves new weights beside an old graph.
+    for stale in (directory / ONNX_NAME, directory / f"{ONNX_NAME}.data"):
+        try:
+            stale.unlink(missing_ok=True)
+        except OSError as e:
+            raise output_error(e, stale) from None
     directory = save_folder(encoder, directory)
     if not onnx:
         return ExportReport(directory, None, None, 0)
@@ -120,6 +173,8 @@ def export(
                 f" images, above the tolerance {tolerance:g}; model.onnx was not written"
             )
         os.replace(tmp, directory / ONNX_NAME)
+    except OSError as e:
+        raise output_error(e, directory / ONNX_NAME) from None
     finally:
         tmp.unlink(missing_ok=True)
     return ExportReport(directory, directory / ONNX_NAME, diff, len(batch))

