@@ -197,13 +197,17 @@ class DINOProjectionHead(nn.Module):
         bottleneck_dim: int = 256,
         out_dim: int = 65536,
         batch_norm: bool = False,
+        num_layers: int = 3,
     ) -> None:
         super().__init__()
+        if num_layers < 2:
+            raise ValueError(f"the DINO head needs at least 2 MLP layers, got {num_layers}")
+        dims = [in_dim] + [hidden_dim] * (num_layers - 1)
         blocks: list[Block] = [
-            (in_dim, hidden_dim, nn.BatchNorm1d(hidden_dim) if batch_norm else None, nn.GELU()),
-            (hidden_dim, hidden_dim, nn.BatchNorm1d(hidden_dim) if batch_norm else None, nn.GELU()),
-            (hidden_dim, bottleneck_dim, None, None),
+            (d_in, d_out, nn.BatchNorm1d(d_out) if batch_norm else None, nn.GELU())
+            for d_in, d_out in zip(dims[:-1], dims[1:], strict=True)
         ]
+        blocks.append((hidden_dim, bottleneck_dim, None, None))
         self.mlp = ProjectionHead(blocks)
         self.last_layer = nn.utils.parametrizations.weight_norm(
             nn.Linear(bottleneck_dim, out_dim, bias=False)
