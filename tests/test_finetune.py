@@ -142,6 +142,31 @@ def test_modes_train_what_they_say(tiny: Path, tmp_path: Path) -> None:
     assert changed["partial"] and all(k.startswith("layer4.") for k in changed["partial"])
 
 
+def test_early_stopping_keeps_the_best_epoch(tiny: Path, tmp_path: Path) -> None:
+    # A learning rate too small to change a prediction: val top-1 never improves after epoch
+    # 1, so patience 1 stops the run after epoch 2 of 6, keeping epoch 1's weights.
+    result = finetune(
+        MODEL, tiny, tmp_path / "ft", mode="linear", lr=1e-9, patience=1, onnx=False, **{**FAST, "epochs": 6}
+    )
+    assert result.epochs_run == 2 and result.best_epoch == 1 and result.record["stopped_early"]
+    rows = list(csv.DictReader((tmp_path / "ft" / "metrics.csv").open()))
+    assert len(rows) == 2 and rows[0]["val_top1"] == rows[1]["val_top1"]
+    assert "epoch 1 of 2" in (tmp_path / "ft" / "README.md").read_text()
+
+
+def test_a_fine_tuned_folder_is_fine_tuned_further(run, tiny: Path, cifar: Path, tmp_path: Path) -> None:
+    # New data whose val split lacks a class: that class has no val accuracy, not 0%.
+    data = tmp_path / "d"
+    copy_split(tiny / "train", data / "train", 6)
+    copy_split(cifar / "test", data / "val", 3, classes=CLASSES[:2])
+    again = finetune(run.folder, data, tmp_path / "again", mode="linear", onnx=False, **FAST)
+    before, _ = read_safetensors(run.folder / "model.safetensors")
+    after, _ = read_safetensors(tmp_path / "again" / "model.safetensors")
+    assert all(torch.equal(before[k], after[k]) for k in before)  # linear: the encoder it was given
+    assert again.record["encoder"] == "simclr-r18q-cifar10-ft" and again.val_images == 6
+    assert "| ship | – (no val image) |" in (tmp_path / "again" / "README.md").read_text()
+
+
 def test_layer_wise_learning_rates() -> None:
     model = create_classifier(MODEL, classes=CLASSES)
     units = layer_units(model.encoder.backbone)

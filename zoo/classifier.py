@@ -380,7 +380,7 @@ def export_onnx_checked(
 
 
 def render_classifier_card(
-    model: Classifier, *, per_class: dict[str, float], confusion: str | None = None
+    model: Classifier, *, per_class: dict[str, float | None], confusion: str | None = None
 ) -> str:
     """README.md of a fine-tuned folder: what it is, how it was trained, its accuracy
     (and how measured), the confusion matrix and the command that reproduces it."""
@@ -452,7 +452,7 @@ def render_classifier_card(
         "",
         "| class | top-1 |",
         "|---|---|",
-        *[f"| {c} | {v:.2f} |" for c, v in per_class.items()],
+        *[f"| {c} | {'– (no val image)' if v is None else f'{v:.2f}'} |" for c, v in per_class.items()],
         "",
     ]
     if confusion:

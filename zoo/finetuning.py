@@ -54,7 +54,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo.classifier import Classifier, FinetuneError, create_classifier, finetuned_name
+from zoo.classifier import (
+    Classifier,
+    FinetuneError,
+    create_classifier,
+    finetuned_name,
+    is_classifier_folder,
+)
 from zoo.encoder import Encoder
 from zoo.errors import ImageError
 
@@ -470,12 +476,13 @@ class _Run:
             torch.set_num_threads(c.threads)
         self.splits = s = make_splits(self.data, c)
         _seed_everything(c.seed)  # the same head (and, from scratch, encoder) for the same seed
-        self.model = create_classifier(self.source, classes=s.classes, pretrained=self.pretrained)
-        if self.model.record:
-            raise FinetuneError(
-                f"{self.source}: already a fine-tuned classifier; fine-tune its encoder (or the"
-                " registered name) instead"
-            )
+        source = self.source
+        if not isinstance(source, Encoder) and is_classifier_folder(Path(os.fspath(source)).expanduser()):
+            # A fine-tuned folder: its encoder is fine-tuned further, under a new head.
+            import zoo
+
+            source = zoo.load(source)
+        self.model = create_classifier(source, classes=s.classes, pretrained=self.pretrained)
         from zoo.classifier import train_view
         from zoo.training.augment import BatchedViews, v2_transform
 
@@ -816,11 +823,15 @@ class _Run:
             onnx_report = export_onnx_checked(self.model, self.out, s.val_files[::step][:16])
         self.model.record["onnx_max_abs_diff"] = None if onnx_report is None else onnx_report
         self.model.save(self.out)  # the record now says how model.onnx was checked
-        per_class = 100.0 * np.diag(table) / np.maximum(table.sum(1), 1)
+        counts = table.sum(1)
+        per_class = {
+            c: round(100.0 * float(table[i, i]) / counts[i], 2) if counts[i] else None  # no val image
+            for i, c in enumerate(s.classes)
+        }
         run = {
             **self.model.record,
             "classes": s.classes,
-            "per_class_top1": {c: round(float(v), 2) for c, v in zip(s.classes, per_class, strict=True)},
+            "per_class_top1": per_class,
             "confusion": table.tolist(),
             "history": progress.history,
         }
