@@ -1,0 +1,102 @@
+"""Distillation (CRD and feature regression) from a real zoo teacher: the losses against
+their formulas, a teacher that stays frozen, bad teachers as one error before training,
+exact resume, and short real runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from _seed_methods import seed_recipe, short_run_beats_random_init, stop_and_resume_equals_uninterrupted
+from zoo.training.distill import FrozenTeacher
+from zoo.training.loop import Trainer
+from zoo.training.losses.crd import CRDLoss
+from zoo.training.losses.feature_regression import FeatureRegressionLoss
+from zoo.training.losses.nce import NCELoss
+from zoo.training.methods.base import MethodInputError
+from zoo.training.recipe import RecipeError, recipe_from_dict
+
+import zoo
+
+TEACHER = "moco-v2-r18q-cifar10"
+CRD = {"name": "crd", "teacher": TEACHER, "out_dim": 16, "num_negatives": 32}
+REGRESSION = {"name": "feature_regression", "teacher": TEACHER}
+
+
+def test_crd_loss_is_the_two_nce_terms_across_student_and_teacher_memories() -> None:
+    g = torch.Generator().manual_seed(0)
+    s, t = torch.randn(4, 8, generator=g), torch.randn(4, 8, generator=g)
+    s_mem = (torch.randn(4, 8, generator=g), torch.randn(4, 5, 8, generator=g))
+    t_mem = (torch.randn(4, 8, generator=g), torch.randn(4, 5, 8, generator=g))
+    loss = CRDLoss(num_data=50, temperature=0.07)(s, t, s_mem, t_mem)
+    expected = NCELoss(50, 0.07)(s, *t_mem) + NCELoss(50, 0.07)(t, *s_mem)
+    torch.testing.assert_close(loss, expected)
+
+
+def test_feature_regression_loss_matches_its_formula() -> None:
+    s = torch.tensor([[3.0, 4.0], [1.0, 0.0]])
+    t = torch.tensor([[0.0, 2.0], [-5.0, 0.0]])
+    # rows: (0.6, 0.8) vs (0, 1) -> 0.36 + 0.04; (1, 0) vs (-1, 0) -> 4
+    assert float(FeatureRegressionLoss()(s, t)) == pytest.approx((0.4 + 4.0) / 2)
+
+
+def test_the_teacher_stays_frozen_and_sees_its_own_normalisation() -> None:
+    class Probe(torch.nn.Module):
+        preprocess = type("P", (), {"mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0)})()
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.bn = torch.nn.BatchNorm2d(3)
+
+        def forward(self, x):
+            return self.bn(x).flatten(1)
+
+    teacher = FrozenTeacher(Probe(), view_mean=(0.5, 0.5, 0.5), view_std=(0.25, 0.25, 0.25))
+    teacher.train()
+    assert not teacher.training and not teacher.encoder.bn.training
+    pixels = torch.rand(2, 3, 1, 1)
+    out = teacher((pixels - 0.5) / 0.25)  # the view's normalisation
+    torch.testing.assert_close(out, pixels.flatten(1) / (1 + 1e-5) ** 0.5)  # raw pixels reach it
+    assert torch.equal(teacher.encoder.bn.running_mean, torch.zeros(3))
+
+
+@pytest.mark.parametrize("method", [CRD, REGRESSION], ids=["crd", "feature_regression"])
+def test_distillation_trains_the_student_and_never_the_teacher(
+    tmp_path: Path, cifar_root: Path, method: dict
+) -> None:
+    recipe = recipe_from_dict(seed_recipe(tmp_path / "run", cifar_root, method, train__max_steps=3))
+    trainer = Trainer(recipe)
+    trainer.fit()
+    reference = zoo.load(TEACHER).backbone.state_dict()
+    teacher = trainer.method.teacher.encoder.backbone.state_dict()
+    assert all(torch.equal(teacher[k], reference[k]) for k in reference)
+    fresh = Trainer(recipe)
+    fresh._setup()
+    assert not torch.equal(trainer.method.backbone.conv1.weight, fresh.method.backbone.conv1.weight)
+    # The student and teacher see the same view: the teacher's features of it are its own.
+    x = torch.randn(2, 3, 16, 16)
+    torch.testing.assert_close(trainer.method.teacher(x), zoo.load(TEACHER).eval()(x).float())
+
+
+def test_a_teacher_that_does_not_load_is_one_error_before_training(tmp_path: Path, cifar_root: Path) -> None:
+    for source, message in (
+        ("moco-v2-r18q-cifar100", r"the teacher 'moco-v2-r18q-cifar100' does not load"),
+        (str(tmp_path / "nowhere"), r"does not load"),
+    ):
+        recipe = recipe_from_dict(seed_recipe(tmp_path / "run", cifar_root, {**CRD, "teacher": source}))
+        with pytest.raises(MethodInputError, match=message):
+            Trainer(recipe).fit()
+        assert not (tmp_path / "run" / "checkpoint.pt").exists()
+    with pytest.raises(RecipeError, match=r"method\.teacher: crd distils a teacher"):
+        recipe_from_dict(seed_recipe(tmp_path / "run", cifar_root, {**CRD, "teacher": ""}))
+
+
+def test_crd_stops_and_resumes_exactly(tmp_path: Path, cifar_root: Path) -> None:
+    stop_and_resume_equals_uninterrupted(tmp_path, cifar_root, CRD, stop=7)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe", ["crd_r18q_cifar10", "feature_regression_r18q_cifar10"])
+def test_a_short_distillation_run_beats_random_init(tmp_path: Path, cifar_root: Path, recipe: str) -> None:
+    short_run_beats_random_init(tmp_path, recipe, cifar_root)

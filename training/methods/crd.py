@@ -1,0 +1,85 @@
+"""CRD: contrastive representation distillation (Tian, Krishnan & Isola 2020),
+https://arxiv.org/abs/1910.10699.
+
+A frozen teacher encoder (any zoo name or folder, ``method.teacher``) is distilled into the
+student backbone without labels: linear embeddings of both (128-d, L2-normalised) are stored
+in two memory banks (momentum 0.5), and :class:`CRDLoss` makes the student's embedding of an
+image pick the teacher's stored embedding of the same image among 16,384 noise ones, and
+vice versa. Only the student backbone (and the two embeddings) train.
+
+What the CIFAR recipe changes from the paper: no supervised cross-entropy or KD term (the
+paper distils a labelled classifier; zoo distils an unlabelled encoder, so CRD alone), the
+teacher is zoo's best CIFAR-10 encoder by kNN (``moco-v2-r18q-cifar10``) and the student the
+same quarter-width ResNet-18 from scratch (the paper: e.g. ResNet-32x4 -> ResNet-8x4;
+a smaller student needs a smaller registered arch), 4,096 negatives, cosine SGD.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from zoo.training.augment import ViewSpec
+from zoo.training.distill import FrozenTeacher
+from zoo.training.losses.crd import CRDLoss
+from zoo.training.memory_bank import MemoryBank
+from zoo.training.methods.base import DataInfo, Method, MethodConfig, MethodInputError, Needs, register_method
+
+
+@dataclass(frozen=True)
+class CRDConfig(MethodConfig):
+    #: The teacher: a zoo name (``zoo list``) or an exported folder.
+    teacher: str = ""
+    out_dim: int = 128
+    #: "N = 16384" negatives.
+    num_negatives: int = 16384
+    temperature: float = 0.07
+    memory_momentum: float = 0.5
+
+
+@register_method
+class CRD(Method):
+    """Contrastive distillation of a frozen teacher into the backbone (one view)."""
+
+    name = "crd"
+    Config = CRDConfig
+    needs = Needs(indices=True, teacher=True)
+
+    def __init__(self, backbone: nn.Module, embed_dim: int, config: CRDConfig) -> None:
+        super().__init__(backbone, embed_dim, config)
+        if config.num_negatives < 1 or not 0 <= config.memory_momentum < 1:
+            raise ValueError("num_negatives must be >= 1 and memory_momentum in [0, 1)")
+        self.student_embed = nn.Linear(embed_dim, config.out_dim)
+
+    @classmethod
+    def view_spec(cls, config: MethodConfig) -> ViewSpec:
+        return ViewSpec(count=1)
+
+    def set_teacher(self, teacher: nn.Module, embed_dim: int) -> None:
+        self.teacher = FrozenTeacher(teacher)
+        self.teacher_embed = nn.Linear(embed_dim, self.config.out_dim)
+
+    def setup_data(self, info: DataInfo) -> None:
+        if not hasattr(self, "teacher"):
+            raise MethodInputError("crd: no teacher was given (set method.teacher)")
+        c = self.config
+        self.student_memory = MemoryBank(info.num_samples, c.out_dim, c.memory_momentum, seed=info.seed)
+        self.teacher_memory = MemoryBank(info.num_samples, c.out_dim, c.memory_momentum, seed=info.seed + 1)
+        self.loss = CRDLoss(info.num_samples, c.temperature)
+
+    def training_step(self, views: list[torch.Tensor], indices: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = views[0]
+        s = nn.functional.normalize(self.student_embed(self.backbone(x)).float(), dim=1)
+        t = nn.functional.normalize(self.teacher_embed(self.teacher(x)).float(), dim=1)
+        noise = torch.randint(0, len(self.student_memory), (len(indices), self.config.num_negatives))
+        noise = noise.to(indices.device)
+        loss = self.loss(
+            s,
+            t,
+            (self.student_memory(indices), self.student_memory(noise)),
+            (self.teacher_memory(indices), self.teacher_memory(noise)),
+        )
+        self.student_memory.update(indices, s)
+        self.teacher_memory.update(indices, t)
+        return {"loss": loss}
