@@ -1,0 +1,66 @@
+"""A fine-tuned classifier's prediction in the Retrieve tab, next to the kNN vote.
+
+A server started with ``zoo serve --model OUT`` on a folder written by ``zoo finetune``
+retrieves with the folder's fine-tuned encoder (its ``model.safetensors`` is a zoo folder's)
+and, because the folder also holds a trained head and class names, can say what the head
+predicts for each query. Folders without a head (and registered encoders) have no such
+prediction: :func:`classify` returns ``None`` and the tab shows the kNN vote alone.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from zoo.app.uploads import Upload
+
+from zoo.classifier import is_classifier_folder
+
+#: Class probabilities shown per query.
+TOP_K = 3
+
+_lock = threading.Lock()
+_predictors: dict[tuple[str, str], Any] = {}
+
+
+def _backend(server_backend: str) -> str:
+    """The predictor backend matching the server's embedding backend (no int8 head)."""
+    if server_backend.startswith("onnx"):
+        return "onnx"
+    if server_backend.startswith("torch"):
+        return "torch"
+    return "auto"
+
+
+def predictor(model: str, server_backend: str = "auto") -> Any | None:
+    """The :class:`zoo.predict.Predictor` of ``model`` when it is a fine-tuned folder, else
+    ``None``; loaded once per server and kept. ``model`` must already be one the server
+    offers (the caller checks it), so no request makes the server read another path."""
+    path = Path(model).expanduser()
+    if not is_classifier_folder(path):
+        return None
+    key = (str(path.resolve()), _backend(server_backend))
+    with _lock:
+        if key not in _predictors:
+            from zoo.predict import Predictor
+
+            _predictors[key] = Predictor(path, backend=key[1])
+        return _predictors[key]
+
+
+def classify(model: str, uploads: list[Upload], server_backend: str = "auto") -> list[list[dict]] | None:
+    """Each upload's top classes ``[{"label", "probability"}, ...]`` by the folder's head,
+    or ``None`` when ``model`` has no classifier head."""
+    clf = predictor(model, server_backend)
+    if clf is None:
+        return None
+    tops = clf.top_k([u.image for u in uploads], TOP_K)
+    return [[{"label": c, "probability": round(p, 4)} for c, p in top] for top in tops]
+
+
+def cell(top: list[dict]) -> str:
+    """A Markdown table cell: the head's class in bold with its probability, then the runners-up."""
+    first, *rest = top
+    more = ", ".join(f"{t['label']} {t['probability']:.0%}" for t in rest)
+    return f"**{first['label']}** ({first['probability']:.0%})" + (f"; {more}" if more else "")

@@ -1,0 +1,56 @@
+"""The demo's Retrieve tab with a fine-tuned classifier folder: the head's prediction next to
+the kNN vote (app/predict.py), on real CIFAR-10 images."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import zoo
+from zoo.images import open_image
+
+CLASSES = ("airplane", "cat", "ship")
+
+
+@pytest.fixture(scope="module")
+def cifar_subset(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> Path:
+    root = tmp_path_factory.mktemp("cifar")
+    for split, n in (("train", 12), ("test", 4)):
+        for c in CLASSES:
+            (root / split / c).mkdir(parents=True)
+            for f in sorted((data_root / "cifar10" / split / c).iterdir())[:n]:
+                shutil.copy(f, root / split / c / f.name)
+    return root
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory: pytest.TempPathFactory, cifar_subset: Path) -> Path:
+    out = tmp_path_factory.mktemp("clf") / "ft"
+    zoo.finetune("simclr-r18q-cifar10", cifar_subset, out, mode="linear", epochs=1, batch_size=12, threads=1)
+    return out
+
+
+def test_classify_uploads_with_a_fine_tuned_folder(classifier: Path, cifar_subset: Path) -> None:
+    from zoo.app.predict import TOP_K, cell, classify
+    from zoo.app.uploads import Upload
+
+    files = [sorted((cifar_subset / "test" / c).iterdir())[0] for c in CLASSES]
+    uploads = [Upload(f.name, open_image(f)) for f in files]
+    by_torch = classify(str(classifier), uploads, "torch")
+    by_onnx = classify(str(classifier), uploads, "onnx")
+    assert by_torch is not None and len(by_torch) == 3 and all(len(t) == TOP_K for t in by_torch)
+    expected = zoo.create_classifier(classifier).predict(files, top_k=TOP_K)
+    for got, want in zip(by_torch, expected, strict=True):
+        assert [t["label"] for t in got] == [c for c, _ in want]
+        assert np.allclose([t["probability"] for t in got], [p for _, p in want], atol=1e-4)
+    assert [[t["label"] for t in q] for q in by_onnx] == [[t["label"] for t in q] for q in by_torch]
+    text = cell(by_torch[0])
+    assert text.startswith(f"**{by_torch[0][0]['label']}** (") and text.count("%") == TOP_K
+    # A registered encoder, or a plain zoo folder, has no head: no prediction.
+    assert classify("simclr-r18q-cifar10", uploads) is None
+    plain = classifier.parent / "plain"
+    zoo.load("simclr-r18q-cifar10").save(plain)
+    assert classify(str(plain), uploads) is None
