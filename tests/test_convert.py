@@ -72,12 +72,43 @@ TIMM_NAMES = {
 }
 
 
+# TensorFlow-padded ResNet-50s -> whether the convs are padded "SAME" too (BYOL's Haiku
+# network) or only the stem max-pool (SimCLR's TF network).
+TF_PADDED = {"resnet50_tfsame": True, "resnet50_tfpool": False}
+
+
+def pad_like_tensorflow(model: torchvision.models.ResNet, *, convs: bool) -> torchvision.models.ResNet:
+    """torchvision's ResNet-50 with TensorFlow's "SAME" pads written out as explicit ``F.pad``
+    calls, for inputs whose every feature map is even (sizes divisible by 32, e.g. 64 or 224):
+    stem conv 2 before / 3 after (total 5), every later stride-2 3x3 layer 0 / 1 (total 1)."""
+
+    def conv(module: torch.nn.Conv2d, pads: tuple[int, int, int, int]):
+        def forward(t: torch.Tensor) -> torch.Tensor:
+            assert t.shape[-1] % 2 == 0 and t.shape[-2] % 2 == 0, "the written-out pads are for even sizes"
+            return torch.nn.functional.conv2d(
+                torch.nn.functional.pad(t, pads), module.weight, None, module.stride
+            )
+
+        return forward
+
+    if convs:
+        model.conv1.forward = conv(model.conv1, (2, 3, 2, 3))
+        for layer in (model.layer2, model.layer3, model.layer4):
+            layer[0].conv2.forward = conv(layer[0].conv2, (0, 1, 0, 1))
+    model.maxpool.forward = lambda t: torch.nn.functional.max_pool2d(
+        torch.nn.functional.pad(t, (0, 1, 0, 1), value=float("-inf")), 3, 2
+    )
+    return model
+
+
 def _network(arch: str) -> torch.nn.Module:
     """The reference network of ``arch``, on the meta device (no init cost)."""
     with torch.device("meta"):
-        if arch == "resnet50":
+        if arch == "resnet50" or arch in TF_PADDED:
             model = torchvision.models.resnet50()
             model.fc = torch.nn.Identity()
+            if arch in TF_PADDED:
+                pad_like_tensorflow(model, convs=TF_PADDED[arch])
         else:
             name, kwargs = TIMM_NAMES[arch]
             model = timm.create_model(name, num_classes=0, **kwargs)
@@ -328,9 +359,9 @@ def timm_twin(arch: str) -> dict:
 def simclr_variables(version: int) -> dict[str, np.ndarray]:
     from zoo.convert.simclr_tf import tf_names
 
-    sd = backbone("resnet50")
+    sd = backbone("resnet50_tfpool")
     out = {}
-    for tf, tv in tf_names("resnet50").items():
+    for tf, tv in tf_names("resnet50_tfpool").items():
         v = sd[tv].numpy()
         out[tf] = np.ascontiguousarray(v.transpose(2, 3, 1, 0)) if v.ndim == 4 else v
     out["head_supervised/linear_layer/dense/kernel"] = np.ones((2048, 1000), np.float32)
@@ -466,15 +497,42 @@ def haiku_params(arch: str = "resnet50") -> tuple[dict, dict]:
     return params | heads, state | head_state
 
 
-def byol_pickle(*, by_reference: bool = False) -> bytes:
+class JaxArray:
+    """What ``rng`` is in BYOL's checkpoint: a JAX array (checkpointing.py saves it without
+    ``device_get``), which pickles as ``jax._src.array._reconstruct_array(fun, args, arr_state,
+    aval_state)`` (jax/_src/array.py ``ArrayImpl.__reduce__``)."""
+
+    def __init__(self, value: np.ndarray) -> None:
+        self.value = value
+
+
+def byol_pickle(*, by_reference: bool = False, dill_arrays: bool = True) -> bytes:
+    """BYOL's checkpoint as ``dill.dump(..., protocol=2)`` writes it: named tuples through
+    ``dill._dill._create_namedtuple`` and every numpy array through
+    ``dill._dill._create_array(f, args, state, npdict)`` (dill/_dill.py save_numpy_array)."""
     dill_package, dill = types.ModuleType("dill"), types.ModuleType("dill._dill")
     dill_package._dill = dill
 
     def _create_namedtuple(name, fieldnames, modulename, defaults=None):
         return collections.namedtuple(name, fieldnames, module=modulename)
 
-    _create_namedtuple.__module__, _create_namedtuple.__qualname__ = "dill._dill", "_create_namedtuple"
-    dill._create_namedtuple = _create_namedtuple
+    def _create_array(f, args, state, npdict=None):
+        array = f(*args)
+        array.__setstate__(state)
+        return array
+
+    for fn in (_create_namedtuple, _create_array):
+        fn.__module__, fn.__qualname__ = "dill._dill", fn.__name__
+        setattr(dill, fn.__name__, fn)
+    jax_array = types.ModuleType("jax._src.array")
+
+    def _reconstruct_array(fun, args, arr_state, aval_state):
+        array = fun(*args)
+        array.__setstate__(arr_state)
+        return array
+
+    _reconstruct_array.__module__, _reconstruct_array.__qualname__ = "jax._src.array", "_reconstruct_array"
+    jax_array._reconstruct_array = _reconstruct_array
     byol = types.ModuleType("byol.byol_experiment")
     State = collections.namedtuple(
         "_ByolExperimentState",
@@ -486,13 +544,19 @@ def byol_pickle(*, by_reference: bool = False) -> bytes:
     byol._ByolExperimentState = State
     optim = types.ModuleType("byol.utils.optimizers")
     optim.ScaleByLarsState, optim.AddWeightDecayState = Lars, Empty
-    params, state = haiku_params()
+    params, state = haiku_params("resnet50_tfsame")
     experiment = State(params, params, state, state, (Empty(), Lars(mu=params)))
 
     class DillLike(pickle.Pickler):
         def reducer_override(self, obj):
             if not by_reference and any(obj is c for c in (State, Lars, Empty)):
                 return _create_namedtuple, (obj.__name__, obj._fields, obj.__module__)
+            if dill_arrays and type(obj) is np.ndarray:
+                f, args, state = obj.__reduce__()
+                return _create_array, (f, args, state, getattr(obj, "__dict__", None))
+            if isinstance(obj, JaxArray):
+                fun, args, arr_state = obj.value.__reduce__()
+                return _reconstruct_array, (fun, args, arr_state, {"weak_type": False})
             return NotImplemented
 
     stand_ins = {
@@ -502,13 +566,16 @@ def byol_pickle(*, by_reference: bool = False) -> bytes:
         "byol.byol_experiment": byol,
         "byol.utils": types.ModuleType("byol.utils"),
         "byol.utils.optimizers": optim,
+        "jax": types.ModuleType("jax"),
+        "jax._src": types.ModuleType("jax._src"),
+        "jax._src.array": jax_array,
     }
     saved = {k: sys.modules.get(k) for k in stand_ins}
     sys.modules.update(stand_ins)
     try:
         buf = io.BytesIO()
         DillLike(buf, protocol=2).dump(
-            {"experiment_state": experiment, "step": 300000, "rng": np.array([0, 42], np.uint32)}
+            {"experiment_state": experiment, "step": 300000, "rng": JaxArray(np.array([0, 42], np.uint32))}
         )
     finally:
         for k, v in saved.items():
@@ -586,7 +653,7 @@ TWINS: dict[str, Callable[[], Twin]] = {
         "resnet50",
         "vicreg",
     ),
-    "simclr-v1": lambda: Twin({"ResNet50_1x.zip": simclr_zip()}, "resnet50", "simclr-tf"),
+    "simclr-v1": lambda: Twin({"ResNet50_1x.zip": simclr_zip()}, "resnet50_tfpool", "simclr-tf"),
     "simclr-v2": lambda: Twin(
         dict(
             zip(
@@ -595,10 +662,10 @@ TWINS: dict[str, Callable[[], Twin]] = {
                 strict=True,
             )
         ),
-        "resnet50",
+        "resnet50_tfpool",
         "simclr-tf",
     ),
-    "byol": lambda: Twin({"pretrain_res50x1.pkl": byol_pickle()}, "resnet50", "byol-jax"),
+    "byol": lambda: Twin({"pretrain_res50x1.pkl": byol_pickle()}, "resnet50_tfsame", "byol-jax"),
     "solo-learn": lambda: _torch_twin("byol-solo.ckpt", solo_twin, "resnet50", "solo-learn"),
     "lightly": lambda: _torch_twin("simclr-lightly.ckpt", lightly_twin, "resnet50", "lightly"),
     "mmselfsup": lambda: _torch_twin("byol_mmselfsup.pth", mmselfsup_twin, "resnet50", "mmselfsup"),
@@ -898,10 +965,17 @@ def test_lightly_sequential_backbone() -> None:
 
 
 def test_dino_namespace_is_admitted_only_for_dino(twin_dir) -> None:
+    from zoo.convert.containers import read_torch_file
+    from zoo.convert.torch_pickle import StandIn
+
     folder, twin = twin_dir("dino-full")
     path = main_file(folder, twin)
     assert "teacher" not in get_converter("dino").read(path)  # the teacher, unwrapped
-    with pytest.raises(WeightsError, match="refused to unpickle"):
+    assert isinstance(read_torch_file(path, (), (argparse.Namespace,))["args"], argparse.Namespace)
+    # Without the allow-list the Namespace is an inert stand-in, never built.
+    args = read_torch_file(path)["args"]
+    assert isinstance(args, StandIn) and args.global_name == "argparse.Namespace"
+    with pytest.raises(ConversionError, match="not a state dict of tensors"):
         get_converter("timm").read(path)
 
 
@@ -919,6 +993,79 @@ def test_jax_pickles_run_no_code(tmp_path: Path, twin_dir) -> None:
     a = get_converter("byol-jax").read(by_ref)
     b = get_converter("byol-jax").read(main_file(folder, twin))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # numpy's own array records read the same as dill's _create_array ones.
+    plain = tmp_path / "plain_arrays.pkl"
+    plain.write_bytes(byol_pickle(dill_arrays=False))
+    c = get_converter("byol-jax").read(plain)
+    assert a.keys() == c.keys() and all(torch.equal(a[k], c[k]) for k in a)
+    # The JAX array record (rng) is read as the numpy array it holds.
+    from zoo.convert import jax_pickle
+
+    rng = jax_pickle.read(main_file(folder, twin))["rng"]
+    assert type(rng) is np.ndarray and rng.tolist() == [0, 42]
+
+
+def _dill_record(
+    tmp_path: Path, args: tuple, name: str = "_create_array", module: str = "dill._dill"
+) -> Path:
+    """A pickle whose one object is the global ``module.name`` called with ``args``."""
+    stand_in = types.FunctionType((lambda *a: None).__code__, {}, name)
+    stand_in.__module__, stand_in.__qualname__ = module, name
+    fake = types.ModuleType(module)
+    setattr(fake, name, stand_in)
+
+    class Writer(pickle.Pickler):
+        def reducer_override(self, obj):
+            return (stand_in, args) if isinstance(obj, _Marker) else NotImplemented
+
+    parts = module.split(".")
+    names = [".".join(parts[: i + 1]) for i in range(len(parts))]
+    saved = {n: sys.modules.get(n) for n in names}
+    sys.modules.update({n: types.ModuleType(n) for n in names[:-1]} | {module: fake})
+    try:
+        buf = io.BytesIO()
+        Writer(buf, protocol=2).dump({"x": _Marker()})
+    finally:
+        for n, m in saved.items():
+            if m is None:
+                sys.modules.pop(n)
+            else:
+                sys.modules[n] = m
+    path = tmp_path / f"{name}.pkl"
+    path.write_bytes(buf.getvalue())
+    return path
+
+
+class _Marker:
+    pass
+
+
+def test_dill_and_jax_array_records_admit_only_numeric_arrays(tmp_path: Path) -> None:
+    from zoo.convert import jax_pickle
+
+    f, args, state = np.arange(6, dtype=np.float32).reshape(2, 3).__reduce__()
+    ok = jax_pickle.read(_dill_record(tmp_path, (f, args, state, None)))["x"]
+    assert type(ok) is np.ndarray and ok.tolist() == [[0, 1, 2], [3, 4, 5]]
+    ok = jax_pickle.read(
+        _dill_record(tmp_path, (f, args, state, {"weak_type": True}), "_reconstruct_array", "jax._src.array")
+    )["x"]
+    assert ok.shape == (2, 3)
+    # Anything but numpy's own reconstructor is refused, whatever global the record names.
+    with pytest.raises(WeightsError, match="refused array record built by"):
+        jax_pickle.read(_dill_record(tmp_path, (collections.OrderedDict, ([("a", 1)],), None, None)))
+    with pytest.raises(WeightsError, match=r"refused global posix\.system"):
+        import os
+
+        jax_pickle.read(_dill_record(tmp_path, (os.system, ("echo hacked",), None, None)))
+    obj_f, obj_args, obj_state = np.array([1, "a"], dtype=object).__reduce__()
+    with pytest.raises(WeightsError, match="object array"):
+        jax_pickle.read(_dill_record(tmp_path, (obj_f, obj_args, obj_state, None)))
+    with pytest.raises(WeightsError, match="npdict"):
+        jax_pickle.read(_dill_record(tmp_path, (f, args, state, {"evil": 1})))
+    with pytest.raises(WeightsError, match="refused JAX array record"):
+        jax_pickle.read(
+            _dill_record(tmp_path, (f, args, state, {"sharding": 1}), "_reconstruct_array", "jax._src.array")
+        )
 
 
 def test_tf_reader_on_files_tensorflow_wrote() -> None:
@@ -986,7 +1133,7 @@ def test_cli_convert_auto_and_explicit(twin_dir, tmp_path: Path, capsys) -> None
     enc = zoo.load(tmp_path / "simclr")
     assert enc.preprocess.mean == (0.0, 0.0, 0.0) and enc.preprocess.std == (1.0, 1.0, 1.0)
     with torch.inference_mode():
-        assert torch.equal(enc(images("resnet50")), reference_features("resnet50"))
+        assert torch.equal(enc(images("resnet50_tfpool")), reference_features("resnet50_tfpool"))
 
     capsys.readouterr()
     assert (

@@ -520,14 +520,15 @@ _SIMCLR_PREPROCESS = Preprocess(
 )
 _SIMCLR_NOTE = (
     " Inputs are [0, 1] pixels with no mean/std normalisation, as in TensorFlow. The network is"
-    " converted onto torchvision's ResNet-50, whose stem max-pool pads symmetrically where"
-    " TensorFlow pads 'SAME' (bottom/right), so features differ slightly from the TF graph's:"
-    " third-party PyTorch conversions measured 68.9 (v1) and 70.97 (v2) against TF's 69.1 and 71.7."
+    " converted onto resnet50_tfpool, torchvision's ResNet-50 with the stem max-pool padded"
+    " 'SAME' (bottom/right) as TensorFlow pads it, so it computes the TF graph's features"
+    " (third-party conversions onto plain torchvision padding measured 68.9 (v1) and 70.97 (v2)"
+    " against TF's 69.1 and 71.7)."
 )
 register_model(
     ModelEntry(
         name="simclr-v1-r50",
-        arch="resnet50",
+        arch="resnet50_tfpool",
         method="simclr",
         description=(
             "ResNet-50 (1x) pretrained for 1000 epochs on ImageNet-1k with SimCLR (batch 4096), the"
@@ -562,7 +563,7 @@ _SIMCLR_V2 = (
 register_model(
     ModelEntry(
         name="simclr-v2-r50",
-        arch="resnet50",
+        arch="resnet50_tfpool",
         method="simclr",
         description=(
             "ResNet-50 (1x, no selective kernels) pretrained for 800 epochs on ImageNet-1k with"
@@ -603,7 +604,7 @@ register_model(
 register_model(
     ModelEntry(
         name="byol-r50",
-        arch="resnet50",
+        arch="resnet50_tfsame",
         method="byol",
         description=(
             "ResNet-50 (1x) pretrained for 1000 epochs on ImageNet-1k with BYOL (batch 4096), the"
@@ -632,10 +633,11 @@ register_model(
         ),
         limitations=(
             _RESNET_NOTE.strip()
-            + " Converted onto torchvision's ResNet-50: Haiku pads convolutions and the stem max-pool"
-            " 'SAME' (bottom/right for stride 2) where torchvision pads symmetrically, so features are"
-            " close to, not identical with, the JAX network's. The repository is Apache-2.0; the"
-            " checkpoint states no licence of its own."
+            + " Converted onto resnet50_tfsame, torchvision's ResNet-50 with the stem conv, the"
+            " stride-2 3x3 convs and the stem max-pool padded 'SAME' (bottom/right for stride 2) as"
+            " Haiku pads them, so it computes the JAX network's features (plain torchvision padding"
+            " would shift every feature map by a pixel; tests/test_convert_tf_padding.py checks both)."
+            " The repository is Apache-2.0; the checkpoint states no licence of its own."
         ),
     )
 )

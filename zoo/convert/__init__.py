@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from zoo.convert.containers import TORCH, Container, sniff_container
+from zoo.convert.torch_pickle import StandIn
 from zoo.errors import ConversionError, WeightsError
 from zoo.registry import Preprocess, get_arch, list_archs
 
@@ -48,11 +49,15 @@ def tensor_mapping(obj: object, source: str) -> StateDict:
     """``obj`` as a ``{name: tensor}`` dict, or a ConversionError saying what it is instead."""
     if not isinstance(obj, Mapping):
         raise ConversionError(f"{source}: expected a mapping of tensors, found {type(obj).__name__}")
-    bad = [str(k) for k, v in obj.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
+    bad = [k for k, v in obj.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
     if bad:
         keys = ", ".join(str(k) for k in list(obj)[:8])
+        value = obj[bad[0]]
+        # A stand-in is an object the file pickled that zoo did not build: name its class.
+        what = f"a {value.global_name} object" if isinstance(value, StandIn) else type(value).__name__
         raise ConversionError(
-            f"{source}: not a state dict of tensors (e.g. {bad[0]!r} is not a tensor; keys: {keys})"
+            f"{source}: not a state dict of tensors (e.g. {str(bad[0])!r} is {what}, not a tensor;"
+            f" keys: {keys})"
         )
     return dict(obj)
 
@@ -223,8 +228,15 @@ def arch_shapes(arch: str) -> dict[str, torch.Size]:
 
 
 def archs_of(family: str) -> tuple[str, ...]:
-    """Registered architectures of a family: ``resnet`` (torchvision) or ``vit`` (timm)."""
-    return tuple(a for a in list_archs() if a.startswith(family))
+    """Registered architectures of a family: ``resnet`` (torchvision) or ``vit`` (timm).
+
+    :data:`zoo.models.FORMAT_SPECIFIC` (TF-padded ResNets, lightly's CIFAR ResNet) are left
+    out: they have the family's keys and shapes but compute other features, so only the
+    formats whose originals compute that way (BYOL, SimCLR, lightly) name them.
+    """
+    from zoo.models import FORMAT_SPECIFIC
+
+    return tuple(a for a in list_archs() if a.startswith(family) and a not in FORMAT_SPECIFIC)
 
 
 def require_arch(fmt: str, arch: str, archs: Sequence[str], why: str = "") -> None:
@@ -316,8 +328,7 @@ def convert_checkpoint(
     name = detect_format(path) if fmt == "auto" else fmt
     converter = get_converter(name)
     state_dict = converter.read(path, companions)
-    if arch is not None:
-        require_arch(name, arch, converter.archs)
+    if arch is not None:  # each converter refuses an architecture it does not produce, saying why
         return Conversion(converter.convert(state_dict, arch), name, arch)
     errors: list[ConversionError] = []
     for candidate in converter.archs:

@@ -14,9 +14,10 @@ haiku/_src/nets/resnet.py):
   shortcut_batchnorm}``, torchvision's ``layer{G+1}.B.{convI+1, bnI+1, downsample.0/1}``;
 * the heads ``projector/~/...``, ``predictor/~/...`` and the online ``classifier``.
 
-Haiku pads convolutions and the stem max-pool "SAME" (asymmetric for stride 2) where
-torchvision pads symmetrically, so the converted network's features are close to, not
-identical with, the JAX network's.
+Haiku pads its convolutions and the stem max-pool "SAME" (asymmetric for stride 2) where
+torchvision pads symmetrically: the weights convert onto ``resnet50_tfsame``
+(:mod:`zoo.models.tf_padding`), which pads as Haiku does and so computes the JAX
+network's features; plain ``resnet50`` would load them and compute others.
 """
 
 from __future__ import annotations
@@ -36,10 +37,10 @@ from zoo.convert import (
 )
 from zoo.convert.containers import JAX_PICKLE
 from zoo.convert.jax_pickle import Record
-from zoo.convert.torchvision import ARCHS
 from zoo.errors import ConversionError
 from zoo.registry import Preprocess
 
+ARCHS = ("resnet50_tfsame",)
 PREPROCESS = Preprocess(input_size=224, resize_size=256, interpolation="bicubic")
 _HEADS = ("projector", "predictor", "classifier")
 _MODULE = re.compile(
@@ -81,7 +82,7 @@ def matches(state_dict: Mapping[str, torch.Tensor]) -> bool:
 
 
 def convert(state_dict: Mapping[str, torch.Tensor], arch: str) -> StateDict:
-    require_arch("byol-jax", arch, ARCHS)
+    require_arch("byol-jax", arch, ARCHS, "Haiku pads 'SAME': only resnet50_tfsame computes its features")
     mapped: StateDict = {}
     leftovers = []
     for key, value in state_dict.items():

@@ -20,8 +20,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from zoo.errors import WeightsError
 
 # torch.save's legacy (non-zip) format starts with this pickled magic number.
@@ -39,19 +37,22 @@ class Container:
 def read_torch_file(
     path: Path, companions: Sequence[Path] = (), safe_globals: tuple[type, ...] = ()
 ) -> object:
-    """``torch.load(weights_only=True)``: tensors and plain containers, plus ``safe_globals``."""
+    """``torch.load(weights_only=True)``: tensors and plain containers, plus ``safe_globals``;
+    any other object the training state pickles comes back as an inert
+    :class:`~zoo.convert.torch_pickle.StandIn` (see :mod:`zoo.convert.torch_pickle`)."""
+    from zoo.convert import torch_pickle
+
     if companions:
         raise WeightsError(f"{path}: a PyTorch checkpoint is one file; got extra files {list(companions)}")
     try:
-        with torch.serialization.safe_globals(list(safe_globals)):
-            return torch.load(path, map_location="cpu", weights_only=True)
+        return torch_pickle.load(path, safe_globals)
     except pickle.UnpicklingError as e:
         raise WeightsError(
-            f"{path}: refused to unpickle; the checkpoint holds objects other than tensors and"
-            f" plain containers ({str(e).splitlines()[0]})"
+            f"{path}: refused to unpickle ({torch_pickle.reason(e)}); zoo reads tensors and plain"
+            " data from checkpoints and never runs code from them"
         ) from None
     except (EOFError, RuntimeError, zipfile.BadZipFile, ValueError, OSError) as e:
-        raise WeightsError(f"{path}: corrupted or truncated checkpoint ({str(e).splitlines()[0]})") from None
+        raise WeightsError(f"{path}: corrupted or truncated checkpoint ({torch_pickle.reason(e)})") from None
 
 
 def _read_tf(path: Path, companions: Sequence[Path], safe_globals: tuple[type, ...]) -> object:

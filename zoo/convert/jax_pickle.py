@@ -6,7 +6,9 @@ leaves are numpy arrays (``jax.device_get``), held in Haiku's mappings and in na
 (the experiment state, optax/LARS optimiser states). A stock unpickler would import and
 call whatever the file names; :class:`_RestrictedUnpickler` instead resolves only:
 
-* numpy's array and dtype reconstructors;
+* numpy's array and dtype reconstructors, also as dill writes them
+  (``dill._dill._create_array``) and as JAX arrays pickle themselves
+  (``jax._src.array._reconstruct_array``), read as plain numeric numpy arrays;
 * plain containers (``dict``, ``list``, ``tuple``, ``collections.OrderedDict``);
 * Haiku's immutable mappings, read as plain dicts;
 * named tuples, whether pickled by reference (``byol.byol_experiment._ByolExperimentState``,
@@ -90,11 +92,52 @@ def _latin1(text: Any, encoding: Any = "latin1") -> bytes:
     return text.encode("latin1")
 
 
-def _numpy_globals() -> dict[tuple[str, str], Any]:
+def _multiarray() -> Any:
     try:
         from numpy._core import multiarray
     except ImportError:  # numpy < 2
         from numpy.core import multiarray  # type: ignore[no-redef]
+    return multiarray
+
+
+def _array(fun: Any, args: Any, state: Any) -> np.ndarray:
+    """``fun(*args).__setstate__(state)`` for numpy's own array record only: ``fun`` must be
+    numpy's ``_reconstruct`` (resolved by this unpickler), making a plain ``ndarray`` of a
+    numeric dtype; object arrays (which could hold anything) are refused."""
+    if fun is not _multiarray()._reconstruct or not isinstance(args, tuple) or not args:
+        raise pickle.UnpicklingError(f"refused array record built by {fun!r}")
+    if args[0] is not np.ndarray:
+        raise pickle.UnpicklingError(f"refused array record of class {args[0]!r}")
+    array = fun(*args)
+    array.__setstate__(state)
+    if array.dtype.hasobject:
+        raise pickle.UnpicklingError("refused an object array (numeric arrays only)")
+    return array
+
+
+def _dill_array(fun: Any, args: Any, state: Any, npdict: Any = None) -> np.ndarray:
+    """dill's ``_create_array(f, args, state, npdict)``, the record dill writes for every numpy
+    array (dill/_dill.py ``save_numpy_array``): ``npdict`` is the array's ``__dict__``, which a
+    plain ndarray does not have."""
+    if npdict:
+        raise pickle.UnpicklingError("refused a numpy array subclass with attributes (dill npdict)")
+    return _array(fun, args, state)
+
+
+def _jax_array(fun: Any, args: Any, arr_state: Any, aval_state: Any = None) -> np.ndarray:
+    """A JAX array record, read as the numpy array it holds: ``jax._src.array._reconstruct_array``
+    (JAX >= 0.3.17) and ``jax._src.device_array.reconstruct_device_array`` (0.3.11-0.4.6) pickle
+    ``(fun, args, arr_state, aval_state)``, the numpy array's own reduction plus the abstract
+    value's ``weak_type`` (and ``named_shape``); older DeviceArrays pickled as numpy arrays."""
+    if aval_state is not None and not (
+        isinstance(aval_state, dict) and set(aval_state) <= {"weak_type", "named_shape"}
+    ):
+        raise pickle.UnpicklingError(f"refused JAX array record with state {aval_state!r}")
+    return _array(fun, args, arr_state)
+
+
+def _numpy_globals() -> dict[tuple[str, str], Any]:
+    multiarray = _multiarray()
     allowed: dict[tuple[str, str], Any] = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
     # Pickles name numpy 1's module path or numpy 2's; both resolve to the same functions.
     for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
@@ -112,6 +155,10 @@ _ALLOWED = {
     ("copy_reg", "_reconstructor"): _copyreg_reconstructor,
     ("dill._dill", "_create_namedtuple"): _record_type,
     ("dill.dill", "_create_namedtuple"): _record_type,
+    ("dill._dill", "_create_array"): _dill_array,
+    ("dill.dill", "_create_array"): _dill_array,
+    ("jax._src.array", "_reconstruct_array"): _jax_array,
+    ("jax._src.device_array", "reconstruct_device_array"): _jax_array,
 }
 
 

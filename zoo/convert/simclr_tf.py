@@ -32,9 +32,10 @@ from zoo.convert import (
     tensor_mapping,
 )
 from zoo.convert.containers import TF_CHECKPOINT
-from zoo.convert.torchvision import ARCHS
 from zoo.registry import Preprocess
 
+#: SimCLR's TF ResNet pads its stem max-pool "SAME" (resnet.py), hence the TF-padded twin.
+ARCHS = ("resnet50_tfpool",)
 PREPROCESS = Preprocess(
     input_size=224, resize_size=256, interpolation="bicubic", mean=(0, 0, 0), std=(1, 1, 1)
 )
@@ -76,7 +77,9 @@ def matches(state_dict: Mapping[str, torch.Tensor]) -> bool:
 
 
 def convert(state_dict: Mapping[str, torch.Tensor], arch: str) -> StateDict:
-    require_arch("simclr-tf", arch, ARCHS)
+    require_arch(
+        "simclr-tf", arch, ARCHS, "its max-pool pads 'SAME': only resnet50_tfpool computes its features"
+    )
     names = tf_names(arch)
     mapped: StateDict = {}
     leftovers = []

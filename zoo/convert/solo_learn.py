@@ -4,7 +4,9 @@
 method parts: ``projector``, ``predictor``, ``prototypes``, ``head``, the online linear
 ``classifier``, momentum copies (``momentum_backbone``, ``momentum_projector``,
 ``momentum_head``, ``momentum_classifier``), queues (``queue``, ``queue_ptr``,
-``queue_y``) and loss buffers (``dino_loss_func``). Older releases named the backbone
+``queue_y``, All4One's ``queue_index``), DeepCluster-v2's memory bank
+(``local_memory_index``, ``local_memory_embeddings``) and loss buffers
+(``dino_loss_func``), checked against solo/methods/*.py. Older releases named the backbone
 ``encoder``, which main_linear.py renames (and ``momentum_encoder``).
 
 solo-learn's CIFAR stem is a 3x3 conv with ``padding=2`` (solo/methods/base.py) where
@@ -45,6 +47,11 @@ _HEADS = (
     "queue",
     "queue_ptr",
     "queue_y",
+    "queue_index",  # All4One
+    "predictor2",  # All4One's second predictor and its transformer
+    "transformer_encoder",
+    "local_memory_index",  # DeepCluster-v2's memory bank (deepclusterv2.py register_buffer)
+    "local_memory_embeddings",
     "dino_loss_func",
 )
 

@@ -2,7 +2,8 @@
 
 A training checkpoint nests the trunk at ``classy_state_dict.base_model.model.trunk``
 (heads beside it at ``...model.heads``), a model-zoo file at ``model_state_dict.model.trunk``
-or holds the trunk itself. Trunk keys are ``_feature_blocks.<torchvision keys>``:
+or holds the trunk itself; extra_scripts/convert_classy_vision_to_vissl_resnet.py writes
+``{"model_state_dict": trunk}``. Trunk keys are ``_feature_blocks.<torchvision keys>``:
 extra_scripts/convert_vissl_to_torchvision.py strips that prefix and nothing else.
 """
 
@@ -38,9 +39,17 @@ def unwrap(obj: object, source: str) -> StateDict:
             node = node.get(key) if isinstance(node, Mapping) else None
         if node is not None:
             return tensor_mapping(node, f"{source}:{'.'.join(path)}")
+    # extra_scripts/convert_classy_vision_to_vissl_resnet.py: {"model_state_dict": trunk}.
+    node = obj.get("model_state_dict") if isinstance(obj, Mapping) else None
+    if isinstance(node, Mapping) and any(str(k).startswith("_feature_blocks.") for k in node):
+        return tensor_mapping(node, f"{source}:model_state_dict")
     if isinstance(obj, Mapping) and any(str(k).startswith("_feature_blocks.") for k in obj):
         return tensor_mapping(obj, source)
-    raise ConversionError(f"{source}: no VISSL trunk (expected classy_state_dict.base_model.model.trunk)")
+    found = ", ".join(repr(k) for k in list(obj)[:10]) if isinstance(obj, Mapping) else type(obj).__name__
+    raise ConversionError(
+        f"{source}: no VISSL trunk (expected classy_state_dict.base_model.model.trunk,"
+        f" model_state_dict.model.trunk or model_state_dict of _feature_blocks.*; found {found})"
+    )
 
 
 def matches(state_dict: Mapping[str, torch.Tensor]) -> bool:

@@ -90,3 +90,26 @@ def resnet18_cifar_half(**kwargs) -> nn.Module:
 def resnet18_cifar_quarter(**kwargs) -> nn.Module:
     """CIFAR ResNet-18 at quarter width (16-32-64-128 channels, 0.7 M parameters)."""
     return _cifar_stem(_headless(_NarrowResNet([2, 2, 2, 2], width=16, **kwargs)))
+
+
+@register_arch("resnet18_half", embed_dim=256, source="torchvision", default_input_size=112)
+def resnet18_half(**kwargs) -> nn.Module:
+    """ResNet-18 at half width with the ImageNet stem (2.8 M parameters), for photos at
+    96-128 px: at 112 px it costs a quarter of ResNet-18's FLOPs at the same size, less than
+    ResNet-18 at 64 px, and keeps the resolution that small objects need."""
+    return _headless(_NarrowResNet([2, 2, 2, 2], width=32, **kwargs))
+
+
+@register_arch("resnet18_cifar_lightly", embed_dim=512, source="torchvision", default_input_size=32)
+def resnet18_cifar_lightly(**kwargs) -> nn.Module:
+    """lightly's CIFAR-10 benchmark backbone: ``nn.Sequential(*ResNetGenerator("resnet-18")
+    .children()[:-1], nn.AdaptiveAvgPool2d(1))`` (lightly/models/resnet.py, cifar10_benchmark.py).
+
+    Its layers are zoo's CIFAR ResNet-18's (a 3x3 stride-1 stem, no max-pool, BasicBlocks
+    whose ``shortcut`` is torchvision's ``downsample``), but ResNetGenerator applies the stem
+    ReLU in ``forward`` (``F.relu``), so the Sequential of its children has none: the same
+    weights through ``resnet18_cifar`` would compute other features.
+    """
+    model = resnet18_cifar(**kwargs)
+    model.relu = nn.Identity()  # the stem's ReLU only: each BasicBlock has its own
+    return model
