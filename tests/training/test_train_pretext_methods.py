@@ -17,6 +17,7 @@ from zoo.training.pretext import PretextSizeError, images
 from zoo.training.recipe import recipe_from_dict
 
 import zoo
+from zoo.errors import ZooError
 from zoo.registry import get_arch
 
 #: Small settings of each method for fast steps: (arch, method config).
@@ -236,7 +237,7 @@ def test_dcgan_generates_view_sized_images_and_checks_the_size(batch: torch.Tens
     assert fake.shape == (4, 3, 32, 32)
     rgb = images.denormalize(fake)
     assert rgb.min() >= 0 and rgb.max() <= 1
-    with pytest.raises(PretextSizeError, match="makes 32 px images but the views are 16x16 px"):
+    with pytest.raises(PretextSizeError, match="makes 32 px images but the views are 16 px"):
         method([batch[:, :, :16, :16]])
 
 
@@ -256,7 +257,7 @@ def test_relative_patch_pairs_go_through_the_backbone_separately(batch: torch.Te
 def pretext_recipe(out_dir: Path, data: Path, name: str, **sections) -> dict:
     arch, cfg = SMALL[name]
     recipe = {
-        "name": f"{name}-test-cifar10",
+        "name": f"{name.replace('_', '-')}-test-cifar10",
         "arch": arch,
         "method": {"name": name, **cfg},
         "data": {"path": str(data), "image_size": 32},
@@ -300,6 +301,40 @@ def test_colorization_weights_come_from_the_training_split_ab_histogram(
     # The weights are checkpointed: a resumed run does not recompute them.
     state = torch.load(result.out_dir / CHECKPOINT_NAME, weights_only=True)["model"]
     torch.testing.assert_close(state["loss.weights"], expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "name,method,size,message",
+    [
+        (
+            "jigsaw",
+            {"tile_size": 12},
+            32,
+            "3x3 grid of 12 px tiles needs images of at least 36 px, got 32 px",
+        ),
+        (
+            "relative_patch",
+            {"gap": 4, "jitter": 2},
+            32,
+            r"at least 36 px \(3 x 8 \+ 2 x 4 \+ 2 x 2\), got 32 px",
+        ),
+        ("inpainting", {"mask_mode": "random", "block_size": 12}, 32, "random blocks of 12 px .* got 32 px"),
+        ("super_resolution", {"factor": 3}, 32, "32 px views cannot be downsampled by 3"),
+        ("colorization", {}, 30, "multiple of 4 px, got 30 px"),
+        ("dcgan", {"image_size": 64}, 32, "makes 64 px images but the views are 32 px"),
+    ],
+)
+def test_a_grid_or_mask_the_views_cannot_hold_is_one_error_before_training(
+    name: str, method: dict, size: int, message: str, tmp_path: Path, tiny_dataset: Path
+) -> None:
+    recipe = recipe_from_dict(
+        pretext_recipe(tmp_path / "run", tiny_dataset, name, method=method, augment={"size": size})
+    )
+    with pytest.raises(ZooError, match=f"augment: {name} cannot use these views: .*{message}"):
+        Trainer(recipe, progress=False).fit()
+    assert (
+        not (tmp_path / "run" / "metrics.csv").exists() and not (tmp_path / "run" / CHECKPOINT_NAME).exists()
+    )
 
 
 def test_a_view_size_the_patch_grid_does_not_fit_is_one_error_before_training(

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
 import torch
 from torch import nn
+from zoo.training.augment import ViewConfig, ViewSpec
 
 
 def single_view(views: list[torch.Tensor], name: str) -> torch.Tensor:
@@ -14,14 +18,25 @@ def single_view(views: list[torch.Tensor], name: str) -> torch.Tensor:
     return views[0]
 
 
-def one_view_spec():
-    """``ViewSpec(count=1)`` where the trainer supports view declarations: pretext tasks make
-    their inputs from one view of each image, so drawing a second would be wasted work."""
-    try:
-        from zoo.training.augment import ViewSpec
-    except ImportError:  # a trainer without view declarations draws the recipe's views
-        return None
-    return ViewSpec(count=1)
+@dataclass(frozen=True)
+class PretextViews(ViewSpec):
+    """One view per image (pretext tasks build their inputs from a single image, so drawing a
+    second would be wasted work), and the method's size check run on the recipe's view sizes
+    when the trainer builds the pipeline: a grid, tile or mask that does not fit is one error
+    before training (``augment: <method> cannot use these views: ...``)."""
+
+    count: int = 1
+    size_check: Callable[[int], None] | None = field(default=None, compare=False)
+
+    def check(self, views: Sequence[ViewConfig]) -> None:
+        super().check(views)
+        if self.size_check is not None:
+            for v in views[: self.count or None]:
+                self.size_check(v.size)
+
+
+def one_view_spec(size_check: Callable[[int], None] | None = None) -> PretextViews:
+    return PretextViews(size_check=size_check)
 
 
 class ClassifierHead(nn.Sequential):

@@ -28,6 +28,7 @@ bin is the nearest bin of the true colour.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -108,7 +109,7 @@ class Colorization(Method):
 
     @classmethod
     def view_spec(cls, config: MethodConfig):
-        return one_view_spec() or super().view_spec(config)
+        return one_view_spec(functools.partial(_check_size, config))
 
     # The class-rebalancing weights: one pass over the training split, before epoch 0.
     def epoch_pass_due(self, epoch: int) -> bool:
@@ -170,3 +171,11 @@ def _format(x: torch.Tensor) -> torch.memory_format:
     return (
         torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
     )
+
+
+def _check_size(config: ColorizationConfig, size: int) -> None:
+    if size % OUTPUT_STRIDE:
+        raise PretextSizeError(
+            f"colorization predicts at 1/{OUTPUT_STRIDE} of the view size: the views must be a multiple of"
+            f" {OUTPUT_STRIDE} px, got {size} px"
+        )

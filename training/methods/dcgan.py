@@ -26,13 +26,20 @@ generated images the discriminator classifies correctly).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from zoo.training.losses import GANLoss
-from zoo.training.methods._pretext import DCGANGenerator, frozen_call, memory_format_of, single_view
+from zoo.training.methods._pretext import (
+    DCGANGenerator,
+    frozen_call,
+    memory_format_of,
+    one_view_spec,
+    single_view,
+)
 from zoo.training.methods.base import Method, MethodConfig, register_method
 from zoo.training.pretext import PretextSizeError
 from zoo.training.pretext.images import normalize
@@ -59,9 +66,7 @@ class DCGAN(Method):
 
     @classmethod
     def view_spec(cls, config: MethodConfig):
-        from zoo.training.methods._pretext import one_view_spec
-
-        return one_view_spec() or super().view_spec(config)
+        return one_view_spec(functools.partial(_check_size, config))
 
     def discriminate(self, x: torch.Tensor) -> torch.Tensor:
         return self.logit(self.backbone(x))
@@ -73,11 +78,7 @@ class DCGAN(Method):
 
     def training_step(self, views: list[torch.Tensor], **batch: torch.Tensor) -> dict[str, torch.Tensor]:
         real = single_view(views, "DCGAN")
-        if tuple(real.shape[-2:]) != (self.config.image_size,) * 2:
-            raise PretextSizeError(
-                f"DCGAN: the generator makes {self.config.image_size} px images but the views are"
-                f" {real.shape[-2]}x{real.shape[-1]} px; set augment.size and method.image_size to the same"
-            )
+        _check_size(self.config, real.shape[-1])
         fake = self.generate(len(real), real.device).contiguous(memory_format=memory_format_of(real))
         real_logits = self.discriminate(real)
         fake_logits = self.discriminate(fake.detach())
@@ -97,3 +98,11 @@ class DCGAN(Method):
             "d_real_acc": real_acc,
             "d_fake_acc": fake_acc,
         }
+
+
+def _check_size(config: DCGANConfig, size: int) -> None:
+    if size != config.image_size:
+        raise PretextSizeError(
+            f"DCGAN: the generator makes {config.image_size} px images but the views are {size} px;"
+            " set augment.size and method.image_size to the same"
+        )

@@ -24,6 +24,7 @@ units) and, with the adversarial term, ``d_loss`` and ``g_loss``.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -74,7 +75,7 @@ class Inpainting(Method):
 
     @classmethod
     def view_spec(cls, config: MethodConfig):
-        return one_view_spec() or super().view_spec(config)
+        return one_view_spec(functools.partial(_check_size, config))
 
     def check_size(self, size: int) -> None:
         c = self.config
@@ -104,3 +105,7 @@ class Inpainting(Method):
         else:
             out["loss"] = rec
         return out
+
+
+def _check_size(config: InpaintingConfig, size: int) -> None:
+    check_block_mask(size, config.block_size, config.mask_fraction, config.mask_mode)

@@ -23,6 +23,7 @@ The permutation accuracy of each step is logged as ``jigsaw_acc`` (%) in metrics
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -30,7 +31,7 @@ from torch import nn
 from zoo.training.losses import PretextClassificationLoss
 from zoo.training.methods._pretext import ClassifierHead, one_view_spec, single_view
 from zoo.training.methods.base import Method, MethodConfig, register_method
-from zoo.training.pretext.jigsaw import jigsaw_tiles, normalize_tiles, permutation_set
+from zoo.training.pretext.jigsaw import check_jigsaw_size, jigsaw_tiles, normalize_tiles, permutation_set
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ class Jigsaw(Method):
 
     @classmethod
     def view_spec(cls, config: MethodConfig):
-        return one_view_spec() or super().view_spec(config)
+        return one_view_spec(functools.partial(_check_size, config))
 
     def training_step(self, views: list[torch.Tensor], **batch: torch.Tensor) -> dict[str, torch.Tensor]:
         x = single_view(views, "Jigsaw")
@@ -91,3 +92,7 @@ def _format(x: torch.Tensor) -> torch.memory_format:
     return (
         torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
     )
+
+
+def _check_size(config: JigsawConfig, size: int) -> None:
+    check_jigsaw_size(size, config.grid, config.tile_size)

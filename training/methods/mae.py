@@ -120,7 +120,7 @@ class MAE(Method):
 
     @classmethod
     def view_spec(cls, config: MethodConfig):
-        return one_view_spec() or super().view_spec(config)
+        return one_view_spec()
 
     def encode_visible(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         """Encoder output (N, 1 + K, D) of the class token and the kept patches ``keep``."""

@@ -27,6 +27,7 @@ The position accuracy of each step is logged as ``patch_acc`` (%) in metrics.csv
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -53,17 +54,17 @@ class RelativePatch(Method):
 
     def __init__(self, backbone: nn.Module, embed_dim: int, config: RelativePatchConfig) -> None:
         super().__init__(backbone, embed_dim, config)
-        check_patch_size(3 * config.patch_size + 2 * config.gap + 2 * config.jitter, *self._sizes())
+        if config.patch_size < 1 or config.gap < 0 or config.jitter < 0:
+            raise ValueError(
+                f"patch_size must be >= 1, gap and jitter >= 0; got {config.patch_size}, {config.gap},"
+                f" {config.jitter}"
+            )
         self.head = ClassifierHead(2 * embed_dim, config.head_hidden_dim, len(NEIGHBOURS))
         self.loss = PretextClassificationLoss()
 
-    def _sizes(self) -> tuple[int, int, int]:
-        c = self.config
-        return c.patch_size, c.gap, c.jitter
-
     @classmethod
     def view_spec(cls, config: MethodConfig):
-        return one_view_spec() or super().view_spec(config)
+        return one_view_spec(functools.partial(_check_size, config))
 
     def training_step(self, views: list[torch.Tensor], **batch: torch.Tensor) -> dict[str, torch.Tensor]:
         x = single_view(views, "RelativePatch")
@@ -77,3 +78,7 @@ class RelativePatch(Method):
         logits = self.head(torch.cat([f_centre, f_other], dim=1))
         labels = labels.to(logits.device)
         return {"loss": self.loss(logits, labels), "patch_acc": self.loss.accuracy(logits, labels)}
+
+
+def _check_size(config: RelativePatchConfig, size: int) -> None:
+    check_patch_size(size, config.patch_size, config.gap, config.jitter)

@@ -19,6 +19,7 @@ input itself: the network learns something only once it beats it).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -52,7 +53,7 @@ class SuperResolution(Method):
 
     @classmethod
     def view_spec(cls, config: MethodConfig):
-        return one_view_spec() or super().view_spec(config)
+        return one_view_spec(functools.partial(_check_size, config))
 
     def training_step(self, views: list[torch.Tensor], **batch: torch.Tensor) -> dict[str, torch.Tensor]:
         x = single_view(views, "SuperResolution")
@@ -67,3 +68,11 @@ class SuperResolution(Method):
         pred = self.decoder(last_map(self.backbone, low.contiguous(memory_format=memory_format_of(x))))
         loss = self.loss(pred, x)
         return {"loss": loss, "reconstruction_mse": loss.detach(), "bicubic_mse": self.loss(low, x).detach()}
+
+
+def _check_size(config: SuperResolutionConfig, size: int) -> None:
+    if size % config.factor:
+        raise PretextSizeError(
+            f"super-resolution: {size} px views cannot be downsampled by {config.factor} (the factor must"
+            " divide the view size)"
+        )
