@@ -11,8 +11,9 @@ What zoo's recipe changes from the paper: the paper's CIFAR-10 backbone is a Net
 0.1; zoo trains its quarter-width CIFAR ResNet-18 with a linear (or MLP) head on the pooled
 output, with random crops and flips and no colour jitter (the view preset's 20% grayscale
 stays), on the shared CPU budget. The paper's finding that a *middle* block's features are
-best for the downstream linear probe is measured by :func:`probe_blocks` (per-block pooled features of the trained backbone, each
-through ``zoo.evaluate.linear_probe``); the exported encoder is the whole backbone.
+best for the downstream linear probe is measured by :func:`probe_blocks` (per-block pooled
+features of the trained backbone, each through ``zoo.evaluate.linear_probe``); the exported
+encoder is the whole backbone.
 
 The rotation accuracy of each step is logged as ``rotation_acc`` (%) in metrics.csv.
 """
