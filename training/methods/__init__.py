@@ -3,6 +3,7 @@
 from zoo.training.methods import (  # noqa: F401  (register the methods)
     barlow_twins,
     byol,
+    cmc,
     colorization,
     crd,
     dcgan,
