@@ -5,6 +5,8 @@ training, and (slow) short real runs that beat a random-init encoder on kNN."""
 from __future__ import annotations
 
 import copy
+import json
+import os
 from pathlib import Path
 
 import pytest
@@ -110,12 +112,26 @@ def test_rotnet_classifies_the_four_rotations_of_every_image(batch: torch.Tensor
 
 
 def test_rotnet_probe_blocks_measures_every_block(batch: torch.Tensor) -> None:
-    from zoo.training.methods.rotnet import probe_blocks
+    from zoo.training.pretext.probe import probe_blocks
 
     labels = torch.arange(8).repeat_interleave(2).numpy()
     res = probe_blocks(build("rotnet").backbone, batch, labels, batch, labels, num_classes=8, epochs=5)
     assert list(res) == ["stem", "layer1", "layer2", "layer3", "layer4"]
     assert all(0 <= v <= 100 for v in res.values())
+
+
+def test_rotnet_probe_of_an_exported_folder(tmp_path: Path, tiny_dataset: Path) -> None:
+    import subprocess
+    import sys
+
+    from zoo.export import save_folder
+
+    folder = save_folder(zoo.create_model("resnet18_cifar_quarter"), tmp_path / "enc", card=False)
+    cmd = [sys.executable, "-m", "zoo.training.pretext.probe", str(folder), str(tiny_dataset)]
+    cmd += ["--train-per-class", "4", "--test-per-class", "2", "--epochs", "2"]
+    done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr
+    assert list(json.loads(done.stdout)) == ["stem", "layer1", "layer2", "layer3", "layer4"]
 
 
 def test_mae_encoder_sees_only_the_visible_patches(batch: torch.Tensor) -> None:
@@ -424,7 +440,7 @@ def test_short_run_beats_random_init_knn(name: str, tmp_path: Path, cifar_root: 
 def test_rotnet_block_probe_after_a_short_run(tmp_path: Path, cifar_root: Path) -> None:
     """The paper's finding (middle blocks beat the last for the linear probe), measured on a
     short run: prints the per-block linear-probe top-1."""
-    from zoo.training.methods.rotnet import probe_blocks
+    from zoo.training.pretext.probe import probe_blocks
 
     random_top1, top1 = _short_run_beats_random_init(
         tmp_path, cifar_root, "rotnet", **SHORT_RUNS["rotnet"], train={"epochs": 4, "batch_size": 128}

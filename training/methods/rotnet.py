@@ -11,8 +11,9 @@ What zoo's recipe changes from the paper: the paper's CIFAR-10 backbone is a Net
 0.1; zoo trains its quarter-width CIFAR ResNet-18 with a linear (or MLP) head on the pooled
 output, with random crops and flips and no colour jitter (the view preset's 20% grayscale
 stays), on the shared CPU budget. The paper's finding that a *middle* block's features are
-best for the downstream linear probe is measured by :func:`probe_blocks` (per-block pooled
-features of the trained backbone, each through ``zoo.evaluate.linear_probe``); the exported
+best for the downstream linear probe is measured by :mod:`zoo.training.pretext.probe` (per-block
+pooled features of the trained backbone, each through ``zoo.evaluate.linear_probe``;
+``python -m zoo.training.pretext.probe runs/<name>/export ../shared/data/cifar10``); the exported
 encoder is the whole backbone.
 
 The rotation accuracy of each step is logged as ``rotation_acc`` (%) in metrics.csv.
@@ -22,13 +23,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 from zoo.training.losses import PretextClassificationLoss
 from zoo.training.methods._pretext import one_view_spec, single_view
 from zoo.training.methods.base import Method, MethodConfig, register_method
-from zoo.training.pretext.features import BLOCKS, block_features
 from zoo.training.pretext.rotation import NUM_ROTATIONS, rotations
 
 
@@ -69,39 +68,3 @@ class RotNet(Method):
         logits = self.head(self.backbone(images))
         labels = labels.to(logits.device)
         return {"loss": self.loss(logits, labels), "rotation_acc": self.loss.accuracy(logits, labels)}
-
-
-@torch.no_grad()
-def probe_blocks(
-    backbone: nn.Module,
-    train: torch.Tensor,
-    train_labels: np.ndarray,
-    test: torch.Tensor,
-    test_labels: np.ndarray,
-    *,
-    num_classes: int,
-    batch_size: int = 500,
-    epochs: int = 100,
-) -> dict[str, float]:
-    """Linear-probe top-1 (%) of the globally pooled output of each block (stem, layer1 ..
-    layer4) of a torchvision ResNet ``backbone``, from normalised images ``train`` / ``test``
-    (N, 3, S, S); the protocol of ``zoo.evaluate.linear_probe``."""
-    from zoo.evaluate import linear_probe
-
-    was = backbone.training
-    backbone.eval()
-
-    def feats(x: torch.Tensor) -> list[np.ndarray]:
-        chunks = [block_features(backbone, c) for c in x.split(batch_size)]
-        return [torch.cat([c[b] for c in chunks]).float().numpy() for b in range(len(BLOCKS))]
-
-    try:
-        tr, te = feats(train), feats(test)
-    finally:
-        backbone.train(was)
-    return {
-        name: linear_probe(tr[b], train_labels, te[b], test_labels, num_classes=num_classes, epochs=epochs)[
-            "top1"
-        ]
-        for b, name in enumerate(BLOCKS)
-    }

@@ -1,0 +1,93 @@
+"""Which block's features are best: a linear probe on the pooled output of every block.
+
+RotNet's finding (Gidaris et al. 2018, section 3.1.1) is that for a network trained on a
+pretext task the *middle* blocks give the best features for a downstream linear classifier:
+the last ones specialise in the pretext task. This measures it for any zoo encoder whose
+backbone is a torchvision ResNet:
+
+    python -m zoo.training.pretext.probe runs/rotnet-r18q-cifar10/export ../shared/data/cifar10
+
+prints the linear-probe top-1 (%) of the globally average-pooled output of the stem and of
+layer1 .. layer4, each through ``zoo.evaluate.linear_probe`` (standardised features, AdamW,
+cosine, a fixed seed), on ``--train-per-class`` / ``--test-per-class`` images of each class.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from zoo.training.pretext.features import BLOCKS, block_features
+
+
+@torch.no_grad()
+def probe_blocks(
+    backbone: nn.Module,
+    train: torch.Tensor,
+    train_labels: np.ndarray,
+    test: torch.Tensor,
+    test_labels: np.ndarray,
+    *,
+    num_classes: int,
+    batch_size: int = 500,
+    epochs: int = 100,
+) -> dict[str, float]:
+    """Linear-probe top-1 (%) of the globally pooled output of each block (stem, layer1 ..
+    layer4) of a torchvision ResNet ``backbone``, from normalised images ``train`` / ``test``
+    (N, 3, S, S); the protocol of ``zoo.evaluate.linear_probe``."""
+    from zoo.evaluate import linear_probe
+
+    was = backbone.training
+    backbone.eval()
+
+    def feats(x: torch.Tensor) -> list[np.ndarray]:
+        chunks = [block_features(backbone, c) for c in x.split(batch_size)]
+        return [torch.cat([c[b] for c in chunks]).float().numpy() for b in range(len(BLOCKS))]
+
+    try:
+        tr, te = feats(train), feats(test)
+    finally:
+        backbone.train(was)
+    return {
+        name: linear_probe(tr[b], train_labels, te[b], test_labels, num_classes=num_classes, epochs=epochs)[
+            "top1"
+        ]
+        for b, name in enumerate(BLOCKS)
+    }
+
+
+def probe_folder(
+    model: str, data: str, *, train_per_class: int = 1000, test_per_class: int = 1000, epochs: int = 100
+) -> dict[str, float]:
+    """:func:`probe_blocks` of a zoo encoder (name or folder, e.g. ``runs/<name>/export``) on an
+    ImageFolder dataset's train and test (or val) splits, ``*_per_class`` images of each class."""
+    from zoo.training.data import evaluation_batches, find_split, load_split, subset_per_class
+
+    import zoo
+
+    encoder = zoo.load(model, progress=False)
+    size, pre = encoder.preprocess.input_size, encoder.preprocess
+    split_data = []
+    for split, per in (("train", train_per_class), ("", test_per_class)):
+        images, labels, classes = load_split(find_split(data, split), size)
+        idx = subset_per_class(labels, per * len(classes))
+        x = torch.cat(list(evaluation_batches(images, size, pre.mean, pre.std, indices=idx)))
+        split_data += [x, labels[idx].numpy()]
+    return probe_blocks(encoder.backbone, *split_data, num_classes=len(classes), epochs=epochs)
+
+
+if __name__ == "__main__":  # python -m zoo.training.pretext.probe ENCODER DATA
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(description="Linear-probe top-1 of each ResNet block's pooled features")
+    parser.add_argument("model", help="zoo name or folder (e.g. runs/rotnet-r18q-cifar10/export)")
+    parser.add_argument("data", help="ImageFolder root with train and test (or val) splits")
+    parser.add_argument("--train-per-class", type=int, default=1000)
+    parser.add_argument("--test-per-class", type=int, default=1000)
+    parser.add_argument("--epochs", type=int, default=100)
+    a = parser.parse_args()
+    result = probe_folder(
+        a.model, a.data, train_per_class=a.train_per_class, test_per_class=a.test_per_class, epochs=a.epochs
+    )
+    print(json.dumps(result, indent=2))
