@@ -55,30 +55,48 @@ def _cmd_info(args: argparse.Namespace) -> None:
 
 
 def _cmd_download(args: argparse.Namespace) -> None:
-    encoder = zoo.load(args.name)
+    encoder = zoo.load(args.name, sha256=args.sha256)
     print(f"{encoder.name}: ready ({sum(p.numel() for p in encoder.parameters()):,} parameters)")
 
 
 def _cmd_embed(args: argparse.Namespace) -> None:
     from zoo.folder import atomic_write_bytes, atomic_write_text
     from zoo.images import find_images
+    from zoo.output import check_output_file, output_error
 
-    files = find_images(args.images)
-    encoder = zoo.load(args.model)
-    feats = encoder.embed(
-        files, batch_size=args.batch_size, backend=args.backend, normalize=args.normalize, progress=True
-    )
     out = Path(args.out)
     if out.suffix != ".npy":
         out = out.with_suffix(".npy")
+    paths, skipped_list = out.with_suffix(".paths.txt"), out.with_suffix(".skipped.txt")
+    for target in (out, paths, skipped_list):  # before hours of embedding, not after
+        check_output_file(target)
+    files = find_images(args.images)
+    encoder = zoo.load(args.model)
+    kwargs = {"batch_size": args.batch_size, "backend": args.backend, "normalize": args.normalize}
+    skipped: list[str] = []
+    if args.strict:
+        feats = encoder.embed(files, progress=True, **kwargs)
+    else:
+        result = encoder.embed_files(files, progress=True, **kwargs)
+        feats, files, skipped = result.features, result.files, result.skipped
+        for line in skipped:
+            print(f"zoo: warning: skipped {line}", file=sys.stderr)
     import io
 
     buf = io.BytesIO()
     np.save(buf, feats)
     atomic_write_bytes(out, buf.getvalue())
-    paths = out.with_suffix(".paths.txt")
     atomic_write_text(paths, "".join(f"{f}\n" for f in files))
-    print(f"wrote {out} {feats.shape} and {paths}")
+    note = ""
+    if skipped:
+        atomic_write_text(skipped_list, "".join(f"{line}\n" for line in skipped))
+        note = f"; skipped {len(skipped)} unreadable files, listed in {skipped_list}"
+    else:
+        try:  # a list left by an earlier run would describe other features
+            skipped_list.unlink(missing_ok=True)
+        except OSError as e:
+            raise output_error(e, skipped_list) from None
+    print(f"wrote {out} {feats.shape} and {paths}{note}")
 
 
 def _cmd_neighbors(args: argparse.Namespace) -> None:
@@ -106,8 +124,11 @@ def _rel(path: Path, root: Path) -> str:
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
+    from zoo.output import check_output_folder
+
+    check_output_folder(args.out)  # before loading (maybe downloading) the model
     encoder = zoo.load(args.name)
-    report = zoo.export(encoder, args.out, onnx=not args.no_onnx, opset=args.opset)
+    report = zoo.export(encoder, args.out, onnx=not args.no_onnx, opset=args.opset, overwrite=args.overwrite)
     print(f"wrote {report.folder}/ (config.json, model.safetensors, README.md)")
     if report.onnx is not None:
         print(
@@ -338,13 +359,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="fetch weights into the cache",
         description="Download (and convert) an encoder's weights into the cache ($ZOO_HOME).",
     )
-    p.add_argument("name")
+    p.add_argument("name", help="name, folder, file, URL or hf-hub:org/name")
+    p.add_argument("--sha256", help="expected sha256 of a file given by path or URL (64 hex digits)")
     p.set_defaults(func=_cmd_download)
 
     p = sub.add_parser(
         "embed",
         help="embed a folder of images",
-        description="Embed every image below a folder; writes OUT.npy (float32, N x D) and OUT.paths.txt.",
+        description="Embed every image below a folder; writes OUT.npy (float32, N x D) and OUT.paths.txt."
+        " Unreadable files are skipped with a warning each and listed in OUT.skipped.txt; it fails"
+        " only if no image is readable (or, with --strict, at the first unreadable one).",
     )
     p.add_argument("images", help="folder of images (searched recursively)")
     p.add_argument("--out", required=True, help="output .npy file")
@@ -352,6 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="auto", choices=backends)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--normalize", action="store_true", help="L2-normalise the features")
+    p.add_argument("--strict", action="store_true", help="fail at the first unreadable file instead")
     p.set_defaults(func=_cmd_embed)
 
     p = sub.add_parser(
@@ -375,6 +400,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--opset", type=int, default=17)
     p.add_argument("--no-onnx", action="store_true", help="skip model.onnx")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into a non-empty folder that is not an export of this model (replacing zoo's files)",
+    )
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser(
@@ -578,12 +608,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args.func(args)
     except ZooError as e:
-        print(f"zoo: error: {e}", file=sys.stderr)
+        print(f"zoo: error: {_one_line(str(e))}", file=sys.stderr)
+        return 2
+    except OSError as e:  # the machine's refusal (disk full, permissions...), not a bug in zoo
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"zoo: error: {_one_line(e.strerror or str(e))}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("zoo: interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def _one_line(message: str) -> str:
+    """Messages from libraries may span lines (urllib's, torch's); the CLI prints one."""
+    return " ".join(part.strip() for part in message.splitlines() if part.strip())
 
 
 if __name__ == "__main__":

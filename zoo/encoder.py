@@ -16,6 +16,7 @@ a choice of backend:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import weakref
@@ -113,15 +114,15 @@ class Encoder(nn.Module):
             raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         run = None
         out = np.empty((len(items), self.embed_dim), dtype=np.float32)
-        bar = _progress(len(items), progress, f"embed {self.name}")
         done = 0
-        for batch in _images.batches(items, self.preprocess, batch_size):
-            # Built after the first batch decodes, so a bad image fails before any export.
-            run = run or self.runner(backend, calibration=calibration or items)
-            out[done : done + len(batch)] = run(batch)
-            done += len(batch)
-            bar.update(len(batch))
-        bar.close()
+        # Closed on errors too: an open bar would swallow the start of the error's line.
+        with contextlib.closing(_progress(len(items), progress, f"embed {self.name}")) as bar:
+            for batch in _images.batches(items, self.preprocess, batch_size):
+                # Built after the first batch decodes, so a bad image fails before any export.
+                run = run or self.runner(backend, calibration=calibration or items)
+                out[done : done + len(batch)] = run(batch)
+                done += len(batch)
+                bar.update(len(batch))
         if normalize:
             out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return out
@@ -150,23 +151,22 @@ class Encoder(nn.Module):
         skipped: list[str] = []
         outs: list[np.ndarray] = []
         run = None
-        bar = _progress(len(paths), progress, f"embed {self.name}")
-        for start in range(0, len(paths), batch_size):
-            tensors = []
-            for f in paths[start : start + batch_size]:
-                try:
-                    tensors.append(_images.preprocess(_images.to_tensor(f), self.preprocess))
-                except _images.ImageError as e:
-                    skipped.append(str(e))  # the message starts with the file's path
-                    continue
-                kept.append(f)
-            if tensors:
-                if run is None:
-                    calibration = _readable(paths) if backend == "onnx-int8" else None
-                    run = self.runner(backend, calibration=calibration)
-                outs.append(run(torch.stack(tensors)))
-            bar.update(len(paths[start : start + batch_size]))
-        bar.close()
+        with contextlib.closing(_progress(len(paths), progress, f"embed {self.name}")) as bar:
+            for start in range(0, len(paths), batch_size):
+                tensors = []
+                for f in paths[start : start + batch_size]:
+                    try:
+                        tensors.append(_images.preprocess(_images.to_tensor(f), self.preprocess))
+                    except _images.ImageError as e:
+                        skipped.append(str(e))  # the message starts with the file's path
+                        continue
+                    kept.append(f)
+                if tensors:
+                    if run is None:
+                        calibration = _readable(paths) if backend == "onnx-int8" else None
+                        run = self.runner(backend, calibration=calibration)
+                    outs.append(run(torch.stack(tensors)))
+                bar.update(len(paths[start : start + batch_size]))
         if not kept:
             first = skipped[0] if skipped else "no files given"
             raise _images.ImageError(f"none of the {len(paths)} images could be read (first: {first})")

@@ -61,8 +61,8 @@ def _check_name(folder: Path, target: Path) -> None:
     size = len(os.fsencode(target.name))
     if size > limit:
         raise OutputError(
-            f"cannot write {target}: its name is {size} bytes long and the file system allows {limit};"
-            " choose a shorter name"
+            f"cannot write {target}: the name is too long for the file system ({size} bytes, at most"
+            f" {limit}); choose a shorter one"
         )
 
 
