@@ -14,7 +14,9 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 from zoo.app.config import AppConfig
-from zoo.app.models import ModelPool
+from zoo.app.errors import user_error
+from zoo.app.models import ModelPool, Report
+from zoo.app.retrieve import whole_number
 from zoo.app.thumbs import gallery_image, rows_of_thumbnails, store, thumbnail
 from zoo.app.uploads import read_uploads
 
@@ -22,30 +24,55 @@ import zoo.cluster
 
 SOURCES = ("uploads", "gallery")
 MAX_CLUSTERS = 20  # a larger k has no readable strips
+# One colour per cluster, the same cluster always the same colour (Tableau 20, reordered so
+# the first ten are the most distinct).
+PALETTE = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+    "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94",
+    "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5",
+)  # fmt: skip
 
 
-def _check(source: str, k: Any, sample_size: Any, projection: str, config: AppConfig) -> tuple[int, int]:
+def _check(source: Any, k: Any, sample_size: Any, projection: Any, config: AppConfig) -> tuple[int, int]:
     if source not in SOURCES:
-        raise gr.Error(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
+        raise user_error(f"images must come from one of {', '.join(SOURCES)}, got {source!r}")
     if projection not in zoo.cluster.available_maps():
-        raise gr.Error(f"map must be one of {', '.join(zoo.cluster.available_maps())}, got {projection!r}")
-    try:
-        k, sample_size = int(k), int(sample_size)
-    except (TypeError, ValueError):
-        raise gr.Error("k and the sample size must be whole numbers") from None
-    if not 0 <= k <= MAX_CLUSTERS:
-        raise gr.Error(f"k must be between 1 and {MAX_CLUSTERS}, or 0 to pick it by silhouette; got {k}")
-    if source == "gallery" and not 2 <= sample_size <= config.max_gallery_sample:
-        raise gr.Error(
-            f"the gallery sample must hold 2 to {config.max_gallery_sample} images, got {sample_size}"
-        )
+        raise user_error(f"map must be one of {', '.join(zoo.cluster.available_maps())}, got {projection!r}")
+    k = whole_number(k, "k (the number of clusters)", 0, MAX_CLUSTERS, hint=" (0 picks it by silhouette)")
+    if source == "gallery":
+        sample_size = whole_number(sample_size, "the gallery sample size", 2, config.max_gallery_sample)
     return k, sample_size
 
 
-def _gallery_sample(pool: ModelPool, model: str, size: int) -> tuple[np.ndarray, list, list[str], list]:
+def cluster_name(c: int) -> str:
+    return f"cluster {c + 1}"
+
+
+def colour_map() -> dict[str, str]:
+    """The map's colour of every cluster a request can make (set when the page is built)."""
+    return {cluster_name(c): PALETTE[c % len(PALETTE)] for c in range(MAX_CLUSTERS)}
+
+
+def redraw_map(payload: dict[str, Any] | None) -> Any:
+    """A second update of the map, sent after a result has been drawn: its legend lists this
+    result's clusters, and changing it makes the page rebuild the plot.
+
+    The page builds the plot's colour scale from the clusters of the data it has when it
+    builds it, and a new result only replaces the data: after a first map of 2 clusters, the
+    points of clusters 3 and up of a second result had no colour, so were invisible. Props
+    sent with the result arrive before its data, so they cannot help; this follow-up event
+    arrives after.
+    """
+    k = int((payload or {}).get("k") or 0)
+    return gr.ScatterPlot(colors_in_legend=[cluster_name(c) for c in range(k)])
+
+
+def _gallery_sample(
+    pool: ModelPool, model: str, size: int, report: Report | None
+) -> tuple[np.ndarray, list, list[str], list]:
     """An evenly spaced subset of the gallery: every class keeps its share (galleries are
     stored class by class), and the same request always gets the same images."""
-    index = pool.index(model)
+    index = pool.index(model, report=report)
     ids = np.unique(np.linspace(0, len(index) - 1, min(size, len(index))).round().astype(int))
     images = [gallery_image(index.root / index.paths[i]) for i in ids]
     return index.features[ids], images, [index.paths[i] for i in ids], [index.labels[i] for i in ids]
@@ -60,6 +87,7 @@ def cluster_images(
     model: str,
     k: Any,
     projection: str,
+    progress: Report | None = None,
 ) -> tuple[str, pd.DataFrame, str, dict[str, Any]]:
     """Cluster the uploads (``source="uploads"``) or a gallery sample; ``k=0`` picks k by silhouette."""
     k, sample_size = _check(source, k, sample_size, projection, config)
@@ -73,7 +101,7 @@ def cluster_images(
         labels: list = [None] * len(names)
         skipped = uploads.skipped
     else:
-        features, images, names, labels = _gallery_sample(pool, model, sample_size)
+        features, images, names, labels = _gallery_sample(pool, model, sample_size, progress)
 
     result = zoo.cluster.cluster(features, k or None)
     xy = zoo.cluster.project_2d(features, projection)
@@ -85,18 +113,19 @@ def cluster_images(
         caption = f"cluster {c + 1}: {len(members)} image{'s' * (len(members) != 1)}"
         if labelled:
             label, count = Counter(labels[i] for i in members).most_common(1)[0]
-            caption += f", {count / len(members):.0%} {label}"
+            caption += f", {count / len(members):.0%} {pool.gallery.name(label)}"
         rows.append((caption, [images[i] for i in members]))
     clusters = store().put(rows_of_thumbnails(rows))
     points = pd.DataFrame(
         {
             "x": xy[:, 0],
             "y": xy[:, 1],
-            "cluster": [f"cluster {c + 1}" for c in result.assignments],
+            "cluster": [cluster_name(c) for c in result.assignments],
             "image": names,
-            "label": [label or "" for label in labels],
+            "label": [pool.gallery.name(label) or "" for label in labels],
         }
     ).iloc[np.argsort(result.assignments, kind="stable")]  # the legend lists clusters in order
+
     summary = _summary(result, len(names), scores, source)
     payload = {
         "model": model,
@@ -106,7 +135,13 @@ def cluster_images(
         "silhouette_by_k": {str(kk): round(s, 4) for kk, s in result.silhouette_by_k.items()},
         "map": projection,
         "images": [
-            {"name": n, "cluster": int(c) + 1, "label": label, "x": float(p[0]), "y": float(p[1])}
+            {
+                "name": n,
+                "cluster": int(c) + 1,
+                "label": pool.gallery.name(label),
+                "x": float(p[0]),
+                "y": float(p[1]),
+            }
             for n, c, label, p in zip(names, result.assignments, labels, xy, strict=True)
         ],
         "nmi": None if scores is None else round(scores["nmi"], 4),

@@ -1,7 +1,8 @@
 """The gallery every query is searched in, and its index for each model.
 
-A gallery is a folder of images (labels from ImageFolder sub-folders), a prebuilt index file
-(``zoo index build``), or by default the sample images bundled with zoo. Each model needs its
+A gallery is a folder of images (labels from ImageFolder sub-folders, shown by the names of
+:mod:`zoo.app.labels`), a prebuilt index file (``zoo index build``), or by default the small
+labelled gallery bundled with zoo (``zoo/data/gallery``). Each model needs its
 own index of the same images: a prebuilt index serves its own model, and any other model's
 index is built on first use and cached under ``$ZOO_HOME/gallery-indexes`` (rebuilt
 incrementally when images are added).
@@ -12,11 +13,19 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+from zoo.app import labels
 
 import zoo
 import zoo.index
 from zoo.hub import cache_dir
+
+#: The default gallery: a few classes of CC0 / public-domain photos (PROVENANCE.md there).
+BUNDLED = Path(zoo.__file__).parent / "data" / "gallery"
 
 
 class GallerySource:
@@ -24,17 +33,13 @@ class GallerySource:
 
     def __init__(self, spec: str | os.PathLike | None = None):
         self.prebuilt: zoo.index.GalleryIndex | None = None
-        if spec is None:
-            self.files = zoo.sample_images()
-            self.root = self.files[0].parent
-            self.labels: list[str | None] = [None] * len(self.files)
-            self.description = f"the {len(self.files)} sample images bundled with zoo"
-            return
-        path = Path(spec).expanduser()
+        self.labels: list[str | None]
+        # The header names the gallery, never its path: visitors need not see the server's folders.
+        path = BUNDLED if spec is None else Path(spec).expanduser()
         if path.is_dir():
             self.files, self.labels = zoo.index.scan_folder(path)
             self.root = Path(os.path.abspath(path))
-            self.description = str(path)
+            self.description = "the gallery bundled with zoo" if spec is None else f"gallery {path.name!r}"
         elif path.is_file():
             self.prebuilt = zoo.index.load(path)
             self.files, self.labels, self.root = (
@@ -42,18 +47,29 @@ class GallerySource:
                 self.prebuilt.labels,
                 self.prebuilt.root,
             )
-            self.description = f"{path} (index of {self.prebuilt.model})"
+            self.description = f"gallery {path.stem!r} (index of {self.prebuilt.model})"
         else:
             raise zoo.ZooError(f"gallery {path}: no such folder or index file")
+        self.names = labels.class_names(self.root, self.labels)
 
     @property
     def classes(self) -> list[str]:
+        """The folder labels, sorted."""
         return sorted({label for label in self.labels if label is not None})
+
+    def name(self, label: str | None) -> str | None:
+        """The name shown for the folder label ``label``."""
+        return None if label is None else self.names.get(label, label)
 
     def summary(self) -> str:
         """One line for the page header."""
-        classes = f", {len(self.classes)} classes" if self.classes else ", unlabelled"
-        return f"{len(self.files)} images{classes}: {self.description}"
+        if self.classes:
+            shown = ", ".join(sorted(str(self.name(c)) for c in self.classes)[:12])
+            more = f" and {len(self.classes) - 12} more" if len(self.classes) > 12 else ""
+            classes = f" of {len(self.classes)} classes ({shown}{more})"
+        else:
+            classes = ", unlabelled"
+        return f"{self.description}: {len(self.files)} images{classes}"
 
     def index_for(
         self,
@@ -61,21 +77,22 @@ class GallerySource:
         identity: zoo.index.ModelIdentity,
         *,
         backend: str = "auto",
-        progress: bool = True,
+        report: Callable[..., Any] | None = None,
     ) -> zoo.index.GalleryIndex:
         """This gallery's index for ``encoder``: the prebuilt one if it is the same model,
-        else the cached one, built (or brought up to date) first."""
+        else the cached one, built (or brought up to date) first; ``report(fraction, desc=...)``
+        hears how far the build is."""
         if self.prebuilt is not None and self.prebuilt.identity.same_features_as(identity):
             return self.prebuilt
         return zoo.index.build(
-            encoder,
+            encoder if report is None else _Reporting(encoder, len(self.files), report),  # type: ignore[arg-type]
             self.files,
             root=self.root,
             labels=self.labels,
             out=self._cache_path(identity),
             identity=identity,
             backend=backend,
-            progress=progress,
+            progress=True,  # in the server's log
         )
 
     def _cache_path(self, identity: zoo.index.ModelIdentity) -> Path | None:
@@ -92,3 +109,28 @@ class GallerySource:
         for part in (str(self.root), identity.fingerprint, identity.preprocess_hash):
             key.update(part.encode())
         return folder / f"{re.sub(r'[^A-Za-z0-9._-]+', '_', identity.name)}-{key.hexdigest()}.npz"
+
+
+class _Reporting:
+    """An encoder that embeds in small steps and reports each to ``report``: the index build
+    embeds hundreds of images per call, so a small gallery would otherwise jump from 0 to done."""
+
+    STEP = 16
+
+    def __init__(self, encoder: zoo.Encoder, total: int, report: Callable[..., Any]):
+        self._encoder, self._total, self._report, self._done = encoder, max(total, 1), report, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._encoder, name)
+
+    def embed(self, images: list, **kwargs: Any) -> np.ndarray:
+        parts = []
+        for start in range(0, len(images), self.STEP):
+            self._report(
+                min(self._done / self._total, 1.0),
+                desc=f"indexing the gallery for {self._encoder.name}: {self._done}/{self._total} images",
+            )
+            parts.append(self._encoder.embed(images[start : start + self.STEP], **kwargs))
+            self._done += len(images[start : start + self.STEP])
+        self._report(min(self._done / self._total, 1.0), desc=f"indexed {self._done} images")
+        return np.concatenate(parts) if parts else np.zeros((0, self._encoder.embed_dim), np.float32)

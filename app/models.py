@@ -9,15 +9,27 @@ from __future__ import annotations
 
 import re
 import threading
+import urllib.parse
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
+from zoo.app.errors import user_error
 from zoo.app.gallery import GallerySource
 
 import zoo
 import zoo.index
+from zoo import hub
 from zoo.cards import render_card
+from zoo.folder import WEIGHTS_NAME
+
+#: ``report(fraction done, what is being done)``: a progress bar in the page (``gr.Progress``).
+Report = Callable[..., Any]
+
+DOWNLOADS = "downloads on first use"
 
 
 @dataclass(frozen=True)
@@ -53,9 +65,40 @@ class ModelPool:
                 names.append(name)
         return names
 
-    def check(self, name: str) -> str:
-        if name not in self._locks:
-            raise zoo.ZooError(f"model {name!r} is not served here; choose one of: {', '.join(self.names)}")
+    def runnable_now(self, name: str) -> bool:
+        """Whether ``name`` runs without a download: loaded, a folder or file the server was
+        started with, weights installed with zoo, or already in the cache."""
+        if name in self._loaded:
+            return True
+        try:
+            w = zoo.model_info(name).weights
+        except zoo.UnknownModelError:  # a folder or file the server was started with
+            return True
+        if w.file:
+            return True
+        from zoo.loading import _converted_dir
+
+        if (_converted_dir(zoo.model_info(name)) / WEIGHTS_NAME).is_file():
+            return True
+        if w.hf_hub_id:
+            try:
+                from huggingface_hub import try_to_load_from_cache
+            except ImportError:
+                return False
+            return isinstance(try_to_load_from_cache(w.hf_hub_id, WEIGHTS_NAME), str)
+        return w.url is not None and _in_download_cache(w.url, w.sha256)
+
+    def choices(self, names: Sequence[str] | None = None) -> list[tuple[str, str]]:
+        """``(label, name)`` pairs for a model picker: those that run now first (in the given
+        order), then the others, labelled as downloading on first use."""
+        names = self.names if names is None else names
+        ready = [n for n in names if self.runnable_now(n)]
+        later = [n for n in names if n not in ready]
+        return [(n, n) for n in ready] + [(f"{n} ({DOWNLOADS})", n) for n in later]
+
+    def check(self, name: Any) -> str:
+        if not isinstance(name, str) or name not in self._locks:
+            raise user_error(f"Model {name!r} is not served here: pick one from the Model list.")
         return name
 
     def model(self, name: str) -> LoadedModel:
@@ -66,13 +109,18 @@ class ModelPool:
                 self._loaded[name] = LoadedModel(encoder, zoo.index.ModelIdentity.of(encoder))
             return self._loaded[name]
 
-    def index(self, name: str, *, progress: bool = True) -> zoo.index.GalleryIndex:
-        """The gallery index of ``name`` (built or read from the cache on first use)."""
+    def index(self, name: str, *, report: Report | None = None) -> zoo.index.GalleryIndex:
+        """The gallery index of ``name`` (built or read from the cache on first use, with
+        progress sent to ``report``)."""
+        if name in self._indexes:
+            return self._indexes[name]
+        if report is not None and name not in self._loaded:
+            report(0.0, desc=f"loading {name}")
         loaded = self.model(name)
         with self._locks[name]:
             if name not in self._indexes:
                 self._indexes[name] = self.gallery.index_for(
-                    loaded.encoder, loaded.identity, backend=self.backend, progress=progress
+                    loaded.encoder, loaded.identity, backend=self.backend, report=report
                 )
             return self._indexes[name]
 
@@ -89,3 +137,13 @@ class ModelPool:
         if entry is None:
             return f"`{name}` carries no registry record, so it has no model card."
         return re.sub(r"\A---\n.*?\n---\n", "", render_card(entry), count=1, flags=re.DOTALL)
+
+
+def _in_download_cache(url: str, sha256: str) -> bool:
+    """Whether :func:`zoo.hub.download_url` has ``url`` in its cache (same key as its own)."""
+    try:
+        expected = hub._normalize_sha256(sha256 or None)
+        target = hub._cache_target(url, urllib.parse.urlsplit(url), expected, None, None)
+    except Exception:  # only a label: a model we cannot place is one that may download
+        return False
+    return Path(target).is_file()

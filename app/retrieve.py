@@ -12,10 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import gradio as gr
 from zoo.app.config import AppConfig
-from zoo.app.models import ModelPool
-from zoo.app.thumbs import store, thumbnail
+from zoo.app.errors import user_error
+from zoo.app.models import ModelPool, Report
+from zoo.app.thumbs import label_tile, store, thumbnail
 from zoo.app.uploads import Upload, read_uploads
 
 import zoo.index
@@ -23,33 +23,46 @@ import zoo.index
 GalleryItem = tuple[str, str]  # (image file, caption)
 
 
+def whole_number(value: Any, what: str, low: int, high: int, *, hint: str = "") -> int:
+    """``value`` as an int in ``[low, high]``, else a visitor error saying what is expected.
+
+    The page's sliders only send whole numbers in range; API clients can send anything."""
+    number = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer():
+        number = int(value)
+    elif isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        number = int(value.strip())
+    if number is None or not low <= number <= high:
+        raise user_error(f"{what} must be a whole number from {low} to {high}{hint}, got {value!r}")
+    return number
+
+
 def check_k(k: Any, config: AppConfig) -> int:
-    try:
-        value = int(k)
-    except (TypeError, ValueError):
-        raise gr.Error(f"k must be a whole number, got {k!r}") from None
-    if not 1 <= value <= config.max_k:
-        raise gr.Error(f"k must be between 1 and {config.max_k}, got {value}")
-    return value
+    return whole_number(k, "k (the number of neighbours)", 1, config.max_k)
 
 
-def _query_result(upload: Upload, hits: list[zoo.index.Neighbour]) -> dict[str, Any]:
+def _query_result(pool: ModelPool, upload: Upload, hits: list[zoo.index.Neighbour]) -> dict[str, Any]:
+    # The vote counts folder labels (two folders may share a name); the result shows names.
     vote = zoo.index.knn_vote(hits)
+    name = pool.gallery.name
     return {
         "name": upload.name,
-        "prediction": vote.label if vote else None,
+        "prediction": name(vote.label) if vote else None,
         "confidence": round(vote.confidence, 4) if vote else None,
         # "image", not "path": gradio_client would take a {"path": ...} dict for a file to fetch.
         "neighbours": [
-            {"image": h.path, "label": h.label, "similarity": round(h.similarity, 4)} for h in hits
+            {"image": h.path, "label": name(h.label), "similarity": round(h.similarity, 4)} for h in hits
         ],
     }
 
 
-def _search(pool: ModelPool, model: str, uploads: list[Upload], k: int) -> list[dict[str, Any]]:
-    index = pool.index(model)
+def _search(
+    pool: ModelPool, model: str, uploads: list[Upload], k: int, report: Report | None = None
+) -> list[dict[str, Any]]:
+    index = pool.index(model, report=report)
     features = pool.embed(model, [u.image for u in uploads])
-    return [_query_result(u, hits) for u, hits in zip(uploads, index.neighbours(features, k), strict=True)]
+    hits = index.neighbours(features, k)
+    return [_query_result(pool, u, h) for u, h in zip(uploads, hits, strict=True)]
 
 
 def _row(
@@ -75,13 +88,13 @@ def _prediction(result: dict[str, Any]) -> str:
 
 
 def retrieve(
-    pool: ModelPool, config: AppConfig, files: Any, model: str, k: Any
+    pool: ModelPool, config: AppConfig, files: Any, model: Any, k: Any, progress: Report | None = None
 ) -> tuple[list[GalleryItem], str, dict[str, Any]]:
     """The Retrieve tab: neighbours of each uploaded image by ``model``."""
     k = check_k(k, config)
     pool.check(model)
     uploads = read_uploads(files, limit=config.max_query_images)
-    results = _search(pool, model, uploads.images, k)
+    results = _search(pool, model, uploads.images, k, progress)
     items = [
         item
         for upload, result in zip(uploads.images, results, strict=True)
@@ -95,6 +108,7 @@ def retrieve(
         "model": model,
         "k": k,
         "gallery_images": len(pool.index(model)),
+        "class_names": pool.gallery.names,
         "queries": results,
         "skipped": uploads.skipped,
     }
@@ -102,22 +116,34 @@ def retrieve(
 
 
 def compare(
-    pool: ModelPool, config: AppConfig, files: Any, models: list[str] | None, k: Any
+    pool: ModelPool,
+    config: AppConfig,
+    files: Any,
+    models: Any,
+    k: Any,
+    progress: Report | None = None,
 ) -> tuple[list[GalleryItem], str, dict[str, Any]]:
     """The Compare tab: the same queries through each of ``models``, one row per model."""
     k = check_k(k, config)
+    if isinstance(models, str):
+        models = [models]
+    if not isinstance(models, (list, tuple, type(None))):
+        raise user_error(f"models must be a list of model names, got {models!r}")
     models = list(dict.fromkeys(models or []))
     if not models:
-        raise gr.Error("Choose at least one model to compare (two or more to see them side by side).")
+        raise user_error("Choose at least one model to compare (two or more to see them side by side).")
     for model in models:
         pool.check(model)
     uploads = read_uploads(files, limit=config.max_query_images)
-    by_model = {model: _search(pool, model, uploads.images, k) for model in models}
+    by_model = {model: _search(pool, model, uploads.images, k, progress) for model in models}
     items = [
         item
         for q, upload in enumerate(uploads.images)
         for model in models
-        for item in _row(pool, model, upload, by_model[model][q], f"{model}: {upload.name}")
+        for item in [
+            (store().put(label_tile(model)), model),
+            *_row(pool, model, upload, by_model[model][q], f"query: {upload.name}"),
+        ]
     ]
     lines = ["| query | " + " | ".join(models) + " |", "|---" * (len(models) + 1) + "|"]
     for q, upload in enumerate(uploads.images):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 # Gradio reports usage and checks for new versions over the network unless told not to;
@@ -19,6 +20,7 @@ def launch(config: AppConfig, *, block: bool = True, quiet: bool = False) -> tup
     With ``block=False`` it returns at once, serving from a background thread: call
     ``demo.close()`` to stop it. Returns the app and its local URL.
     """
+    _log_to_stderr()
     demo = create_app(config)
     # Bounded queue: at most queue_size requests wait; beyond that Gradio answers "queue is
     # full" at once instead of letting waits grow without limit.
@@ -32,3 +34,15 @@ def launch(config: AppConfig, *, block: bool = True, quiet: bool = False) -> tup
         show_error=False,
     )
     return demo, url
+
+
+def _log_to_stderr() -> None:
+    """The server's log: one line per failed request (zoo.app.errors), on stderr, unless the
+    embedding program configured the ``zoo.app`` logger itself."""
+    log = logging.getLogger("zoo.app")
+    if log.handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)

@@ -18,6 +18,7 @@ import io
 import os
 import shutil
 import tempfile
+import textwrap
 import threading
 import weakref
 from functools import lru_cache
@@ -64,6 +65,21 @@ def rows_of_thumbnails(rows: list[tuple[str, list[Image.Image]]], *, size: int =
             label = f"+{len(images) - STRIP_MAX}"
             draw.text((x + size // 2, y + size // 2), label, fill=(60, 60, 60), anchor="mm", font_size=28)
     return canvas
+
+
+def label_tile(text: str, size: int = THUMB) -> Image.Image:
+    """A square tile with ``text`` written on it, wrapped (at hyphens too) to fit: the first
+    tile of a Compare row names its model in full, where a caption would be cut short."""
+    lines = textwrap.wrap(text, width=14, break_on_hyphens=True) or [""]
+    tile = Image.new("RGB", (size, size), (243, 244, 246))
+    draw = ImageDraw.Draw(tile)
+    height = 22
+    top = (size - height * len(lines)) // 2
+    for i, line in enumerate(lines):
+        draw.text(
+            (size // 2, top + i * height + height // 2), line, fill=(20, 20, 20), anchor="mm", font_size=18
+        )
+    return tile
 
 
 @lru_cache(maxsize=1024)

@@ -1,12 +1,14 @@
 """The Gradio demo over HTTP, as API users see it: a real server on 127.0.0.1, gradio_client.
 
 The gallery is 8 Imagenette val images of each of three unlike classes (tench, church, golf
-ball); other images of the same classes are the queries and the images to cluster.
+ball), in folders named by WordNet id as ImageNet's are; other images of the same classes are
+the queries and the images to cluster. The demo shows the classes' names, not the ids.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import struct
@@ -27,6 +29,8 @@ from _servers import free_port
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
+from zoo.app import labels
+from zoo.app.gallery import BUNDLED, GallerySource
 
 import zoo
 import zoo.cluster
@@ -122,14 +126,16 @@ def test_retrieve_sorted_neighbours_and_the_query_finds_itself(client: Client, g
         assert len(sims) == 5 and sims == sorted(sims, reverse=True)
         top = found["neighbours"][0]
         assert top["image"] == f"{wnid}/{query.name}" and top["similarity"] > 0.999
-        assert found["prediction"] == wnid
-    assert "kNN prediction" in table
+        assert found["prediction"] == CLASSES[wnid]
+        assert {n["label"] for n in found["neighbours"]} <= set(CLASSES.values())
+    assert "kNN prediction" in table and "**church**" in table and "n03028079" not in table.split("|")[2]
+    assert result["class_names"] == CLASSES
 
 
 def test_retrieve_held_out_images_predicts_their_class(client: Client, data_root: Path) -> None:
     queries = [held_out(data_root, wnid, 1)[0] for wnid in CLASSES]
     result = retrieve(client, queries, k=7)
-    assert [q["prediction"] for q in result["queries"]] == list(CLASSES)
+    assert [q["prediction"] for q in result["queries"]] == list(CLASSES.values())
     # k above the gallery size returns the whole gallery, still sorted.
     everything = retrieve(client, queries[:1], k=40)["queries"][0]["neighbours"]
     assert len(everything) == 3 * GALLERY_PER_CLASS
@@ -164,12 +170,12 @@ def test_compare_a_registered_model_and_a_zoo_folder(
     query = sorted((gallery / "n03028079").iterdir())[0]
     models = [zoo.DEFAULT_MODEL, folder_model]
     images, table, result = client.predict([handle_file(str(query))], models, 3, api_name="/compare")
-    assert len(images) == 2 * (1 + 3)  # a row per model: the query, then its neighbours
+    assert len(images) == 2 * (2 + 3)  # a row per model: its name, the query, then its neighbours
     assert all(m in table for m in models)
     for model in models:
-        assert result["models"][model][0]["prediction"] == "n03028079"
+        assert result["models"][model][0]["prediction"] == "church"
     assert result["overlap"] == {f"{zoo.DEFAULT_MODEL} vs {folder_model}": 1.0}  # the same weights
-    with pytest.raises(AppError, match="not in the list of choices"):
+    with pytest.raises(AppError, match="'no-such-model' is not served here"):
         client.predict([handle_file(str(query))], ["no-such-model"], 3, api_name="/compare")
 
 
@@ -272,7 +278,7 @@ def test_empty_and_too_many_uploads(client: Client, gallery: Path) -> None:
     files = sorted((gallery / "n01440764").iterdir())[: MAX_QUERY_IMAGES + 1]
     with pytest.raises(AppError, match=f"at most {MAX_QUERY_IMAGES} per request"):
         retrieve(client, files)
-    with pytest.raises(AppError, match="less than minimum value 1"):
+    with pytest.raises(AppError, match=r"k .* must be a whole number from 1 to"):
         retrieve(client, files[:1], k=0)
     _still_serving(client, gallery)
 
@@ -331,10 +337,166 @@ def test_zoo_serve_defaults_offline(tmp_path: Path) -> None:
                 time.sleep(0.5)
         else:
             pytest.fail(f"zoo serve did not answer: {b''.join(log).decode(errors='replace')[-2000:]}")
-        result = retrieve(connect(f"http://127.0.0.1:{port}/"), [zoo.sample_images()[0]], k=3)
-        assert result["gallery_images"] == 12
-        assert result["queries"][0]["neighbours"][0]["image"] == zoo.sample_images()[0].name
+        query = BUNDLED / "gravel" / "gravel_2.jpg"
+        result = retrieve(connect(f"http://127.0.0.1:{port}/"), [query], k=3)
+        assert result["gallery_images"] == 19  # the labelled gallery bundled with zoo
+        assert result["queries"][0]["neighbours"][0]["image"] == "gravel/gravel_2.jpg"
+        assert result["queries"][0]["prediction"] == "gravel"
         assert list((tmp_path / "home" / "gallery-indexes").glob("*.npz"))  # cached for the next start
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+# --------------------------------------------------------------------------------------------
+# What a person reads: class names, the bundled gallery, model lists, errors, progress
+# --------------------------------------------------------------------------------------------
+
+
+def test_class_names_from_a_names_file_or_the_imagenet_table(tmp_path: Path) -> None:
+    wnids = tmp_path / "wnids"
+    for wnid in CLASSES:
+        (wnids / wnid).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(wnids / wnid / "a.png")
+    assert labels.class_names(wnids, list(CLASSES)) == CLASSES  # the bundled ImageNet table
+    table = labels.read_names(labels.IMAGENET_TABLE)
+    assert len(table) == 1000 and len(set(table.values())) == 1000  # every name tells its class apart
+
+    (wnids / "classes.txt").write_text("# mine\nn01440764\tmy fish\nn03028079  a church  \n\n")
+    assert labels.class_names(wnids, list(CLASSES)) == {"n01440764": "my fish", "n03028079": "a church"}
+    gallery = GallerySource(wnids)
+    assert gallery.name("n01440764") == "my fish" and gallery.name("n03445777") == "n03445777"
+
+    (wnids / "classes.txt").write_text("n01440764\n")
+    with pytest.raises(zoo.ZooError, match=r"classes.txt, line 1: expected a folder name, a tab"):
+        labels.class_names(wnids, list(CLASSES))
+    assert labels.class_names(tmp_path, ["cats", "n01440764"]) == {}  # not all WordNet ids: as they are
+
+
+def test_bundled_gallery_retrieves_its_classes(default_encoder) -> None:
+    """The default gallery: a few labelled classes, each image's nearest other image of its class."""
+    gallery = GallerySource(None)
+    assert gallery.classes == ["bricks", "galaxies", "grass", "gravel", "people"]
+    assert gallery.name("bricks") == "brick wall" and "19 images of 5 classes" in gallery.summary()
+    assert str(BUNDLED) not in gallery.summary()
+    assert all((BUNDLED / "PROVENANCE.md").read_text().count(f.name.split("_")[0]) for f in gallery.files)
+    feats = default_encoder.embed(gallery.files, normalize=True, backend="torch")
+    sims = feats @ feats.T
+    np.fill_diagonal(sims, -1)
+    nearest = [gallery.labels[j] for j in sims.argmax(axis=1)]
+    assert nearest == gallery.labels
+
+
+def test_k_that_is_not_a_whole_number_is_a_clear_message_and_one_log_line(
+    client: Client, gallery: Path, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture
+) -> None:
+    query = sorted((gallery / "n01440764").iterdir())[0]
+    for k in ("abc", 2.5, None, 999):
+        with pytest.raises(
+            AppError, match=r"k \(the number of neighbours\) must be a whole number from 1 to 50"
+        ):
+            client.predict([handle_file(str(query))], zoo.DEFAULT_MODEL, k, api_name="/retrieve")
+    with pytest.raises(AppError, match=r"k \(the number of clusters\) must be a whole number from 0 to 20"):
+        client.predict(None, "gallery", 24, zoo.DEFAULT_MODEL, "two", "pca", api_name="/cluster")
+    assert retrieve(client, [query], k="3")["k"] == 3  # a number as text is a number
+    lines = [r.getMessage() for r in caplog.records if r.name == "zoo.app"]
+    assert sum("visitor error: k (the number of" in line for line in lines) == 5, lines
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_server_errors_show_no_paths_or_operator_advice(
+    client: Client, gallery: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A model whose weights cannot be had (offline, not cached): the visitor reads what failed,
+    the log has the whole story on one line."""
+    needs_download = next(
+        n for n in zoo.list_models() if zoo.model_info(n).weights.url and not zoo.model_info(n).weights.file
+    )
+    monkeypatch.setenv("ZOO_OFFLINE", "1")
+    query = sorted((gallery / "n01440764").iterdir())[0]
+    with pytest.raises(AppError) as error:
+        client.predict([handle_file(str(query))], [needs_download], 3, api_name="/compare")
+    message = str(error.value)
+    assert "weights are not here and could not be downloaded" in message
+    for leak in ("/", "ZOO_OFFLINE", "ZOO_HOME", "pip ", "zoo index", "show_error", "launch("):
+        assert leak not in message, message
+    logged = [
+        r.getMessage() for r in caplog.records if r.name == "zoo.app" and "/compare: failed" in r.getMessage()
+    ]
+    assert len(logged) == 1 and "OfflineError" in logged[0] and "\n" not in logged[0]
+
+
+def test_page_header_names_the_gallery_not_its_path(server: str, gallery: Path) -> None:
+    with urllib.request.urlopen(f"{server}config", timeout=30) as response:
+        config = response.read().decode()
+    assert str(gallery) not in config and "gallery 'app-gallery'" in config
+    assert "24 images of 3 classes (church, golf ball, tench)" in config
+
+
+def test_cluster_map_has_a_colour_for_every_cluster(server: str, client: Client) -> None:
+    """The page's map takes its colours from a table fixed at build time, one per possible
+    cluster (tests/test_browser.py checks that a second run's clusters are all drawn)."""
+    from zoo.app.cluster import MAX_CLUSTERS
+
+    with urllib.request.urlopen(f"{server}config", timeout=30) as response:
+        config = json.load(response)
+    (plot,) = [c["props"] for c in config["components"] if c["props"].get("elem_id") == "cluster-map"]
+    assert sorted(plot["color_map"]) == sorted(f"cluster {c}" for c in range(1, MAX_CLUSTERS + 1))
+    assert len(set(plot["color_map"].values())) == MAX_CLUSTERS
+    _, points, _, result = client.predict(
+        None, "gallery", 24, zoo.DEFAULT_MODEL, 4, "pca", api_name="/cluster"
+    )
+    assert (
+        {row[2] for row in points["data"]}
+        == {f"cluster {c}" for c in range(1, 5)}
+        == {f"cluster {image['cluster']}" for image in result["images"]}
+    )
+
+
+def test_model_lists_put_runnable_models_first(
+    gallery: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from zoo.app.models import DOWNLOADS, ModelPool
+
+    from zoo.loading import _converted_dir
+
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "home"))
+    pool = ModelPool(GallerySource(gallery), (zoo.DEFAULT_MODEL,))
+    choices = pool.choices()
+    assert [value for _, value in choices] != pool.names or len(pool.names) == 1
+    ready = [value for label, value in choices if DOWNLOADS not in label]
+    assert ready[0] == zoo.DEFAULT_MODEL and set(pool.installed_photo_encoders()) <= set(ready)
+    labels_ = [label for label, _ in choices]
+    first_later = next(i for i, label in enumerate(labels_) if DOWNLOADS in label)
+    assert all(DOWNLOADS in label for label in labels_[first_later:])  # runnable ones first
+    # A model whose converted weights are in the cache runs now: it moves up, unlabelled.
+    cached = choices[first_later][1]
+    assert choices[first_later][0] == f"{cached} ({DOWNLOADS})"
+    entry = zoo.model_info(cached)
+    (_converted_dir(entry)).mkdir(parents=True)
+    (_converted_dir(entry) / "model.safetensors").write_bytes(b"")
+    assert (cached, cached) in pool.choices()[: first_later + 1]
+
+
+def test_first_use_of_a_model_reports_indexing_progress(
+    gallery: Path, folder_model: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from zoo.app.models import ModelPool
+
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "home"))  # nothing cached: the index is built
+    pool = ModelPool(GallerySource(gallery), (folder_model,), backend="torch")
+    reports: list[tuple[float, str]] = []
+    index = pool.index(folder_model, report=lambda fraction, desc: reports.append((fraction, desc)))
+    assert len(index) == 3 * GALLERY_PER_CLASS
+    fractions = [f for f, _ in reports]
+    assert reports[0][1].startswith("loading") and fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert len({f for f in fractions if 0 < f < 1}) >= 1  # steps between start and end
+    reports.clear()
+    pool.index(folder_model, report=lambda fraction, desc: reports.append((fraction, desc)))
+    assert reports == []  # built once
+
+
+def test_result_rows_wrap_for_a_large_k() -> None:
+    from zoo.app.ui import MAX_COLUMNS, columns
+
+    assert columns(5) == 6 and columns(50) == MAX_COLUMNS and columns("x") == MAX_COLUMNS
