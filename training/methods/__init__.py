@@ -5,6 +5,7 @@ from zoo.training.methods import (  # noqa: F401  (register the methods)
     byol,
     cmc,
     colorization,
+    cpc_v2,
     crd,
     dcgan,
     deepcluster,
