@@ -5,7 +5,10 @@ reads it, so a checkpoint cannot run code): the method's state dict (backbone, h
 momentum encoders, queues, DINO's centre), the optimiser's and the gradient scaler's state,
 torch's RNG states, and a JSON string with the counters, numpy's and Python's RNG states
 and the recipe. It replaces the previous one in a single rename, so the file on disk is
-always a complete checkpoint of a step whose loss was finite.
+always a complete checkpoint of a step whose loss was finite. A write killed before that
+rename (kill -9, power loss) leaves a hidden ``.checkpoint.pt.*.tmp`` beside it, as large as
+a checkpoint; the next :func:`save_checkpoint` or :func:`load_checkpoint` of the run deletes
+such orphans (:func:`remove_orphans`).
 """
 
 from __future__ import annotations
@@ -80,7 +83,33 @@ def save_checkpoint(
     }
     buf = io.BytesIO()
     torch.save(state, buf)
+    remove_orphans(Path(path).parent, Path(path).name)
     return atomic_write_bytes(path, buf.getvalue())
+
+
+def remove_orphans(out_dir: str | Path, name: str = CHECKPOINT_NAME) -> list[Path]:
+    """Delete the temporary files that interrupted writes of ``out_dir/name`` left behind.
+
+    Only the run's own process writes its checkpoint, so any such file is an orphan: its write
+    was killed before the rename that publishes it. Returns the files deleted.
+    """
+    removed = []
+    for tmp in Path(out_dir).glob(f".{name}.*.tmp"):
+        try:
+            if tmp.is_file() and not tmp.is_symlink():
+                tmp.unlink()
+                removed.append(tmp)
+        except OSError:
+            pass  # best effort: a leftover must never stop training
+    return removed
+
+
+def resume_note(out_dir: str | Path, resume: bool) -> str | None:
+    """What to tell the user when ``resume`` was asked for and there is nothing to resume."""
+    path = Path(out_dir) / CHECKPOINT_NAME
+    if resume and not path.is_file():
+        return f"--resume: no checkpoint at {path} (nothing to resume); starting a new run there"
+    return None
 
 
 def load_checkpoint(
@@ -99,6 +128,7 @@ def load_checkpoint(
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no checkpoint to resume from")
+    remove_orphans(path.parent, path.name)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         meta = json.loads(state["state"])
