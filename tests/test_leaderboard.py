@@ -7,6 +7,7 @@ import dataclasses
 import io
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -166,43 +167,118 @@ def test_baseline_numbers_are_what_zoo_eval_random_init_measures(baseline, data_
 # ---------------------------------------------------------------------------------------------
 
 
-def test_app_table_is_the_leaderboard_with_sortable_number_columns() -> None:
-    pytest.importorskip("gradio")
-    from zoo.app.leaderboard import DATATYPES, HEADERS, table
-
-    rows = leaderboard.rows()
-    cells = table(rows)
-    assert len(cells) == len(rows) and all(len(c) == len(HEADERS) == len(DATATYPES) for c in cells)
-    for row, line in zip(rows, cells, strict=True):
-        for c in leaderboard.COLUMNS:
-            value = line[HEADERS.index(c.header)]
-            assert value == row.value(c.key) and (value is None or isinstance(value, float))
-    # Numbers, not text: a click on a header sorts 9.5 before 10.2, as numbers sort.
-    assert {HEADERS[i] for i, t in enumerate(DATATYPES) if t == "number"} == {
-        *(c.header for c in leaderboard.COLUMNS),
-        "epochs",
-        "minutes",
-    }
-
-
-def test_app_leaderboard_tab_over_http() -> None:
-    """The tab in a real Gradio server on 127.0.0.1, read back with gradio_client."""
+@pytest.fixture(scope="module")
+def tab_server() -> Iterator[tuple[str, object]]:
+    """The Leaderboard tab alone in a real Gradio server on 127.0.0.1: its URL and its table."""
     gr = pytest.importorskip("gradio")
     from _servers import free_port
-    from gradio_client import Client
-    from zoo.app.leaderboard import HEADERS, leaderboard_tab, table
+    from zoo.app.leaderboard import leaderboard_tab
 
     with gr.Blocks(analytics_enabled=False) as demo:
         board = leaderboard_tab()["board"]
-    assert board.value["headers"] == HEADERS and board.value["data"] == table()
-    assert board.interactive is False and board.elem_id == "leaderboard"
     _, url, _ = demo.launch(
         server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True
     )
     try:
-        client = Client(url, verbose=False, httpx_kwargs={"timeout": 60})
-        assert "/leaderboard" in client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-        assert client.predict(api_name="/leaderboard") == json.loads(leaderboard.render("json"))
-        client.close()
+        yield url, board
     finally:
         demo.close()
+
+
+def test_app_table_is_the_leaderboard_with_number_columns() -> None:
+    pytest.importorskip("gradio")
+    from zoo.app.leaderboard import table
+
+    rows = leaderboard.rows()
+    headers, datatypes, cells = table(rows)
+    assert len(cells) == len(rows) and all(len(c) == len(headers) == len(datatypes) for c in cells)
+    for row, line in zip(rows, cells, strict=True):
+        for c in leaderboard.COLUMNS:
+            if c.header in headers:
+                value = line[headers.index(c.header)]
+                assert value == row.value(c.key) and (value is None or isinstance(value, float))
+            else:
+                assert all(r.value(c.key) is None for r in rows), "a column with numbers is shown"
+    # Numbers, not text, so the table sorts 9.5 before 10.2.
+    numbers = {h for h, t in zip(headers, datatypes, strict=True) if t == "number"}
+    assert numbers == set(headers) - {"encoder", "method", "architecture", "evaluated on"}
+    assert {"kNN k=20", "kNN k=200", "linear", "NMI"} <= numbers and "fine-tune 1%" not in numbers
+    base = zoo.model_info("simclr-r18q-cifar10")
+    tuned = dataclasses.replace(
+        base,
+        measured=(*base.measured, Metric("cifar10-test", "finetune-10pct", 61.0, "fine-tune", "zoo eval")),
+    )
+    headers, _, cells = table(leaderboard.rows(entries=[tuned], baselines=[]))
+    assert cells[0][headers.index("fine-tune 10%")] == 61.0 and "fine-tune 1%" not in headers
+
+
+def test_app_leaderboard_tab_over_http(tab_server) -> None:
+    from gradio_client import Client
+    from zoo.app.leaderboard import table
+
+    url, board = tab_server
+    headers, _, data = table()
+    assert board.value["headers"] == headers and board.value["data"] == data
+    assert board.interactive is False and board.elem_id == "leaderboard"
+    client = Client(url, verbose=False, httpx_kwargs={"timeout": 60})
+    try:
+        assert "/leaderboard" in client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+        assert client.predict(api_name="/leaderboard") == json.loads(leaderboard.render("json"))
+    finally:
+        client.close()
+
+
+@pytest.mark.browser
+def test_app_leaderboard_sorts_by_a_column_in_a_browser(tab_server, tmp_path: Path) -> None:
+    """Debian's Chromium (as tests/test_browser.py starts it) sorts the table from a column's menu."""
+    import shutil as _shutil
+
+    from test_browser import CHROMIUM_ARGS
+    from zoo.app.leaderboard import table as tab_table
+
+    executable = _shutil.which("chromium")
+    if executable is None:
+        pytest.fail(
+            "Chromium not found: install Debian's package (apt-get install -y chromium), as .ci/run does"
+        )
+    from playwright.sync_api import sync_playwright
+
+    url, _ = tab_server
+    table = leaderboard.rows()
+
+    headers = tab_table()[0]
+
+    def column(page, header: str) -> list[str]:
+        """The header's column as the page shows it, top to bottom (rows are virtual divs)."""
+        rows = page.locator("#leaderboard [role=row].virtual-row")
+        order = sorted(range(rows.count()), key=lambda i: int(rows.nth(i).get_attribute("data-index")))
+        col = headers.index(header)
+        return [rows.nth(i).locator(f"[role=gridcell][data-col='{col}']").inner_text().strip() for i in order]
+
+    def sort(page, header: str, order: str) -> None:
+        cell = page.locator(f"#leaderboard th[title='{header}']")
+        cell.hover()
+        cell.locator("button.cell-menu-button").click(force=True)
+        page.get_by_role("menuitem", name=f"Sort {order}").click()
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 1200})
+            page.set_default_timeout(90_000)
+            page.goto(url)
+            page.get_by_text(table[0].name).first.wait_for()
+            sort(page, "NMI", "ascending")
+            nmi = [float(v) for v in column(page, "NMI") if v]
+            assert nmi == sorted(r.value("nmi") for r in table if r.value("nmi") is not None)
+            page.goto(url)  # a fresh table: sorts of several columns combine
+            page.get_by_text(table[0].name).first.wait_for()
+            sort(page, "kNN k=20", "descending")
+            names = column(page, "encoder")
+            best = max(table, key=lambda r: r.value("knn_k20") or -1)
+            assert names[0] == best.name and names[-1] == min(
+                table, key=lambda r: r.value("knn_k20")
+            ).name.replace("`", "")
+            page.screenshot(path=tmp_path / "leaderboard.png", full_page=True)
+        finally:
+            browser.close()
