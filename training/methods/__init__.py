@@ -1,6 +1,7 @@
 """The self-supervised methods, one per module, registered by name in :data:`METHODS`."""
 
 from zoo.training.methods import (  # noqa: F401  (register the methods)
+    amdim,
     barlow_twins,
     byol,
     cmc,
@@ -10,6 +11,7 @@ from zoo.training.methods import (  # noqa: F401  (register the methods)
     dcgan,
     deepcluster,
     deepcluster_v2,
+    dim,
     dino,
     feature_regression,
     iic,

@@ -1,0 +1,31 @@
+"""AMDIM: augmented multiscale Deep InfoMax (Bachman, Hjelm & Buchwalter 2019),
+https://arxiv.org/abs/1906.00910.
+
+Deep InfoMax's local-global InfoNCE (:mod:`zoo.training.methods.dim`) between two augmented
+views of each image, at several scales: the global feature of one view must identify the
+other view's local features of the same image, from two feature maps, both ways; scores are
+soft-clipped at 20 ("tanh-based clipping"). What the CIFAR recipe changes: the quarter-width
+CIFAR ResNet-18's ``layer3`` (8 x 8) and ``layer4`` (4 x 4) maps as the scales (the paper: its
+own encoder's 1x1 / 5x5 / 7x7 features), no score-magnitude penalty, cosine SGD.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from zoo.training.methods.base import register_method
+from zoo.training.methods.dim import DIM, DIMConfig
+
+
+@dataclass(frozen=True)
+class AMDIMConfig(DIMConfig):
+    local_layers: str = "layer3,layer4"
+    multiview: bool = True
+
+
+@register_method
+class AMDIM(DIM):
+    """Deep InfoMax across two views and two scales."""
+
+    name = "amdim"
+    Config = AMDIMConfig
