@@ -183,10 +183,10 @@ def test_layer_wise_learning_rates() -> None:
 
 
 def test_interrupted_run_resumes_to_the_same_weights(tiny: Path, tmp_path: Path) -> None:
-    settings = dict(labels_per_class=10, mixup=0.4, onnx=False, **FAST)  # 30 images: 1 step/epoch of 16
-    settings["batch_size"] = 8  # 3 steps per epoch, so the interruption is mid-epoch
+    settings = dict(labels_per_class=10, mixup=0.4, onnx=False, **FAST)
+    settings["batch_size"] = 8  # 30 images: 4 steps of 7 per epoch; step 5 is mid-epoch 2
     whole = finetune(MODEL, tiny, tmp_path / "whole", **settings)
-    part = finetune(MODEL, tiny, tmp_path / "part", max_steps=4, **settings)
+    part = finetune(MODEL, tiny, tmp_path / "part", max_steps=5, **settings)
     assert not part.finished and not (tmp_path / "part" / "model.safetensors").exists()
     with pytest.raises(FinetuneError, match="--resume"):
         finetune(MODEL, tiny, tmp_path / "part", **settings)
@@ -230,6 +230,8 @@ def test_cli_finetune_predict_and_eval(tiny: Path, tmp_path: Path, capsys) -> No
     assert f"wrote {out}/: val top-1" in printed
     labels = (out / "labels.txt").read_text().splitlines()
     assert len(labels) == 1 + 18 and labels[1].startswith("train/")
+    # batch_size=8 is evened out to 3 batches of 6, so every labelled image is seen each epoch.
+    assert next(csv.DictReader((out / "metrics.csv").open()))["step"] == "3"
     card = (out / "README.md").read_text()
     command = f"zoo finetune {MODEL} --data {tiny} --out {out} --mode linear --labels-per-class 6 --epochs 1"
     assert command + " threads=1 batch_size=8\n" in card

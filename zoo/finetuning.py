@@ -82,7 +82,10 @@ class FinetuneConfig:
     label_fraction: float | None = None  # share of each class's training images that keep labels
     labels_per_class: int | None = None  # or: this many per class (default: all labels)
     epochs: int = 10
-    batch_size: int = 64
+    batch_size: int = 64  # at most: see even_batches
+    #: shrink the batch to ``n // ceil(n / batch_size)`` so an epoch sees (nearly) every one of
+    #: the n labelled images (97 Imagenette labels at batch 64 would otherwise drop 33 each epoch)
+    even_batches: bool = True
     lr: float = 1e-3  # the head's peak learning rate
     encoder_lr_scale: float = 0.1  # the encoder's last block gets lr * this (full / partial)
     layer_decay: float = 0.75  # and each earlier block this factor less
@@ -493,7 +496,8 @@ class _Run:
         self.train_images = decode_files(s.train_files, self.store_size)
         self.train_labels = torch.from_numpy(s.train_labels)
         self.val_images = decode_files(s.val_files, self.store_size)
-        self.batch_size = min(c.batch_size, len(s.train_files))
+        n = len(s.train_files)
+        self.batch_size = n // math.ceil(n / c.batch_size) if c.even_batches else min(c.batch_size, n)
         self.steps_per_epoch = steps_per_epoch(len(s.train_files), self.batch_size)
         self.total_steps = self.steps_per_epoch * c.epochs
         self.warmup_steps = min(round(c.warmup_epochs * self.steps_per_epoch), self.total_steps // 2)
