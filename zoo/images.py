@@ -34,6 +34,11 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".ti
 # outright so that a small file declaring a huge size cannot exhaust memory.
 MAX_PIXELS = 64_000_000
 
+#: Bumped whenever :func:`preprocess` changes the pixels it produces, so caches of features
+#: (gallery indexes) can tell features of the old pipeline from the new. 2: pixels are scaled
+#: to float before resizing (uint8 and float inputs embed alike).
+PIPELINE_VERSION = 2
+
 _INTERPOLATION = {
     "bilinear": TF.InterpolationMode.BILINEAR,
     "bicubic": TF.InterpolationMode.BICUBIC,
