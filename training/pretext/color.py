@@ -48,13 +48,17 @@ def ab_bins(grid: int = 10, levels: int = 64) -> torch.Tensor:
 
 
 def _sq_dist(ab: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
-    # ab (..., 2) against bins (Q, 2) -> (..., Q)
-    return ((ab[..., None, :] - bins) ** 2).sum(-1)
+    # ab (..., 2) against bins (Q, 2) -> (..., Q), as |x|^2 - 2 x.c + |c|^2 (no (..., Q, 2) temporary)
+    d = (ab * ab).sum(-1, keepdim=True) - 2 * ab @ bins.T.to(ab.dtype) + (bins * bins).sum(-1).to(ab.dtype)
+    return d.clamp_min(0)
 
 
-def nearest_bin(ab: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
-    """Index of the nearest bin of each ab value; ``ab`` (N, 2, H, W) -> (N, H, W) int64."""
-    return _sq_dist(ab.movedim(1, -1), bins).argmin(-1)
+def nearest_bin(ab: torch.Tensor, bins: torch.Tensor, *, chunk: int = 65536) -> torch.Tensor:
+    """Index of the nearest bin of each ab value; ``ab`` (N, 2, H, W) -> (N, H, W) int64
+    (``chunk`` pixels at a time, so a batch of photos does not hold a (pixels, Q) matrix)."""
+    flat = ab.movedim(1, -1).reshape(-1, 2)
+    out = torch.cat([_sq_dist(part, bins).argmin(-1) for part in flat.split(chunk)])
+    return out.reshape(ab.shape[0], *ab.shape[2:])
 
 
 def soft_encode(
