@@ -54,6 +54,7 @@ def upstream_module(name: str, **objects: object) -> Iterator[types.ModuleType]:
                 sys.modules[n] = m
 
 
+@functools.cache
 def weights(arch: str) -> dict[str, torch.Tensor]:
     """A seeded, randomly initialised zoo backbone's state dict (torchvision's keys)."""
     torch.manual_seed(sum(map(ord, arch)))
@@ -212,7 +213,7 @@ def write_mmengine(path: Path, state_dict: dict[str, torch.Tensor]) -> Path:
         return save(path, mmengine_checkpoint(state_dict))
 
 
-def densecl_state_dict(arch: str = "resnet50") -> dict[str, torch.Tensor]:
+def densecl_state_dict(arch: str = "resnet18") -> dict[str, torch.Tensor]:
     """mmselfsup/mmpretrain DenseCL: backbone, neck (DenseCLNeck), head, encoder_k (mmengine's
     ExponentialMovingAverage: module.* and steps), queue/queue_ptr, queue2/queue2_ptr, and the
     data_preprocessor's mean/std buffers."""
@@ -235,8 +236,8 @@ def test_mmengine_checkpoint_with_history_buffers(tmp_path: Path) -> None:
     path = write_mmengine(tmp_path / "epoch_200.pth", densecl_state_dict())
     assert "mmengine.logging.history_buffer.HistoryBuffer" in globals_of(path)
     assert "mmengine.logging.history_buffer" not in sys.modules
-    result = convert_checkpoint(path, "mmselfsup", "resnet50")
-    assert_backbone(result.state_dict, "resnet50")
+    result = convert_checkpoint(path, "mmselfsup", "resnet18")
+    assert_backbone(result.state_dict, "resnet18")
     assert detect_format(path) == "mmselfsup"
 
 
@@ -271,7 +272,7 @@ def test_mmselfsup_extracted_backbone(tmp_path: Path) -> None:
         if key.startswith("backbone"):
             output["state_dict"][key[9:]] = value
     path = save(tmp_path / "densecl_backbone.pth", output)
-    assert_backbone(convert_checkpoint(path, "mmselfsup", "resnet50").state_dict, "resnet50")
+    assert_backbone(convert_checkpoint(path, "mmselfsup", "resnet18").state_dict, "resnet18")
     assert detect_format(path) == "torchvision"  # the layout is torchvision's own
 
 
@@ -406,3 +407,258 @@ def test_corrupted_torch_file_message_is_one_plain_line(tmp_path: Path) -> None:
     with pytest.raises(WeightsError, match="corrupted or truncated") as err:
         get_converter("torchvision").read(tmp_path / "cut.pth")
     assert "\n" not in str(err.value)
+
+
+# --------------------------------------------------------------------------------------------
+# lightly: MoCo's key_* copies, and lightly's own CIFAR ResNet (ResNetGenerator)
+# --------------------------------------------------------------------------------------------
+
+
+class LightlyBasicBlock(torch.nn.Module):
+    """lightly/models/resnet.py BasicBlock (num_splits=0: plain BatchNorm2d)."""
+
+    expansion = 1
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(in_planes, planes, kernel_size=3, stride=stride, padding=1, bias=False)
+        self.bn1 = torch.nn.BatchNorm2d(planes)
+        self.conv2 = torch.nn.Conv2d(planes, planes, kernel_size=3, stride=1, padding=1, bias=False)
+        self.bn2 = torch.nn.BatchNorm2d(planes)
+        self.shortcut = torch.nn.Sequential()
+        if stride != 1 or in_planes != planes:
+            self.shortcut = torch.nn.Sequential(
+                torch.nn.Conv2d(in_planes, planes, kernel_size=1, stride=stride, bias=False),
+                torch.nn.BatchNorm2d(planes),
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out += self.shortcut(x)
+        return torch.relu(out)
+
+
+class LightlyResNet(torch.nn.Module):
+    """lightly/models/resnet.py ResNet as ``ResNetGenerator("resnet-18")`` builds it."""
+
+    def __init__(self, layers=(2, 2, 2, 2), num_classes: int = 10) -> None:
+        super().__init__()
+        self.in_planes = 64
+        self.conv1 = torch.nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+        self.bn1 = torch.nn.BatchNorm2d(64)
+        self.layer1 = self._make_layer(64, layers[0], 1)
+        self.layer2 = self._make_layer(128, layers[1], 2)
+        self.layer3 = self._make_layer(256, layers[2], 2)
+        self.layer4 = self._make_layer(512, layers[3], 2)
+        self.linear = torch.nn.Linear(512, num_classes)
+
+    def _make_layer(self, planes: int, n: int, stride: int) -> torch.nn.Sequential:
+        blocks = []
+        for s in [stride] + [1] * (n - 1):
+            blocks.append(LightlyBasicBlock(self.in_planes, planes, s))
+            self.in_planes = planes
+        return torch.nn.Sequential(*blocks)
+
+
+def cifar_images(n: int = 4) -> torch.Tensor:
+    from zoo.images import open_image, to_tensor
+
+    root = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10" / "test"
+    files = [sorted(d.iterdir())[0] for d in sorted(root.iterdir())[:n]]
+    x = torch.stack([to_tensor(open_image(f)) for f in files])
+    mean = torch.tensor([0.4914, 0.4822, 0.4465]).view(1, 3, 1, 1)
+    return (x - mean) / torch.tensor([0.247, 0.243, 0.261]).view(1, 3, 1, 1)
+
+
+def _randomise_bn(module: torch.nn.Module) -> None:
+    """Non-trivial BatchNorm statistics and affine, so a missing ReLU would show."""
+    for m in module.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 1.5)
+            torch.nn.init.uniform_(m.weight, 0.5, 1.5)
+            torch.nn.init.uniform_(m.bias, -0.5, 0.5)
+
+
+def test_lightly_cifar_resnet_generator(tmp_path: Path) -> None:
+    """cifar10_benchmark.py: ``resnet = ResNetGenerator("resnet-18")``, ``self.backbone =
+    nn.Sequential(*list(resnet.children())[:-1], nn.AdaptiveAvgPool2d(1))``; MoCo's momentum
+    copies are ``backbone_momentum``/``projection_head_momentum``."""
+    torch.manual_seed(0)
+    resnet = LightlyResNet()
+    _randomise_bn(resnet)
+    backbone = torch.nn.Sequential(*list(resnet.children())[:-1], torch.nn.AdaptiveAvgPool2d(1)).eval()
+    head = torch.nn.Sequential(torch.nn.Linear(512, 512), torch.nn.ReLU(), torch.nn.Linear(512, 128))
+    sd = prefixed("backbone.", backbone.state_dict()) | prefixed("projection_head.", head.state_dict())
+    sd |= prefixed("backbone_momentum.", backbone.state_dict()) | prefixed(
+        "projection_head_momentum.", head.state_dict()
+    )
+    sd |= {
+        "criterion.memory_bank.bank": torch.zeros(128, 4096),
+        "criterion.memory_bank.bank_ptr": torch.zeros(1),
+    }
+    path = save(tmp_path / "moco.ckpt", {"epoch": 799, "global_step": 1, "state_dict": sd})
+    result = convert_checkpoint(path, "lightly")
+    assert result.arch == "resnet18_cifar_lightly"
+    x = cifar_images()
+    model = zoo.create_model("resnet18_cifar_lightly").backbone
+    model.load_state_dict(result.state_dict)
+    with torch.inference_mode():
+        want = backbone(x).flatten(1)
+        assert_close(model.eval()(x), want)
+        # zoo's plain CIFAR ResNet-18 (a stem ReLU) would compute something else: refused.
+        other = zoo.create_model("resnet18_cifar").backbone
+        other.load_state_dict(result.state_dict)
+        assert ((other.eval()(x) - want).norm() / want.norm()) > 0.01
+    with pytest.raises(ConversionError, match=r"no ReLU after the stem.*not 'resnet18_cifar'"):
+        convert_checkpoint(path, "lightly", "resnet18_cifar")
+
+
+def assert_close(got: torch.Tensor, want: torch.Tensor) -> None:
+    err = (got - want).abs().max().item()
+    assert err <= 1e-5 * want.abs().max().item(), err
+
+
+def test_lightly_moco_key_copies(tmp_path: Path) -> None:
+    """benchmarks/imagenet/resnet50/mocov2.py: backbone (torchvision ResNet, fc dropped by the
+    Sequential), projection_head, key_backbone, key_projection_head, criterion, online_classifier."""
+    b = weights("resnet18")
+    index = {"conv1": "0", "bn1": "1", "layer1": "4", "layer2": "5", "layer3": "6", "layer4": "7"}
+    seq = {index[k.split(".", 1)[0]] + "." + k.split(".", 1)[1]: v for k, v in b.items()}
+    head = {
+        "layers.0.weight": torch.zeros(16, 512),
+        "layers.0.bias": torch.zeros(16),
+        "layers.2.weight": torch.zeros(8, 16),
+    }
+    sd = prefixed("backbone.", seq) | prefixed("projection_head.", head)
+    sd |= prefixed("key_backbone.", seq) | prefixed("key_projection_head.", head)
+    sd |= {"online_classifier.classification_head.weight": torch.zeros(1000, 512)}
+    path = save(tmp_path / "mocov2.ckpt", {"epoch": 99, "state_dict": sd})
+    assert detect_format(path) == "lightly"
+    assert_backbone(convert_checkpoint(path, "lightly", "resnet18").state_dict, "resnet18")
+
+
+# --------------------------------------------------------------------------------------------
+# solo-learn DeepCluster-v2's memory bank; VISSL's ClassyVision conversion output
+# --------------------------------------------------------------------------------------------
+
+
+def test_solo_learn_deepcluster_v2_memory_bank(tmp_path: Path) -> None:
+    """deepclusterv2.py registers local_memory_index / local_memory_embeddings buffers; its
+    prototypes are a ModuleList of Linear layers."""
+    sd = prefixed("backbone.", weights("resnet18"))
+    sd |= {"projector.0.weight": torch.zeros(16, 512), "projector.0.bias": torch.zeros(16)}
+    sd |= {f"prototypes.{i}.weight": torch.zeros(30, 16) for i in range(3)}
+    sd |= {
+        "local_memory_index": torch.zeros(64, dtype=torch.long),
+        "local_memory_embeddings": torch.zeros(2, 64, 16),
+    }
+    sd |= {"classifier.weight": torch.zeros(10, 512), "classifier.bias": torch.zeros(10)}
+    path = save(
+        tmp_path / "deepclusterv2.ckpt",
+        {"epoch": 399, "state_dict": sd, "pytorch-lightning_version": "2.0.2"},
+    )
+    assert detect_format(path) == "solo-learn"
+    assert_backbone(convert_checkpoint(path, "solo-learn", "resnet18").state_dict, "resnet18")
+
+
+def test_vissl_classy_vision_conversion_output(tmp_path: Path) -> None:
+    """extra_scripts/convert_classy_vision_to_vissl_resnet.py: ``{"model_state_dict": trunk}``
+    with the trunk's ``_feature_blocks.*`` keys."""
+    trunk = prefixed("_feature_blocks.", weights("resnet18"))
+    path = save(tmp_path / "converted_vissl.torch", {"model_state_dict": trunk})
+    assert detect_format(path) == "vissl"
+    assert_backbone(convert_checkpoint(path, "vissl", "resnet18").state_dict, "resnet18")
+
+
+# --------------------------------------------------------------------------------------------
+# MoCo v3's ViT-S after its own convert_to_deit.py: 12 heads, timm's shapes
+# --------------------------------------------------------------------------------------------
+
+
+def mocov3_vit_small() -> torch.nn.Module:
+    """moco-v3 vits.py ``vit_small``: timm's VisionTransformer with 12 heads, LayerNorm eps 1e-6
+    and a fixed 2-D sin-cos position embedding (``build_2d_sincos_position_embedding``, copied)."""
+    import timm
+
+    torch.manual_seed(3)
+    model = timm.create_model("vit_small_patch16_224", num_heads=12, num_classes=0)
+    h, w = model.patch_embed.grid_size
+    grid_w, grid_h = torch.meshgrid(
+        torch.arange(w, dtype=torch.float32), torch.arange(h, dtype=torch.float32), indexing="ij"
+    )
+    pos_dim = model.embed_dim // 4
+    omega = 1.0 / (10000.0 ** (torch.arange(pos_dim, dtype=torch.float32) / pos_dim))
+    out_w = torch.einsum("m,d->md", [grid_w.flatten(), omega])
+    out_h = torch.einsum("m,d->md", [grid_h.flatten(), omega])
+    pos_emb = torch.cat([torch.sin(out_w), torch.cos(out_w), torch.sin(out_h), torch.cos(out_h)], dim=1)[None]
+    model.pos_embed = torch.nn.Parameter(torch.cat([torch.zeros(1, 1, model.embed_dim), pos_emb], dim=1))
+    return model.eval()
+
+
+def convert_to_deit(checkpoint: dict) -> dict:
+    """moco-v3 convert_to_deit.py, as written."""
+    state_dict = checkpoint["state_dict"]
+    for k in list(state_dict.keys()):
+        if k.startswith("module.base_encoder") and not k.startswith("module.base_encoder.head"):
+            state_dict[k[len("module.base_encoder.") :]] = state_dict[k]
+        del state_dict[k]
+    return {"model": state_dict}
+
+
+def test_mocov3_vit_small_after_convert_to_deit(tmp_path: Path, capsys) -> None:
+    from zoo.cli import main
+
+    model = mocov3_vit_small()
+    base = model.state_dict() | {"head.0.weight": torch.zeros(16, 384), "head.1.weight": torch.ones(16)}
+    sd = prefixed("module.base_encoder.", base) | prefixed("module.momentum_encoder.", base)
+    sd |= {"module.predictor.0.weight": torch.zeros(16, 16)}
+    path = save(
+        tmp_path / "vit-s-deit.pth", convert_to_deit({"epoch": 300, "arch": "vit_small", "state_dict": sd})
+    )
+    result = convert_checkpoint(path)  # auto: timm's layout, MoCo v3's position embedding
+    assert (result.format, result.arch) == ("timm", "vit_small_patch16_224_mocov3")
+    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    encoder = zoo.create_model("vit_small_patch16_224_mocov3").backbone
+    encoder.load_state_dict(result.state_dict)
+    with torch.inference_mode():
+        assert_close(encoder.eval()(x), model(x))
+    with pytest.raises(ConversionError, match="12 attention heads: use --arch vit_small_patch16_224_mocov3"):
+        convert_checkpoint(path, "timm", "vit_small_patch16_224")
+    with pytest.raises(ConversionError, match="MoCo v3's fixed sin-cos"):
+        convert_checkpoint(path, "dino", "vit_small_patch16_224")
+    out = tmp_path / "converted"
+    args = [
+        "convert",
+        str(path),
+        "--from",
+        "timm",
+        "--arch",
+        "vit_small_patch16_224_mocov3",
+        "--out",
+        str(out),
+    ]
+    assert main(args) == 0
+    assert zoo.load(out).backbone.blocks[0].attn.num_heads == 12
+
+
+def test_learned_position_embedding_is_not_mocov3(tmp_path: Path) -> None:
+    """A DINO/DeiT/timm ViT-S (6 heads, learned position embedding) is never given 12 heads."""
+    import timm
+
+    torch.manual_seed(4)
+    sd = timm.create_model("vit_small_patch16_224", num_classes=0).state_dict()
+    path = save(tmp_path / "dino_deitsmall16_pretrain.pth", sd)
+    assert convert_checkpoint(path).arch == "vit_small_patch16_224"
+    with pytest.raises(ConversionError, match="this checkpoint's is learned"):
+        convert_checkpoint(path, "timm", "vit_small_patch16_224_mocov3")
+
+
+def test_dino_folders_get_dinos_bicubic_preprocessing(tmp_path: Path) -> None:
+    from zoo.convert import convert_to_folder
+
+    path = save(tmp_path / "dino_resnet50_pretrain.pth", weights("resnet50"))  # dino-r50's arch
+    enc = zoo.load(convert_to_folder(path, tmp_path / "dino", "dino"))
+    assert enc.preprocess == zoo.model_info("dino-r50").preprocess
+    assert enc.preprocess.interpolation == "bicubic"

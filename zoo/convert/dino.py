@@ -30,9 +30,14 @@ from zoo.convert import (
     strip_prefix,
     unwrap_state_dict,
 )
+from zoo.convert.timm import is_mocov3_vit
 from zoo.convert.torchvision import ARCHS as RESNETS
+from zoo.errors import ConversionError
+from zoo.registry import Preprocess
 
 ARCHS = (*RESNETS, *(a for a in archs_of("vit") if not a.endswith("_mocov3")))
+#: DINO evaluates with a bicubic resize to 256 and a 224 centre crop (eval_linear.py, eval_knn.py).
+PREPROCESS = Preprocess(input_size=224, resize_size=256, interpolation="bicubic")
 
 
 def unwrap(obj: object, source: str) -> StateDict:
@@ -59,6 +64,11 @@ def convert(state_dict: Mapping[str, torch.Tensor], arch: str) -> StateDict:
         mapped, leftovers = strip_prefix(state_dict, f"{p}backbone.", (f"{p}head",))
     else:
         mapped, leftovers = strip_prefix(state_dict, "")
+    if is_mocov3_vit(mapped):
+        raise ConversionError(
+            "dino: this ViT has MoCo v3's fixed sin-cos position embedding, not DINO's learned one:"
+            " convert it with --from moco-v3 or --from timm"
+        )
     return check_complete(mapped, leftovers, "dino", arch)
 
 
@@ -72,5 +82,6 @@ CONVERTER = register_converter(
         unwrap=unwrap,
         safe_globals=(argparse.Namespace,),
         method="dino",
+        preprocess=PREPROCESS,
     )
 )
