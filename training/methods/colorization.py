@@ -42,7 +42,7 @@ from zoo.training.pretext import PretextSizeError
 from zoo.training.pretext.color import (
     ab_bins,
     lightness_gray,
-    nearest_bin,
+    quantize,
     rebalance_weights,
     rgb_to_lab,
     soft_encode,
@@ -73,15 +73,15 @@ class ColorizationConfig(MethodConfig):
 class _ABHistogram(nn.Module):
     """The epoch pass's "encoder": normalised images -> per-image pixel counts per ab bin."""
 
-    def __init__(self, bins: torch.Tensor, mean, std) -> None:
+    def __init__(self, bins: torch.Tensor, grid: int, mean, std) -> None:
         super().__init__()
         self.register_buffer("bins", bins, persistent=False)
-        self.mean, self.std = mean, std
+        self.grid, self.mean, self.std = grid, mean, std
 
     @full_precision
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         ab = rgb_to_lab(denormalize(x, self.mean, self.std))[:, 1:]
-        q = nearest_bin(ab, self.bins)  # (N, H, W)
+        q = quantize(ab, self.bins, self.grid)  # (N, H, W)
         counts = torch.zeros(len(x), len(self.bins), device=x.device)
         return counts.scatter_add_(1, q.flatten(1), torch.ones_like(q.flatten(1), dtype=counts.dtype))
 
@@ -116,7 +116,7 @@ class Colorization(Method):
         return not bool(self.weights_ready)
 
     def epoch_encoder(self) -> nn.Module:
-        return _ABHistogram(self.bins, self.mean, self.std)
+        return _ABHistogram(self.bins, self.config.grid, self.mean, self.std)
 
     def on_epoch_start(self, epoch: int, features: torch.Tensor) -> None:
         self.set_prior(features.double().sum(0))

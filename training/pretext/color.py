@@ -61,6 +61,20 @@ def nearest_bin(ab: torch.Tensor, bins: torch.Tensor, *, chunk: int = 65536) -> 
     return out.reshape(ab.shape[0], *ab.shape[2:])
 
 
+def quantize(ab: torch.Tensor, bins: torch.Tensor, grid: int = 10) -> torch.Tensor:
+    """:func:`nearest_bin` for bins on a ``grid``-unit lattice, by table look-up: a pixel's
+    lattice cell is its nearest lattice point, so when that cell is a bin it is the nearest
+    bin (exact); cells outside the gamut map to the bin nearest to their centre (what sRGB
+    rounding reaches there is a sliver). ~50x faster: the epoch pass's ab histogram."""
+    cells = torch.round(bins / grid).long()
+    r = int(cells.abs().max()) + 2
+    axis = torch.arange(-r, r + 1, dtype=bins.dtype) * grid
+    centres = torch.stack(torch.meshgrid(axis, axis, indexing="ij"), -1).reshape(-1, 2)
+    table = _sq_dist(centres, bins).argmin(-1).reshape(2 * r + 1, 2 * r + 1).to(ab.device)
+    idx = torch.round(ab.float() / grid).long().clamp_(-r, r) + r  # (N, 2, H, W)
+    return table[idx[:, 0], idx[:, 1]]
+
+
 def soft_encode(
     ab: torch.Tensor, bins: torch.Tensor, *, neighbours: int = 5, sigma: float = 5.0
 ) -> torch.Tensor:
@@ -73,12 +87,14 @@ def soft_encode(
     return target.movedim(-1, 1)
 
 
-def ab_histogram(images: torch.Tensor, bins: torch.Tensor, *, batch_size: int = 2048) -> torch.Tensor:
+def ab_histogram(
+    images: torch.Tensor, bins: torch.Tensor, *, grid: int = 10, batch_size: int = 2048
+) -> torch.Tensor:
     """Counts (Q,) of the pixels of uint8 RGB ``images`` (N, 3, H, W) nearest to each bin."""
     counts = torch.zeros(len(bins), dtype=torch.float64)
     for start in range(0, len(images), batch_size):
         x = torch.as_tensor(images[start : start + batch_size]).float() / 255
-        q = nearest_bin(rgb_to_lab(x)[:, 1:], bins)
+        q = quantize(rgb_to_lab(x)[:, 1:], bins, grid)
         counts += torch.bincount(q.flatten(), minlength=len(bins)).double()
     return counts
 
