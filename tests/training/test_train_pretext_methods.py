@@ -440,7 +440,7 @@ def test_rotnet_block_probe_after_a_short_run(tmp_path: Path, cifar_root: Path) 
         tmp_path, cifar_root, "rotnet", **SHORT_RUNS["rotnet"], train={"epochs": 4, "batch_size": 128}
     )
     print(f"rotnet: kNN top-1 random init {random_top1:.2f}% -> {top1:.2f}%")
-    from zoo.training.data import evaluation_batches, load_split, subset_per_class
+    from zoo.training.data import evaluation_batches, load_split
 
     trainer_recipe = recipe_from_dict(pretext_recipe(tmp_path / "rotnet", cifar_root, "rotnet"))
     method = get_method("rotnet")(
@@ -450,12 +450,9 @@ def test_rotnet_block_probe_after_a_short_run(tmp_path: Path, cifar_root: Path) 
     method.load_state_dict(state)
     out = {}
     for split, n in (("train", 200), ("test", 100)):
-        imgs, labels, _ = load_split(cifar_root / split, 32)
-        idx = subset_per_class(labels, n * 10)
-        x = torch.cat(
-            list(evaluation_batches(imgs, 32, images.IMAGENET_MEAN, images.IMAGENET_STD, indices=idx))
-        )
-        out[split] = (x, labels[idx].numpy())
+        imgs, labels, _ = load_split(cifar_root / split, 32, limit_per_class=n)
+        x = torch.cat(list(evaluation_batches(imgs, 32, images.IMAGENET_MEAN, images.IMAGENET_STD)))
+        out[split] = (x, labels.numpy())
     res = probe_blocks(method.backbone, *out["train"], *out["test"], num_classes=10)
     print("rotnet linear probe by block:", res)
     assert max(res, key=res.get) != "stem"
