@@ -126,7 +126,8 @@ def retrieve_tab(page: Page) -> dict[str, Any]:
             [(store().gallery_thumbnail(path), caption) for path, caption in picks],
             label="Examples from the gallery: click one to search with it",
             columns=8,  # small thumbnails, whatever the number of classes
-            height="auto",
+            fit_columns=False,
+            height=40 + 150 * -(-len(picks) // 8),  # its rows of thumbnails, no empty space
             object_fit="cover",
             allow_preview=False,
             elem_id="retrieve-examples",
