@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -218,18 +219,26 @@ def test_state_dict_for_another_architecture(tmp_path: Path) -> None:
         zoo.load(path)
 
 
-def test_checkpoint_with_code_is_refused(tmp_path: Path) -> None:
-    """weights_only=True: a pickle that would construct arbitrary objects is not executed."""
-    import argparse
+class _RunsCode:
+    """Unpickling this calls os.system: what a hostile checkpoint carries."""
 
-    path = tmp_path / "evil.pth"
-    # DINO-style: an argparse.Namespace pickled beside the weights is not on the allow-list.
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_checkpoint_with_code_is_refused(tmp_path: Path) -> None:
+    """A pickle that names a function to call is refused, naming the global; nothing runs."""
+    path, marker = tmp_path / "evil.pth", tmp_path / "ran"
     torch.save(
-        {"state_dict": zoo.create_model("resnet18").backbone.state_dict(), "args": argparse.Namespace(lr=1)},
-        path,
+        {"state_dict": zoo.create_model("resnet18").backbone.state_dict(), "x": _RunsCode(marker)}, path
     )
-    with pytest.raises(zoo.WeightsError, match="refused to unpickle"):
+    with pytest.raises(zoo.WeightsError, match=r"refused to unpickle .*system") as info:
         zoo.load(path, arch="resnet18")
+    assert "\n" not in str(info.value) and "\x1b" not in str(info.value)
+    assert not marker.exists()
 
 
 def test_missing_paths_and_bad_ids(tmp_path: Path) -> None:
