@@ -1,0 +1,53 @@
+"""zoo.training.progress: a run's kNN against epochs and CPU-hours, next to a reference."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from zoo.training.progress import REFERENCES, main, read_progress, reference_at
+
+
+def _run(tmp_path: Path, *, cpu_column: bool = True) -> Path:
+    run = tmp_path / "run"
+    run.mkdir()
+    cpu = ",cpu_s" if cpu_column else ""
+    rows = [f"step,epoch,lr,loss,views_per_s{cpu}"]
+    for step in range(20, 401, 20):  # 2 epochs of 200 steps, 36 CPU-seconds per logged row
+        rows.append(f"{step},{(step - 1) // 200},0.1,5.0,600{',36' if cpu_column else ''}")
+    (run / "metrics.csv").write_text("\n".join(rows) + "\n")
+    (run / "knn.csv").write_text(
+        "step,epoch,top1,k,temperature,train_images,test_images\n"
+        "200,1,40.5,200,0.1,10000,10000\n400,2,45.0,200,0.1,10000,10000\n"
+    )
+    return run
+
+
+def test_cpu_hours_add_up_the_rows_up_to_each_knn_point(tmp_path: Path) -> None:
+    points = read_progress(_run(tmp_path))
+    assert [(p.epoch, p.top1) for p in points] == [(1, 40.5), (2, 45.0)]
+    assert points[0].cpu_hours == pytest.approx(10 * 36 / 3600)
+    assert points[1].cpu_hours == pytest.approx(20 * 36 / 3600)
+
+
+def test_reference_is_interpolated_between_its_published_points() -> None:
+    demo = REFERENCES["moco-cifar10-demo"]
+    assert reference_at(demo, 20) == pytest.approx(61.38)
+    assert reference_at(demo, 35) == pytest.approx((67.05 + 71.32) / 2)
+    assert reference_at(demo, 250) is None
+
+
+def test_cli_writes_the_figure_and_json_and_refuses_runs_without_cpu_time(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = _run(tmp_path)
+    assert main([str(run), "--out", str(tmp_path / "c.png"), "--json", str(tmp_path / "p.json")]) == 0
+    assert (tmp_path / "c.png").stat().st_size > 10_000
+    assert '"top1": 45.0' in (tmp_path / "p.json").read_text()
+    old = tmp_path / "old"
+    old.mkdir()
+    _run(old, cpu_column=False)
+    with pytest.raises(SystemExit) as e:
+        main([str(old / "run")])
+    assert e.value.code == 2
+    assert "no cpu_s column" in capsys.readouterr().err
