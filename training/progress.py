@@ -2,6 +2,7 @@
 
     python -m zoo.training.progress runs/flagship/moco_v2_r18q_cifar10 \
         [--reference moco-cifar10-demo] [--out curve.png] [--json progress.json]
+    python -m zoo.training.progress --compare A.knn.csv B.knn.csv ... --out curves.png
 
 A long CPU run (the flagship encoders) is judged by how its kNN curve compares with what the
 published set-ups reach at the same epoch, and by what it costs: the CPU-hours are the sum of
@@ -110,15 +111,52 @@ def plot(points: list[Point], reference: Reference | None, out: Path, title: str
     tmp.replace(out)
 
 
+def plot_compare(curves: list[Path], out: Path) -> None:
+    """kNN against epoch of several runs (their ``knn.csv`` files), labelled by file name."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for path in curves:
+        if not path.is_file():
+            raise ZooError(f"{path} does not exist")
+        rows = read_csv(path)
+        label = path.name.removesuffix(".csv").removesuffix(".knn")
+        ax.plot([int(r["epoch"]) for r in rows], [float(r["top1"]) for r in rows], "o-", label=label)
+    ax.set(xlabel="epoch", ylabel="online kNN top-1 (%), k=200, T=0.1")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m zoo.training.progress", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("run", type=Path, help="a run's out_dir (with knn.csv and metrics.csv)")
+    parser.add_argument("run", type=Path, nargs="?", help="a run's out_dir (with knn.csv and metrics.csv)")
+    parser.add_argument("--compare", type=Path, nargs="+", metavar="KNN_CSV", help="plot these curves")
     parser.add_argument("--reference", choices=sorted(REFERENCES), default="moco-cifar10-demo")
     parser.add_argument("--out", type=Path, help="write the two-panel figure here (PNG)")
     parser.add_argument("--json", type=Path, help="write the points and the reference here")
     args = parser.parse_args(argv)
+    if args.compare:
+        if not args.out:
+            parser.error("--compare needs --out")
+        try:
+            plot_compare(args.compare, args.out)
+        except ZooError as e:
+            parser.exit(2, f"zoo: error: {e}\n")
+        print(f"wrote {args.out}")
+        return 0
+    if args.run is None:
+        parser.error("give a run's out_dir, or --compare")
     try:
         points = read_progress(args.run)
     except ZooError as e:

@@ -51,3 +51,12 @@ def test_cli_writes_the_figure_and_json_and_refuses_runs_without_cpu_time(
         main([str(old / "run")])
     assert e.value.code == 2
     assert "no cpu_s column" in capsys.readouterr().err
+
+
+def test_compare_plots_several_knn_curves(tmp_path: Path) -> None:
+    run = _run(tmp_path)
+    before = tmp_path / "swav-before.knn.csv"
+    before.write_text((run / "knn.csv").read_text().replace("40.5", "30.8"))
+    out = tmp_path / "cmp.png"
+    assert main(["--compare", str(before), str(run / "knn.csv"), "--out", str(out)]) == 0
+    assert out.stat().st_size > 10_000
