@@ -5,7 +5,9 @@ on uploaded images, over a persistent gallery index (:mod:`zoo.index`).
 
 Modules: :mod:`~zoo.app.config` (settings and limits), :mod:`~zoo.app.gallery` (the gallery
 and its index per model), :mod:`~zoo.app.models` (loaded encoders), :mod:`~zoo.app.uploads`
-(decoding uploads, readable errors), :mod:`~zoo.app.retrieve` and :mod:`~zoo.app.cluster`
+(decoding uploads, readable errors), :mod:`~zoo.app.errors` (what a visitor sees of a failure,
+what the log records), :mod:`~zoo.app.labels` (class names shown for gallery folders),
+:mod:`~zoo.app.retrieve` and :mod:`~zoo.app.cluster`
 (the tabs' logic), :mod:`~zoo.app.thumbs`, :mod:`~zoo.app.ui` (the page and its API
 endpoints), :mod:`~zoo.app.server` (:func:`launch`). Needs ``pip install 'zoo-ssl[app]'``.
 """

@@ -587,7 +587,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="model to offer and select first (repeatable; names, zoo folders or files);"
         " registered models are always offered",
     )
-    p.add_argument("--gallery", help="folder of images or index file (default: bundled samples)")
+    p.add_argument(
+        "--gallery",
+        help="folder of images (ImageFolder: one sub-folder per class; a classes.txt there names them)"
+        " or index file (default: the labelled gallery bundled with zoo)",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--backend", default="auto", choices=backends)
