@@ -42,7 +42,13 @@ from zoo.training.augment import (
     multicrop_views,
     simclr_views,
 )
-from zoo.training.checkpoint import CHECKPOINT_NAME, Progress, load_checkpoint, save_checkpoint
+from zoo.training.checkpoint import (
+    CHECKPOINT_NAME,
+    Progress,
+    load_checkpoint,
+    resume_note,
+    save_checkpoint,
+)
 from zoo.training.data import (
     EpochBatches,
     LazyImages,
@@ -268,6 +274,9 @@ class Trainer:
         ckpt_path = self.out_dir / CHECKPOINT_NAME
         recipe_dict = r.to_dict()
         progress = Progress()
+        note = resume_note(self.out_dir, self.resume)
+        if note:  # `--resume` is "continue if there is something to continue": say which it was
+            self.log(note)
         if self.resume and ckpt_path.is_file():
             progress = load_checkpoint(
                 ckpt_path, model=self.method, optimizer=self.optimizer, scaler=self.scaler, recipe=recipe_dict

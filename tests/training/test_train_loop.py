@@ -223,3 +223,12 @@ def test_compiled_training_runs_and_exports(tmp_path: Path, cifar_root: Path) ->
     result = Trainer(recipe).fit()
     losses = [float(r["loss"]) for r in read_csv(tmp_path / "run" / "metrics.csv")]
     assert result.finished and len(losses) == 10 and all(map(torch.isfinite, torch.tensor(losses)))
+
+
+def test_resume_with_no_checkpoint_says_so_and_starts(
+    tmp_path: Path, cifar_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recipe = recipe_from_dict(tiny_recipe(tmp_path / "run", cifar_root, "simclr", train__max_steps=1))
+    Trainer(recipe, resume=True).fit()
+    assert "--resume: no checkpoint at" in capsys.readouterr().err
+    assert (tmp_path / "run" / CHECKPOINT_NAME).is_file()
