@@ -115,22 +115,23 @@ class _Reporting:
     """An encoder that embeds in small steps and reports each to ``report``: the index build
     embeds hundreds of images per call, so a small gallery would otherwise jump from 0 to done."""
 
-    STEP = 16
-
     def __init__(self, encoder: zoo.Encoder, total: int, report: Callable[..., Any]):
         self._encoder, self._total, self._report, self._done = encoder, max(total, 1), report, 0
+        # About 50 steps: a smooth bar, and batches still large enough on a big gallery.
+        self._step = max(16, min(256, total // 50))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._encoder, name)
 
     def embed(self, images: list, **kwargs: Any) -> np.ndarray:
         parts = []
-        for start in range(0, len(images), self.STEP):
+        for start in range(0, len(images), self._step):
             self._report(
                 min(self._done / self._total, 1.0),
                 desc=f"indexing the gallery for {self._encoder.name}: {self._done}/{self._total} images",
             )
-            parts.append(self._encoder.embed(images[start : start + self.STEP], **kwargs))
-            self._done += len(images[start : start + self.STEP])
+            batch = images[start : start + self._step]
+            parts.append(self._encoder.embed(batch, **kwargs))
+            self._done += len(batch)
         self._report(min(self._done / self._total, 1.0), desc=f"indexed {self._done} images")
         return np.concatenate(parts) if parts else np.zeros((0, self._encoder.embed_dim), np.float32)
