@@ -243,3 +243,28 @@ def test_model_card_tab(page, screenshots: Path) -> None:
     page.get_by_role("tab", name="Model card").click()
     page.locator("#card").get_by_text("EfficientNet").first.wait_for()
     page.screenshot(path=screenshots / "9-model-card.png", full_page=True)
+
+
+def test_bundled_gallery_out_of_the_box(browser, screenshots: Path) -> None:
+    """`zoo serve` with no gallery: the bundled one, its classes as thumbnails; one click retrieves
+    the other images of that class."""
+    with running_app(None) as url:
+        page = browser.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        try:
+            page.goto(url)
+            assert (
+                "the gallery bundled with zoo: 19 images of 5 classes" in page.locator("#header").inner_text()
+            )
+            examples = page.locator("#retrieve-examples")
+            examples.locator("img").first.wait_for()
+            assert examples.locator("img").count() == 5
+            examples.get_by_text("gravel").click()
+            page.locator("#retrieve-gallery img").nth(5).wait_for()
+            assert "gravel" in page.locator("#retrieve-prediction").inner_text()
+            assert (
+                page.locator("#retrieve-gallery").inner_text().count("gravel") >= 4
+            )  # its 3 others + itself
+            page.screenshot(path=screenshots / "0-bundled-gallery.png", full_page=True)
+        finally:
+            page.close()
