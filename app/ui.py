@@ -35,6 +35,8 @@ __all__ = ["CONCURRENCY_GROUP", "Page", "create_app", "handler"]
 CONCURRENCY_GROUP = "embed"
 EXAMPLES = 12  # example thumbnails at most: one per class, else spread over the gallery
 MAX_COLUMNS = 11  # result rows wrap beyond a query and 10 neighbours
+# Galleries as tall as their rows: Gradio's "auto" height reserves 450 px, empty under one row.
+FIT = "fit-content"
 
 
 @dataclass
@@ -127,7 +129,7 @@ def retrieve_tab(page: Page) -> dict[str, Any]:
             label="Examples from the gallery: click one to search with it",
             columns=8,  # small thumbnails, whatever the number of classes
             fit_columns=False,
-            height=40 + 150 * -(-len(picks) // 8),  # its rows of thumbnails, no empty space
+            height=FIT,
             object_fit="cover",
             allow_preview=False,
             elem_id="retrieve-examples",
@@ -137,7 +139,7 @@ def retrieve_tab(page: Page) -> dict[str, Any]:
         neighbours = gr.Gallery(
             label="Each query, then its neighbours (cosine similarity · class)",
             columns=columns(5),
-            height="auto",
+            height=FIT,
             object_fit="contain",
             elem_id="retrieve-gallery",
         )
@@ -249,7 +251,7 @@ def compare_tab(page: Page) -> dict[str, Any]:
         compare_gallery = gr.Gallery(
             label="One row per model and query: the model, the query, then its neighbours",
             columns=columns(5) + 1,
-            height="auto",
+            height=FIT,
             object_fit="contain",
             elem_id="compare-gallery",
         )
