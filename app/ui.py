@@ -1,11 +1,11 @@
-"""The page: a model picker, the Retrieve / Cluster / Compare tabs and the model card.
+"""The page: a model picker, the Retrieve / Cluster / Compare tabs, the model card and the leaderboard.
 
 One function builds each tab (``retrieve_tab``, ``cluster_tab``, ...) from the shared
 :class:`Page` (the server's pool of models, its settings, and the page-wide model picker and
 k slider); a new tab is one more such function, called in :func:`create_app`.
 
 The buttons' events are also the named API endpoints (``/retrieve``, ``/cluster``,
-``/compare``, ``/card``) that ``gradio_client`` calls; every heavy event shares one
+``/compare``, ``/card``, ``/leaderboard``) that ``gradio_client`` calls; every heavy event shares one
 concurrency group, so at most ``AppConfig.concurrency`` requests embed at once, whichever tab
 they come from. Events are wrapped by :func:`zoo.app.errors.handler`: what a visitor did
 wrong is a clear message, what failed on the server is logged, never shown.
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
-from zoo.app import cluster, retrieve
+from zoo.app import cluster, leaderboard, retrieve
 from zoo.app.config import AppConfig
 from zoo.app.errors import handler
 from zoo.app.gallery import GallerySource
@@ -302,6 +302,7 @@ def create_app(config: AppConfig) -> gr.Blocks:
         cluster_tab(page)
         compared = compare_tab(page)
         card_tab(page)
+        leaderboard.leaderboard_tab(page)
 
         # Rows of the result galleries are a query and its k neighbours. UI only, so the
         # API's /retrieve and /compare return a plain list of images.

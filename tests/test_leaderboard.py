@@ -282,3 +282,16 @@ def test_app_leaderboard_sorts_by_a_column_in_a_browser(tab_server, tmp_path: Pa
             page.screenshot(path=tmp_path / "leaderboard.png", full_page=True)
         finally:
             browser.close()
+
+
+def test_the_demo_has_the_leaderboard_tab_and_endpoint() -> None:
+    """zoo serve's page (default gallery and model, offline) carries the tab and /leaderboard."""
+    pytest.importorskip("gradio")
+    from zoo.app import AppConfig
+    from zoo.app.leaderboard import table
+    from zoo.app.ui import create_app
+
+    demo = create_app(AppConfig())
+    blocks = {getattr(b, "elem_id", None): b for b in demo.blocks.values()}
+    assert "tab-leaderboard" in blocks and blocks["leaderboard"].value["data"] == table()[2]
+    assert "leaderboard" in {d.get("api_name") for d in demo.config["dependencies"]}
