@@ -15,6 +15,8 @@ from typing import Any
 from zoo.app.config import AppConfig
 from zoo.app.errors import user_error
 from zoo.app.models import ModelPool, Report
+from zoo.app.predict import cell as head_prediction
+from zoo.app.predict import classify
 from zoo.app.thumbs import label_tile, store, thumbnail
 from zoo.app.uploads import Upload, read_uploads
 
@@ -95,15 +97,24 @@ def retrieve(
     pool.check(model)
     uploads = read_uploads(files, limit=config.max_query_images)
     results = _search(pool, model, uploads.images, k, progress)
+    # A fine-tuned folder (zoo finetune) also has a trained head: its prediction goes beside the vote.
+    heads = classify(model, uploads.images, pool.backend)
+    for result, head in zip(results, heads or [], strict=False):
+        result["classifier"] = head
     items = [
         item
         for upload, result in zip(uploads.images, results, strict=True)
         for item in _row(pool, model, upload, result, f"query: {upload.name}")
     ]
-    lines = [f"| query | kNN prediction (k={k}) | nearest gallery image |", "|---|---|---|"]
+    head_column = " classifier prediction |" if heads else ""
+    lines = [f"| query | kNN prediction (k={k}) |{head_column} nearest gallery image |", "|---|---|---|"]
+    lines[1] += "---|" if heads else ""
     for r in results:
         top = r["neighbours"][0]
-        lines.append(f"| {r['name']} | {_prediction(r)} | {top['image']} ({top['similarity']:.3f}) |")
+        head_cell = f" {head_prediction(r['classifier'])} |" if heads else ""
+        lines.append(
+            f"| {r['name']} | {_prediction(r)} |{head_cell} {top['image']} ({top['similarity']:.3f}) |"
+        )
     payload = {
         "model": model,
         "k": k,

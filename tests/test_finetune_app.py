@@ -55,3 +55,31 @@ def test_classify_uploads_with_a_fine_tuned_folder(classifier: Path, cifar_subse
     zoo.load("simclr-r18q-cifar10").save(plain)
     assert classify(str(plain), uploads) is None
 
+
+def test_retrieve_tab_shows_the_heads_prediction_next_to_the_knn_vote(
+    classifier: Path, cifar_subset: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from zoo.app.config import AppConfig
+    from zoo.app.gallery import GallerySource
+    from zoo.app.models import ModelPool
+    from zoo.app.predict import cell, classify
+    from zoo.app.retrieve import retrieve
+    from zoo.app.uploads import Upload
+
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "home"))
+    model = str(classifier)
+    pool = ModelPool(GallerySource(cifar_subset / "train"), (model,), backend="torch")
+    files = [sorted((cifar_subset / "test" / c).iterdir())[1] for c in CLASSES[:2]]
+    _, table, payload = retrieve(pool, AppConfig(), [str(f) for f in files], model, 5)
+    heads = classify(model, [Upload(f.name, open_image(f)) for f in files], "torch")
+    assert [q["classifier"] for q in payload["queries"]] == heads
+    lines = table.splitlines()
+    assert "| classifier prediction |" in lines[0] and lines[1].count("|") == lines[0].count("|")
+    for line, head in zip(lines[2:], heads, strict=True):
+        assert f"| {cell(head)} |" in line and "of the vote" in line  # the kNN vote stays
+    # The kNN side retrieves with the folder's fine-tuned encoder.
+    assert pool.model(model).encoder.name == "simclr-r18q-cifar10-ft"
+    # A model without a head: the table is the kNN one alone.
+    plain = ModelPool(GallerySource(cifar_subset / "train"), ("simclr-r18q-cifar10",), backend="torch")
+    _, table, payload = retrieve(plain, AppConfig(), [str(files[0])], "simclr-r18q-cifar10", 5)
+    assert "classifier" not in table and "classifier" not in payload["queries"][0]
