@@ -520,7 +520,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="fine-tune an encoder on a labelled ImageFolder",
         description="Fine-tune an encoder (+ linear head) on DATA/train/<class>/<image> (or DATA/<class>/"
         "<image>), validating on DATA/val or DATA/test (else a held-out share of train). Writes a"
-        " classifier folder: config.json with class names, model.safetensors, a checked model.onnx,"
+        " classifier folder: config.json with class names, model.safetensors (the fine-tuned encoder,"
+        " so zoo.load(OUT) works), head.safetensors, a checked model.onnx,"
         " README.md with the accuracy and confusion matrix, metrics.csv, labels.txt. Settings of"
         " zoo.finetuning.FinetuneConfig as key=value (lr=, batch_size=, layer_decay=, encoder_lr_scale=,"
         " label_smoothing=, mixup=, patience=, seed=, threads=, val_fraction=, precision=...).",
