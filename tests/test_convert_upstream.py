@@ -662,3 +662,27 @@ def test_dino_folders_get_dinos_bicubic_preprocessing(tmp_path: Path) -> None:
     enc = zoo.load(convert_to_folder(path, tmp_path / "dino", "dino"))
     assert enc.preprocess == zoo.model_info("dino-r50").preprocess
     assert enc.preprocess.interpolation == "bicubic"
+
+
+# --------------------------------------------------------------------------------------------
+# Errors say what was expected and what was found
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["moco", "moco-v3", "simsiam", "solo-learn", "lightly", "vissl"])
+def test_a_foreign_layout_names_expected_and_found(fmt: str) -> None:
+    foreign = {"trunk.conv1.weight": torch.zeros(1), "classifier.weight": torch.zeros(1)}
+    if fmt == "vissl":
+        foreign = {"_feature_blocks.conv1.weight": torch.zeros(1), "heads.0.weight": torch.zeros(1)}
+    converter = get_converter(fmt)
+    with pytest.raises(ConversionError) as err:
+        converter.convert(foreign, converter.archs[0])
+    message = str(err.value)
+    assert message.startswith(f"{fmt}: ")
+    assert "expected" in message and ("found top-level modules" in message or "not mapped" in message)
+
+
+def test_auto_detection_names_what_it_found(tmp_path: Path) -> None:
+    path = save(tmp_path / "x.pth", {"state_dict": {"trunk.conv1.weight": torch.zeros(1)}, "epoch": 3})
+    with pytest.raises(ConversionError, match=r"top-level keys epoch, state_dict; state_dict modules trunk"):
+        detect_format(path)

@@ -14,8 +14,10 @@ A checkpoint goes through three steps, each owned by its :class:`Converter`:
    against the architecture (:func:`check_complete`).
 
 ``matches(state_dict)`` tells whether an unwrapped checkpoint looks like the format, for
-``zoo convert --from auto`` (:func:`detect_format`). Each format lives in its own module
-and registers itself here.
+``zoo convert --from auto`` (:func:`detect_format`). The PyTorch state-dict formats are
+rows of one table (:mod:`~zoo.convert.formats`: prefixes, heads, containers, architecture
+rules); TensorFlow bundles, JAX pickles and EfficientNet-Lite's renaming are modules of
+their own.
 """
 
 from __future__ import annotations
@@ -168,12 +170,29 @@ def detect_format(source: str | os.PathLike | Mapping[str, torch.Tensor]) -> str
         return hits[0]
     if not hits:
         raise ConversionError(
-            f"{where}: no known checkpoint format matches its layout; pass --from with one of:"
-            f" {', '.join(list_formats())}"
+            f"{where}: no known checkpoint format matches its layout ({_found(objects)}); pass --from"
+            f" with one of: {', '.join(list_formats())}"
         )
     raise ConversionError(
         f"{where}: ambiguous checkpoint format, candidates: {', '.join(sorted(hits))}; pass one with --from"
     )
+
+
+def _found(objects: Mapping[str, object]) -> str:
+    """What a checkpoint holds, for an error: its top-level keys and, under a ``state_dict``
+    or ``model``, the top-level modules."""
+    parts = []
+    for obj in objects.values():
+        if not isinstance(obj, Mapping):
+            parts.append(f"a {type(obj).__name__}")
+            continue
+        parts.append("top-level keys " + ", ".join(sorted({str(k).split(".", 1)[0] for k in obj})[:12]))
+        for key in ("state_dict", "model"):
+            inner = obj.get(key)
+            if isinstance(inner, Mapping):
+                modules = sorted({str(k).split(".", 1)[0] for k in inner})[:12]
+                parts.append(f"{key} modules " + ", ".join(modules))
+    return "; ".join(parts) or "nothing"
 
 
 # --------------------------------------------------------------------------------------------
@@ -336,8 +355,8 @@ def convert_checkpoint(
             return Conversion(converter.convert(state_dict, candidate), name, candidate)
         except ConversionError as e:
             errors.append(e)
-    if errors and all("not mapped" in str(e) for e in errors):
-        raise errors[0]  # keys the format does not know: the same answer for every architecture
+    if errors and (len({str(e) for e in errors}) == 1 or all("not mapped" in str(e) for e in errors)):
+        raise errors[0]  # a layout the format does not know: the same answer for every architecture
     raise ConversionError(
         f"{path}: the {name} checkpoint fits none of {', '.join(converter.archs)}; pass --arch to see"
         f" why for one of them (first: {converter.archs[0]}: {errors[0] if errors else 'none'})"
@@ -391,25 +410,9 @@ def convert_to_folder(
     return save_folder(Encoder(backbone, conversion.arch, preprocess, entry), out)
 
 
-# Importing the format modules registers them (they import the names above).
-from zoo.convert import (  # noqa: E402
-    barlowtwins,
-    byol_jax,
-    dino,
-    efficientnet_lite,
-    lightly,
-    mmselfsup,
-    moco,
-    moco_v3,
-    simclr_tf,
-    simsiam,
-    solo_learn,
-    swav,
-    timm,
-    torchvision,
-    vicreg,
-    vissl,
-)
+# Importing the format modules registers them (they import the names above): one table for
+# the PyTorch state-dict formats, and modules of their own for the readers that are more.
+from zoo.convert import byol_jax, efficientnet_lite, formats, simclr_tf  # noqa: E402
 
 __all__ = [
     "Conversion",
@@ -417,35 +420,23 @@ __all__ = [
     "StateDict",
     "arch_shapes",
     "archs_of",
-    "barlowtwins",
     "byol_jax",
     "check_complete",
     "convert_checkpoint",
     "convert_to_folder",
     "detect_format",
-    "dino",
     "efficientnet_lite",
+    "formats",
     "get_converter",
     "has_layout",
     "is_under",
-    "lightly",
     "list_formats",
-    "mmselfsup",
-    "moco",
-    "moco_v3",
     "module_prefix",
     "pick",
     "register_converter",
     "require_arch",
     "simclr_tf",
-    "simsiam",
-    "solo_learn",
     "strip_prefix",
-    "swav",
     "tensor_mapping",
-    "timm",
-    "torchvision",
     "unwrap_state_dict",
-    "vicreg",
-    "vissl",
 ]

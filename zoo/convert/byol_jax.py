@@ -58,8 +58,10 @@ def unwrap(obj: object, source: str) -> StateDict:
     if isinstance(state, Record):
         state = state.as_dict()
     if not isinstance(state, Mapping) or not {"online_params", "online_state"} <= set(state):
+        found = ", ".join(map(str, list(state)[:10])) if isinstance(state, Mapping) else type(state).__name__
         raise ConversionError(
-            f"{source}: not a BYOL checkpoint (expected experiment_state with online_params and online_state)"
+            f"{source}: not a BYOL checkpoint (expected experiment_state with online_params and"
+            f" online_state; found {found})"
         )
     flat: StateDict = {}
     for part in ("online_params", "online_state"):
