@@ -2,7 +2,7 @@
 
     python -m zoo.training.progress runs/flagship/moco_v2_r18q_cifar10 \
         [--reference moco-cifar10-demo] [--out curve.png] [--json progress.json]
-    python -m zoo.training.progress --compare A.knn.csv B.knn.csv ... --out curves.png
+    python -m zoo.training.progress --compare [LABEL=]A.knn.csv [LABEL=]B.knn.csv ... --out curves.png
 
 A long CPU run (the flagship encoders) is judged by how its kNN curve compares with what the
 published set-ups reach at the same epoch, and by what it costs: the CPU-hours are the sum of
@@ -111,19 +111,22 @@ def plot(points: list[Point], reference: Reference | None, out: Path, title: str
     tmp.replace(out)
 
 
-def plot_compare(curves: list[Path], out: Path) -> None:
-    """kNN against epoch of several runs (their ``knn.csv`` files), labelled by file name."""
+def plot_compare(curves: list[str], out: Path) -> None:
+    """kNN against epoch of several runs (their ``knn.csv`` files), each ``LABEL=PATH`` or a
+    path (labelled by its file name)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    for path in curves:
+    for curve in curves:
+        label, _, name = curve.rpartition("=")
+        path = Path(name)
         if not path.is_file():
             raise ZooError(f"{path} does not exist")
         rows = read_csv(path)
-        label = path.name.removesuffix(".csv").removesuffix(".knn")
+        label = label or path.name.removesuffix(".csv").removesuffix(".knn")
         ax.plot([int(r["epoch"]) for r in rows], [float(r["top1"]) for r in rows], "o-", label=label)
     ax.set(xlabel="epoch", ylabel="online kNN top-1 (%), k=200, T=0.1")
     ax.grid(alpha=0.3)
@@ -141,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m zoo.training.progress", description=__doc__.split("\n")[0]
     )
     parser.add_argument("run", type=Path, nargs="?", help="a run's out_dir (with knn.csv and metrics.csv)")
-    parser.add_argument("--compare", type=Path, nargs="+", metavar="KNN_CSV", help="plot these curves")
+    parser.add_argument("--compare", nargs="+", metavar="[LABEL=]KNN_CSV", help="plot these curves")
     parser.add_argument("--reference", choices=sorted(REFERENCES), default="moco-cifar10-demo")
     parser.add_argument("--out", type=Path, help="write the two-panel figure here (PNG)")
     parser.add_argument("--json", type=Path, help="write the points and the reference here")

@@ -58,5 +58,5 @@ def test_compare_plots_several_knn_curves(tmp_path: Path) -> None:
     before = tmp_path / "swav-before.knn.csv"
     before.write_text((run / "knn.csv").read_text().replace("40.5", "30.8"))
     out = tmp_path / "cmp.png"
-    assert main(["--compare", str(before), str(run / "knn.csv"), "--out", str(out)]) == 0
+    assert main(["--compare", str(before), f"after={run / 'knn.csv'}", "--out", str(out)]) == 0
     assert out.stat().st_size > 10_000
