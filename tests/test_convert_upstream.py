@@ -389,6 +389,18 @@ def test_hostile_torch_checkpoints_are_refused_by_name(tmp_path: Path) -> None:
         assert not marker.exists()
 
 
+def test_cli_refusal_is_one_plain_line(tmp_path: Path, capsys) -> None:
+    from zoo.cli import main
+
+    path = save(
+        tmp_path / "evil.pth", {"state_dict": {"x": torch.zeros(1)}, "x": _Reduce(os.system, ("true",))}
+    )
+    assert main(["convert", str(path), "--from", "torchvision", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("zoo: error: ") and err.count("\n") == 1
+    assert "refused global posix.system" in err and "\x1b[" not in err and "add_safe_globals" not in err
+
+
 def test_a_stand_in_where_conversion_needs_tensors_is_refused_by_name(tmp_path: Path) -> None:
     with upstream_module("mmengine.logging.history_buffer", HistoryBuffer=HistoryBuffer):
         HistoryBuffer.__qualname__ = "HistoryBuffer"
