@@ -199,3 +199,15 @@ def test_full_gallery(default_encoder, data_root: Path, tmp_path: Path, split: s
     votes = [zoo.index.knn_vote(h[1:]) for h in hits]  # h[0] is the image itself
     accuracy = np.mean([v.label == label for v, label in zip(votes, index.labels, strict=True)])
     assert accuracy > 0.5  # chance is 0.1
+
+
+def test_preprocess_hash_changes_with_the_image_pipeline_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An index built before a change of zoo's pixel arithmetic holds other features: its
+    identity must differ, so loading it for the same model is refused rather than mixed."""
+    import zoo.index
+    from zoo.registry import Preprocess
+
+    p = Preprocess(input_size=32, resize_size=32)
+    before = zoo.index.preprocess_hash(p)
+    monkeypatch.setattr(zoo.index, "PIPELINE_VERSION", zoo.index.PIPELINE_VERSION - 1)
+    assert zoo.index.preprocess_hash(p) != before

@@ -41,7 +41,7 @@ import numpy as np
 
 from zoo.errors import ImageError, ZooError
 from zoo.folder import atomic_write_bytes
-from zoo.images import find_images
+from zoo.images import PIPELINE_VERSION, find_images
 
 if TYPE_CHECKING:
     from zoo.encoder import Backend, Encoder
@@ -107,8 +107,10 @@ class ModelIdentity:
 
 
 def preprocess_hash(preprocess: Preprocess) -> str:
-    """A short stable hash of the resize/crop/normalisation an encoder's features depend on."""
-    text = json.dumps(asdict(preprocess), sort_keys=True)
+    """A short stable hash of the resize/crop/normalisation an encoder's features depend on,
+    and of the version of zoo's image pipeline (a change of the pipeline's arithmetic, such as
+    resizing in float rather than uint8, changes features too: older indexes are then refused)."""
+    text = json.dumps({**asdict(preprocess), "pipeline": PIPELINE_VERSION}, sort_keys=True)
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
