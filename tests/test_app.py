@@ -111,7 +111,7 @@ def retrieve(client: Client, files: list[Path], k: int = 5) -> dict:
 
 def test_named_endpoints(client: Client) -> None:
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert {"/retrieve", "/cluster", "/compare"} <= set(endpoints)
+    assert {"/retrieve", "/cluster", "/compare", "/leaderboard"} <= set(endpoints)
 
 
 def test_retrieve_sorted_neighbours_and_the_query_finds_itself(client: Client, gallery: Path) -> None:

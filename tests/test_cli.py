@@ -13,7 +13,10 @@ import pytest
 import zoo
 from zoo.cli import build_parser
 
-SUBCOMMANDS = ["list", "info", "download", "embed", "neighbors", "export", "card", "eval"]
+SUBCOMMANDS = [
+    "list", "info", "download", "embed", "neighbors", "export", "push", "leaderboard", "convert", "card",
+    "eval", "train", "finetune", "predict", "index", "serve",
+]
 
 
 def zoo_cmd(*args: str, check: bool = True) -> subprocess.CompletedProcess:
