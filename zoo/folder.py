@@ -124,8 +124,21 @@ def save_safetensors(
     from safetensors.torch import save
 
     tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
-    metadata = {"format": "pt", _META_KEY: json.dumps(zoo_config(entry)[_META_KEY])}
-    return atomic_write_bytes(path, save(tensors, metadata=metadata))
+    metadata = {"format": "pt", _META_KEY: json.dumps(zoo_config(entry)[_META_KEY], sort_keys=True)}
+    return atomic_write_bytes(path, _canonical_header(save(tensors, metadata=metadata)))
+
+
+def _canonical_header(data: bytes) -> bytes:
+    """The same safetensors file with its JSON header written in sorted key order.
+
+    safetensors keeps the metadata in a hash map, so two saves of the same weights can order it
+    differently and hash differently; a sha256 pinned in the registry or compared after a push
+    must not depend on that. Tensor offsets are relative to the end of the header, so only the
+    header changes (space-padded to 8 bytes, as safetensors aligns it)."""
+    n = int.from_bytes(data[:8], "little")
+    header = json.dumps(json.loads(data[8 : 8 + n]), sort_keys=True, separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)
+    return len(header).to_bytes(8, "little") + header + data[8 + n :]
 
 
 def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
