@@ -8,6 +8,7 @@ dimensions explicitly.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import torch
@@ -205,7 +206,7 @@ class DINOProjectionHead(nn.Module):
         dims = [in_dim] + [hidden_dim] * (num_layers - 1)
         blocks: list[Block] = [
             (d_in, d_out, nn.BatchNorm1d(d_out) if batch_norm else None, nn.GELU())
-            for d_in, d_out in zip(dims[:-1], dims[1:], strict=True)
+            for d_in, d_out in itertools.pairwise(dims)
         ]
         blocks.append((hidden_dim, bottleneck_dim, None, None))
         self.mlp = ProjectionHead(blocks)
