@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from _seed_methods import tiny_backbone
 from torch import nn
 from zoo.training.losses import NTXentLoss
 from zoo.training.methods import METHODS, get_method
@@ -23,16 +24,6 @@ SMALL = {
     "vicreg": dict(proj_hidden_dim=16, proj_out_dim=16),
     "dino": dict(proj_hidden_dim=16, bottleneck_dim=8, out_dim=32),
 }
-
-
-def tiny_backbone() -> nn.Module:
-    return nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1, bias=False),
-        nn.BatchNorm2d(8),
-        nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-    )
 
 
 def build(name: str, **changes) -> nn.Module:
