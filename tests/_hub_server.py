@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _servers import _QuietServer, point_hf_at
+from _servers import _QuietServer, point_hf_at, serve_in_thread, stop_serving
 
 __all__ = ["HubServer", "StoredFile", "point_hub_client_at", "serve_hub"]
 
@@ -146,22 +146,11 @@ class HubServer:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        handler = type("_BoundHubHandler", (_HubHandler,), {"state": self})
-        self._httpd = _QuietServer(("127.0.0.1", 0), handler)
-        self._httpd.daemon_threads = True
+        self._httpd, self._thread = serve_in_thread(_HubHandler, self)
         self.port = self._httpd.server_address[1]
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
 
     def stop(self) -> None:
-        if self._httpd is None:
-            return
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        stop_serving(self._httpd, self._thread)
         self._httpd = None
 
     # -- repository operations (called by the handler, under the lock) -----------------------

@@ -109,23 +109,12 @@ class FileServer:
 
     def start(self) -> None:
         """Bind a free port on 127.0.0.1 and serve in a daemon thread."""
-        handler = type("_BoundHandler", (_Handler,), {"state": self})
-        self._httpd = _QuietServer(("127.0.0.1", 0), handler)
-        self._httpd.daemon_threads = True
+        self._httpd, self._thread = serve_in_thread(_Handler, self)
         self.port = self._httpd.server_address[1]
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
 
     def stop(self) -> None:
         """Stop serving and free the port: later connections are refused. Idempotent."""
-        if self._httpd is None:
-            return
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        stop_serving(self._httpd, self._thread)
         self._httpd = None
         self._thread = None
 
@@ -319,3 +308,24 @@ def point_hf_at(monkeypatch: pytest.MonkeyPatch, endpoint: str, hf_home: Path) -
     monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(hf_home / "token"))
     monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", str(hf_home / "stored_tokens"))
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+
+
+def serve_in_thread(handler: type, state: object) -> tuple[_QuietServer, threading.Thread]:
+    """Serve ``handler`` (bound to ``state`` as its ``state`` attribute) on a free port of
+    127.0.0.1 in a daemon thread; the test servers of this folder all start this way."""
+    bound = type(f"_Bound{handler.__name__}", (handler,), {"state": state})
+    httpd = _QuietServer(("127.0.0.1", 0), bound)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    return httpd, thread
+
+
+def stop_serving(httpd: _QuietServer | None, thread: threading.Thread | None) -> None:
+    """Stop a server of :func:`serve_in_thread` and free its port (nothing to do if None)."""
+    if httpd is None:
+        return
+    httpd.shutdown()
+    httpd.server_close()
+    if thread is not None:
+        thread.join(timeout=5)
