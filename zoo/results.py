@@ -1,0 +1,126 @@
+"""Numbers zoo measured itself, in one flat table: ``zoo/data/measured.csv``.
+
+One row per (encoder, evaluation set, protocol): the value, how it was measured, the command
+that reproduces it, and the first 16 hex digits of the sha256 of the weights it was measured
+on. The registry reads the table at import time and attaches each row to its entry as a
+:class:`~zoo.registry.Metric` in ``measured``; tools that measure (``python -m zoo.training.ship``,
+``zoo eval ... --record``) write rows with :func:`record`, never the Python source.
+
+Why a data file: the numbers change whenever weights are retrained or a protocol is added,
+and they are written by programs; keeping them out of ``zoo/pretrained.py`` keeps that file
+a table of releases, and the weights column makes a stale number (measured on weights that
+were since replaced) an error instead of a silent lie.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import astuple, dataclass, fields
+from pathlib import Path
+
+from zoo.folder import atomic_write_text
+
+#: The table shipped with zoo.
+RESULTS_FILE = Path(__file__).parent / "data" / "measured.csv"
+
+_HEX16 = re.compile(r"^[0-9a-f]{16}$")
+_KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+
+
+class ResultsError(ValueError):
+    """The measured-results table is malformed; the message names the file and the line."""
+
+
+@dataclass(frozen=True)
+class Result:
+    """One measured number.
+
+    ``model`` is a registry name; ``dataset`` the evaluation set (``cifar10-test``,
+    ``imagenette-val``); ``protocol`` the evaluation (``knn-k20``, ``knn-k200``, ``linear``,
+    ``nmi``, ``finetune-1pct``, ``finetune-10pct``, ``scratch-finetune-1pct`` ...); ``value`` a
+    percentage; ``weights`` the first 16 hex digits of the sha256 of the weights measured.
+    """
+
+    model: str
+    dataset: str
+    protocol: str
+    value: float
+    how: str
+    command: str
+    weights: str
+
+    def __post_init__(self) -> None:
+        for name in ("model", "dataset", "protocol"):
+            if not _KEY_RE.match(getattr(self, name)):
+                raise ValueError(
+                    f"{name} must be lower-case letters, digits, '-', '_' or '.', got {getattr(self, name)!r}"
+                )
+        if not (isinstance(self.value, float) and math.isfinite(self.value) and 0.0 <= self.value <= 100.0):
+            raise ValueError(f"value must be a percentage in [0, 100], got {self.value!r}")
+        if not self.how.strip() or not self.command.strip():
+            raise ValueError("a measured number needs how it was measured and the command that reproduces it")
+        if not _HEX16.match(self.weights):
+            raise ValueError(f"weights must be the first 16 hex digits of their sha256, got {self.weights!r}")
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.model, self.dataset, self.protocol)
+
+
+_COLUMNS = tuple(f.name for f in fields(Result))
+
+
+def load(path: str | os.PathLike = RESULTS_FILE) -> list[Result]:
+    """Every row of ``path``, validated; a missing file is an empty table."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    text = path.read_text(encoding="utf-8")
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if header is None:
+        return []
+    if tuple(header) != _COLUMNS:
+        raise ResultsError(f"{path}: the header must be {','.join(_COLUMNS)}, found {','.join(header)}")
+    rows: list[Result] = []
+    seen: dict[tuple[str, str, str], int] = {}
+    for line, cells in enumerate(reader, start=2):
+        if len(cells) != len(_COLUMNS):
+            raise ResultsError(f"{path}, line {line}: expected {len(_COLUMNS)} fields, found {len(cells)}")
+        try:
+            value = float(cells[3])
+            row = Result(*cells[:3], value, *cells[4:])
+        except ValueError as e:
+            raise ResultsError(f"{path}, line {line}: {e}") from None
+        if row.key in seen:
+            raise ResultsError(f"{path}, line {line}: {row.key} is already given on line {seen[row.key]}")
+        seen[row.key] = line
+        rows.append(row)
+    return rows
+
+
+def dumps(rows: Iterable[Result]) -> str:
+    """The CSV text of ``rows``, sorted by key so that diffs stay small."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(_COLUMNS)
+    for row in sorted(rows, key=lambda r: r.key):
+        writer.writerow(astuple(row))
+    return out.getvalue()
+
+
+def record(rows: Iterable[Result], path: str | os.PathLike = RESULTS_FILE) -> Path:
+    """Insert or replace ``rows`` (by model, dataset, protocol) in ``path``, atomically."""
+    table = {r.key: r for r in load(path)}
+    table.update({r.key: r for r in rows})
+    return atomic_write_text(path, dumps(table.values()))
+
+
+def forget(model: str, path: str | os.PathLike = RESULTS_FILE) -> Path:
+    """Drop every row of ``model`` (before its weights are replaced), atomically."""
+    return atomic_write_text(path, dumps(r for r in load(path) if r.model != model))
