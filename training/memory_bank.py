@@ -37,6 +37,11 @@ class MemoryBank(nn.Module):
     def __len__(self) -> int:
         return len(self.bank)
 
+    def noise(self, batch: int, m: int, *, shared: bool) -> torch.Tensor:
+        """Indices of m noise entries drawn uniformly (P_n = 1/n): (m,) shared by the batch or
+        (batch, m), m per sample. Torch's global generator, which checkpoints restore."""
+        return torch.randint(0, len(self.bank), (m,) if shared else (batch, m), device=self.bank.device)
+
     def forward(self, indices: torch.Tensor) -> torch.Tensor:
         """Entries at ``indices`` (any shape) -> (*indices.shape, dim), detached copies."""
         return self.bank[indices].detach().clone()

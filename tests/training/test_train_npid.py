@@ -101,3 +101,19 @@ def test_npid_stops_and_resumes_exactly(tmp_path: Path, cifar_root: Path) -> Non
 @pytest.mark.slow
 def test_a_short_npid_run_beats_random_init(tmp_path: Path, cifar_root: Path) -> None:
     short_run_beats_random_init(tmp_path, "npid_r18q_cifar10", cifar_root)
+
+
+def test_nce_loss_with_shared_noise_equals_the_same_noise_given_per_sample() -> None:
+    torch.manual_seed(0)
+    f, pos, shared = torch.randn(5, 8), torch.randn(5, 8), torch.randn(7, 8)
+    per_sample = shared.expand(5, 7, 8)
+    a, b = NCELoss(num_data=50, temperature=0.1), NCELoss(num_data=50, temperature=0.1)
+    assert float(a(f, pos, shared)) == pytest.approx(float(b(f, pos, per_sample)), rel=1e-6)
+    assert float(a.normaliser) == pytest.approx(float(b.normaliser), rel=1e-6)
+
+
+def test_memory_bank_noise_is_shared_or_per_sample() -> None:
+    bank = MemoryBank(100, 4)
+    assert bank.noise(8, 16, shared=True).shape == (16,)
+    idx = bank.noise(8, 16, shared=False)
+    assert idx.shape == (8, 16) and int(idx.min()) >= 0 and int(idx.max()) < 100

@@ -30,6 +30,9 @@ from zoo.training.methods.base import DataInfo, Method, MethodConfig, Needs, reg
 class CMCConfig(MethodConfig):
     out_dim: int = 128
     num_negatives: int = 16384
+    #: Draw the noise entries once per step for the whole batch instead of per sample (the
+    #: same NCE estimator; the per-sample gather of N x m entries dominates a CPU step).
+    shared_negatives: bool = True
     temperature: float = 0.07
     memory_momentum: float = 0.5
 
@@ -64,8 +67,8 @@ class CMC(Method):
         h_l, h_ab = self.backbone.halves(views[0])
         z_l = nn.functional.normalize(self.l_embed(h_l).float(), dim=1)
         z_ab = nn.functional.normalize(self.ab_embed(h_ab).float(), dim=1)
-        noise = torch.randint(0, len(self.l_memory), (len(indices), self.config.num_negatives))
-        noise = noise.to(indices.device)
+        c = self.config
+        noise = self.l_memory.noise(len(indices), c.num_negatives, shared=c.shared_negatives)
         loss = self.loss(
             z_l,
             z_ab,

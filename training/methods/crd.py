@@ -34,6 +34,9 @@ class CRDConfig(MethodConfig):
     out_dim: int = 128
     #: "N = 16384" negatives.
     num_negatives: int = 16384
+    #: Draw the noise entries once per step for the whole batch instead of per sample (the
+    #: same NCE estimator; the per-sample gather of N x m entries dominates a CPU step).
+    shared_negatives: bool = True
     temperature: float = 0.07
     memory_momentum: float = 0.5
 
@@ -72,8 +75,8 @@ class CRD(Method):
         x = views[0]
         s = nn.functional.normalize(self.student_embed(self.backbone(x)).float(), dim=1)
         t = nn.functional.normalize(self.teacher_embed(self.teacher(x)).float(), dim=1)
-        noise = torch.randint(0, len(self.student_memory), (len(indices), self.config.num_negatives))
-        noise = noise.to(indices.device)
+        c = self.config
+        noise = self.student_memory.noise(len(indices), c.num_negatives, shared=c.shared_negatives)
         loss = self.loss(
             s,
             t,
