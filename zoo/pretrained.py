@@ -1,19 +1,348 @@
-"""Every pretrained encoder zoo knows, in one flat table.
+"""Every pretrained encoder zoo knows, as data: one record per weight release.
 
-One ``register_model(ModelEntry(...))`` call per weight release: name, architecture,
-method, where the weights come from (with sha256), preprocessing, licence, paper and
-metrics. Reported metrics quote their source; measured metrics give the command that
-reproduces them on the data in ``../shared/data``.
+Two tables, registered by the loop at the end of this module:
+
+* :data:`UPSTREAM`, the releases of the methods' authors, converted from their own files: one
+  :class:`~zoo.registry.ModelEntry` each, built by a small record constructor per family (as
+  open_clip's ``pretrained.py`` builds its configs with ``_pcfg``), with the text the records
+  share (licences, notes, citations, how a number was measured) written once above them;
+* :data:`TRAINED`, the encoders zoo trained itself: one :class:`Trained` row each (name,
+  architecture, recipe command, budget, sha256 of the installed weights), expanded into an
+  entry by :func:`trained_entry`.
+
+Numbers quoted from papers sit in the records (``reported``, with their source). Numbers zoo
+measured itself are not written here: they live in ``zoo/data/measured.csv`` (:mod:`zoo.results`),
+written by the programs that measure them, and :func:`attach_measured` adds them to the entries
+at import, refusing a row for an unknown name or for weights the entry no longer ships.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
+from collections.abc import Iterable
+from typing import NamedTuple
+
+from zoo import results
 from zoo.registry import Metric, ModelEntry, Preprocess, Training, Weights, register_model
+from zoo.results import ResultsError
 
 #: The encoder used when no name is given (``zoo neighbors``, ``zoo embed`` ...).
 DEFAULT_MODEL = "supervised-efficientnet-lite0"
 
-register_model(
+# --------------------------------------------------------------------------------------------
+# Shared text: papers, citations, licence notes
+# --------------------------------------------------------------------------------------------
+
+#: Paper of each method (the zoo-trained encoders cite the paper of the method they reproduce).
+_PAPER = {
+    "efficientnet": "https://arxiv.org/abs/1905.11946",
+    "resnet": "https://arxiv.org/abs/1512.03385",
+    "moco-v1": "https://arxiv.org/abs/1911.05722",
+    "moco-v2": "https://arxiv.org/abs/2003.04297",
+    "moco-v3": "https://arxiv.org/abs/2104.02057",
+    "simsiam": "https://arxiv.org/abs/2011.10566",
+    "swav": "https://arxiv.org/abs/2006.09882",
+    "dino": "https://arxiv.org/abs/2104.14294",
+    "barlowtwins": "https://arxiv.org/abs/2103.03230",
+    "vicreg": "https://arxiv.org/abs/2105.04906",
+    "simclr": "https://arxiv.org/abs/2002.05709",
+    "simclr-v2": "https://arxiv.org/abs/2006.10029",
+    "byol": "https://arxiv.org/abs/2006.07733",
+}
+
+_CITATION = {
+    "efficientnet": (
+        "@inproceedings{tan2019efficientnet,\n"
+        "  title={EfficientNet: Rethinking Model Scaling for Convolutional Neural Networks},\n"
+        "  author={Tan, Mingxing and Le, Quoc V.},\n"
+        "  booktitle={ICML},\n  year={2019}\n}"
+    ),
+    "resnet": (
+        "@inproceedings{he2016deep,\n  title={Deep Residual Learning for Image Recognition},\n"
+        "  author={He, Kaiming and Zhang, Xiangyu and Ren, Shaoqing and Sun, Jian},\n"
+        "  booktitle={CVPR},\n  year={2016}\n}"
+    ),
+    "moco-v1": (
+        "@inproceedings{he2020momentum,\n  title={Momentum Contrast for Unsupervised Visual Representation"
+        " Learning},\n  author={He, Kaiming and Fan, Haoqi and Wu, Yuxin and Xie, Saining and Girshick,"
+        " Ross},\n  booktitle={CVPR},\n  year={2020}\n}"
+    ),
+    "moco-v2": (
+        "@article{chen2020mocov2,\n  title={Improved Baselines with Momentum Contrastive Learning},\n"
+        "  author={Chen, Xinlei and Fan, Haoqi and Girshick, Ross and He, Kaiming},\n"
+        "  journal={arXiv preprint arXiv:2003.04297},\n  year={2020}\n}"
+    ),
+    "moco-v3": (
+        "@inproceedings{chen2021empirical,\n  title={An Empirical Study of Training Self-Supervised Vision"
+        " Transformers},\n  author={Chen, Xinlei and Xie, Saining and He, Kaiming},\n  booktitle={ICCV},\n"
+        "  year={2021}\n}"
+    ),
+    "simsiam": (
+        "@inproceedings{chen2021exploring,\n  title={Exploring Simple Siamese Representation"
+        " Learning},\n  author={Chen, Xinlei and He, Kaiming},\n  booktitle={CVPR},\n  year={2021}\n}"
+    ),
+    "swav": (
+        "@inproceedings{caron2020unsupervised,\n  title={Unsupervised Learning of Visual Features by"
+        " Contrasting Cluster Assignments},\n  author={Caron, Mathilde and Misra, Ishan and Mairal, Julien"
+        " and Goyal, Priya and Bojanowski, Piotr and Joulin, Armand},\n  booktitle={NeurIPS},\n"
+        "  year={2020}\n}"
+    ),
+    "dino": (
+        "@inproceedings{caron2021emerging,\n  title={Emerging Properties in Self-Supervised Vision"
+        " Transformers},\n  author={Caron, Mathilde and Touvron, Hugo and Misra, Ishan and J\\'egou, Herv\\'e"
+        " and Mairal, Julien and Bojanowski, Piotr and Joulin, Armand},\n  booktitle={ICCV},\n"
+        "  year={2021}\n}"
+    ),
+    "barlowtwins": (
+        "@inproceedings{zbontar2021barlow,\n  title={Barlow Twins: Self-Supervised Learning via"
+        " Redundancy Reduction},\n  author={Zbontar, Jure and Jing, Li and Misra, Ishan and LeCun, Yann"
+        " and Deny, St{\\'e}phane},\n  booktitle={ICML},\n  year={2021}\n}"
+    ),
+    "vicreg": (
+        "@inproceedings{bardes2022vicreg,\n  title={VICReg: Variance-Invariance-Covariance"
+        " Regularization For Self-Supervised Learning},\n  author={Bardes, Adrien and Ponce, Jean and"
+        " LeCun, Yann},\n  booktitle={ICLR},\n  year={2022}\n}"
+    ),
+    "simclr": (
+        "@inproceedings{chen2020simple,\n  title={A Simple Framework for Contrastive Learning of Visual"
+        " Representations},\n  author={Chen, Ting and Kornblith, Simon and Norouzi, Mohammad and Hinton,"
+        " Geoffrey},\n  booktitle={ICML},\n  year={2020}\n}"
+    ),
+    "simclr-v2": (
+        "@inproceedings{chen2020big,\n  title={Big Self-Supervised Models are Strong Semi-Supervised"
+        " Learners},\n  author={Chen, Ting and Kornblith, Simon and Swersky, Kevin and Norouzi, Mohammad"
+        " and Hinton, Geoffrey},\n  booktitle={NeurIPS},\n  year={2020}\n}"
+    ),
+    "byol": (
+        "@inproceedings{grill2020bootstrap,\n  title={Bootstrap Your Own Latent: A New Approach to"
+        " Self-Supervised Learning},\n  author={Grill, Jean-Bastien and Strub, Florian and Altch{\\'e},"
+        " Florent and others},\n  booktitle={NeurIPS},\n  year={2020}\n}"
+    ),
+}
+
+_NON_COMMERCIAL = "Licensed CC-BY-NC-4.0 by its authors: the weights may not be used for commercial purposes."
+_RESNET_NOTE = (
+    " Features are the 2048-d global-average-pooled output of the last ResNet stage; the linear"
+    " probe numbers were trained on them by the authors, not re-measured by zoo."
+)
+
+
+def _linear(value: float, source: str, how: str) -> Metric:
+    """A linear-probe top-1 on ImageNet-1k quoted from ``source``."""
+    return Metric("imagenet-1k", "linear", value, how, source)
+
+
+# --------------------------------------------------------------------------------------------
+# Upstream releases: one record constructor per family
+#
+# Tags after the dot name the variant: ``ep<epochs>``, then ``_bs<batch>`` where the batch
+# differs from the release's usual one and ``_2x224`` for the runs without small crops.
+# Real upstream files cannot be hashed here: entries carry the hash prefix upstream
+# publishes where there is one, and otherwise pin the sha256 of their first download
+# (``Weights.verification``). Every reported number quotes the README that publishes it.
+# --------------------------------------------------------------------------------------------
+
+# MoCo v1 / v2 (facebookresearch/moco)
+_MOCO_README = "https://github.com/facebookresearch/moco#models"
+_MOCO_LINEAR = "100-epoch linear classifier on frozen pooled features, 224 centre crop (main_lincls.py)"
+
+
+def _moco(version: int, epochs: int, md5: str, top1: float, *, tag: bool) -> ModelEntry:
+    stem = f"moco_v{version}_{epochs}ep"
+    return ModelEntry(
+        name=f"moco-v{version}-r50" + (f".ep{epochs}" if tag else ""),
+        arch="resnet50",
+        method=f"moco-v{version}",
+        description=(
+            f"ResNet-50 pretrained for {epochs} epochs on ImageNet-1k with MoCo v{version} (momentum"
+            " contrast with a 65536-key queue, batch 256), the authors' release."
+        ),
+        weights=Weights(
+            url=f"https://dl.fbaipublicfiles.com/moco/moco_checkpoints/{stem}/{stem}_pretrain.pth.tar",
+            md5_prefix=md5,
+            format="moco",
+            origin_url=_MOCO_README,
+        ),
+        license="cc-by-nc-4.0",
+        paper=_PAPER[f"moco-v{version}"],
+        reported=(_linear(top1, _MOCO_README, _MOCO_LINEAR),),
+        citation=_CITATION[f"moco-v{version}"],
+        limitations=_NON_COMMERCIAL + _RESNET_NOTE,
+    )
+
+
+# MoCo v3 (facebookresearch/moco-v3)
+_MOCO_V3_CONFIG = "https://github.com/facebookresearch/moco-v3/blob/main/CONFIG.md"
+_MOCO_V3_R50_HOW = "90-epoch linear classifier on frozen pooled features, 224 centre crop (main_lincls.py)"
+_MOCO_V3_VIT_HOW = "90-epoch linear classifier on the frozen final [CLS] token (main_lincls.py, lr 3)"
+_MOCO_V3_VIT_NOTE = (
+    " Features are the final layer-normed [CLS] token. MoCo v3's patch embedding was frozen at"
+    " its random initialisation during pretraining (stop-grad conv1); its position embedding is"
+    " a fixed 2-D sin-cos table, stored in the checkpoint and converted like any weight."
+)
+
+
+def _moco_v3(name: str, arch: str, what: str, file: str, top1: float, how: str, note: str) -> ModelEntry:
+    return ModelEntry(
+        name=name,
+        arch=arch,
+        method="moco-v3",
+        description=f"{what} pretrained on ImageNet-1k with MoCo v3 (batch 4096), the authors' release.",
+        weights=Weights(
+            url=f"https://dl.fbaipublicfiles.com/moco-v3/{file}",
+            format="moco-v3",
+            origin_url=_MOCO_V3_CONFIG,
+        ),
+        license="cc-by-nc-4.0",
+        paper=_PAPER["moco-v3"],
+        reported=(_linear(top1, _MOCO_V3_CONFIG, how),),
+        citation=_CITATION["moco-v3"],
+        limitations=_NON_COMMERCIAL + note,
+    )
+
+
+def _moco_v3_r50(epochs: int, top1: float) -> ModelEntry:
+    return _moco_v3(
+        f"moco-v3-r50.ep{epochs}",
+        "resnet50",
+        f"ResNet-50 ({epochs} epochs)",
+        f"r-50-{epochs}ep/r-50-{epochs}ep.pth.tar",
+        top1,
+        _MOCO_V3_R50_HOW,
+        _RESNET_NOTE,
+    )
+
+
+# SimSiam (facebookresearch/simsiam)
+_SIMSIAM_README = "https://github.com/facebookresearch/simsiam#models-and-logs"
+_SIMSIAM_HOW = "90-epoch LARS linear classifier (batch 4096) on frozen pooled features (main_lincls.py)"
+
+
+def _simsiam(batch: int, top1: float, folder: str) -> ModelEntry:
+    return ModelEntry(
+        name=f"simsiam-r50.ep100_bs{batch}",
+        arch="resnet50",
+        method="simsiam",
+        description=(
+            f"ResNet-50 pretrained for 100 epochs on ImageNet-1k with SimSiam (batch {batch}),"
+            " the authors' release."
+        ),
+        weights=Weights(
+            url=f"https://dl.fbaipublicfiles.com/simsiam/models/{folder}/pretrain/checkpoint_0099.pth.tar",
+            format="simsiam",
+            origin_url=_SIMSIAM_README,
+        ),
+        license="cc-by-nc-4.0",
+        paper=_PAPER["simsiam"],
+        reported=(_linear(top1, _SIMSIAM_README, _SIMSIAM_HOW),),
+        citation=_CITATION["simsiam"],
+        limitations=_NON_COMMERCIAL + _RESNET_NOTE,
+    )
+
+
+# SwAV, DeepCluster-v2, SeLa-v2 (facebookresearch/swav)
+_SWAV_README = "https://github.com/facebookresearch/swav#model-zoo"
+_SWAV_HOW = "linear classifier on frozen pooled features, 224 centre crop (eval_linear.py)"
+_METHOD_TITLES = {"swav": "SwAV", "deepcluster-v2": "DeepCluster-v2", "sela-v2": "SeLa-v2"}
+_CROPS_2X224_6X96 = "2x224 + 6x96"
+_CROPS_2X160_4X96 = "2x160 + 4x96"
+
+
+def _swav(method: str, file: str, epochs: int, batch: int, crops: str, top1: float, tag: str) -> ModelEntry:
+    return ModelEntry(
+        name=f"{method}-r50.{tag}",
+        arch="resnet50",
+        method=method,
+        description=(
+            f"ResNet-50 pretrained for {epochs} epochs on ImageNet-1k with {_METHOD_TITLES[method]}"
+            f" (batch {batch}, multi-crop {crops}), the authors' release"
+            + (" (SwAV paper, appendix)." if method != "swav" else ".")
+        ),
+        weights=Weights(
+            url=f"https://dl.fbaipublicfiles.com/deepcluster/{file}_pretrain.pth.tar",
+            format="swav",
+            origin_url=_SWAV_README,
+        ),
+        license="cc-by-nc-4.0",
+        paper=_PAPER["swav"],
+        reported=(_linear(top1, _SWAV_README, _SWAV_HOW),),
+        citation=_CITATION["swav"],
+        limitations=_NON_COMMERCIAL + _RESNET_NOTE,
+    )
+
+
+# DINO (facebookresearch/dino)
+_DINO_README = "https://github.com/facebookresearch/dino#pretrained-models"
+_DINO_KNN = (
+    "weighted 20-NN (T=0.07) on the teacher's L2-normalised features, ImageNet train as memory (eval_knn.py)"
+)
+_DINO_LINEAR_R50 = "100-epoch linear classifier on frozen pooled features (eval_linear.py)"
+_DINO_LINEAR_VITS = (
+    "linear classifier on the [CLS] tokens of the last 4 blocks, concatenated (eval_linear.py)"
+)
+_DINO_LINEAR_VITB = "linear classifier on the last [CLS] token and the average patch token (eval_linear.py)"
+_DINO_VIT_NOTE = (
+    "Features are the final layer-normed [CLS] token; DINO's linear numbers use richer"
+    " features (see how each was measured), so a probe on zoo's features may score a"
+    " little lower."
+)
+# DINO evaluates with a bicubic resize to 256 and a 224 centre crop (eval_linear.py).
+_DINO_PREPROCESS = Preprocess(input_size=224, resize_size=256, interpolation="bicubic")
+
+
+def _dino(name: str, arch: str, what: str, file: str, knn: float, top1: float, how: str) -> ModelEntry:
+    return ModelEntry(
+        name=name,
+        arch=arch,
+        method="dino",
+        description=(
+            f"{what} pretrained on ImageNet-1k with DINO (self-distillation with no labels), the"
+            " authors' release of the teacher backbone."
+        ),
+        weights=Weights(
+            url=f"https://dl.fbaipublicfiles.com/dino/{file}/{file}.pth",
+            format="dino",
+            origin_url=_DINO_README,
+        ),
+        preprocess=_DINO_PREPROCESS,
+        license="apache-2.0",
+        paper=_PAPER["dino"],
+        reported=(
+            _linear(top1, _DINO_README, how),
+            Metric("imagenet-1k", "knn-k20", knn, _DINO_KNN, _DINO_README),
+        ),
+        citation=_CITATION["dino"],
+        limitations=(
+            (_DINO_VIT_NOTE if arch.startswith("vit") else _RESNET_NOTE.strip())
+            + " DINO's code and weights are released under the Apache-2.0 licence."
+        ),
+    )
+
+
+# SimCLR v1 / v2 (google-research/simclr): TensorFlow checkpoints.
+# TF evaluation feeds [0, 1] pixels with no normalisation, after a centre crop of 87.5% of
+# the image resized bicubically (data_util.py).
+_SIMCLR_PREPROCESS = Preprocess(
+    input_size=224, resize_size=256, interpolation="bicubic", mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)
+)
+_SIMCLR_NOTE = (
+    " Inputs are [0, 1] pixels with no mean/std normalisation, as in TensorFlow. The network is"
+    " converted onto resnet50_tfpool, torchvision's ResNet-50 with the stem max-pool padded"
+    " 'SAME' (bottom/right) as TensorFlow pads it, so it computes the TF graph's features"
+    " (third-party conversions onto plain torchvision padding measured 68.9 (v1) and 70.97 (v2)"
+    " against TF's 69.1 and 71.7)."
+)
+_SIMCLR_V1_README = "https://github.com/google-research/simclr/tree/master#pre-trained-models-for-simclrv1"
+_SIMCLR_V2_README = "https://github.com/google-research/simclr#pre-trained-models-for-simclrv2"
+_SIMCLR_V2 = (
+    "https://storage.googleapis.com/simclr-checkpoints/simclrv2/pretrained/r50_1x_sk0/model.ckpt-250228"
+)
+_TF_LINEAR = "linear classifier on frozen pooled features, in TensorFlow"
+
+#: Every upstream release, in registration order.
+UPSTREAM: tuple[ModelEntry, ...] = (
+    # zoo's built-in default: its weights install with the project.
     ModelEntry(
         name="supervised-efficientnet-lite0",
         arch="efficientnet_lite0",
@@ -37,72 +366,16 @@ register_model(
             input_size=224, resize_size=256, interpolation="bilinear", mean=(0.498,) * 3, std=(0.502,) * 3
         ),
         license="apache-2.0",
-        paper="https://arxiv.org/abs/1905.11946",
-        citation=(
-            "@inproceedings{tan2019efficientnet,\n"
-            "  title={EfficientNet: Rethinking Model Scaling for Convolutional Neural Networks},\n"
-            "  author={Tan, Mingxing and Le, Quoc V.},\n"
-            "  booktitle={ICML},\n  year={2019}\n}"
-        ),
+        paper=_PAPER["efficientnet"],
+        citation=_CITATION["efficientnet"],
         limitations=(
             "Trained with ImageNet labels, so it is a supervised reference point rather than a"
             " self-supervised encoder; its features are biased towards the 1000 ImageNet"
             " classes, and Imagenette's classes are a subset of them, which flatters its"
             " Imagenette numbers."
         ),
-        measured=(
-            Metric(
-                dataset="imagenette-val",
-                protocol="knn-k20",
-                value=98.01,
-                how=(
-                    "frozen features of Imagenette train (9,469 images) vote for val (3,925): weighted"
-                    " kNN, k=20, T=0.07, cosine; ONNX Runtime fp32 on a 2-core CPU"
-                ),
-                source="zoo eval supervised-efficientnet-lite0 --data ../shared/data/imagenette",
-            ),
-            Metric(
-                dataset="imagenette-val",
-                protocol="knn-k200",
-                value=96.94,
-                how=(
-                    "frozen features of Imagenette train (9,469 images) vote for val (3,925): weighted"
-                    " kNN, k=200, T=0.1, cosine; ONNX Runtime fp32 on a 2-core CPU"
-                ),
-                source=(
-                    "zoo eval supervised-efficientnet-lite0 --data ../shared/data/imagenette"
-                    " -k 200 --temperature 0.1"
-                ),
-            ),
-        ),
-    )
-)
-
-
-# --------------------------------------------------------------------------------------------
-# Upstream ImageNet releases, converted strictly from the authors' own files (zoo.convert).
-#
-# Tags after the dot name the variant: ``ep<epochs>``, then ``_bs<batch>`` where the batch
-# differs from the release's usual one and ``_2x224`` for the runs without small crops.
-# Real upstream files cannot be hashed here: entries carry the hash prefix upstream
-# publishes where there is one, and otherwise pin the sha256 of their first download
-# (``Weights.verification``). Every reported number quotes the README that publishes it.
-# --------------------------------------------------------------------------------------------
-
-_NON_COMMERCIAL = "Licensed CC-BY-NC-4.0 by its authors: the weights may not be used for commercial purposes."
-_RESNET_NOTE = (
-    " Features are the 2048-d global-average-pooled output of the last ResNet stage; the linear"
-    " probe numbers were trained on them by the authors, not re-measured by zoo."
-)
-
-
-def _linear(value: float, source: str, how: str) -> Metric:
-    return Metric("imagenet-1k", "linear", value, how, source)
-
-
-# Baseline -----------------------------------------------------------------------------------
-
-register_model(
+    ),
+    # The supervised baseline of every ResNet-50 card (torchvision).
     ModelEntry(
         name="supervised-r50",
         arch="resnet50",
@@ -119,7 +392,7 @@ register_model(
             origin_url="https://pytorch.org/vision/stable/models/generated/torchvision.models.resnet50.html",
         ),
         license="bsd-3-clause",
-        paper="https://arxiv.org/abs/1512.03385",
+        paper=_PAPER["resnet"],
         reported=(
             Metric(
                 "imagenet-1k",
@@ -129,114 +402,22 @@ register_model(
                 "https://pytorch.org/vision/stable/models/generated/torchvision.models.resnet50.html",
             ),
         ),
-        citation=(
-            "@inproceedings{he2016deep,\n  title={Deep Residual Learning for Image Recognition},\n"
-            "  author={He, Kaiming and Zhang, Xiangyu and Ren, Shaoqing and Sun, Jian},\n"
-            "  booktitle={CVPR},\n  year={2016}\n}"
-        ),
+        citation=_CITATION["resnet"],
         limitations=(
             "Trained with ImageNet labels: a supervised reference point, biased towards the 1000"
             " ImageNet classes. Its number is the classifier's top-1, not a linear probe on frozen"
             " features. torchvision's weights are published under its BSD-3-Clause licence; ImageNet's"
             " own terms of use apply to models trained on it."
         ),
-    )
-)
-
-# MoCo v1 / v2 (facebookresearch/moco) --------------------------------------------------------
-
-_MOCO_README = "https://github.com/facebookresearch/moco#models"
-_MOCO_LINEAR = "100-epoch linear classifier on frozen pooled features, 224 centre crop (main_lincls.py)"
-_MOCO_CITATION = (
-    "@inproceedings{he2020momentum,\n  title={Momentum Contrast for Unsupervised Visual Representation"
-    " Learning},\n  author={He, Kaiming and Fan, Haoqi and Wu, Yuxin and Xie, Saining and Girshick, Ross},\n"
-    "  booktitle={CVPR},\n  year={2020}\n}"
-)
-_MOCO_V2_CITATION = (
-    "@article{chen2020mocov2,\n  title={Improved Baselines with Momentum Contrastive Learning},\n"
-    "  author={Chen, Xinlei and Fan, Haoqi and Girshick, Ross and He, Kaiming},\n"
-    "  journal={arXiv preprint arXiv:2003.04297},\n  year={2020}\n}"
-)
-
-
-def _moco(version: int, epochs: int, md5: str, top1: float, *, tag: bool) -> ModelEntry:
-    stem = f"moco_v{version}_{epochs}ep"
-    return ModelEntry(
-        name=f"moco-v{version}-r50" + (f".ep{epochs}" if tag else ""),
-        arch="resnet50",
-        method=f"moco-v{version}",
-        description=(
-            f"ResNet-50 pretrained for {epochs} epochs on ImageNet-1k with MoCo v{version} (momentum"
-            " contrast with a 65536-key queue, batch 256), the authors' release."
-        ),
-        weights=Weights(
-            url=f"https://dl.fbaipublicfiles.com/moco/moco_checkpoints/{stem}/{stem}_pretrain.pth.tar",
-            md5_prefix=md5,
-            format="moco",
-            origin_url=_MOCO_README,
-        ),
-        license="cc-by-nc-4.0",
-        paper="https://arxiv.org/abs/1911.05722" if version == 1 else "https://arxiv.org/abs/2003.04297",
-        reported=(_linear(top1, _MOCO_README, _MOCO_LINEAR),),
-        citation=_MOCO_CITATION if version == 1 else _MOCO_V2_CITATION,
-        limitations=_NON_COMMERCIAL + _RESNET_NOTE,
-    )
-
-
-register_model(_moco(1, 200, "b251726a", 60.6, tag=False))
-register_model(_moco(2, 800, "a04e12f8", 71.1, tag=True), default=True)
-register_model(_moco(2, 200, "59fd9945", 67.7, tag=True))
-
-# MoCo v3 (facebookresearch/moco-v3) ----------------------------------------------------------
-
-_MOCO_V3_CONFIG = "https://github.com/facebookresearch/moco-v3/blob/main/CONFIG.md"
-_MOCO_V3_CITATION = (
-    "@inproceedings{chen2021empirical,\n  title={An Empirical Study of Training Self-Supervised Vision"
-    " Transformers},\n  author={Chen, Xinlei and Xie, Saining and He, Kaiming},\n  booktitle={ICCV},\n"
-    "  year={2021}\n}"
-)
-
-
-def _moco_v3(name: str, arch: str, what: str, file: str, top1: float, how: str, note: str) -> ModelEntry:
-    return ModelEntry(
-        name=name,
-        arch=arch,
-        method="moco-v3",
-        description=f"{what} pretrained on ImageNet-1k with MoCo v3 (batch 4096), the authors' release.",
-        weights=Weights(
-            url=f"https://dl.fbaipublicfiles.com/moco-v3/{file}",
-            format="moco-v3",
-            origin_url=_MOCO_V3_CONFIG,
-        ),
-        license="cc-by-nc-4.0",
-        paper="https://arxiv.org/abs/2104.02057",
-        reported=(_linear(top1, _MOCO_V3_CONFIG, how),),
-        citation=_MOCO_V3_CITATION,
-        limitations=_NON_COMMERCIAL + note,
-    )
-
-
-_MOCO_V3_R50_HOW = "90-epoch linear classifier on frozen pooled features, 224 centre crop (main_lincls.py)"
-for _epochs, _top1 in ((1000, 74.6), (300, 72.8), (100, 68.9)):
-    register_model(
-        _moco_v3(
-            f"moco-v3-r50.ep{_epochs}",
-            "resnet50",
-            f"ResNet-50 ({_epochs} epochs)",
-            f"r-50-{_epochs}ep/r-50-{_epochs}ep.pth.tar",
-            _top1,
-            _MOCO_V3_R50_HOW,
-            _RESNET_NOTE,
-        ),
-        default=_epochs == 1000,
-    )
-_MOCO_V3_VIT_HOW = "90-epoch linear classifier on the frozen final [CLS] token (main_lincls.py, lr 3)"
-_MOCO_V3_VIT_NOTE = (
-    " Features are the final layer-normed [CLS] token. MoCo v3's patch embedding was frozen at"
-    " its random initialisation during pretraining (stop-grad conv1); its position embedding is"
-    " a fixed 2-D sin-cos table, stored in the checkpoint and converted like any weight."
-)
-register_model(
+    ),
+    #     version, epochs, md5 prefix, top-1
+    _moco(1, 200, "b251726a", 60.6, tag=False),
+    _moco(2, 800, "a04e12f8", 71.1, tag=True),
+    _moco(2, 200, "59fd9945", 67.7, tag=True),
+    #            epochs, top-1
+    _moco_v3_r50(1000, 74.6),
+    _moco_v3_r50(300, 72.8),
+    _moco_v3_r50(100, 68.9),
     _moco_v3(
         "moco-v3-vits16",
         "vit_small_patch16_224_mocov3",
@@ -245,9 +426,7 @@ register_model(
         73.2,
         _MOCO_V3_VIT_HOW,
         _MOCO_V3_VIT_NOTE,
-    )
-)
-register_model(
+    ),
     _moco_v3(
         "moco-v3-vitb16",
         "vit_base_patch16_224",
@@ -256,193 +435,42 @@ register_model(
         76.7,
         _MOCO_V3_VIT_HOW,
         _MOCO_V3_VIT_NOTE,
-    )
-)
-
-# SimSiam (facebookresearch/simsiam) ----------------------------------------------------------
-
-_SIMSIAM_README = "https://github.com/facebookresearch/simsiam#models-and-logs"
-for _batch, _top1, _folder in ((512, 68.1, "100ep"), (256, 68.3, "100ep-256bs")):
-    register_model(
-        ModelEntry(
-            name=f"simsiam-r50.ep100_bs{_batch}",
-            arch="resnet50",
-            method="simsiam",
-            description=(
-                f"ResNet-50 pretrained for 100 epochs on ImageNet-1k with SimSiam (batch {_batch}),"
-                " the authors' release."
-            ),
-            weights=Weights(
-                url=f"https://dl.fbaipublicfiles.com/simsiam/models/{_folder}/pretrain/checkpoint_0099.pth.tar",
-                format="simsiam",
-                origin_url=_SIMSIAM_README,
-            ),
-            license="cc-by-nc-4.0",
-            paper="https://arxiv.org/abs/2011.10566",
-            reported=(
-                _linear(
-                    _top1,
-                    _SIMSIAM_README,
-                    "90-epoch LARS linear classifier (batch 4096) on frozen pooled features (main_lincls.py)",
-                ),
-            ),
-            citation=(
-                "@inproceedings{chen2021exploring,\n  title={Exploring Simple Siamese Representation"
-                " Learning},\n  author={Chen, Xinlei and He, Kaiming},\n  booktitle={CVPR},\n  year={2021}\n}"
-            ),
-            limitations=_NON_COMMERCIAL + _RESNET_NOTE,
-        ),
-        default=_batch == 512,
-    )
-
-# SwAV, DeepCluster-v2, SeLa-v2 (facebookresearch/swav) ---------------------------------------
-
-_SWAV_README = "https://github.com/facebookresearch/swav#model-zoo"
-_SWAV_CITATION = (
-    "@inproceedings{caron2020unsupervised,\n  title={Unsupervised Learning of Visual Features by"
-    " Contrasting Cluster Assignments},\n  author={Caron, Mathilde and Misra, Ishan and Mairal, Julien"
-    " and Goyal, Priya and Bojanowski, Piotr and Joulin, Armand},\n  booktitle={NeurIPS},\n  year={2020}\n}"
-)
-_SWAV_HOW = "linear classifier on frozen pooled features, 224 centre crop (eval_linear.py)"
-_METHOD_TITLES = {"swav": "SwAV", "deepcluster-v2": "DeepCluster-v2", "sela-v2": "SeLa-v2"}
-
-for _method, _file, _epochs, _batch, _crops, _top1, _tag, _default in (
-    ("swav", "swav_800ep", 800, 4096, "2x224 + 6x96", 75.3, "ep800", True),
-    ("swav", "swav_400ep", 400, 4096, "2x224 + 6x96", 74.6, "ep400", False),
-    ("swav", "swav_200ep", 200, 4096, "2x224 + 6x96", 73.9, "ep200", False),
-    ("swav", "swav_100ep", 100, 4096, "2x224 + 6x96", 72.1, "ep100", False),
-    ("swav", "swav_200ep_bs256", 200, 256, "2x224 + 6x96", 72.7, "ep200_bs256", False),
-    ("swav", "swav_400ep_bs256", 400, 256, "2x224 + 6x96", 74.3, "ep400_bs256", False),
-    ("swav", "swav_400ep_2x224", 400, 4096, "2x224", 70.1, "ep400_2x224", False),
-    ("deepcluster-v2", "deepclusterv2_800ep", 800, 4096, "2x224 + 6x96", 75.2, "ep800", True),
-    ("deepcluster-v2", "deepclusterv2_400ep", 400, 4096, "2x160 + 4x96", 74.3, "ep400", False),
-    ("deepcluster-v2", "deepclusterv2_400ep_2x224", 400, 4096, "2x224", 70.2, "ep400_2x224", False),
-    ("sela-v2", "selav2_400ep", 400, 4096, "2x160 + 4x96", 71.8, "ep400", True),
-    ("sela-v2", "selav2_400ep_2x224", 400, 4096, "2x224", 67.2, "ep400_2x224", False),
-):
-    register_model(
-        ModelEntry(
-            name=f"{_method}-r50.{_tag}",
-            arch="resnet50",
-            method=_method,
-            description=(
-                f"ResNet-50 pretrained for {_epochs} epochs on ImageNet-1k with {_METHOD_TITLES[_method]}"
-                f" (batch {_batch}, multi-crop {_crops}), the authors' release"
-                + (" (SwAV paper, appendix)." if _method != "swav" else ".")
-            ),
-            weights=Weights(
-                url=f"https://dl.fbaipublicfiles.com/deepcluster/{_file}_pretrain.pth.tar",
-                format="swav",
-                origin_url=_SWAV_README,
-            ),
-            license="cc-by-nc-4.0",
-            paper="https://arxiv.org/abs/2006.09882",
-            reported=(_linear(_top1, _SWAV_README, _SWAV_HOW),),
-            citation=_SWAV_CITATION,
-            limitations=_NON_COMMERCIAL + _RESNET_NOTE,
-        ),
-        default=_default,
-    )
-
-# DINO (facebookresearch/dino) ----------------------------------------------------------------
-
-_DINO_README = "https://github.com/facebookresearch/dino#pretrained-models"
-_DINO_CITATION = (
-    "@inproceedings{caron2021emerging,\n  title={Emerging Properties in Self-Supervised Vision"
-    " Transformers},\n  author={Caron, Mathilde and Touvron, Hugo and Misra, Ishan and J\\'egou, Herv\\'e"
-    " and Mairal, Julien and Bojanowski, Piotr and Joulin, Armand},\n  booktitle={ICCV},\n  year={2021}\n}"
-)
-_DINO_KNN = (
-    "weighted 20-NN (T=0.07) on the teacher's L2-normalised features, ImageNet train as memory (eval_knn.py)"
-)
-# DINO evaluates with a bicubic resize to 256 and a 224 centre crop (eval_linear.py).
-_DINO_PREPROCESS = Preprocess(input_size=224, resize_size=256, interpolation="bicubic")
-
-for _name, _arch, _what, _file, _knn, _top1, _how in (
-    (
-        "dino-r50",
-        "resnet50",
-        "ResNet-50",
-        "dino_resnet50_pretrain",
-        67.5,
-        75.3,
-        "100-epoch linear classifier on frozen pooled features (eval_linear.py)",
     ),
-    (
-        "dino-vits16",
-        "vit_small_patch16_224",
-        "ViT-Small/16",
-        "dino_deitsmall16_pretrain",
-        74.5,
-        77.0,
-        "linear classifier on the [CLS] tokens of the last 4 blocks, concatenated (eval_linear.py)",
+    #        batch, top-1, folder
+    _simsiam(512, 68.1, "100ep"),
+    _simsiam(256, 68.3, "100ep-256bs"),
+    #     method, file, epochs, batch, multi-crop, top-1, tag
+    _swav("swav", "swav_800ep", 800, 4096, _CROPS_2X224_6X96, 75.3, "ep800"),
+    _swav("swav", "swav_400ep", 400, 4096, _CROPS_2X224_6X96, 74.6, "ep400"),
+    _swav("swav", "swav_200ep", 200, 4096, _CROPS_2X224_6X96, 73.9, "ep200"),
+    _swav("swav", "swav_100ep", 100, 4096, _CROPS_2X224_6X96, 72.1, "ep100"),
+    _swav("swav", "swav_200ep_bs256", 200, 256, _CROPS_2X224_6X96, 72.7, "ep200_bs256"),
+    _swav("swav", "swav_400ep_bs256", 400, 256, _CROPS_2X224_6X96, 74.3, "ep400_bs256"),
+    _swav("swav", "swav_400ep_2x224", 400, 4096, "2x224", 70.1, "ep400_2x224"),
+    _swav("deepcluster-v2", "deepclusterv2_800ep", 800, 4096, _CROPS_2X224_6X96, 75.2, "ep800"),
+    _swav("deepcluster-v2", "deepclusterv2_400ep", 400, 4096, _CROPS_2X160_4X96, 74.3, "ep400"),
+    _swav("deepcluster-v2", "deepclusterv2_400ep_2x224", 400, 4096, "2x224", 70.2, "ep400_2x224"),
+    _swav("sela-v2", "selav2_400ep", 400, 4096, _CROPS_2X160_4X96, 71.8, "ep400"),
+    _swav("sela-v2", "selav2_400ep_2x224", 400, 4096, "2x224", 67.2, "ep400_2x224"),
+    #     name, arch, what, file, kNN top-1, linear top-1, how the linear number was measured
+    _dino("dino-r50", "resnet50", "ResNet-50", "dino_resnet50_pretrain", 67.5, 75.3, _DINO_LINEAR_R50),
+    _dino(
+        "dino-vits16", "vit_small_patch16_224", "ViT-Small/16", "dino_deitsmall16_pretrain", 74.5, 77.0,
+        _DINO_LINEAR_VITS,
     ),
-    (
-        "dino-vits8",
-        "vit_small_patch8_224",
-        "ViT-Small/8",
-        "dino_deitsmall8_pretrain",
-        78.3,
-        79.7,
-        "linear classifier on the [CLS] tokens of the last 4 blocks, concatenated (eval_linear.py)",
+    _dino(
+        "dino-vits8", "vit_small_patch8_224", "ViT-Small/8", "dino_deitsmall8_pretrain", 78.3, 79.7,
+        _DINO_LINEAR_VITS,
     ),
-    (
-        "dino-vitb16",
-        "vit_base_patch16_224",
-        "ViT-Base/16",
-        "dino_vitbase16_pretrain",
-        76.1,
-        78.2,
-        "linear classifier on the last [CLS] token and the average patch token (eval_linear.py)",
+    _dino(
+        "dino-vitb16", "vit_base_patch16_224", "ViT-Base/16", "dino_vitbase16_pretrain", 76.1, 78.2,
+        _DINO_LINEAR_VITB,
     ),
-    (
-        "dino-vitb8",
-        "vit_base_patch8_224",
-        "ViT-Base/8",
-        "dino_vitbase8_pretrain",
-        77.4,
-        80.1,
-        "linear classifier on the last [CLS] token and the average patch token (eval_linear.py)",
+    _dino(
+        "dino-vitb8", "vit_base_patch8_224", "ViT-Base/8", "dino_vitbase8_pretrain", 77.4, 80.1,
+        _DINO_LINEAR_VITB,
     ),
-):
-    register_model(
-        ModelEntry(
-            name=_name,
-            arch=_arch,
-            method="dino",
-            description=(
-                f"{_what} pretrained on ImageNet-1k with DINO (self-distillation with no labels), the"
-                " authors' release of the teacher backbone."
-            ),
-            weights=Weights(
-                url=f"https://dl.fbaipublicfiles.com/dino/{_file}/{_file}.pth",
-                format="dino",
-                origin_url=_DINO_README,
-            ),
-            preprocess=_DINO_PREPROCESS,
-            license="apache-2.0",
-            paper="https://arxiv.org/abs/2104.14294",
-            reported=(
-                _linear(_top1, _DINO_README, _how),
-                Metric("imagenet-1k", "knn-k20", _knn, _DINO_KNN, _DINO_README),
-            ),
-            citation=_DINO_CITATION,
-            limitations=(
-                (
-                    "Features are the final layer-normed [CLS] token; DINO's linear numbers use richer"
-                    " features (see how each was measured), so a probe on zoo's features may score a"
-                    " little lower."
-                    if _arch.startswith("vit")
-                    else _RESNET_NOTE.strip()
-                )
-                + " DINO's code and weights are released under the Apache-2.0 licence."
-            ),
-        )
-    )
-
-# Barlow Twins, VICReg (facebookresearch) -----------------------------------------------------
-
-register_model(
+    # Barlow Twins, VICReg (facebookresearch)
     ModelEntry(
         name="barlowtwins-r50",
         arch="resnet50",
@@ -457,7 +485,7 @@ register_model(
             origin_url="https://github.com/facebookresearch/barlowtwins",
         ),
         license="cc-by-nc-4.0",
-        paper="https://arxiv.org/abs/2103.03230",
+        paper=_PAPER["barlowtwins"],
         reported=(
             _linear(
                 73.5,
@@ -465,21 +493,14 @@ register_model(
                 "linear classifier on frozen pooled features (evaluate.py, lr-classifier 0.3)",
             ),
         ),
-        citation=(
-            "@inproceedings{zbontar2021barlow,\n  title={Barlow Twins: Self-Supervised Learning via"
-            " Redundancy Reduction},\n  author={Zbontar, Jure and Jing, Li and Misra, Ishan and LeCun, Yann"
-            " and Deny, St{\\'e}phane},\n  booktitle={ICML},\n  year={2021}\n}"
-        ),
+        citation=_CITATION["barlowtwins"],
         limitations=(
             _NON_COMMERCIAL
             + _RESNET_NOTE
             + " An earlier release (epochs1000_..._scale0.024) was reported at 73.3; this is the"
             " later one that torch.hub serves."
         ),
-    )
-)
-
-register_model(
+    ),
     ModelEntry(
         name="vicreg-r50",
         arch="resnet50",
@@ -494,7 +515,7 @@ register_model(
             origin_url="https://github.com/facebookresearch/vicreg#pre-trained-models",
         ),
         license="mit",
-        paper="https://arxiv.org/abs/2105.04906",
+        paper=_PAPER["vicreg"],
         reported=(
             _linear(
                 73.2,
@@ -502,30 +523,10 @@ register_model(
                 "linear classifier on frozen pooled features (evaluate.py, lr-head 0.02)",
             ),
         ),
-        citation=(
-            "@inproceedings{bardes2022vicreg,\n  title={VICReg: Variance-Invariance-Covariance"
-            " Regularization For Self-Supervised Learning},\n  author={Bardes, Adrien and Ponce, Jean and"
-            " LeCun, Yann},\n  booktitle={ICLR},\n  year={2022}\n}"
-        ),
+        citation=_CITATION["vicreg"],
         limitations=_RESNET_NOTE.strip() + " VICReg's code and weights are released under the MIT licence.",
-    )
-)
-
-# SimCLR v1 / v2 (google-research/simclr): TensorFlow checkpoints ------------------------------
-
-# TF evaluation feeds [0, 1] pixels with no normalisation, after a centre crop of 87.5% of
-# the image resized bicubically (data_util.py).
-_SIMCLR_PREPROCESS = Preprocess(
-    input_size=224, resize_size=256, interpolation="bicubic", mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)
-)
-_SIMCLR_NOTE = (
-    " Inputs are [0, 1] pixels with no mean/std normalisation, as in TensorFlow. The network is"
-    " converted onto resnet50_tfpool, torchvision's ResNet-50 with the stem max-pool padded"
-    " 'SAME' (bottom/right) as TensorFlow pads it, so it computes the TF graph's features"
-    " (third-party conversions onto plain torchvision padding measured 68.9 (v1) and 70.97 (v2)"
-    " against TF's 69.1 and 71.7)."
-)
-register_model(
+    ),
+    # SimCLR v1 / v2 (google-research/simclr): TensorFlow checkpoints
     ModelEntry(
         name="simclr-v1-r50",
         arch="resnet50_tfpool",
@@ -537,30 +538,15 @@ register_model(
         weights=Weights(
             url="https://storage.googleapis.com/simclr-gcs/checkpoints/ResNet50_1x.zip",
             format="simclr-tf",
-            origin_url="https://github.com/google-research/simclr/tree/master#pre-trained-models-for-simclrv1",
+            origin_url=_SIMCLR_V1_README,
         ),
         preprocess=_SIMCLR_PREPROCESS,
         license="apache-2.0",
-        paper="https://arxiv.org/abs/2002.05709",
-        reported=(
-            _linear(
-                69.1,
-                "https://github.com/google-research/simclr/tree/master#pre-trained-models-for-simclrv1",
-                "linear classifier on frozen pooled features, in TensorFlow",
-            ),
-        ),
-        citation=(
-            "@inproceedings{chen2020simple,\n  title={A Simple Framework for Contrastive Learning of Visual"
-            " Representations},\n  author={Chen, Ting and Kornblith, Simon and Norouzi, Mohammad and Hinton,"
-            " Geoffrey},\n  booktitle={ICML},\n  year={2020}\n}"
-        ),
+        paper=_PAPER["simclr"],
+        reported=(_linear(69.1, _SIMCLR_V1_README, _TF_LINEAR),),
+        citation=_CITATION["simclr"],
         limitations=_RESNET_NOTE.strip() + _SIMCLR_NOTE,
-    )
-)
-_SIMCLR_V2 = (
-    "https://storage.googleapis.com/simclr-checkpoints/simclrv2/pretrained/r50_1x_sk0/model.ckpt-250228"
-)
-register_model(
+    ),
     ModelEntry(
         name="simclr-v2-r50",
         arch="resnet50_tfpool",
@@ -573,35 +559,21 @@ register_model(
             url=f"{_SIMCLR_V2}.index",
             companion_urls=(f"{_SIMCLR_V2}.data-00000-of-00001",),
             format="simclr-tf",
-            origin_url="https://github.com/google-research/simclr#pre-trained-models-for-simclrv2",
+            origin_url=_SIMCLR_V2_README,
         ),
         preprocess=_SIMCLR_PREPROCESS,
         license="apache-2.0",
-        paper="https://arxiv.org/abs/2006.10029",
-        reported=(
-            _linear(
-                71.7,
-                "https://github.com/google-research/simclr#pre-trained-models-for-simclrv2",
-                "linear classifier on frozen pooled features, in TensorFlow",
-            ),
-        ),
-        citation=(
-            "@inproceedings{chen2020big,\n  title={Big Self-Supervised Models are Strong Semi-Supervised"
-            " Learners},\n  author={Chen, Ting and Kornblith, Simon and Swersky, Kevin and Norouzi, Mohammad"
-            " and Hinton, Geoffrey},\n  booktitle={NeurIPS},\n  year={2020}\n}"
-        ),
+        paper=_PAPER["simclr-v2"],
+        reported=(_linear(71.7, _SIMCLR_V2_README, _TF_LINEAR),),
+        citation=_CITATION["simclr-v2"],
         limitations=(
             _RESNET_NOTE.strip()
             + _SIMCLR_NOTE
             + " The checkpoint also holds a moving-average copy of the network (ema_model/), which is"
             " not converted."
         ),
-    )
-)
-
-# BYOL (google-deepmind/deepmind-research): a JAX/Haiku pickle --------------------------------
-
-register_model(
+    ),
+    # BYOL (google-deepmind/deepmind-research): a JAX/Haiku pickle
     ModelEntry(
         name="byol-r50",
         arch="resnet50_tfsame",
@@ -618,19 +590,15 @@ register_model(
         # BYOL evaluates a bicubic resize of the centre 224/256 crop, ImageNet statistics (dataset.py).
         preprocess=Preprocess(input_size=224, resize_size=256, interpolation="bicubic"),
         license="apache-2.0",
-        paper="https://arxiv.org/abs/2006.07733",
+        paper=_PAPER["byol"],
         reported=(
             _linear(
                 74.3,
-                "https://arxiv.org/abs/2006.07733",
+                _PAPER["byol"],
                 "linear classifier on frozen pooled features, in JAX (paper, Table 1; the README says ~74.4)",
             ),
         ),
-        citation=(
-            "@inproceedings{grill2020bootstrap,\n  title={Bootstrap Your Own Latent: A New Approach to"
-            " Self-Supervised Learning},\n  author={Grill, Jean-Bastien and Strub, Florian and Altch{\\'e},"
-            " Florent and others},\n  booktitle={NeurIPS},\n  year={2020}\n}"
-        ),
+        citation=_CITATION["byol"],
         limitations=(
             _RESNET_NOTE.strip()
             + " Converted onto resnet50_tfsame, torchvision's ResNet-50 with the stem conv, the"
@@ -639,21 +607,31 @@ register_model(
             " would shift every feature map by a pixel; tests/test_convert_tf_padding.py checks both)."
             " The repository is Apache-2.0; the checkpoint states no licence of its own."
         ),
-    )
+    ),
+)
+
+#: Tagged releases that their bare name resolves to (``swav-r50`` -> ``swav-r50.ep800``).
+DEFAULT_TAGS = frozenset(
+    {
+        "moco-v2-r50.ep800",
+        "moco-v3-r50.ep1000",
+        "simsiam-r50.ep100_bs512",
+        "swav-r50.ep800",
+        "deepcluster-v2-r50.ep800",
+        "sela-v2-r50.ep400",
+    }
 )
 
 
-# --- Trained by zoo --------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------
+# Trained by zoo
+#
 # Encoders trained from scratch by zoo's own recipes (training/recipes/) on ../shared/data, on a
 # 2-core CPU. The weights install with the project (zoo/weights/, written by
-# `python -m zoo.training.ship RUN --name NAME`: fp16 where evaluation showed no loss); every
-# number below was measured on the shipped file with the `zoo eval` command beside it.
+# `python -m zoo.training.ship RUN --name NAME`, which prints the row to add here and records
+# the numbers measured on the shipped file in zoo/data/measured.csv).
+# --------------------------------------------------------------------------------------------
 
-#: dataset -> (data root, test split, train images, test images)
-_EVAL_DATA = {
-    "cifar10": ("../shared/data/cifar10", "test", 50_000, 10_000),
-    "imagenette": ("../shared/data/imagenette", "val", 9_469, 3_925),
-}
 _CPU = (
     "one thread of a 2-core x86_64 CPU (AVX-512 bf16) shared with a second run; bf16 autocast, channels-last"
 )
@@ -662,71 +640,74 @@ _CPU_OWN_CORE = (
     " bf16 autocast, channels-last, torch.compile"
 )
 
+#: dataset -> (display name, train images): the sets the recipes train on, in ../shared/data.
+_TRAIN_SETS = {"cifar10": ("CIFAR-10", 50_000), "imagenette": ("Imagenette", 9_469)}
 
-def _zoo_trained(
-    name: str,
-    *,
-    arch: str,
-    method: str,
-    paper: str,
-    dataset: str,
-    size: int,
-    resize: int,
-    sha256: str,
-    precision: str,
-    scores: tuple[float, float, float, float],
-    training: Training,
-) -> ModelEntry:
-    """An encoder trained by a zoo recipe; ``scores`` are kNN (k=20), kNN (k=200), linear, NMI."""
-    root, split, n_train, n_test = _EVAL_DATA[dataset]
-    features = f"frozen features of the shipped {precision} weights (fp32 compute, ONNX Runtime)"
-    evaluations = (
-        ("knn-k20", "-k 20 --temperature 0.07", f"weighted kNN, k=20, T=0.07, cosine, on {features}"),
-        ("knn-k200", "-k 200 --temperature 0.1", f"weighted kNN, k=200, T=0.1, cosine, on {features}"),
-        (
-            "linear",
-            "--protocol linear",
-            f"linear probe on {features}, standardised; AdamW lr 0.01 wd 1e-4, 100 epochs, batch 512, cosine",
-        ),
-        (
-            "nmi",
-            "--protocol cluster",
-            f"k-means (k=10, k-means++, best of 3, seed 0) on L2-normalised {features} of the {split} images;"
-            " NMI x100",
-        ),
+
+class Trained(NamedTuple):
+    """One encoder zoo trained: what it is, where its weights are, how it was trained.
+
+    ``size``/``resize`` are the preprocessing (the recipe's crop and the shorter side it
+    resizes to); ``sha256`` is that of ``zoo/weights/<name>.safetensors``; ``precision`` the
+    dtype it ships in; ``command`` the ``zoo train`` call that produced it, and ``epochs``,
+    ``steps``, ``batch_size``, ``minutes`` and ``hardware`` the budget it ran in.
+    """
+
+    name: str
+    arch: str
+    method: str
+    paper: str
+    dataset: str
+    size: int
+    resize: int
+    precision: str
+    sha256: str
+    command: str
+    epochs: int
+    steps: int
+    batch_size: int
+    minutes: float
+    hardware: str
+
+
+def recipe_of(command: str) -> str:
+    """The recipe file a ``zoo train RECIPE ...`` command runs (a bare name is a published recipe)."""
+    recipe = command.split()[2]
+    return recipe if recipe.endswith((".yaml", ".yml")) else f"training/recipes/{recipe}.yaml"
+
+
+def trained_entry(row: Trained) -> ModelEntry:
+    """The registry entry of a zoo-trained encoder (its measured numbers come from the results table)."""
+    short, n_train = _TRAIN_SETS[row.dataset]
+    training = Training(
+        recipe=recipe_of(row.command),
+        command=row.command,
+        epochs=row.epochs,
+        steps=row.steps,
+        batch_size=row.batch_size,
+        hardware=row.hardware,
+        minutes=row.minutes,
+        curves=f"curves/{row.name}.png",
     )
-    short = {"cifar10": "CIFAR-10", "imagenette": "Imagenette"}[dataset]
     return ModelEntry(
-        name=name,
-        arch=arch,
-        method=method,
-        dataset=dataset,
+        name=row.name,
+        arch=row.arch,
+        method=row.method,
+        dataset=row.dataset,
         description=(
-            f"{method} encoder trained from scratch by zoo on the {n_train:,} {short} train images"
-            f" ({training.epochs} epochs at {size} px on a 2-core CPU). Small and quickly trained: a"
+            f"{row.method} encoder trained from scratch by zoo on the {n_train:,} {short} train images"
+            f" ({row.epochs} epochs at {row.size} px on a 2-core CPU). Small and quickly trained: a"
             " reproducible reference for the method and the recipe, not a state-of-the-art encoder."
         ),
-        weights=Weights(file=f"zoo:weights/{name}.safetensors", sha256=sha256),
+        weights=Weights(file=f"zoo:weights/{row.name}.safetensors", sha256=row.sha256),
         # As the recipes train: ImageNet statistics; CIFAR-10 whole at 32 px, Imagenette's shorter
         # side resized to 72 (the recipe's data.image_size) and centre-cropped to 64.
-        preprocess=Preprocess(input_size=size, resize_size=resize, interpolation="bilinear"),
+        preprocess=Preprocess(input_size=row.size, resize_size=row.resize, interpolation="bilinear"),
         license="apache-2.0",
-        paper=paper,
-        measured=tuple(
-            Metric(
-                dataset=f"{dataset}-{split}",
-                protocol=protocol,
-                value=value,
-                how=f"{how}; {n_train:,} train -> {n_test:,} {split} images"
-                if protocol != "nmi"
-                else f"{how}; {n_test:,} images",
-                source=f"zoo eval {name} --data {root} {flags}",
-            )
-            for (protocol, flags, how), value in zip(evaluations, scores, strict=True)
-        ),
+        paper=row.paper,
         limitations=(
-            f"Trained for {training.epochs} epochs on {short} alone at {size} px within a CPU budget of"
-            f" {training.minutes:.0f} minutes: far from converged, and its features suit small images"
+            f"Trained for {row.epochs} epochs on {short} alone at {row.size} px within a CPU budget of"
+            f" {row.minutes:.0f} minutes: far from converged, and its features suit small images"
             f" like {short}'s; expect much lower quality on other domains and resolutions. Without the"
             " `train.epochs` override the recipe runs its full schedule, for users with more compute."
         ),
@@ -734,212 +715,128 @@ def _zoo_trained(
     )
 
 
-register_model(
-    _zoo_trained(
-        "simclr-r18q-cifar10",
-        arch="resnet18_cifar_quarter",
-        method="simclr",
-        paper="https://arxiv.org/abs/2002.05709",
-        dataset="cifar10",
-        size=32,
-        resize=32,
+_CIFAR_8_EPOCHS = "train.epochs=8 run.knn_every_epochs=1"
+
+#: Every zoo-trained encoder, in registration order (``python -m zoo.training.ship`` prints new rows).
+# fmt: off
+TRAINED: tuple[Trained, ...] = (
+    Trained(
+        name="simclr-r18q-cifar10", arch="resnet18_cifar_quarter", method="simclr", paper=_PAPER["simclr"],
+        dataset="cifar10", size=32, resize=32, precision="fp16",
         sha256="96b51dd60c124c760d09d068b4b57abbaca0b16dfda282efd9a9ca063523842d",
-        precision="fp16",
-        scores=(50.22, 48.81, 52.94, 18.62),
-        training=Training(
-            recipe="training/recipes/simclr_r18q_cifar10.yaml",
-            command="zoo train simclr_r18q_cifar10 train.epochs=8 run.knn_every_epochs=1",
-            epochs=8,
-            steps=1560,
-            batch_size=256,
-            hardware=_CPU,
-            minutes=21.0,
-            curves="curves/simclr-r18q-cifar10.png",
-        ),
-    )
-)
-
-
-register_model(
-    _zoo_trained(
-        "simclr-r18-imagenette",
-        arch="resnet18",
-        method="simclr",
-        paper="https://arxiv.org/abs/2002.05709",
-        dataset="imagenette",
-        size=64,
-        resize=72,
+        command=f"zoo train simclr_r18q_cifar10 {_CIFAR_8_EPOCHS}",
+        epochs=8, steps=1560, batch_size=256, minutes=21.0, hardware=_CPU,
+    ),
+    Trained(
+        name="simclr-r18-imagenette", arch="resnet18", method="simclr", paper=_PAPER["simclr"],
+        dataset="imagenette", size=64, resize=72, precision="fp16",
         sha256="22e60930fd0fac20ecb4d7d81b0b35efb40d65a135fe417a1b4a52c06805071d",
-        precision="fp16",
-        scores=(46.32, 44.38, 49.94, 16.62),
-        training=Training(
-            recipe="training/recipes/simclr_r18_imagenette.yaml",
-            command=(
-                "zoo train simclr_r18_imagenette train.epochs=20 data.image_size=72 augment.size=64"
-                " run.knn_every_epochs=2"
-            ),
-            epochs=20,
-            steps=1460,
-            batch_size=128,
-            hardware=_CPU,
-            minutes=36.5,
-            curves="curves/simclr-r18-imagenette.png",
+        command=(
+            "zoo train simclr_r18_imagenette train.epochs=20 data.image_size=72 augment.size=64"
+            " run.knn_every_epochs=2"
         ),
-    )
-)
-
-
-register_model(
-    _zoo_trained(
-        "byol-r18q-cifar10",
-        arch="resnet18_cifar_quarter",
-        method="byol",
-        paper="https://arxiv.org/abs/2006.07733",
-        dataset="cifar10",
-        size=32,
-        resize=32,
+        epochs=20, steps=1460, batch_size=128, minutes=36.5, hardware=_CPU,
+    ),
+    Trained(
+        name="byol-r18q-cifar10", arch="resnet18_cifar_quarter", method="byol", paper=_PAPER["byol"],
+        dataset="cifar10", size=32, resize=32, precision="fp16",
         sha256="53382fa95a58e083a6721d928f2569d262deb9ed41ffe67ba627599452201323",
-        precision="fp16",
-        scores=(41.65, 40.21, 42.84, 14.72),
-        training=Training(
-            recipe="training/recipes/byol_r18q_cifar10.yaml",
-            command="zoo train byol_r18q_cifar10 train.epochs=8 run.knn_every_epochs=1",
-            epochs=8,
-            steps=1560,
-            batch_size=256,
-            hardware=_CPU,
-            minutes=27.8,
-            curves="curves/byol-r18q-cifar10.png",
-        ),
-    )
-)
-
-
-register_model(
-    _zoo_trained(
-        "moco-v2-r18q-cifar10",
-        arch="resnet18_cifar_quarter",
-        method="moco-v2",
-        paper="https://arxiv.org/abs/2003.04297",
-        dataset="cifar10",
-        size=32,
-        resize=32,
+        command=f"zoo train byol_r18q_cifar10 {_CIFAR_8_EPOCHS}",
+        epochs=8, steps=1560, batch_size=256, minutes=27.8, hardware=_CPU,
+    ),
+    Trained(
+        name="moco-v2-r18q-cifar10", arch="resnet18_cifar_quarter", method="moco-v2", paper=_PAPER["moco-v2"],
+        dataset="cifar10", size=32, resize=32, precision="fp16",
         sha256="0449f4facea8587895eeae180439b28b0abbe92c95755177473ace0237058853",
-        precision="fp16",
-        scores=(51.01, 49.89, 52.54, 14.4),
-        training=Training(
-            recipe="training/recipes/moco_v2_r18q_cifar10.yaml",
-            command="zoo train moco_v2_r18q_cifar10 train.epochs=8 run.knn_every_epochs=1",
-            epochs=8,
-            steps=1560,
-            batch_size=256,
-            hardware=_CPU,
-            minutes=28.6,
-            curves="curves/moco-v2-r18q-cifar10.png",
-        ),
-    )
-)
-
-
-register_model(
-    _zoo_trained(
-        "swav-r18q-cifar10",
-        arch="resnet18_cifar_quarter",
-        method="swav",
-        paper="https://arxiv.org/abs/2006.09882",
-        dataset="cifar10",
-        size=32,
-        resize=32,
+        command=f"zoo train moco_v2_r18q_cifar10 {_CIFAR_8_EPOCHS}",
+        epochs=8, steps=1560, batch_size=256, minutes=28.6, hardware=_CPU,
+    ),
+    Trained(
+        name="swav-r18q-cifar10", arch="resnet18_cifar_quarter", method="swav", paper=_PAPER["swav"],
+        dataset="cifar10", size=32, resize=32, precision="fp16",
         sha256="70602039d90b8737015eba03ff91d8bbb920527c74403145ab723bd2eb31a605",
-        precision="fp16",
-        scores=(54.1, 52.46, 58.93, 22.63),
-        training=Training(
-            recipe="training/recipes/swav_r18q_cifar10.yaml",
-            command="zoo train swav_r18q_cifar10 train.epochs=8 run.knn_every_epochs=1",
-            epochs=8,
-            steps=1560,
-            batch_size=256,
-            hardware=_CPU_OWN_CORE,
-            minutes=18.9,
-            curves="curves/swav-r18q-cifar10.png",
-        ),
-    )
-)
-
-
-register_model(
-    _zoo_trained(
-        "dino-r18q-cifar10",
-        arch="resnet18_cifar_quarter",
-        method="dino",
-        paper="https://arxiv.org/abs/2104.14294",
-        dataset="cifar10",
-        size=32,
-        resize=32,
+        command=f"zoo train swav_r18q_cifar10 {_CIFAR_8_EPOCHS}",
+        epochs=8, steps=1560, batch_size=256, minutes=18.9, hardware=_CPU_OWN_CORE,
+    ),
+    Trained(
+        name="dino-r18q-cifar10", arch="resnet18_cifar_quarter", method="dino", paper=_PAPER["dino"],
+        dataset="cifar10", size=32, resize=32, precision="fp16",
         sha256="3744edfc9ec42592c5d4e8c8c029e48c0e0fdc3287adf6fafc077d9c0ec7ae34",
-        precision="fp16",
-        scores=(50.07, 48.09, 52.66, 18.25),
-        training=Training(
-            recipe="training/recipes/dino_r18q_cifar10.yaml",
-            command="zoo train dino_r18q_cifar10 train.epochs=8 run.knn_every_epochs=1",
-            epochs=8,
-            steps=1560,
-            batch_size=256,
-            hardware=_CPU_OWN_CORE,
-            minutes=23.9,
-            curves="curves/dino-r18q-cifar10.png",
-        ),
-    )
-)
-
-
-register_model(
-    _zoo_trained(
-        "barlowtwins-r18q-cifar10",
-        arch="resnet18_cifar_quarter",
-        method="barlowtwins",
-        paper="https://arxiv.org/abs/2103.03230",
-        dataset="cifar10",
-        size=32,
-        resize=32,
+        command=f"zoo train dino_r18q_cifar10 {_CIFAR_8_EPOCHS}",
+        epochs=8, steps=1560, batch_size=256, minutes=23.9, hardware=_CPU_OWN_CORE,
+    ),
+    Trained(
+        name="barlowtwins-r18q-cifar10", arch="resnet18_cifar_quarter", method="barlowtwins",
+        paper=_PAPER["barlowtwins"], dataset="cifar10", size=32, resize=32, precision="fp32",
         sha256="7b30d162b243c70bbc72eb4625bd9f09393f06ace75be7ce0d83c29d684ac7ac",
-        precision="fp32",
-        scores=(42.91, 41.56, 46.07, 12.73),
-        training=Training(
-            recipe="training/recipes/barlow_twins_r18q_cifar10.yaml",
-            command="zoo train barlow_twins_r18q_cifar10 train.epochs=8 run.knn_every_epochs=1",
-            epochs=8,
-            steps=1560,
-            batch_size=256,
-            hardware=_CPU,
-            minutes=29.7,
-            curves="curves/barlowtwins-r18q-cifar10.png",
-        ),
-    )
-)
-
-
-register_model(
-    _zoo_trained(
-        "simsiam-r18q-cifar10",
-        arch="resnet18_cifar_quarter",
-        method="simsiam",
-        paper="https://arxiv.org/abs/2011.10566",
-        dataset="cifar10",
-        size=32,
-        resize=32,
+        command=f"zoo train barlow_twins_r18q_cifar10 {_CIFAR_8_EPOCHS}",
+        epochs=8, steps=1560, batch_size=256, minutes=29.7, hardware=_CPU,
+    ),
+    Trained(
+        name="simsiam-r18q-cifar10", arch="resnet18_cifar_quarter", method="simsiam", paper=_PAPER["simsiam"],
+        dataset="cifar10", size=32, resize=32, precision="fp16",
         sha256="7a6b79b1906eedccab5f3af7c8c7da94b76574899973ab72dfa69ee02e6390dd",
-        precision="fp16",
-        scores=(40.45, 38.73, 40.78, 13.6),
-        training=Training(
-            recipe="training/recipes/simsiam_r18q_cifar10.yaml",
-            command="zoo train simsiam_r18q_cifar10 train.epochs=8 run.knn_every_epochs=1",
-            epochs=8,
-            steps=1560,
-            batch_size=256,
-            hardware=_CPU,
-            minutes=24.4,
-            curves="curves/simsiam-r18q-cifar10.png",
-        ),
-    )
+        command=f"zoo train simsiam_r18q_cifar10 {_CIFAR_8_EPOCHS}",
+        epochs=8, steps=1560, batch_size=256, minutes=24.4, hardware=_CPU,
+    ),
 )
+# fmt: on
+
+
+# --------------------------------------------------------------------------------------------
+# Measured numbers: zoo/data/measured.csv, attached at import
+# --------------------------------------------------------------------------------------------
+
+#: The protocols every measured encoder has, in the order the cards list them; others follow.
+_PROTOCOL_ORDER = ("knn-k20", "knn-k200", "linear", "nmi")
+
+
+def _metric_order(entry: ModelEntry, row: results.Result) -> tuple:
+    # The entry's own evaluation set first (its leaderboard row comes first), then transfer
+    # sets by name; within a set the four standard protocols, then the others by name.
+    home = row.dataset == entry.dataset or row.dataset.startswith(f"{entry.dataset}-")
+    rank = _PROTOCOL_ORDER.index(row.protocol) if row.protocol in _PROTOCOL_ORDER else len(_PROTOCOL_ORDER)
+    return (not home, row.dataset, rank, row.protocol)
+
+
+def attach_measured(
+    entries: Iterable[ModelEntry], path: str | os.PathLike = results.RESULTS_FILE
+) -> list[ModelEntry]:
+    """``entries`` with the rows of the results table at ``path`` as their ``measured`` metrics.
+
+    Raises:
+        ResultsError: naming the file and line of a row for a model not in ``entries``, or of a
+            row measured on weights other than those the entry ships (a stale number: the
+            message gives the command that measures it again).
+    """
+    entries = list(entries)
+    by_name = {e.name: e for e in entries}
+    rows: dict[str, list[results.Result]] = {}
+    # load() validates each row and keeps file order, so row i is on line i + 2 (after the header).
+    for line, row in enumerate(results.load(path), start=2):
+        entry = by_name.get(row.model)
+        if entry is None:
+            raise ResultsError(
+                f"{path}, line {line}: a {row.protocol} number for {row.model!r},"
+                " which is not a registered model"
+            )
+        shipped = entry.weights.sha256[:16]
+        if row.weights != shipped:
+            now = f"now ships {shipped}" if shipped else "ships weights with no pinned sha256"
+            raise ResultsError(
+                f"{path}, line {line}: {row.model}'s {row.dataset} {row.protocol} number was measured on"
+                f" weights {row.weights} but {row.model} {now}; rerun: {row.command}"
+            )
+        rows.setdefault(row.model, []).append(row)
+    out = []
+    for entry in entries:
+        if entry.name in rows:
+            ordered = sorted(rows[entry.name], key=lambda r, e=entry: _metric_order(e, r))
+            measured = tuple(Metric(r.dataset, r.protocol, r.value, r.how, r.command) for r in ordered)
+            entry = dataclasses.replace(entry, measured=measured)
+        out.append(entry)
+    return out
+
+
+for _entry in attach_measured([*UPSTREAM, *map(trained_entry, TRAINED)]):
+    register_model(_entry, default=_entry.name in DEFAULT_TAGS)
