@@ -208,6 +208,7 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     from zoo.evaluate import evaluate
 
     model: str | zoo.Encoder = args.name
+    recording = _eval_record_check(args)
     if args.protocol == "finetune":
         from zoo.finetuning import parse_overrides
 
@@ -223,6 +224,8 @@ def _cmd_eval(args: argparse.Namespace) -> None:
             finetune=settings,
         )
         print(json.dumps(result, indent=2))
+        if recording:
+            _eval_record(args, recording, result, result["protocol"])
         return
     if args.override or args.from_scratch or args.label_fraction or args.labels_per_class:
         raise ZooError(
@@ -245,6 +248,72 @@ def _cmd_eval(args: argparse.Namespace) -> None:
         backend=args.backend,
     )
     print(json.dumps(result, indent=2))
+    if recording:
+        from zoo.evaluate import frozen_how
+
+        _eval_record(args, recording, result, frozen_how(result, args.backend))
+
+
+def _eval_record_check(args: argparse.Namespace) -> str | None:
+    """``--record``'s protocol name, checked before anything runs (None without --record)."""
+    if not args.record:
+        return None
+    from zoo.evaluate import protocol_key, recordable_weights
+
+    if args.random_init and args.protocol != "finetune":
+        raise ZooError("--record does not keep --random-init numbers (the leaderboard's BASELINES hold them)")
+    recordable_weights(args.name)
+    return protocol_key(
+        args.protocol,
+        k=args.k,
+        temperature=args.temperature,
+        label_fraction=args.label_fraction,
+        labels_per_class=args.labels_per_class,
+        from_scratch=args.from_scratch or args.random_init,
+    )
+
+
+def _eval_command(args: argparse.Namespace) -> str:
+    """The command that reproduces this ``zoo eval`` run, as the measured table shows it."""
+    import shlex
+
+    from zoo.evaluate import shown_path
+
+    parts = ["zoo", "eval", args.name, "--data", shown_path(args.data)]
+    if args.train_split != "train":
+        parts += ["--train-split", args.train_split]
+    if args.test_split:
+        parts += ["--test-split", args.test_split]
+    if args.protocol == "knn":
+        parts += ["-k", str(args.k), "--temperature", f"{args.temperature:g}"]
+    else:
+        parts += ["--protocol", args.protocol]
+    if args.backend != "auto" and args.protocol != "finetune":
+        parts += ["--backend", args.backend]
+    if args.protocol == "finetune":
+        if args.labels_per_class is not None:
+            parts += ["--labels-per-class", str(args.labels_per_class)]
+        else:
+            parts += ["--label-fraction", f"{args.label_fraction if args.label_fraction else 0.01:g}"]
+        if args.from_scratch or args.random_init:
+            parts.append("--from-scratch")
+        parts += ["--epochs", str(args.epochs), *(args.override or [])]
+    return shlex.join(parts)
+
+
+def _eval_record(args: argparse.Namespace, protocol: str, result: dict, how: str) -> None:
+    from zoo.evaluate import record_eval, recorded_value
+
+    path = record_eval(
+        args.name,
+        args.data,
+        args.test_split,
+        protocol,
+        recorded_value(args.protocol, result),
+        how=how,
+        command=_eval_command(args),
+    )
+    print(f"recorded {args.name} {protocol} in {path}", file=sys.stderr)
 
 
 def _cmd_index_build(args: argparse.Namespace) -> None:
@@ -502,6 +571,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q.add_argument("--epochs", type=int, default=10, help="fine-tuning epochs (default 10)")
     q.add_argument("override", nargs="*", help="further fine-tuning settings as key=value (zoo finetune)")
+    p.add_argument(
+        "--record",
+        action="store_true",
+        help="keep the number in the measured table (zoo/data/measured.csv, or $ZOO_RESULTS) with how it"
+        " was measured and this command; registry names only",
+    )
     p.set_defaults(func=_cmd_eval)
 
     p = sub.add_parser(

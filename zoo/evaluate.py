@@ -429,3 +429,144 @@ def evaluate(
     value = retrieval_map(train, train_labels, test, test_labels, k=k)
     how = f"retrieval mAP@{k}, cosine; {test_split} images query {train_split}, relevant = same class"
     return {**result, "protocol": how, f"map@{k}": round(value, 2)}
+
+
+# ----------------------------------------------------------------------------------------
+# Recording a measured number in zoo/data/measured.csv (``zoo eval ... --record``).
+
+#: The (k, temperature) pairs the table knows, and their protocol names.
+KNN_PROTOCOLS = {(20, 0.07): "knn-k20", (200, 0.1): "knn-k200"}
+#: Set to another CSV path to record somewhere else than the shipped table (tests, dry runs).
+RESULTS_ENV = "ZOO_RESULTS"
+
+
+def results_file() -> Path:
+    """The table ``--record`` writes and the measure command reads: ``$ZOO_RESULTS`` if set."""
+    from zoo.results import RESULTS_FILE
+
+    return Path(os.environ.get(RESULTS_ENV) or RESULTS_FILE)
+
+
+def dataset_key(data: str | os.PathLike, test_split: str | None = None) -> str:
+    """The evaluation set's key in the table: the dataset folder's name and the split scored
+    (``../shared/data/cifar10`` -> ``cifar10-test``, ``.../imagenette`` -> ``imagenette-val``)."""
+    root = Path(data).expanduser().resolve()
+    if test_split is None:
+        test_split = "val" if (root / "val").is_dir() else "test"
+    return f"{root.name.lower()}-{test_split.lower()}"
+
+
+def _percent(fraction: float) -> str:
+    pct = round(100 * fraction, 6)
+    return f"{pct:g}".replace(".", "p")  # 0.01 -> 1, 0.005 -> 0p5 (the key allows no '%')
+
+
+def protocol_key(
+    protocol: str,
+    *,
+    k: int = 20,
+    temperature: float = 0.07,
+    label_fraction: float | None = None,
+    labels_per_class: int | None = None,
+    from_scratch: bool = False,
+) -> str:
+    """The table's protocol name of one ``zoo eval`` run, or a :class:`ZooError` saying why the
+    run has no place in the table (only the leaderboard's protocols are recorded)."""
+    from zoo.errors import InvalidArgumentError
+
+    if protocol == "knn":
+        key = KNN_PROTOCOLS.get((k, round(temperature, 6)))
+        if key is None:
+            known = ", ".join(f"-k {kk} --temperature {t}" for kk, t in KNN_PROTOCOLS)
+            raise InvalidArgumentError(
+                f"--record keeps kNN only as {known}; got -k {k} --temperature {temperature}"
+            )
+        return key
+    if protocol == "linear":
+        return "linear"
+    if protocol == "cluster":
+        return "nmi"
+    if protocol == "finetune":
+        if labels_per_class is not None:
+            key = f"finetune-{labels_per_class}perclass"
+        else:
+            key = f"finetune-{_percent(0.01 if label_fraction is None else label_fraction)}pct"
+        # The baseline is a row of its own: it says what the pretraining is worth.
+        return f"scratch-{key}" if from_scratch else key
+    raise InvalidArgumentError(
+        f"--record does not keep --protocol {protocol} (the table has no column for it)"
+    )
+
+
+def recorded_value(protocol: str, result: dict) -> float:
+    """The number of ``result`` that the table keeps (NMI for clustering, else top-1)."""
+    return float(result["nmi"] if protocol == "cluster" else result["top1"])
+
+
+def frozen_how(result: dict, backend: str) -> str:
+    """How a frozen-feature number was measured, for the table (``result`` from :func:`evaluate`)."""
+    if backend == "auto":
+        from zoo.encoder import _has_onnxruntime
+
+        backend = "onnx" if _has_onnxruntime() else "torch"
+    runner = {"onnx": "ONNX Runtime, fp32", "torch": "PyTorch, fp32"}.get(backend, backend)
+    counts = f"{result['train_images']:,} train / " if "train_images" in result else ""
+    return (
+        f"{result['protocol']}; frozen features of the registry weights ({runner});"
+        f" {counts}{result['test_images']:,} test images, {torch.get_num_threads()} threads"
+    )
+
+
+def shown_path(data: str | os.PathLike) -> str:
+    """``data`` as a command in the table gives it: relative to the checkout's root when zoo
+    runs from one and the data sits beside it (``../shared/data/cifar10``, as the README's
+    commands), else its absolute path."""
+    root = Path(__file__).resolve().parent.parent
+    path = Path(data).expanduser().resolve()
+    if (root / "pyproject.toml").is_file() and path.is_relative_to(root.parent):
+        return os.path.relpath(path, root)
+    return str(path)
+
+
+def recordable_weights(name: str) -> str:
+    """The weights key (first 16 hex of the sha256) of registry encoder ``name``, or an error
+    when ``name`` is a folder, file or URL: the table holds registry encoders only."""
+    import zoo
+    from zoo.errors import InvalidArgumentError, UnknownModelError
+
+    try:
+        sha = zoo.model_info(name).weights.sha256
+    except UnknownModelError:
+        raise InvalidArgumentError(
+            f"--record needs a registry name; {name!r} is not one (folders, files and URLs have no row in the"
+            " measured table)"
+        ) from None
+    if not sha:
+        raise InvalidArgumentError(f"--record needs pinned weights; {name} has no sha256 in the registry")
+    return sha[:16]
+
+
+def record_eval(
+    name: str,
+    data: str | os.PathLike,
+    test_split: str | None,
+    protocol: str,
+    value: float,
+    *,
+    how: str,
+    command: str,
+) -> Path:
+    """Upsert one measured number of registry encoder ``name`` into :func:`results_file`, with
+    how it was measured, the command that reproduces it and the weights it was measured on."""
+    from zoo.results import Result, record
+
+    row = Result(
+        model=name,
+        dataset=dataset_key(data, test_split),
+        protocol=protocol,
+        value=round(float(value), 2),
+        how=how,
+        command=command,
+        weights=recordable_weights(name),
+    )
+    return record([row], results_file())
