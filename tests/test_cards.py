@@ -33,7 +33,10 @@ def test_card_numbers_equal_the_registry(name: str) -> None:
     assert meta == front_matter(entry)
     assert meta["license"] == entry.license and meta["library_name"] == "zoo"
     values = [m["value"] for r in meta.get("model-index", [{}])[0].get("results", []) for m in r["metrics"]]
-    assert values == [m.value for m in entry.reported + entry.measured]
+    # scratch-* rows measure the architecture from random weights: the card shows them as the
+    # few-labels baseline, never as this encoder's results.
+    own = [m for m in entry.reported + entry.measured if not m.protocol.startswith("scratch-")]
+    assert values == [m.value for m in own]
     for m in entry.reported + entry.measured:
         assert f"| {m.value:.2f} | {m.how} |" in body, "the table states each number and how it was measured"
     for section in ("## Method", "## How to use", "## Evaluation", "## Limitations"):
@@ -53,3 +56,59 @@ def test_cards_of_trained_encoders_show_how_to_retrain_them(name: str) -> None:
 
 def test_no_orphan_cards() -> None:
     assert sorted(p.stem for p in CARDS.glob("*.md")) == zoo.list_models()
+
+
+def test_few_labels_and_transfer_sections() -> None:
+    import dataclasses
+
+    from zoo.registry import Metric
+
+    base = zoo.model_info("dino-r18q-cifar10")
+    cmd = "zoo eval dino-r18q-cifar10 --data ../shared/data/cifar10 --protocol finetune --label-fraction"
+    nette = "zoo eval dino-r18q-cifar10 --data ../shared/data/imagenette"
+    extra = (
+        Metric(
+            "cifar10-test",
+            "finetune-1pct",
+            45.17,
+            "fine-tune on 500 labelled images",
+            f"{cmd} 0.01 --epochs 30",
+        ),
+        Metric(
+            "cifar10-test",
+            "finetune-10pct",
+            61.5,
+            "fine-tune on 5000 labelled images",
+            f"{cmd} 0.1 --epochs 10",
+        ),
+        Metric(
+            "cifar10-test",
+            "scratch-finetune-1pct",
+            30.25,
+            "fine-tune on 500 labelled images, from random initialisation",
+            f"{cmd} 0.01 --from-scratch --epochs 30",
+        ),
+        Metric(
+            "imagenette-val", "knn-k20", 28.75, "weighted kNN, k=20, T=0.07 on Imagenette", f"{nette} -k 20"
+        ),
+    )
+    entry = dataclasses.replace(base, measured=base.measured + extra)
+    meta, body = parse(render_card(entry))
+    values = [m["value"] for r in meta["model-index"][0]["results"] for m in r["metrics"]]
+    assert values == [m.value for m in base.measured] + [45.17, 61.5, 28.75], "not the scratch number"
+    evaluation, rest = body.split("## Few labels", 1)
+    few, rest = rest.split("## Transfer", 1)
+    transfer = rest.split("## Training", 1)[0]
+    assert all(f"| {m.value:.2f} |" in evaluation for m in base.measured) and "45.17" not in evaluation
+    assert "| CIFAR-10 (test split) | 1% | this encoder | 45.17 | fine-tune on 500 labelled images |" in few
+    assert f"| `{cmd} 0.01 --epochs 30` |" in few
+    scratch = (
+        "| CIFAR-10 (test split) | 1% | random (from scratch) | 30.25 | fine-tune on 500 labelled images,"
+    )
+    assert scratch in few and f"`{cmd} 0.01 --from-scratch --epochs 30`" in few
+    assert "| 10% | this encoder | 61.50 |" in few and "10% | random" not in few  # no baseline measured
+    assert "| Imagenette (val split) | weighted kNN top-1 (k=20, T=0.07) | 28.75 |" in transfer
+    assert f"`{nette} -k 20`" in transfer and "trained on CIFAR-10 only" in transfer
+    # An entry without such numbers has neither section.
+    plain = render_card(base)
+    assert "## Few labels" not in plain and "## Transfer" not in plain

@@ -39,7 +39,8 @@ def test_every_measured_number_is_on_the_board() -> None:
                 continue
             row = next(r for r in table if r.name == entry.name and r.dataset == m.dataset)
             assert row.metrics[key] is m
-            line = next(ln for ln in md.splitlines() if ln.startswith(f"| `{entry.name}` |"))
+            start = f"| `{entry.name}` | {entry.method} | {leaderboard.data_label(row)} |"
+            line = next(ln for ln in md.splitlines() if ln.startswith(start))
             assert f" {m.value:.2f} " in line
             shown += 1
     assert shown >= 4 * 8 + 2  # eight trained encoders x four protocols, and the default's two kNN numbers
@@ -53,11 +54,14 @@ def test_each_evaluation_set_is_ranked_and_has_its_baseline() -> None:
     table = leaderboard.rows()
     for data in ("cifar10-test", "imagenette-val"):
         group = [r for r in table if r.dataset == data]
-        scores = [r.value("knn_k20") for r in group]
-        assert scores == sorted(scores, reverse=True)
+        native = [r for r in group if not r.transfer]
+        assert group == native + [r for r in group if r.transfer], "transfer rows follow the set's own"
+        for part in (native, group[len(native) :]):
+            scores = [r.value("knn_k20") for r in part]
+            assert scores == sorted(scores, reverse=True)
         baselines = [r for r in group if r.baseline]
         assert len(baselines) == 1
-        trained = [r for r in group if r.epochs is not None]
+        trained = [r for r in native if r.epochs is not None]
         assert all(r.arch == baselines[0].arch for r in trained), "the baseline is the trained architecture"
         assert all(r.value("nmi") > baselines[0].value("nmi") for r in trained)
 
@@ -66,7 +70,10 @@ def test_baselines_say_how_they_were_measured() -> None:
     for b in leaderboard.BASELINES:
         entry = zoo.model_info(b.like)
         metrics = b.metrics()
-        assert {m.protocol for m in metrics} == set(b.scores) == {m.protocol for m in entry.measured}
+        assert {m.protocol for m in metrics} == set(b.scores) <= {m.protocol for m in entry.measured}
+        # Random weights are measured on the set the entry was trained for, never on a transfer set.
+        assert len({m.dataset for m in metrics}) == 1
+        assert not any(leaderboard.is_transfer(entry, m.dataset) for m in metrics)
         for m in metrics:
             assert m.source.startswith(f"zoo eval {b.like} --random-init --data ../shared/data/")
             assert "random weights" in m.how and m.value == b.scores[m.protocol]
@@ -114,6 +121,78 @@ def test_fine_tune_and_throughput_columns_appear_when_measured() -> None:
     assert "fine-tune" not in leaderboard.render("md", plain)
     row = next(csv.DictReader(io.StringIO(leaderboard.render("csv", plain))))
     assert row["finetune_1pct"] == "" and row["knn_k20"] == "50.22"
+
+
+def with_few_labels_and_transfer(name: str = "swav-r18q-cifar10") -> zoo.ModelEntry:
+    """A zoo-trained entry with fine-tuning (1%, 10%), from-scratch and transfer numbers."""
+    base = zoo.model_info(name)
+    data = "../shared/data/cifar10"
+    tune = f"zoo eval {name} --data {data} --protocol finetune --label-fraction"
+    extra = (
+        Metric(
+            "cifar10-test",
+            "finetune-1pct",
+            47.25,
+            "fine-tune (full) on 500 labelled",
+            f"{tune} 0.01 --epochs 30",
+        ),
+        Metric(
+            "cifar10-test",
+            "finetune-10pct",
+            63.5,
+            "fine-tune (full) on 5000 labelled",
+            f"{tune} 0.1 --epochs 10",
+        ),
+        Metric(
+            "cifar10-test",
+            "scratch-finetune-1pct",
+            31.75,
+            "fine-tune (full) on 500 labelled, from random initialisation",
+            f"{tune} 0.01 --from-scratch --epochs 30",
+        ),
+        Metric(
+            "imagenette-val", "knn-k20", 27.5, "weighted kNN on Imagenette", f"zoo eval {name} -k 20 (nette)"
+        ),
+        Metric(
+            "imagenette-val", "linear", 33.25, "linear probe on Imagenette", f"zoo eval {name} linear (nette)"
+        ),
+    )
+    return dataclasses.replace(base, measured=base.measured + extra)
+
+
+def test_fine_tune_from_scratch_and_transfer_rows() -> None:
+    entry = with_few_labels_and_transfer()
+    table = leaderboard.rows(entries=[entry], baselines=[leaderboard.BASELINES[0]])
+    assert [(r.name, r.dataset, r.transfer) for r in table] == [
+        (entry.name, "cifar10-test", False),
+        (leaderboard.BASELINES[0].label, "cifar10-test", False),
+        (entry.name, "imagenette-val", True),
+    ]
+    own, baseline, moved = table
+    assert (own.value("finetune_1pct"), own.value("finetune_10pct")) == (47.25, 63.5)
+    # The from-scratch number sits in the random-init row of the architecture, not the encoder's.
+    assert baseline.value("finetune_1pct") == 31.75 and baseline.value("finetune_10pct") is None
+    assert baseline.value("knn_k20") == leaderboard.BASELINES[0].scores["knn-k20"]
+    assert (moved.value("knn_k20"), moved.value("linear"), moved.value("finetune_1pct")) == (
+        27.5,
+        33.25,
+        None,
+    )
+    md = leaderboard.render("md", table).splitlines()
+    assert md[0].startswith("| encoder | method | evaluated on | kNN k=20 | kNN k=200 | linear | NMI |")
+    assert "| fine-tune 1% | fine-tune 10% | epochs | minutes |" in md[0]
+    assert md[2].endswith("| 47.25 | 63.50 | 8 | 19 |")
+    assert (
+        "(`--random-init`, `--from-scratch`) | none | CIFAR-10 test |" in md[3] and "| 31.75 | – |" in md[3]
+    )
+    assert md[4].startswith(
+        f"| `{entry.name}` | swav | Imagenette val (transfer) | 27.50 | – | 33.25 | – | – | – |"
+    )
+    item = json.loads(leaderboard.render("json", table))[1]
+    assert item["metrics"]["finetune_1pct"]["command"].endswith("--from-scratch --epochs 30")
+    assert json.loads(leaderboard.render("json", table))[2]["transfer"] is True
+    line = list(csv.DictReader(io.StringIO(leaderboard.render("csv", table))))[2]
+    assert line["transfer"] == "1" and line["linear"] == "33.25"
 
 
 def test_csv_and_json_carry_the_same_numbers() -> None:

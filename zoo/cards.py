@@ -3,9 +3,11 @@
 A card is a Hugging Face model README: YAML front matter (licence, ``library_name: zoo``,
 tags, datasets, metrics and a ``model-index`` holding every number of the evaluation table),
 then the method, how to load the encoder (zoo, torch.hub, timm where the architecture is
-timm's, ONNX Runtime), the evaluation table with how each number was obtained,
-limitations and citation. ``model_cards/<name>.md`` are these renders, checked in; a test
-keeps them equal to the registry.
+timm's, ONNX Runtime), the evaluation table with how each number was obtained, for the
+encoders zoo trained the few-labels section (fine-tuned on 1% and 10% of the labels, against the
+same architecture trained from scratch on the same labels) and the transfer section (the numbers
+on the other dataset), the training budget, limitations and citation. ``model_cards/<name>.md``
+are these renders, checked in; a test keeps them equal to the registry.
 """
 
 from __future__ import annotations
@@ -106,6 +108,8 @@ PROTOCOL_NAMES = {
     "knn-k200": "weighted kNN top-1 (k=200, T=0.1)",
     "top1": "top-1",
     "nmi": "k-means NMI",
+    "finetune-1pct": "fine-tuned top-1, 1% of the labels",
+    "finetune-10pct": "fine-tuned top-1, 10% of the labels",
 }
 
 
@@ -115,7 +119,21 @@ def hub_entrypoint(name: str) -> str:
 
 
 def _metrics(entry: ModelEntry) -> list[tuple[str, Metric]]:
-    return [("reported", m) for m in entry.reported] + [("measured", m) for m in entry.measured]
+    """The entry's own numbers. ``scratch-*`` rows are left out: they measure the architecture
+    from random initialisation (the baseline of the few-labels section), not these weights."""
+    from zoo.leaderboard import SCRATCH
+
+    measured = [("measured", m) for m in entry.measured if not m.protocol.startswith(SCRATCH)]
+    return [("reported", m) for m in entry.reported] + measured
+
+
+def _section(entry: ModelEntry, m: Metric) -> str:
+    """Where a number goes in the card: ``few-labels``, ``transfer`` or the ``evaluation`` table."""
+    from zoo.leaderboard import column_of, is_transfer
+
+    if (column_of(m.protocol) or "").startswith("finetune_"):
+        return "few-labels"
+    return "transfer" if is_transfer(entry, m.dataset) else "evaluation"
 
 
 def front_matter(entry: ModelEntry) -> dict[str, Any]:
@@ -222,7 +240,7 @@ def render_card(entry: ModelEntry) -> str:
         "## Evaluation",
         "",
     ]
-    metrics = _metrics(entry)
+    metrics = [(kind, m) for kind, m in _metrics(entry) if _section(entry, m) == "evaluation"]
     if metrics:
         lines += [
             "| dataset | protocol | value | how it was measured | source |",
@@ -235,12 +253,75 @@ def render_card(entry: ModelEntry) -> str:
             )
     else:
         lines.append("No evaluation has been recorded for this encoder yet.")
+    lines += _few_labels_section(entry) + _transfer_section(entry)
     if entry.training is not None:
         lines += ["", *_training_section(entry)]
     lines += ["", "## Limitations", "", entry.limitations or "Not documented yet.", ""]
     if entry.citation:
         lines += ["## Citation", "", "```bibtex", entry.citation, "```", ""]
     return "\n".join(lines)
+
+
+def _few_labels_section(entry: ModelEntry) -> list[str]:
+    """Fine-tuned on a few labels, beside the same architecture trained from scratch on the same
+    labels: what the self-supervised pretraining is worth when labels are scarce."""
+    from zoo.leaderboard import COLUMNS, column_of, scratch_metrics
+    from zoo.registry import iter_models
+
+    tuned = [m for kind, m in _metrics(entry) if kind == "measured" and _section(entry, m) == "few-labels"]
+    if not tuned:
+        return []
+    order = [c.key for c in COLUMNS]
+    tuned.sort(key=lambda m: order.index(column_of(m.protocol) or order[-1]))  # 1% before 10%
+    lines = [
+        "",
+        "## Few labels",
+        "",
+        "The semi-supervised protocol: the whole network fine-tuned on a class-balanced share of the"
+        " training labels, top-1 on the test split; beside it the same architecture trained from random"
+        " initialisation on the same labelled images with the same recipe, so that only the"
+        " initialisation differs.",
+        "",
+        "| dataset | labels | initialisation | top-1 | how it was measured | command |",
+        "|---|---|---|---|---|---|",
+    ]
+    for data in dict.fromkeys(m.dataset for m in tuned):
+        scratch = scratch_metrics(entry.arch, data, [entry, *iter_models()])  # this record's own first
+        where = DATASET_NAMES.get(data, data)
+        for m in (m for m in tuned if m.dataset == data):
+            share = PROTOCOL_NAMES.get(m.protocol, m.protocol).split(", ")[-1].removesuffix(" of the labels")
+            lines.append(
+                f"| {where} | {share} | this encoder | {m.value:.2f} | {m.how} | {_source(m.source)} |"
+            )
+            b = scratch.get(column_of(m.protocol) or "")
+            if b is not None:
+                scratch_cells = f"{b.value:.2f} | {b.how} | {_source(b.source)}"
+                lines.append(f"| {where} | {share} | random (from scratch) | {scratch_cells} |")
+    return lines
+
+
+def _transfer_section(entry: ModelEntry) -> list[str]:
+    """The frozen-feature numbers on another dataset than the one zoo trained the encoder on."""
+    moved = [m for kind, m in _metrics(entry) if kind == "measured" and _section(entry, m) == "transfer"]
+    if not moved:
+        return []
+    home = DATASET_NAMES.get(entry.dataset, entry.dataset)
+    lines = [
+        "",
+        "## Transfer",
+        "",
+        f"How far the features travel: the encoder, trained on {home} only, evaluated frozen on another"
+        f" dataset, each image through its own preprocessing (to {entry.preprocess.input_size} px).",
+        "",
+        "| dataset | protocol | value | how it was measured | command |",
+        "|---|---|---|---|---|",
+    ]
+    for m in moved:
+        lines.append(
+            f"| {DATASET_NAMES.get(m.dataset, m.dataset)} | {PROTOCOL_NAMES.get(m.protocol, m.protocol)}"
+            f" | {m.value:.2f} | {m.how} | {_source(m.source)} |"
+        )
+    return lines
 
 
 def _training_section(entry: ModelEntry) -> list[str]:

@@ -8,7 +8,15 @@ entry's ``measured`` metrics only (those quoted from papers are in the cards): e
 it was measured and gives the command that reproduces it, in the card and in ``--format json``.
 
 The random-initialisation baselines (:data:`BASELINES`) are measured the same way, with the same
-command plus ``--random-init``: the floor that training must beat.
+command plus ``--random-init``: the floor that training must beat. Their fine-tuning columns are
+the same architecture fine-tuned from scratch on the same labels (``zoo eval NAME --protocol
+finetune --from-scratch --record`` keeps them in the measured table as ``scratch-finetune-*``
+rows of whichever zoo-trained entry of that architecture ran them: the result depends on the
+architecture and the labels only).
+
+Rows of a zoo-trained encoder on another dataset than its own (CIFAR-10 encoders on Imagenette,
+and the reverse) are its *transfer* rows: shown after the native rows of that set, marked
+"(transfer)".
 
 ``zoo leaderboard`` prints it as Markdown, CSV or JSON; ``zoo leaderboard --update README.md``
 rewrites the block between :data:`START` and :data:`END` in place, and a test keeps README.md
@@ -30,7 +38,20 @@ from typing import Any
 from zoo.errors import ZooError
 from zoo.registry import Metric, ModelEntry, iter_models, model_info
 
-__all__ = ["BASELINES", "COLUMNS", "END", "START", "Baseline", "Row", "render", "rows", "update_file"]
+__all__ = [
+    "BASELINES",
+    "COLUMNS",
+    "END",
+    "START",
+    "Baseline",
+    "Row",
+    "data_label",
+    "is_transfer",
+    "render",
+    "rows",
+    "scratch_metrics",
+    "update_file",
+]
 
 START = "<!-- leaderboard: start (generated from the registry by `zoo leaderboard --update README.md`) -->"
 END = "<!-- leaderboard: end -->"
@@ -103,7 +124,8 @@ class Baseline:
         entry = model_info(self.like)
         out = []
         for m in entry.measured:
-            if m.protocol in self.scores:
+            # Only the set the entry was trained for: its transfer rows have no random-init twin.
+            if m.protocol in self.scores and not is_transfer(entry, m.dataset):
                 out.append(
                     Metric(
                         dataset=m.dataset,
@@ -145,10 +167,17 @@ class Row:
     epochs: int | None = None
     minutes: float | None = None
     baseline: bool = False
+    transfer: bool = False  # a zoo-trained encoder evaluated on another dataset than its own
 
     def value(self, key: str) -> float | None:
         m = self.metrics.get(key)
         return None if m is None else m.value
+
+
+def is_transfer(entry: ModelEntry, dataset: str) -> bool:
+    """Whether ``dataset`` (an evaluation set, ``imagenette-val``) is another dataset than the one
+    zoo trained ``entry`` on (``cifar10``); upstream encoders have no such notion here."""
+    return entry.training is not None and dataset.split("-")[0] != entry.dataset
 
 
 def _entry_rows(entry: ModelEntry) -> list[Row]:
@@ -167,27 +196,49 @@ def _entry_rows(entry: ModelEntry) -> list[Row]:
             metrics,
             epochs=t.epochs if t else None,
             minutes=t.minutes if t else None,
+            transfer=is_transfer(entry, data),
         )
         for data, metrics in by_data.items()
     ]
+
+
+SCRATCH = "scratch-"
+
+
+def scratch_metrics(arch: str, dataset: str, entries: Iterable[ModelEntry]) -> dict[str, Metric]:
+    """Column key -> the from-scratch fine-tuning number of ``arch`` on ``dataset``: the
+    ``scratch-finetune-*`` rows of the zoo-trained entries of that architecture (the first by
+    name where several entries ran the same one)."""
+    out: dict[str, Metric] = {}
+    for entry in sorted(entries, key=lambda e: e.name):
+        if entry.arch != arch or entry.training is None:
+            continue
+        for m in entry.measured:
+            if m.dataset == dataset and m.protocol.startswith(SCRATCH):
+                key = column_of(m.protocol[len(SCRATCH) :])
+                if key is not None:
+                    out.setdefault(key, m)
+    return out
 
 
 def rows(
     entries: Iterable[ModelEntry] | None = None, baselines: Iterable[Baseline] | None = None
 ) -> list[Row]:
     """Every row: evaluation sets in a fixed order, then best kNN k=20 (else first metric) first."""
-    out = [r for e in (iter_models() if entries is None else entries) for r in _entry_rows(e)]
+    entries = list(iter_models() if entries is None else entries)
+    out = [r for e in entries for r in _entry_rows(e)]
     for b in BASELINES if baselines is None else baselines:
         entry = model_info(b.like)
         metrics = {column_of(m.protocol): m for m in b.metrics()}
         for data in sorted({m.dataset for m in metrics.values()}):
             chosen = {k: m for k, m in metrics.items() if k is not None and m.dataset == data}
+            chosen.update(scratch_metrics(entry.arch, data, entries))
             out.append(Row(b.label, "none", entry.arch, data, chosen, baseline=True))
 
     def order(row: Row) -> tuple:
         rank = _DATA_ORDER.index(row.dataset) if row.dataset in _DATA_ORDER else len(_DATA_ORDER)
         first = next((row.value(c.key) for c in COLUMNS if row.value(c.key) is not None), 0.0)
-        return (rank, row.dataset, -first, row.name)
+        return (rank, row.dataset, row.transfer, -first, row.name)
 
     return sorted(out, key=order)
 
@@ -207,12 +258,20 @@ def markdown(table: list[Row]) -> str:
     header = ["encoder", "method", "evaluated on", *(c.header for c in shown), "epochs", "minutes"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in table:
-        name = f"{r.name} (`--random-init`)" if r.baseline else f"`{r.name}`"
-        cells = [name, r.method, DATA_NAMES.get(r.dataset, r.dataset)]
+        name = f"`{r.name}`"
+        if r.baseline:
+            scratch = any(m.protocol.startswith(SCRATCH) for m in r.metrics.values())
+            name = f"{r.name} (`--random-init`{', `--from-scratch`' if scratch else ''})"
+        cells = [name, r.method, data_label(r)]
         cells += [_number(r.value(c.key), c.digits) for c in shown]
         cells += ["–" if r.epochs is None else str(r.epochs), _number(r.minutes, 0)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def data_label(r: Row) -> str:
+    """The "evaluated on" cell: the set's name, and "(transfer)" on transfer rows."""
+    return DATA_NAMES.get(r.dataset, r.dataset) + (" (transfer)" if r.transfer else "")
 
 
 def _plain(r: Row) -> str:
@@ -224,13 +283,34 @@ def to_csv(table: list[Row]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(
-        ["name", "method", "arch", "dataset", *(c.key for c in COLUMNS), "epochs", "minutes", "baseline"]
+        [
+            "name",
+            "method",
+            "arch",
+            "dataset",
+            *(c.key for c in COLUMNS),
+            "epochs",
+            "minutes",
+            "baseline",
+            "transfer",
+        ]
     )
     for r in table:
         values = ["" if r.value(c.key) is None else r.value(c.key) for c in COLUMNS]
         epochs = "" if r.epochs is None else r.epochs
         minutes = "" if r.minutes is None else r.minutes
-        writer.writerow([_plain(r), r.method, r.arch, r.dataset, *values, epochs, minutes, int(r.baseline)])
+        cells = [
+            _plain(r),
+            r.method,
+            r.arch,
+            r.dataset,
+            *values,
+            epochs,
+            minutes,
+            int(r.baseline),
+            int(r.transfer),
+        ]
+        writer.writerow(cells)
     return buf.getvalue()
 
 
@@ -245,6 +325,7 @@ def to_json(table: list[Row]) -> str:
                 "arch": r.arch,
                 "dataset": r.dataset,
                 "baseline": r.baseline,
+                "transfer": r.transfer,
                 "metrics": {
                     c.key: {
                         "value": r.metrics[c.key].value,
