@@ -19,6 +19,7 @@ at import, refusing a row for an unknown name or for weights the entry no longer
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from collections.abc import Iterable
 from typing import NamedTuple
@@ -669,6 +670,28 @@ class Trained(NamedTuple):
     minutes: float
     hardware: str
 
+    def source(self) -> str:
+        """This row as it is written in :data:`TRAINED` (shared text by the constant's name), so a
+        tool can print the line to paste there; ``eval`` of it in this module gives the row back."""
+        named = {v: f'_PAPER["{k}"]' for k, v in _PAPER.items()}
+        named.update({_CPU: "_CPU", _CPU_OWN_CORE: "_CPU_OWN_CORE"})
+
+        def arg(key: str) -> str:
+            value = getattr(self, key)
+            if isinstance(value, str):  # JSON's escapes are Python's; double quotes as in the table
+                return f"{key}={named.get(value) or json.dumps(value, ensure_ascii=False)}"
+            return f"{key}={value!r}"
+
+        lines = [
+            ("name", "arch", "method", "paper"),
+            ("dataset", "size", "resize", "precision"),
+            ("sha256",),
+            ("command",),
+            ("epochs", "steps", "batch_size", "minutes", "hardware"),
+        ]
+        body = "".join(f"        {', '.join(arg(k) for k in keys)},\n" for keys in lines)
+        return f"    Trained(\n{body}    ),"
+
 
 def recipe_of(command: str) -> str:
     """The recipe file a ``zoo train RECIPE ...`` command runs (a bare name is a published recipe)."""
@@ -802,7 +825,8 @@ def _metric_order(entry: ModelEntry, row: results.Result) -> tuple:
 def attach_measured(
     entries: Iterable[ModelEntry], path: str | os.PathLike = results.RESULTS_FILE
 ) -> list[ModelEntry]:
-    """``entries`` with the rows of the results table at ``path`` as their ``measured`` metrics.
+    """``entries`` with the rows of the results table at ``path`` as their ``measured`` metrics
+    (the table is the only source of those: an entry without rows gets none).
 
     Raises:
         ResultsError: naming the file and line of a row for a model not in ``entries``, or of a
@@ -830,11 +854,9 @@ def attach_measured(
         rows.setdefault(row.model, []).append(row)
     out = []
     for entry in entries:
-        if entry.name in rows:
-            ordered = sorted(rows[entry.name], key=lambda r, e=entry: _metric_order(e, r))
-            measured = tuple(Metric(r.dataset, r.protocol, r.value, r.how, r.command) for r in ordered)
-            entry = dataclasses.replace(entry, measured=measured)
-        out.append(entry)
+        ordered = sorted(rows.get(entry.name, ()), key=lambda r, e=entry: _metric_order(e, r))
+        measured = tuple(Metric(r.dataset, r.protocol, r.value, r.how, r.command) for r in ordered)
+        out.append(dataclasses.replace(entry, measured=measured) if measured != entry.measured else entry)
     return out
 
 
