@@ -231,3 +231,15 @@ class DINOProjectionHead(nn.Module):
 @full_precision
 def _fp32_linear(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return layer(x)
+
+
+class Normalized(nn.Module):
+    """``modules`` in sequence, then L2-normalised in fp32: the embedding an epoch pass
+    clusters or a memory bank stores (DeepCluster-v2, PCL, NPID)."""
+
+    def __init__(self, *modules: nn.Module) -> None:
+        super().__init__()
+        self.inner = nn.Sequential(*modules)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.normalize(self.inner(x).float(), dim=1)

@@ -47,6 +47,13 @@ class MemoryBank(nn.Module):
         return self.bank[indices].detach().clone()
 
     @torch.no_grad()
+    def fill(self, features: torch.Tensor) -> None:
+        """Set every entry to ``features`` (size, dim), normalised here (a warm start)."""
+        if features.shape != self.bank.shape:
+            raise ValueError(f"expected features {tuple(self.bank.shape)}, got {tuple(features.shape)}")
+        self.bank.copy_(nn.functional.normalize(features.float(), dim=1).to(self.bank.dtype))
+
+    @torch.no_grad()
     def update(self, indices: torch.Tensor, features: torch.Tensor) -> None:
         """Momentum update of the entries at ``indices`` (N,) with ``features`` (N, dim)
         (normalised here), gathered from every rank first."""

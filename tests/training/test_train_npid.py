@@ -82,7 +82,8 @@ def test_a_step_uses_the_sample_indices_and_the_proximal_option() -> None:
 
 
 def test_the_trainer_gives_each_sample_its_index_in_the_split(tmp_path: Path, cifar_root: Path) -> None:
-    recipe = recipe_from_dict(seed_recipe(tmp_path / "run", cifar_root, NPID, train__max_steps=1))
+    npid = {**NPID, "bank_init": "random"}  # a seeded random bank, so untouched entries stay equal
+    recipe = recipe_from_dict(seed_recipe(tmp_path / "run", cifar_root, npid, train__max_steps=1))
     trainer = Trainer(recipe)
     trainer.fit()
     first = EpochBatches(trainer.images, trainer.labels, lambda x, g: [x], batch_size=16, epoch=0, seed=3)[0][
@@ -92,6 +93,20 @@ def test_the_trainer_gives_each_sample_its_index_in_the_split(tmp_path: Path, ci
     fresh._setup()  # the same seeded initial bank
     changed = (trainer.method.memory.bank != fresh.method.memory.bank).any(1).nonzero().flatten()
     assert sorted(changed.tolist()) == sorted(first.tolist())
+
+
+def test_the_bank_starts_as_the_initial_networks_embeddings(tmp_path: Path, cifar_root: Path) -> None:
+    recipe = recipe_from_dict(seed_recipe(tmp_path / "run", cifar_root, NPID, train__max_steps=1))
+    fresh = Trainer(recipe)
+    fresh._setup()
+    expected = fresh.embed(fresh.images, encoder=fresh.method.epoch_encoder())
+    assert not torch.allclose(fresh.method.memory.bank, torch.from_numpy(expected))  # random before the pass
+    fresh._epoch_pass(0)
+    bank = fresh.method.memory.bank
+    assert torch.allclose(bank, torch.from_numpy(expected), atol=1e-5)
+    assert torch.allclose(bank.norm(dim=1), torch.ones(len(bank)), atol=1e-5)
+    # Only before the first epoch: later epochs keep the bank the steps have built.
+    assert fresh.method.epoch_pass_due(0) and not fresh.method.epoch_pass_due(1)
 
 
 def test_npid_stops_and_resumes_exactly(tmp_path: Path, cifar_root: Path) -> None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from zoo.training.heads import SwAVProjectionHead
+from zoo.training.heads import Normalized, SwAVProjectionHead
 from zoo.training.kmeans import kmeans
 from zoo.training.losses.pseudo_label import PseudoLabelLoss
 from zoo.training.methods.base import (
@@ -43,15 +43,6 @@ class DeepClusterV2Config(MethodConfig):
     num_prototypes: tuple[int, int, int] = (3000, 3000, 3000)
     temperature: float = 0.1
     kmeans_iterations: int = 10
-
-
-class _Normalized(nn.Module):
-    def __init__(self, *modules: nn.Module) -> None:
-        super().__init__()
-        self.inner = nn.Sequential(*modules)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return nn.functional.normalize(self.inner(x).float(), dim=1)
 
 
 @full_precision
@@ -90,7 +81,7 @@ class DeepClusterV2(Method):
             self.register_buffer(f"labels{j}", torch.zeros(info.num_samples, dtype=torch.long))
 
     def epoch_encoder(self) -> nn.Module:
-        return _Normalized(self.backbone, self.projection)
+        return Normalized(self.backbone, self.projection)
 
     def on_epoch_start(self, epoch: int, features: torch.Tensor) -> None:
         for j, k in enumerate(self.config.num_prototypes):

@@ -20,12 +20,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
-from zoo.training.heads import MoCoV2ProjectionHead
+from zoo.training.heads import MoCoV2ProjectionHead, Normalized
 from zoo.training.kmeans import Clustering, kmeans
 from zoo.training.losses.proto_nce import ProtoNCELoss
 from zoo.training.methods.base import DataInfo, Method, MethodConfig, MethodInputError, Needs, register_method
 from zoo.training.methods.deepcluster import _seeded
-from zoo.training.methods.deepcluster_v2 import _Normalized
 from zoo.training.methods.moco_v2 import MoCoV2
 from zoo.training.momentum import momentum_copy
 from zoo.training.queue import FeatureQueue
@@ -110,7 +109,7 @@ class PCL(MoCoV2):
         return epoch >= self.config.warmup_epochs
 
     def epoch_encoder(self) -> nn.Module:
-        return _Normalized(self.key_backbone, self.key_projection)
+        return Normalized(self.key_backbone, self.key_projection)
 
     def on_epoch_start(self, epoch: int, features: torch.Tensor) -> None:
         c = self.config
