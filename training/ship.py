@@ -9,8 +9,16 @@ more than ``--tolerance`` points, else the fp32 weights do. It writes
 
 * ``zoo/weights/<name>.safetensors``: the shipped weights (atomically);
 * ``model_cards/curves/<name>.png`` (+ ``.metrics.csv``, ``.knn.csv``): the training curves;
+* ``zoo/data/measured.csv``: the four numbers of the shipped file, one row each with how they
+  were measured, the ``zoo eval`` command that reproduces it and the file's sha256 prefix
+  (:func:`zoo.results.record`); rows of the same name measured on other weights are dropped
+  and their commands printed, to be measured again;
 * ``<run>/ship.json``: the sha256, precision, both evaluations, the reproduce command and
-  the budget, from which the ``register_model`` entry in ``zoo/pretrained.py`` is written.
+  the budget.
+
+It prints the :class:`zoo.pretrained.Trained` row to paste into ``TRAINED`` in
+``zoo/pretrained.py`` (replacing the name's old row); until it is there, ``import zoo`` refuses
+the new rows of the results table (measured on weights no entry ships).
 
 The numbers recorded are those of the shipped file, measured exactly as
 ``zoo eval <name> --data DIR ...`` measures them once the entry is registered.
@@ -32,8 +40,10 @@ from pathlib import Path
 import torch
 
 import zoo
+from zoo import results
 from zoo.encoder import Encoder
 from zoo.folder import atomic_write_text, save_safetensors
+from zoo.pretrained import _CPU, _PAPER, Trained, recipe_of
 
 #: Method names of the trainer -> the registry's (as upstream entries spell them).
 REGISTRY_METHODS = {"moco_v2": "moco-v2", "moco_v3": "moco-v3", "barlow_twins": "barlowtwins"}
@@ -45,6 +55,60 @@ PROTOCOLS = (
     ("linear", "linear", 20, 0.07, "--protocol linear"),
     ("nmi", "cluster", 20, 0.07, "--protocol cluster"),
 )
+
+
+def measured_rows(
+    name: str,
+    values: dict[str, float],
+    *,
+    precision: str,
+    data: str,
+    test_split: str,
+    counts: tuple[int, int, int],
+    weights: str,
+) -> list[results.Result]:
+    """The rows of the results table for the numbers ``values`` (:data:`PROTOCOLS` keys) of the
+    shipped file: ``counts`` is (train images, test images, classes), ``weights`` its sha256."""
+    n_train, n_test, n_classes = counts
+    features = f"frozen features of the shipped {precision} weights (fp32 compute, ONNX Runtime)"
+    probe = f"linear probe on {features}, standardised; AdamW lr 0.01 wd 1e-4, 100 epochs, batch 512, cosine"
+    cluster = f"k-means (k={n_classes}, k-means++, best of 3, seed 0) on L2-normalised {features} of the"
+    how = {
+        "knn-k20": f"weighted kNN, k=20, T=0.07, cosine, on {features}",
+        "knn-k200": f"weighted kNN, k=200, T=0.1, cosine, on {features}",
+        "linear": probe,
+        "nmi": f"{cluster} {test_split} images; NMI x100",
+    }
+    pairs = f"{n_train:,} train -> {n_test:,} {test_split} images"
+    # The split flag only where `zoo eval` would not pick that split by itself.
+    default_split = "val" if (Path(data) / "val").is_dir() else "test"
+    split = "" if test_split == default_split else f" --test-split {test_split}"
+    return [
+        results.Result(
+            model=name,
+            dataset=f"{Path(data).resolve().name}-{test_split}",
+            protocol=key,
+            value=float(values[key]),
+            how=f"{how[key]}; {n_test:,} images" if key == "nmi" else f"{how[key]}; {pairs}",
+            command=f"zoo eval {name} --data {data}{split} {flags}",
+            weights=weights[:16],
+        )
+        for key, _, _, _, flags in PROTOCOLS
+    ]
+
+
+def record_measured(rows: list[results.Result], path: Path = results.RESULTS_FILE) -> list[results.Result]:
+    """Record ``rows`` (one model's, on one file) in the results table at ``path``; the rows of that
+    model measured on other weights are dropped, and returned so they can be measured again."""
+    model, weights = rows[0].model, rows[0].weights
+    table = {r.key: r for r in results.load(path)}
+    stale = [r for r in table.values() if r.model == model and r.weights != weights]
+    for r in stale:
+        del table[r.key]
+    table.update({r.key: r for r in rows})
+    atomic_write_text(path, results.dumps(table.values()))  # one write: readers never see a half
+    fresh = {r.key for r in rows}
+    return [r for r in stale if r.key not in fresh]
 
 
 def measure(encoder: Encoder, data: str, test_split: str) -> dict[str, dict]:
@@ -108,9 +172,15 @@ def ship(
     weights_dir: Path = Path("zoo/weights"),
     cards_dir: Path = Path("model_cards"),
     log: Path | None = None,
+    results_file: Path = results.RESULTS_FILE,
 ) -> dict:
+    """Ship ``run_dir`` as ``name`` (see the module's docstring). Returns what ``ship.json`` holds,
+    plus ``row`` (the :class:`Trained` row for ``zoo/pretrained.py``), ``recorded`` (the rows
+    written to ``results_file``) and ``stale`` (rows of ``name`` dropped from it: other weights)."""
     from zoo.training.publish import plot_curves
     from zoo.training.recipe import load_recipe
+
+    from zoo.evaluate import image_folder
 
     export_dir = run_dir / "export"
     recipe = load_recipe(export_dir / "recipe.yaml")
@@ -166,13 +236,38 @@ def ship(
         },
     }
     atomic_write_text(run_dir / "ship.json", json.dumps(summary, indent=2) + "\n")
-    return summary
 
-
-def recipe_of(command: str) -> str:
-    """The recipe file a ``zoo train RECIPE ...`` command runs (a bare name is a published recipe)."""
-    recipe = command.split()[2]
-    return recipe if recipe.endswith((".yaml", ".yml")) else f"training/recipes/{recipe}.yaml"
+    train_files = image_folder(Path(data) / "train")[0]
+    test_files, _, classes = image_folder(Path(data) / test_split)
+    recorded = measured_rows(
+        name,
+        {k: v["value"] for k, v in measured[precision].items()},
+        precision=precision,
+        data=data,
+        test_split=test_split,
+        counts=(len(train_files), len(test_files), len(classes)),
+        weights=sha256,
+    )
+    stale = record_measured(recorded, results_file)
+    t = summary["training"]
+    row = Trained(
+        name=name,
+        arch=entry.arch,
+        method=entry.method,
+        paper=_PAPER.get(entry.method, ""),
+        dataset=entry.dataset,
+        size=entry.preprocess.input_size,
+        resize=entry.preprocess.resize_size,
+        precision=precision,
+        sha256=sha256,
+        command=command,
+        epochs=t["epochs"],
+        steps=t["steps"],
+        batch_size=t["batch_size"],
+        minutes=t["minutes"],
+        hardware=_CPU,
+    )
+    return {**summary, "row": row, "recorded": recorded, "stale": stale}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -192,7 +287,16 @@ def main(argv: list[str] | None = None) -> None:
         tolerance=args.tolerance,
         log=args.log,
     )
-    print(json.dumps(summary, indent=2))
+    print(json.dumps({k: v for k, v in summary.items() if k not in ("row", "recorded", "stale")}, indent=2))
+    print(f"\nRecorded {len(summary['recorded'])} numbers in {results.RESULTS_FILE}.")
+    for r in summary["stale"]:
+        print(f"Dropped {r.dataset} {r.protocol}, measured on weights {r.weights}; rerun: {r.command}")
+    print(
+        "Paste this row into TRAINED in zoo/pretrained.py, replacing any row of that name (check"
+        " `paper` and `hardware`: _CPU is a run sharing the machine, _CPU_OWN_CORE one with a core"
+        " of its own); until then `import zoo` refuses the new numbers:\n"
+    )
+    print(summary["row"].source())
 
 
 if __name__ == "__main__":

@@ -10,11 +10,14 @@ import torch
 from _train_recipes import tiny_recipe
 from zoo.training.loop import Trainer
 from zoo.training.recipe import recipe_from_dict
-from zoo.training.ship import measure, recipe_of, run_minutes, ship
+from zoo.training.ship import measure, measured_rows, recipe_of, run_minutes, ship
 
 import zoo
+import zoo.pretrained
+from zoo import results
 from zoo.evaluate import evaluate
 from zoo.folder import read_safetensors
+from zoo.pretrained import TRAINED, attach_measured, trained_entry
 
 
 def test_run_minutes_spans_the_log_to_the_last_step_across_midnight(tmp_path: Path) -> None:
@@ -45,6 +48,11 @@ def test_a_shipped_run_records_the_numbers_of_the_file_it_ships(
     Trainer(recipe, command=f"zoo train simclr_r18q_cifar10 run.out_dir={run} train.epochs=2").fit()
     (tmp_path / "run.log").write_text("[10:00:00] start\n[10:03:00] epoch 1 step 30/30 loss 3.0\n")
     data = tiny_dataset
+    table = tmp_path / "measured.csv"
+    # A number measured on earlier weights of the same name, and one of another encoder.
+    old = results.Result("simclr-r18q-tiny", "tiny0-test", "finetune-1pct", 30.0, "h", "c", "0" * 16)
+    other = results.Result("byol-r18q-cifar10", "cifar10-test", "knn-k20", 41.0, "h", "c", "1" * 16)
+    results.record([old, other], table)
 
     summary = ship(
         run,
@@ -52,6 +60,7 @@ def test_a_shipped_run_records_the_numbers_of_the_file_it_ships(
         data=str(data),
         weights_dir=tmp_path / "weights",
         cards_dir=tmp_path / "cards",
+        results_file=table,
     )
 
     weights = tmp_path / "weights" / "simclr-r18q-tiny.safetensors"
@@ -78,3 +87,64 @@ def test_a_shipped_run_records_the_numbers_of_the_file_it_ships(
     }
     knn = evaluate(shipped, data, k=20, temperature=0.07)
     assert knn["top1"] == pytest.approx(summary["measured"]["knn-k20"]["value"])
+
+    # The four numbers are in the results table, tied to the shipped file; the stale row is gone.
+    rows = [r for r in results.load(table) if r.model == "simclr-r18q-tiny"]
+    assert rows == summary["recorded"] and summary["stale"] == [old]
+    assert other in results.load(table)
+    assert {r.protocol: r.value for r in rows} == {k: v["value"] for k, v in summary["measured"].items()}
+    assert {r.weights for r in rows} == {summary["sha256"][:16]}
+    assert {r.dataset for r in rows} == {f"{data.name}-test"}
+    assert rows[0].command == f"zoo eval simclr-r18q-tiny --data {data} -k 20 --temperature 0.07"
+    assert f"{summary['precision']} weights" in rows[0].how and "36 train -> 18 test images" in rows[0].how
+    # The printed row is the table's syntax; its entry is what the registry attaches the rows to.
+    row = summary["row"]
+    assert eval(row.source().strip().rstrip(","), vars(zoo.pretrained)) == row
+    assert (row.sha256, row.precision, row.dataset) == (summary["sha256"], summary["precision"], "cifar10")
+    pre = shipped.entry.preprocess
+    assert (row.size, row.resize, row.arch, row.method) == (
+        pre.input_size,
+        pre.resize_size,
+        "resnet18_cifar_quarter",
+        "simclr",
+    )
+    results.forget("byol-r18q-cifar10", table)  # a table of this entry only
+    (entry,) = attach_measured([trained_entry(row)], table)
+    assert [(m.protocol, m.value) for m in entry.measured] == [(r.protocol, r.value) for r in rows]
+
+
+def test_ship_writes_the_rows_of_the_shipped_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rows measured_rows writes for each zoo-trained encoder are those the registry holds
+    (same how, command and weights), so a re-ship changes only its numbers."""
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])  # the commands name ../shared/data
+    shipped = {r.key: r for r in results.load()}
+    sets = {"cifar10": ("test", (50_000, 10_000, 10)), "imagenette": ("val", (9_469, 3_925, 10))}
+    for t in TRAINED:
+        split, counts = sets[t.dataset]
+        values = {r.protocol: r.value for r in shipped.values() if r.model == t.name}
+        rows = measured_rows(
+            t.name,
+            values,
+            precision=t.precision,
+            data=f"../shared/data/{t.dataset}",
+            test_split=split,
+            counts=counts,
+            weights=t.sha256,
+        )
+        assert rows == [shipped[r.key] for r in rows]
+
+
+def test_main_prints_the_summary_then_the_row_to_paste(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import zoo.training.ship as ship_module
+
+    row = TRAINED[0]
+    stale = results.Result(row.name, "cifar10-test", "finetune-1pct", 30.0, "h", "zoo eval x", "0" * 16)
+    summary = {"name": row.name, "sha256": row.sha256, "row": row, "recorded": [stale] * 4, "stale": [stale]}
+    monkeypatch.setattr(ship_module, "ship", lambda *a, **k: summary)
+    ship_module.main(["runs/x", "--name", row.name])
+    out = capsys.readouterr().out
+    assert '"sha256": "' + row.sha256 in out and '"row"' not in out
+    assert "Recorded 4 numbers" in out and "finetune-1pct, measured on weights 0000" in out
+    assert out.rstrip().endswith(row.source())
