@@ -19,7 +19,7 @@ class CMCLoss(nn.Module):
     student and teacher as the two views.
 
     Shapes: ``forward(z1 (N, D), z2 (N, D), memory1, memory2)`` with each memory a pair
-    ``(own entries (N, D), noise entries (N, m, D))`` of that view's bank; returns a scalar.
+    ``(own entries (N, D), noise entries (N, m, D) or (m, D))`` of that view's bank; returns a scalar.
     """
 
     def __init__(self, num_data: int, temperature: float = 0.07) -> None:
