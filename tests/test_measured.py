@@ -102,3 +102,9 @@ def test_trained_rows_round_trip(row: zoo.pretrained.Trained) -> None:
     assert eval(row.source().strip().rstrip(","), vars(zoo.pretrained)) == row
     assert trained_entry(row) == dataclasses.replace(model_info(row.name), measured=())
     assert model_info(row.name).training.curves == f"curves/{row.name}.png"
+
+
+def test_a_row_on_an_unknown_training_set_is_named() -> None:
+    row = TRAINED[0]._replace(name="simclr-r18q-stl10", dataset="stl10")
+    with pytest.raises(ValueError, match="simclr-r18q-stl10: no training set 'stl10'"):
+        trained_entry(row)

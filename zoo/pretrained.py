@@ -701,6 +701,9 @@ def recipe_of(command: str) -> str:
 
 def trained_entry(row: Trained) -> ModelEntry:
     """The registry entry of a zoo-trained encoder (its measured numbers come from the results table)."""
+    if row.dataset not in _TRAIN_SETS:
+        known = ", ".join(_TRAIN_SETS)
+        raise ValueError(f"{row.name}: no training set {row.dataset!r} in _TRAIN_SETS (known: {known})")
     short, n_train = _TRAIN_SETS[row.dataset]
     training = Training(
         recipe=recipe_of(row.command),
