@@ -527,6 +527,69 @@ def test_lightly_cifar_resnet_generator(tmp_path: Path) -> None:
         convert_checkpoint(path, "lightly", "resnet18_cifar")
 
 
+class SplitBatchNorm(torch.nn.BatchNorm2d):
+    """lightly/models/batchnorm.py SplitBatchNorm: per-split statistics while training, their
+    mean (collated when switching to eval) at evaluation."""
+
+    def __init__(self, num_features: int, num_splits: int) -> None:
+        super().__init__(num_features)
+        self.num_splits = num_splits
+        self.register_buffer("running_mean", torch.zeros(num_features * num_splits))
+        self.register_buffer("running_var", torch.ones(num_features * num_splits))
+
+    def train(self, mode: bool = True) -> SplitBatchNorm:
+        if self.training and not mode:
+            c, s = self.num_features, self.num_splits
+            self.running_mean = self.running_mean.view(s, c).mean(0).repeat(s)
+            self.running_var = self.running_var.view(s, c).mean(0).repeat(s)
+        return super().train(mode)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        if self.training:
+            return torch.nn.functional.batch_norm(
+                x.view(-1, c * self.num_splits, h, w), self.running_mean, self.running_var,
+                self.weight.repeat(self.num_splits), self.bias.repeat(self.num_splits), True, 0.1, self.eps,
+            ).view(n, c, h, w)  # fmt: skip
+        c = self.num_features
+        return torch.nn.functional.batch_norm(
+            x, self.running_mean[:c], self.running_var[:c], self.weight, self.bias, False, 0.1, self.eps
+        )
+
+
+def test_lightly_split_batchnorm_checkpoint_converts_to_the_evaluated_network(tmp_path: Path) -> None:
+    """lightly's CIFAR MoCo benchmark builds ``ResNetGenerator("resnet-18", num_splits=8)``: every
+    BatchNorm keeps 8 copies of its statistics. A checkpoint saved mid-training (Lightning saves
+    in train mode) holds 8 different ones; the converted network must equal lightly's own
+    network in eval mode, which uses their mean."""
+    torch.manual_seed(0)
+    resnet = LightlyResNet()
+    for parent in list(resnet.modules()):
+        for name, child in parent.named_children():
+            if type(child) is torch.nn.BatchNorm2d:
+                split = SplitBatchNorm(child.num_features, 8)
+                torch.nn.init.uniform_(split.weight, 0.5, 1.5)
+                torch.nn.init.uniform_(split.bias, -0.5, 0.5)
+                setattr(parent, name, split)
+    backbone = torch.nn.Sequential(*list(resnet.children())[:-1], torch.nn.AdaptiveAvgPool2d(1)).train()
+    x = cifar_images(10).repeat(2, 1, 1, 1)[:16]
+    with torch.no_grad():
+        for _ in range(3):
+            backbone(x + 0.3 * torch.randn_like(x))  # per-split statistics that differ
+    sd = backbone.state_dict()
+    assert sd["1.running_mean"].shape == (64 * 8,)
+    assert not torch.allclose(sd["1.running_mean"][:64], sd["1.running_mean"][64:128])
+    path = save(tmp_path / "moco.ckpt", {"state_dict": prefixed("backbone.", sd)})
+    result = convert_checkpoint(path, "lightly")
+    assert result.state_dict["bn1.running_mean"].shape == (64,)
+    model = zoo.create_model(result.arch).backbone
+    model.load_state_dict(result.state_dict)
+    test = cifar_images(4)
+    with torch.inference_mode():
+        want = backbone.eval()(test).flatten(1)
+        assert_close(model.eval()(test), want)
+
+
 def assert_close(got: torch.Tensor, want: torch.Tensor) -> None:
     err = (got - want).abs().max().item()
     assert err <= 1e-5 * want.abs().max().item(), err

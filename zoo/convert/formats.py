@@ -303,7 +303,30 @@ def _lightly_rename(mapped: StateDict, leftovers: list[str], arch: str) -> State
             leftovers.append("backbone." + key)
             continue
         renamed[_SHORTCUT.sub(r"\1.downsample.", key)] = value
-    return renamed
+    return _collate_split_batchnorm(renamed)
+
+
+def _collate_split_batchnorm(state_dict: StateDict) -> StateDict:
+    """lightly's ``SplitBatchNorm`` (its MoCo benchmarks' ``num_splits=8``, simulating 8 GPUs)
+    keeps ``num_splits`` copies of the running statistics, (S * C,). Evaluation uses their mean
+    over the splits (``SplitBatchNorm.train(False)`` averages them, then reads the first C), so
+    that mean is the plain BatchNorm's statistic; a checkpoint saved in eval mode holds S equal
+    copies of it, one saved in training mode S different ones: the mean is right for both."""
+    out = dict(state_dict)
+    for key, value in state_dict.items():
+        if not key.endswith((".running_mean", ".running_var")):
+            continue
+        weight = state_dict.get(key.rsplit(".", 1)[0] + ".weight")
+        if weight is None or weight.ndim != 1 or value.ndim != 1 or len(value) == len(weight):
+            continue
+        splits, rest = divmod(len(value), len(weight))
+        if rest:
+            raise ConversionError(
+                f"lightly: {key} has {len(value)} entries for {len(weight)} channels, not a whole"
+                " number of SplitBatchNorm splits"
+            )
+        out[key] = value.view(splits, len(weight)).mean(0)
+    return out
 
 
 # --------------------------------------------------------------------------------------------
