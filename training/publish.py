@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from zoo.errors import ZooError
 from zoo.folder import CARD_NAME, atomic_write_text
 from zoo.registry import Metric, ModelEntry, Preprocess, Weights
 
@@ -81,6 +82,7 @@ def export_run(trainer: Trainer, progress: Progress) -> Path:
 
     r = trainer.recipe
     out = trainer.out_dir / "export"
+    arch = exported_arch(trainer)
     metrics = final_evaluation(trainer)
     pre = Preprocess(
         input_size=r.augment.size,
@@ -91,7 +93,7 @@ def export_run(trainer: Trainer, progress: Progress) -> Path:
     )
     entry = ModelEntry(
         name=r.name,
-        arch=r.arch,
+        arch=arch,
         method=r.method_name,
         weights=Weights(sha256=""),
         license="Apache-2.0",
@@ -111,7 +113,7 @@ def export_run(trainer: Trainer, progress: Progress) -> Path:
     )
     backbone = copy.deepcopy(trainer.method.backbone).float().cpu().eval()
     backbone.to(memory_format=torch.contiguous_format)
-    encoder = zoo.Encoder(backbone, r.arch, pre, entry)
+    encoder = zoo.Encoder(backbone, arch, pre, entry)
     export(encoder, out, onnx=r.run.export_onnx)
     plot = plot_curves(trainer.out_dir, out, title=r.name)
     for name in ("metrics.csv", "knn.csv"):
@@ -122,6 +124,29 @@ def export_run(trainer: Trainer, progress: Progress) -> Path:
     atomic_write_text(out / "recipe.yaml", r.to_yaml())
     trainer.log(f"exported {out}: " + ", ".join(f"{m.protocol} {m.value:.2f}" for m in metrics))
     return out
+
+
+def exported_arch(trainer: Trainer) -> str:
+    """The registered architecture that holds the run's backbone: the recipe's, except a CMC
+    run on a plain base arch (recipes before the Lab-split archs were registered), whose
+    two-encoder backbone exports as the base's Lab-split arch (the same state-dict keys)."""
+    from zoo.models.lab_split import LabSplitEncoder, lab_split_arch
+
+    r, backbone = trainer.recipe, trainer.method.backbone
+    if not isinstance(backbone, LabSplitEncoder):
+        return r.arch
+    try:
+        arch = lab_split_arch(r.arch)
+    except ValueError as e:
+        raise ZooError(f"{r.name}: cannot export the {r.method_name} encoder: {e}") from None
+    # The module un-normalises its input itself: it must expect the normalisation the
+    # exported preprocessing applies, or the folder would compute other features.
+    if (backbone.mean, backbone.std) != (tuple(trainer.mean), tuple(trainer.std)):
+        raise ZooError(
+            f"{r.name}: the Lab-split encoder expects RGB normalised with mean {backbone.mean}, std"
+            f" {backbone.std}, but the run's views use mean {tuple(trainer.mean)}, std {tuple(trainer.std)}"
+        )
+    return arch
 
 
 def plot_curves(run_dir: Path, out: Path, *, title: str = "", file_name: str = "curves.png") -> str:

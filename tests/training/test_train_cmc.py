@@ -8,13 +8,19 @@ import pytest
 import torch
 from _seed_methods import seed_recipe, short_run_beats_random_init, stop_and_resume_equals_uninterrupted
 from zoo.training.augment import LAB_MEAN, LAB_STD, rgb_to_lab
+from zoo.training.data import evaluation_batches
 from zoo.training.lab_split import LabSplitEncoder
 from zoo.training.loop import Trainer
 from zoo.training.losses.cmc import CMCLoss
 from zoo.training.losses.nce import NCELoss
-from zoo.training.recipe import recipe_from_dict
+from zoo.training.methods.cmc import CMC as CMCMethod
+from zoo.training.methods.cmc import CMCConfig
+from zoo.training.publish import exported_arch
+from zoo.training.recipe import load_recipe, recipe_from_dict
 
 import zoo
+from zoo.errors import ZooError
+from zoo.folder import load_state_dict_strict
 
 CMC = {"name": "cmc", "out_dim": 16, "num_negatives": 32}
 
@@ -69,3 +75,75 @@ def test_cmc_stops_and_resumes_exactly(tmp_path: Path, cifar_root: Path) -> None
 @pytest.mark.slow
 def test_a_short_cmc_run_beats_random_init(tmp_path: Path, cifar_root: Path) -> None:
     short_run_beats_random_init(tmp_path, "cmc_r18q_cifar10", cifar_root)
+
+
+def real_batch(trainer: Trainer, n: int = 16) -> torch.Tensor:
+    """The first ``n`` training images as the trainer evaluates them (centre crop, normalised)."""
+    return next(evaluation_batches(trainer.images[:n], trainer.eval_size, trainer.mean, trainer.std))
+
+
+def test_the_recipe_trains_the_registered_split_arch() -> None:
+    recipe = load_recipe("cmc_r18q_cifar10")
+    assert recipe.arch == "cmc_resnet18_cifar_quarter" and recipe.run.export
+    assert zoo.registry.get_arch(recipe.arch).embed_dim == 2 * 128
+
+
+def test_a_cmc_run_exports_a_folder_that_computes_the_trained_features(
+    tmp_path: Path, cifar_root: Path
+) -> None:
+    pytest.importorskip("onnxruntime")
+    from zoo.onnx import parity
+
+    recipe = seed_recipe(tmp_path / "run", cifar_root, CMC, train__epochs=1, run__export=True)
+    recipe["arch"] = "cmc_resnet18_cifar_quarter"
+    trainer = Trainer(recipe_from_dict(recipe))
+    result = trainer.fit()
+    folder = result.export_dir
+    assert folder is not None and (folder / "model.onnx").is_file()
+    encoder = zoo.load_folder(folder)
+    assert encoder.arch == "cmc_resnet18_cifar_quarter" and encoder.embed_dim == 256
+    assert encoder.preprocess.mean == trainer.mean and encoder.preprocess.input_size == trainer.eval_size
+    x = real_batch(trainer)
+    with torch.no_grad():
+        trained = trainer.method.backbone.eval()(x)
+        loaded = encoder.eval()(x)
+    torch.testing.assert_close(loaded, trained, atol=1e-5, rtol=1e-5)
+    # The Lab conversion is in the graph: ONNX Runtime gives the PyTorch features.
+    assert parity(encoder.backbone, folder / "model.onnx", x) < 1e-4
+
+
+def test_a_run_on_the_plain_base_arch_keeps_its_checkpoint_keys_and_exports_as_the_split_arch(
+    cifar_root: Path, tmp_path: Path
+) -> None:
+    torch.manual_seed(0)
+    config = CMCConfig(out_dim=16, num_negatives=32)
+    plain = CMCMethod(zoo.create_model("resnet18_cifar_quarter").backbone, 128, config)
+    split = CMCMethod(zoo.create_model("cmc_resnet18_cifar_quarter").backbone, 256, config)
+    # A checkpoint of either loads into the other (same keys and shapes, embeddings included).
+    split.load_state_dict(plain.state_dict())
+    # The trained two-encoder module of a plain-arch run is the registered arch's, exactly.
+    target = zoo.create_model("cmc_resnet18_cifar_quarter").backbone.eval()
+    load_state_dict_strict(target, plain.backbone.state_dict(), "plain-arch CMC run")
+    trainer = Trainer(recipe_from_dict(seed_recipe(tmp_path / "run", cifar_root, CMC)))
+    trainer._setup()
+    assert trainer.recipe.arch == "resnet18_cifar_quarter"
+    assert exported_arch(trainer) == "cmc_resnet18_cifar_quarter"
+    x = real_batch(trainer)
+    with torch.no_grad():
+        torch.testing.assert_close(target(x), plain.backbone.eval()(x))
+
+
+def test_export_refuses_an_encoder_expecting_another_normalisation(tmp_path: Path, cifar_root: Path) -> None:
+    trainer = Trainer(recipe_from_dict(seed_recipe(tmp_path / "run", cifar_root, CMC)))
+    trainer._setup()
+    trainer.method.backbone.mean = (0.5, 0.5, 0.5)
+    with pytest.raises(ZooError, match="expects RGB normalised with mean"):
+        exported_arch(trainer)
+
+
+def test_no_split_arch_for_the_base_is_one_clear_error() -> None:
+    from zoo.models.lab_split import lab_split_arch
+
+    assert lab_split_arch("resnet18_cifar_half") == "cmc_resnet18_cifar_half"
+    with pytest.raises(ValueError, match=r"no Lab-split \(CMC\) architecture is registered for 'resnet50'"):
+        lab_split_arch("resnet50")

@@ -1,7 +1,8 @@
 """CMC: contrastive multiview coding (Tian, Krishnan & Isola 2020), https://arxiv.org/abs/1906.05849.
 
 Two views of an image are its colour channels in CIELAB: L (luminance) and ab (colour). One
-encoder per view (:class:`zoo.training.lab_split.LabSplitEncoder`), a 128-d linear embedding
+encoder per view (:class:`zoo.models.lab_split.LabSplitEncoder`, the registered architecture
+``cmc_resnet18_cifar_quarter``), a 128-d linear embedding
 each; each view's embedding must pick the other view's stored embedding of the same image
 among noise entries of that view's memory bank (NCE both ways, :class:`CMCLoss`; T 0.07,
 bank momentum 0.5). The encoder zoo exports is the concatenation of both halves' features,
@@ -46,12 +47,21 @@ class CMC(Method):
     needs = Needs(indices=True)
 
     def __init__(self, backbone: nn.Module, embed_dim: int, config: CMCConfig) -> None:
-        # The exported backbone is the two-encoder module; its features are 2 x embed_dim.
-        super().__init__(LabSplitEncoder(backbone), 2 * embed_dim, config)
+        # The exported backbone is the two-encoder module. Recipes name its registered arch
+        # (``cmc_resnet18_cifar_quarter``: built split, ``embed_dim`` is both halves); a plain
+        # base arch (recipes before it was registered, their checkpoints) is split here, with
+        # the same state-dict keys, and exports as the registered split arch.
+        if isinstance(backbone, LabSplitEncoder):
+            if embed_dim % 2:
+                raise ValueError(f"a Lab-split encoder's features are two halves; got embed_dim {embed_dim}")
+            half = embed_dim // 2
+        else:
+            backbone, half = LabSplitEncoder(backbone), embed_dim
+        super().__init__(backbone, 2 * half, config)
         if config.num_negatives < 1 or not 0 <= config.memory_momentum < 1:
             raise ValueError("num_negatives must be >= 1 and memory_momentum in [0, 1)")
-        self.l_embed = nn.Linear(embed_dim, config.out_dim)
-        self.ab_embed = nn.Linear(embed_dim, config.out_dim)
+        self.l_embed = nn.Linear(half, config.out_dim)
+        self.ab_embed = nn.Linear(half, config.out_dim)
 
     @classmethod
     def view_spec(cls, config: MethodConfig) -> ViewSpec:
