@@ -4,18 +4,19 @@ exact resume, and short real runs."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
 import torch
 from _seed_methods import seed_recipe, short_run_beats_random_init, stop_and_resume_equals_uninterrupted
 from zoo.training.distill import FrozenTeacher
-from zoo.training.loop import Trainer
+from zoo.training.loop import Trainer, read_csv
 from zoo.training.losses.crd import CRDLoss
 from zoo.training.losses.feature_regression import FeatureRegressionLoss
 from zoo.training.losses.nce import NCELoss
 from zoo.training.methods.base import MethodInputError
-from zoo.training.recipe import RecipeError, recipe_from_dict
+from zoo.training.recipe import RecipeError, load_recipe, recipe_from_dict
 
 import zoo
 
@@ -94,6 +95,36 @@ def test_a_teacher_that_does_not_load_is_one_error_before_training(tmp_path: Pat
 
 def test_crd_stops_and_resumes_exactly(tmp_path: Path, cifar_root: Path) -> None:
     stop_and_resume_equals_uninterrupted(tmp_path, cifar_root, CRD, stop=7)
+
+
+@pytest.mark.parametrize("name", ["crd_r18q_cifar10", "feature_regression_r18q_cifar10"])
+def test_the_published_recipes_distil_into_a_smaller_student(
+    tmp_path: Path, cifar_root: Path, name: str
+) -> None:
+    overrides = [
+        f"data.path={cifar_root}",
+        "data.limit_per_class=8",
+        "augment.size=16",
+        "train.batch_size=16",
+        "train.max_steps=3",
+        "train.compile=false",
+        f"run.out_dir={tmp_path / 'run'}",
+        "run.knn_every_epochs=0",
+        "run.log_every_steps=1",
+        "run.export=false",
+    ]
+    if name.startswith("crd"):
+        overrides.append("method.num_negatives=32")
+    recipe = load_recipe(name, overrides)
+    assert recipe.arch == "resnet10_cifar_quarter" and recipe.method.teacher == TEACHER
+    trainer = Trainer(recipe)
+    result = trainer.fit()
+    assert result.steps == 3
+    student = sum(p.numel() for p in trainer.method.backbone.parameters())
+    teacher = sum(p.numel() for p in trainer.method.teacher.encoder.backbone.parameters())
+    assert student < teacher / 2, (student, teacher)
+    losses = [float(r["loss"]) for r in read_csv(tmp_path / "run" / "metrics.csv")]
+    assert len(losses) == 3 and all(math.isfinite(v) for v in losses)
 
 
 @pytest.mark.slow
