@@ -278,6 +278,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--test-split", default=None)
     parser.add_argument("--tolerance", type=float, default=0.2, help="largest fp16 change allowed (points)")
     parser.add_argument("--log", type=Path, default=None, help="the run's log (default: <run_dir>.log)")
+    parser.add_argument(
+        "--weights-dir", type=Path, default=Path("zoo/weights"), help="where the weights go (zoo/weights)"
+    )
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=results.RESULTS_FILE,
+        help="the measured table to record into (default: the shipped one; another path stages the numbers"
+        " until the TRAINED row is pasted, as `import zoo` refuses rows of unregistered weights)",
+    )
     args = parser.parse_args(argv)
     summary = ship(
         args.run_dir,
@@ -286,9 +296,11 @@ def main(argv: list[str] | None = None) -> None:
         test_split=args.test_split,
         tolerance=args.tolerance,
         log=args.log,
+        weights_dir=args.weights_dir,
+        results_file=args.results,
     )
     print(json.dumps({k: v for k, v in summary.items() if k not in ("row", "recorded", "stale")}, indent=2))
-    print(f"\nRecorded {len(summary['recorded'])} numbers in {results.RESULTS_FILE}.")
+    print(f"\nRecorded {len(summary['recorded'])} numbers in {args.results}.")
     for r in summary["stale"]:
         print(f"Dropped {r.dataset} {r.protocol}, measured on weights {r.weights}; rerun: {r.command}")
     print(
