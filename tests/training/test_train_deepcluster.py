@@ -15,11 +15,15 @@ from _seed_methods import (
     short_run_beats_random_init,
     stop_and_resume_equals_uninterrupted,
 )
-from zoo.training.kmeans import kmeans, pca_whiten
+from zoo.training import kmeans as kmeans_module
+from zoo.training.data import load_split
+from zoo.training.kmeans import faiss_available, kmeans, pca_whiten
 from zoo.training.loop import Trainer
 from zoo.training.losses.pseudo_label import PseudoLabelLoss
 from zoo.training.methods.base import DataInfo, MethodInputError
-from zoo.training.recipe import recipe_from_dict
+from zoo.training.recipe import RecipeError, recipe_from_dict
+
+import zoo
 
 DEEPCLUSTER = {"name": "deepcluster", "num_clusters": 6, "pca_dim": 16, "kmeans_iterations": 5}
 DEEPCLUSTER_V2 = {
@@ -68,6 +72,124 @@ def test_kmeans_reassigns_empty_clusters() -> None:
     r = kmeans(x, 10, iterations=30, generator=torch.Generator().manual_seed(0))
     assert r.counts.sum() == len(x)
     assert (r.counts > 0).sum() >= 9  # at most one cluster left empty by identical points
+
+
+@pytest.fixture(scope="module")
+def real_features(cifar_root: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A real zoo encoder's features of real CIFAR-10 images: (views, truth) of 6 test images
+    under 20 small shifts and flips each (clusters tighter than any two images are apart),
+    and 200 training images (20 per class)."""
+    encoder = zoo.load("moco-v2-r18q-cifar10").eval()
+    mean = torch.tensor(encoder.preprocess.mean).view(1, 3, 1, 1)
+    std = torch.tensor(encoder.preprocess.std).view(1, 3, 1, 1)
+    test, _, _ = load_split(cifar_root / "test", 32, limit_per_class=1)
+    x = F.pad(test[:6].float() / 255, (2, 2, 2, 2), mode="reflect")
+    views = []
+    for i in range(20):
+        dx, dy = i % 3, (i // 3) % 3
+        v = x[:, :, dy : dy + 32, dx : dx + 32]
+        views.append(v.flip(3) if i % 2 else v)
+    shifted = torch.stack(views, 1).flatten(0, 1)
+    train, _, _ = load_split(cifar_root / "train", 32, limit_per_class=20)
+    with torch.no_grad():
+        tight = F.normalize(encoder((shifted - mean) / std), dim=1)
+        spread = encoder((train.float() / 255 - mean) / std)
+    return tight, torch.arange(6).repeat_interleave(20), spread
+
+
+@pytest.mark.skipif(not faiss_available(), reason="FAISS is not installed (pip install 'zoo-ssl[faiss]')")
+@pytest.mark.parametrize("spherical", [False, True], ids=["euclidean", "spherical"])
+def test_faiss_and_zoo_kmeans_agree_on_real_features(
+    real_features: tuple[torch.Tensor, torch.Tensor, torch.Tensor], spherical: bool
+) -> None:
+    tight, truth, spread = real_features
+    # Well separated: every view is nearer its own image's mean view than any other image's.
+    means = torch.stack([tight[truth == i].mean(0) for i in range(6)])
+    assert torch.equal(torch.cdist(tight, means).argmin(1), truth)
+    # From one view of each image, both find the images and the same centroids.
+    init = tight[::20]
+    results = [
+        kmeans(
+            tight, 6, generator=torch.Generator().manual_seed(0), spherical=spherical, init=init, backend=b
+        )
+        for b in ("torch", "faiss")
+    ]
+    for r in results:
+        assert torch.equal(r.assignments, truth)
+    torch.testing.assert_close(results[0].centroids, results[1].centroids, atol=1e-5, rtol=0)
+    # DeepCluster's input (PCA-whitened features of 200 images, k = 10, 20 iterations) from the
+    # same random rows: the same iterations, so the same clustering.
+    whitened = pca_whiten(spread, 32)
+    init = whitened[torch.randperm(len(whitened), generator=torch.Generator().manual_seed(3))[:10]]
+    torch_r, faiss_r = (
+        kmeans(whitened, 10, generator=torch.Generator(), spherical=spherical, init=init, backend=b)
+        for b in ("torch", "faiss")
+    )
+    assert torch_r.counts.min() > 0  # no empty cluster: the two rules' random draws never ran
+    assert torch.equal(torch_r.assignments, faiss_r.assignments)
+    torch.testing.assert_close(torch_r.centroids, faiss_r.centroids, atol=1e-5, rtol=0)
+    torch.testing.assert_close(torch_r.distances, faiss_r.distances, atol=1e-5, rtol=0)
+    # Each from its own random start (FAISS seeded from the generator): a comparable objective,
+    # and the same result again from the same generator seed.
+    own = kmeans(
+        whitened, 10, generator=torch.Generator().manual_seed(4), spherical=spherical, backend="faiss"
+    )
+    again = kmeans(
+        whitened, 10, generator=torch.Generator().manual_seed(4), spherical=spherical, backend="faiss"
+    )
+    assert torch.equal(own.assignments, again.assignments)
+    assert abs(float(own.distances.mean()) / float(torch_r.distances.mean()) - 1) < 0.1
+
+
+def test_the_backend_switch(monkeypatch: pytest.MonkeyPatch) -> None:
+    x, truth = _blobs()
+    calls = []
+    real = kmeans_module._faiss_centroids
+
+    def spy(*args):
+        calls.append(args[1])
+        return real(*args) if faiss_available() else args[0][torch.arange(args[1]) * 30].clone()
+
+    monkeypatch.setattr(kmeans_module, "_faiss_centroids", spy)
+    init = x[::30]
+    ref = kmeans(x, 4, generator=torch.Generator(), init=init)  # default: zoo's own
+    assert calls == [] and _agree(ref.assignments, truth)
+    kmeans(x, 4, generator=torch.Generator(), init=init, backend="torch")
+    assert calls == []
+    kmeans(x, 4, generator=torch.Generator(), init=init, backend="auto")
+    assert calls == ([4] if faiss_available() else [])
+    # Without FAISS, auto is zoo's own and asking for FAISS is one clear error.
+    monkeypatch.setattr(kmeans_module, "faiss_available", lambda: False)
+    calls.clear()
+    kmeans(x, 4, generator=torch.Generator(), init=init, backend="auto")
+    assert calls == []
+    with pytest.raises(ValueError, match=r"backend 'faiss' needs FAISS: pip install 'zoo-ssl\[faiss\]'"):
+        kmeans(x, 4, generator=torch.Generator(), backend="faiss")
+    with pytest.raises(ValueError, match="must be one of auto, faiss, torch, got 'sklearn'"):
+        kmeans(x, 4, generator=torch.Generator(), backend="sklearn")
+    with pytest.raises(ValueError, match=r"init must be \(k, D\) = \(4, 5\) centroids"):
+        kmeans(x, 4, generator=torch.Generator(), init=x[:3])
+    # DeepCluster's switch: checked when the method is built, used by the epoch pass.
+    with pytest.raises(ValueError, match="needs FAISS"):
+        build("deepcluster", num_clusters=4, pca_dim=8, kmeans_backend="faiss")
+    method = build("deepcluster", num_clusters=4, pca_dim=8, kmeans_iterations=10, kmeans_backend="torch")
+    method.setup_data(DataInfo(num_samples=120, num_classes=4, seed=5))
+    method.on_epoch_start(0, torch.cat([x, torch.zeros(120, 3)], 1))
+    assert calls == [] and _agree(method.labels, truth)
+    monkeypatch.setattr(kmeans_module, "faiss_available", lambda: True)
+    method = build("deepcluster", num_clusters=4, pca_dim=8, kmeans_iterations=10, kmeans_backend="faiss")
+    method.setup_data(DataInfo(num_samples=120, num_classes=4, seed=5))
+    method.on_epoch_start(0, torch.cat([x, torch.zeros(120, 3)], 1))
+    assert calls == [4]
+
+
+def test_the_recipe_switch_is_validated(tmp_path: Path, cifar_root: Path) -> None:
+    recipe = recipe_from_dict(
+        seed_recipe(tmp_path / "r", cifar_root, {**DEEPCLUSTER, "kmeans_backend": "torch"})
+    )
+    assert recipe.method.kmeans_backend == "torch"
+    with pytest.raises(RecipeError, match="kmeans_backend: expected one of 'auto', 'faiss', 'torch'"):
+        recipe_from_dict(seed_recipe(tmp_path / "r", cifar_root, {**DEEPCLUSTER, "kmeans_backend": "gpu"}))
 
 
 def test_pca_whitening_decorrelates_to_unit_variance_before_normalising() -> None:

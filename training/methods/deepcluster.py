@@ -8,23 +8,26 @@ clusters ... sample images based on a uniform distribution over the classes").
 
 What zoo and the CIFAR recipe change from the paper: the epoch pass embeds centre crops
 with the trainer's batched embedding (the paper: the whole set, centre crops too); k-means
-is zoo's own in PyTorch (:mod:`zoo.training.kmeans`, FAISS's empty-cluster rule), not
-FAISS; uniform sampling over pseudo-classes is replaced by its expectation, per-sample
-weights ``1 / |cluster|`` (batches stay a pure function of the step, for exact resume);
-no Sobel filter (colour jitter and grayscale in the views instead, as DeepCluster-v2);
-a linear classifier on the pooled ResNet features (the paper's ResNet variant) and k = 100
-for CIFAR-10 (10x the classes, as the paper's 10,000 for ImageNet's 1,000).
+is FAISS's when it is installed, as the paper's, and zoo's own in PyTorch otherwise
+(:mod:`zoo.training.kmeans`: the same iterations and empty-cluster rule;
+``method.kmeans_backend: torch`` forces it); uniform sampling over pseudo-classes is
+replaced by its expectation, per-sample weights ``1 / |cluster|`` (batches stay a pure
+function of the step, for exact resume); no Sobel filter (colour jitter and grayscale in
+the views instead, as DeepCluster-v2); a linear classifier on the pooled ResNet features
+(the paper's ResNet variant) and k = 100 for CIFAR-10 (10x the classes, as the paper's
+10,000 for ImageNet's 1,000).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
 from zoo.training.augment import ViewSpec
-from zoo.training.kmeans import kmeans, pca_whiten
+from zoo.training.kmeans import kmeans, pca_whiten, resolve_backend
 from zoo.training.losses.pseudo_label import PseudoLabelLoss
 from zoo.training.methods.base import DataInfo, Method, MethodConfig, MethodInputError, Needs, register_method
 
@@ -36,6 +39,9 @@ class DeepClusterConfig(MethodConfig):
     #: "PCA-reduced to 256 dimensions" (or the feature size, if smaller).
     pca_dim: int = 256
     kmeans_iterations: int = 20
+    #: ``auto``: FAISS's k-means when ``import faiss`` works, else zoo's; ``faiss`` (an error
+    #: without it) or ``torch`` (zoo's own, e.g. to compare with a run that had no FAISS).
+    kmeans_backend: Literal["auto", "faiss", "torch"] = "auto"
     #: Per-sample weights 1 / |cluster| (uniform over pseudo-classes in expectation).
     balanced: bool = True
 
@@ -60,6 +66,7 @@ class DeepCluster(Method):
         super().__init__(backbone, embed_dim, config)
         if config.num_clusters < 2 or config.pca_dim < 1 or config.kmeans_iterations < 1:
             raise ValueError("num_clusters must be >= 2, pca_dim and kmeans_iterations >= 1")
+        resolve_backend(config.kmeans_backend)  # FAISS asked for but not installed: fail now
         self.classifier = nn.Linear(embed_dim, config.num_clusters)
         self.loss = PseudoLabelLoss(balanced=config.balanced)
         self.seed = 0
@@ -83,7 +90,11 @@ class DeepCluster(Method):
         c = self.config
         g = _seeded(self.seed, epoch)
         result = kmeans(
-            pca_whiten(features, c.pca_dim), c.num_clusters, iterations=c.kmeans_iterations, generator=g
+            pca_whiten(features, c.pca_dim),
+            c.num_clusters,
+            iterations=c.kmeans_iterations,
+            generator=g,
+            backend=c.kmeans_backend,
         )
         self.labels.copy_(result.assignments)
         self.counts.copy_(result.counts)
