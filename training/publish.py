@@ -23,6 +23,7 @@ from zoo.registry import Metric, ModelEntry, Preprocess, Weights
 if TYPE_CHECKING:
     from zoo.training.checkpoint import Progress
     from zoo.training.loop import Trainer
+    from zoo.training.recipe import Recipe
 
 PAPERS = {
     "simclr": "https://arxiv.org/abs/2002.05709",
@@ -34,7 +35,32 @@ PAPERS = {
     "barlow_twins": "https://arxiv.org/abs/2103.03230",
     "vicreg": "https://arxiv.org/abs/2105.04906",
     "dino": "https://arxiv.org/abs/2104.14294",
+    # Issue 10's methods: each module's own reference.
+    "npid": "https://arxiv.org/abs/1805.01978",
+    "deepcluster": "https://arxiv.org/abs/1807.05520",
+    "deepcluster_v2": "https://arxiv.org/abs/2006.09882",  # introduced in the SwAV paper
+    "sela": "https://arxiv.org/abs/1911.05371",
+    "pcl": "https://arxiv.org/abs/2005.04966",
+    "iic": "https://arxiv.org/abs/1807.06653",
+    "cmc": "https://arxiv.org/abs/1906.05849",
+    "cpc_v2": "https://arxiv.org/abs/1905.09272",
+    "dim": "https://arxiv.org/abs/1808.06670",
+    "amdim": "https://arxiv.org/abs/1906.00910",
+    "supcon": "https://arxiv.org/abs/2004.11362",
+    "crd": "https://arxiv.org/abs/1910.10699",
+    "feature_regression": "https://arxiv.org/abs/1412.6550",  # FitNets' hint loss
+    # SimCLR with v2's options (a 3-layer projector, a momentum memory): see paper_of.
+    "simclr_v2": "https://arxiv.org/abs/2006.10029",
 }
+
+
+def paper_of(recipe: Recipe) -> str:
+    """The paper a run's method follows: ``PAPERS`` by method name, except SimCLR with any
+    of v2's options (``proj_layers`` 3 or more, a memory of keys) follows SimCLR v2."""
+    name, m = recipe.method_name, recipe.method
+    if name == "simclr" and (getattr(m, "proj_layers", 2) >= 3 or getattr(m, "queue_size", 0) > 0):
+        name = "simclr_v2"
+    return PAPERS.get(name, "")
 
 
 def final_evaluation(trainer: Trainer) -> list[Metric]:
@@ -97,7 +123,7 @@ def export_run(trainer: Trainer, progress: Progress) -> Path:
         method=r.method_name,
         weights=Weights(sha256=""),
         license="Apache-2.0",
-        paper=PAPERS.get(r.method_name, ""),
+        paper=paper_of(r),
         description=(
             f"{r.method_name} encoder trained by zoo from scratch on {Path(r.data.path).name}"
             f" ({len(trainer.images)} images, {r.train.epochs} epochs, batch {r.train.batch_size});"
