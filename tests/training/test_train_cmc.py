@@ -108,8 +108,13 @@ def test_a_cmc_run_exports_a_folder_that_computes_the_trained_features(
         trained = trainer.method.backbone.eval()(x)
         loaded = encoder.eval()(x)
     torch.testing.assert_close(loaded, trained, atol=1e-5, rtol=1e-5)
-    # The Lab conversion is in the graph: ONNX Runtime gives the PyTorch features.
+    # The Lab conversion is in the graph: ONNX Runtime gives the PyTorch features, in the run's
+    # export and in `zoo export` of that folder.
     assert parity(encoder.backbone, folder / "model.onnx", x) < 1e-4
+    from zoo.cli import main
+
+    assert main(["export", str(folder), "--out", str(tmp_path / "again")]) == 0
+    assert parity(encoder.backbone, tmp_path / "again" / "model.onnx", x) < 1e-4
 
 
 def test_a_run_on_the_plain_base_arch_keeps_its_checkpoint_keys_and_exports_as_the_split_arch(
