@@ -286,7 +286,9 @@ def _few_labels_section(entry: ModelEntry) -> list[str]:
         "|---|---|---|---|---|---|",
     ]
     for data in dict.fromkeys(m.dataset for m in tuned):
-        scratch = scratch_metrics(entry.arch, data, [entry, *iter_models()])  # this record's own first
+        # This record's own rows first (it may not be the registry's, e.g. before it is registered).
+        others = (e for e in iter_models() if e.name != entry.name)
+        scratch = scratch_metrics(entry.arch, data, [entry, *others])
         where = DATASET_NAMES.get(data, data)
         for m in (m for m in tuned if m.dataset == data):
             share = PROTOCOL_NAMES.get(m.protocol, m.protocol).split(", ")[-1].removesuffix(" of the labels")

@@ -207,10 +207,10 @@ SCRATCH = "scratch-"
 
 def scratch_metrics(arch: str, dataset: str, entries: Iterable[ModelEntry]) -> dict[str, Metric]:
     """Column key -> the from-scratch fine-tuning number of ``arch`` on ``dataset``: the
-    ``scratch-finetune-*`` rows of the zoo-trained entries of that architecture (the first by
-    name where several entries ran the same one)."""
+    ``scratch-finetune-*`` rows of the zoo-trained entries of that architecture (the first in
+    ``entries``' order where several entries ran the same one)."""
     out: dict[str, Metric] = {}
-    for entry in sorted(entries, key=lambda e: e.name):
+    for entry in entries:
         if entry.arch != arch or entry.training is None:
             continue
         for m in entry.measured:
