@@ -27,7 +27,9 @@ KNOWN_METHODS = {
     "barlowtwins",
     "vicreg",
 }
-KNOWN_PROTOCOLS = {"linear", "knn", "knn-k20", "knn-k200", "top1", "nmi"}
+KNOWN_PROTOCOLS = {"linear", "knn", "knn-k20", "knn-k200", "top1", "nmi"} | {
+    f"{kind}-{pct}pct" for kind in ("finetune", "scratch-finetune") for pct in (1, 10)
+}
 
 
 @pytest.mark.parametrize("name", zoo.list_models())

@@ -805,6 +805,13 @@ TRAINED: tuple[Trained, ...] = (
         command=f"zoo train simsiam_r18q_cifar10 {_CIFAR_8_EPOCHS}",
         epochs=8, steps=1560, batch_size=256, minutes=24.4, hardware=_CPU,
     ),
+    Trained(
+        name="moco-v3-r18q-cifar10", arch="resnet18_cifar_quarter", method="moco-v3", paper=_PAPER["moco-v3"],
+        dataset="cifar10", size=32, resize=32, precision="fp16",
+        sha256="959c5bf00cebd806ebcc7bed1aa6ba23b6d7ed0f18a72429f6feedb6033121be",
+        command="zoo train moco_v3_r18q_cifar10 train.epochs=8 run.knn_every_epochs=1 optim.lr=0.12",
+        epochs=8, steps=1560, batch_size=256, minutes=38.2, hardware=_CPU,
+    ),
 )
 # fmt: on
 
