@@ -85,6 +85,7 @@ def test_record_keeps_the_number_its_command_and_weights(small_root: Path, table
         ([CIFAR, "--data", "{data}", "--protocol", "retrieval"], "does not keep --protocol retrieval"),
         ([CIFAR, "--data", "{data}", "-k", "10"], "keeps kNN only as -k 20 --temperature 0.07"),
         ([CIFAR, "--data", "{data}", "--random-init"], "does not keep --random-init"),
+        ([CIFAR, "--data", "{data}", "--backend", "onnx-int8"], "--backend onnx-int8 is not recorded"),
     ],
 )
 def test_record_refuses_what_the_table_cannot_hold(

@@ -262,6 +262,9 @@ def _eval_record_check(args: argparse.Namespace) -> str | None:
 
     if args.random_init and args.protocol != "finetune":
         raise ZooError("--record does not keep --random-init numbers (the leaderboard's BASELINES hold them)")
+    if args.backend in ("onnx-int8", "torch-bf16") and args.protocol != "finetune":
+        # The table's frozen-feature numbers are fp32 features; a quantised one would replace them.
+        raise ZooError(f"--record keeps fp32 features only; --backend {args.backend} is not recorded")
     recordable_weights(args.name)
     return protocol_key(
         args.protocol,

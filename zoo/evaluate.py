@@ -511,9 +511,12 @@ def frozen_how(result: dict, backend: str) -> str:
         backend = "onnx" if _has_onnxruntime() else "torch"
     runner = {"onnx": "ONNX Runtime, fp32", "torch": "PyTorch, fp32"}.get(backend, backend)
     counts = f"{result['train_images']:,} train / " if "train_images" in result else ""
+    counts += f"{result['test_images']:,} test images; "
+    if "images" in result["protocol"]:
+        counts = ""  # the linear probe's and clustering's own text already gives them
     return (
         f"{result['protocol']}; frozen features of the registry weights ({runner});"
-        f" {counts}{result['test_images']:,} test images, {torch.get_num_threads()} threads"
+        f" {counts}{torch.get_num_threads()} threads"
     )
 
 
