@@ -290,6 +290,10 @@ def test_app_table_is_the_leaderboard_with_number_columns() -> None:
     )
     headers, _, cells = table(leaderboard.rows(entries=[tuned], baselines=[]))
     assert cells[0][headers.index("fine-tune 10%")] == 61.0 and "fine-tune 1%" not in headers
+    # Transfer rows say so in the demo as in the README.
+    headers, _, cells = table(rows)
+    where = [line[headers.index("evaluated on")] for line in cells]
+    assert [w.endswith("(transfer)") for w in where] == [r.transfer for r in rows]
 
 
 def test_app_leaderboard_tab_over_http(tab_server) -> None:
