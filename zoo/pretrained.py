@@ -812,6 +812,13 @@ TRAINED: tuple[Trained, ...] = (
         command="zoo train moco_v3_r18q_cifar10 train.epochs=8 run.knn_every_epochs=1 optim.lr=0.12",
         epochs=8, steps=1560, batch_size=256, minutes=38.2, hardware=_CPU,
     ),
+    Trained(
+        name="vicreg-r18q-cifar10", arch="resnet18_cifar_quarter", method="vicreg", paper=_PAPER["vicreg"],
+        dataset="cifar10", size=32, resize=32, precision="fp16",
+        sha256="a52c398e6ad1b46247e2ba2434431bef397dcc14dbf446a3d86875956f1ba4a1",
+        command="zoo train vicreg_r18q_cifar10 train.epochs=8 run.knn_every_epochs=1 optim.warmup_epochs=1",
+        epochs=8, steps=1560, batch_size=256, minutes=20.3, hardware=_CPU,
+    ),
 )
 # fmt: on
 
