@@ -60,3 +60,14 @@ def test_compare_plots_several_knn_curves(tmp_path: Path) -> None:
     out = tmp_path / "cmp.png"
     assert main(["--compare", str(before), f"after={run / 'knn.csv'}", "--out", str(out)]) == 0
     assert out.stat().st_size > 10_000
+
+
+def test_points_carry_the_monitors_protocol(tmp_path: Path) -> None:
+    """An Imagenette run monitors k=20, T=0.07 on the whole train split: the figure says so."""
+    run = _run(tmp_path)
+    (run / "knn.csv").write_text(
+        "step,epoch,top1,k,temperature,train_images,test_images\n200,1,50.4,20,0.07,9469,3925\n"
+    )
+    [point] = read_progress(run)
+    assert (point.k, point.temperature, point.train_images) == (20, 0.07, 9469)
+    assert reference_at(REFERENCES["lightly-imagenette-simclr"], 200) == pytest.approx(83.5)
