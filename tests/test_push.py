@@ -323,6 +323,19 @@ def test_check_card() -> None:
     assert "not in the folder" in check_card(good + "![curves](curves/x.png)\n", Path("/nonexistent"))[0]
 
 
+def test_check_card_reads_the_few_labels_and_transfer_tables() -> None:
+    """Fine-tune and transfer numbers sit in tables of their own (columns top-1 / command)."""
+    card = (Path(__file__).resolve().parents[1] / "model_cards" / "swav-r18q-cifar10.md").read_text()
+    assert "## Few labels" in card and "## Transfer" in card
+    assert check_card(card) == []
+    # A transfer number whose row says nothing of how it was measured is refused.
+    row = next(ln for ln in card.split("## Transfer")[1].splitlines() if ln.startswith("| Imagenette"))
+    cells = row.split(" | ")
+    cells[3] = "–"
+    problems = check_card(card.replace(row, " | ".join(cells)))
+    assert any("does not say how" in p for p in problems), problems
+
+
 # ---------------------------------------------------------------------------------------------
 # Registry entries released on a Hub, pinned to a commit
 # ---------------------------------------------------------------------------------------------

@@ -295,19 +295,33 @@ def check_card(text: str, folder: Path | None = None) -> list[str]:
 
 
 def _evaluation_rows(text: str) -> list[dict[str, str]] | None:
-    """The rows of the first table under '## Evaluation', as {column: cell}; None without such a section.
+    """The rows of the card's tables of numbers, as {column: cell}; None without '## Evaluation'.
 
-    Columns are named by the first word that identifies them: ``value``, ``how`` (the header
-    containing "how"), ``source``; the others keep their header text.
+    The first table under '## Evaluation', and every table with a "how" column in the sections
+    after it ('## Few labels', '## Transfer'). Columns are named by the first word that
+    identifies them: ``value`` (or "top-1"), ``how`` (the header containing "how"), ``source``
+    (or "command"); the others keep their header text.
     """
-    match = re.search(r"^## Evaluation\s*$(.*?)(?=^## |\Z)", text, flags=re.M | re.S)
+    match = re.search(r"^## Evaluation\s*$(.*)", text, flags=re.M | re.S)
     if match is None:
         return None
-    lines = [ln.strip() for ln in match.group(1).splitlines() if ln.strip().startswith("|")]
-    if len(lines) < 2:
-        return []
-    header = [_column(c) for c in _cells(lines[0])]
-    return [dict(zip(header, _cells(ln), strict=False)) for ln in lines[2:]]
+    rows: list[dict[str, str]] = []
+    sections = re.split(r"^## ", match.group(1), flags=re.M)
+    for i, section in enumerate(sections):
+        tables: list[list[str]] = [[]]
+        for line in section.splitlines():  # a table: consecutive lines starting with '|'
+            if line.strip().startswith("|"):
+                tables[-1].append(line.strip())
+            elif tables[-1]:
+                tables.append([])
+        for table in tables if i else tables[:1]:
+            if len(table) < 2:
+                continue
+            header = [_column(c) for c in _cells(table[0])]
+            if i and "how" not in header:
+                continue
+            rows += [dict(zip(header, _cells(ln), strict=False)) for ln in table[2:]]
+    return rows
 
 
 def _cells(line: str) -> list[str]:
@@ -319,7 +333,7 @@ def _column(header: str) -> str:
     for key in ("how", "source", "value"):
         if key in h:
             return key
-    return h
+    return {"top-1": "value", "command": "source"}.get(h, h)
 
 
 # --------------------------------------------------------------------------------------------
