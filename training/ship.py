@@ -11,7 +11,7 @@ more than ``--tolerance`` points, else the fp32 weights do. It writes
 * ``model_cards/curves/<name>.png`` (+ ``.metrics.csv``, ``.knn.csv``): the training curves;
 * ``zoo/data/measured.csv``: the four numbers of the shipped file, one row each with how they
   were measured, the ``zoo eval`` command that reproduces it and the file's sha256 prefix
-  (:func:`zoo.results.record`); rows of the same name measured on other weights are dropped
+  (:func:`zoo.results.renew`); rows of the same name measured on other weights are dropped
   and their commands printed, to be measured again;
 * ``<run>/ship.json``: the sha256, precision, both evaluations, the reproduce command and
   the budget.
@@ -95,20 +95,6 @@ def measured_rows(
         )
         for key, _, _, _, flags in PROTOCOLS
     ]
-
-
-def record_measured(rows: list[results.Result], path: Path = results.RESULTS_FILE) -> list[results.Result]:
-    """Record ``rows`` (one model's, on one file) in the results table at ``path``; the rows of that
-    model measured on other weights are dropped, and returned so they can be measured again."""
-    model, weights = rows[0].model, rows[0].weights
-    table = {r.key: r for r in results.load(path)}
-    stale = [r for r in table.values() if r.model == model and r.weights != weights]
-    for r in stale:
-        del table[r.key]
-    table.update({r.key: r for r in rows})
-    atomic_write_text(path, results.dumps(table.values()))  # one write: readers never see a half
-    fresh = {r.key for r in rows}
-    return [r for r in stale if r.key not in fresh]
 
 
 def measure(encoder: Encoder, data: str, test_split: str) -> dict[str, dict]:
@@ -248,7 +234,7 @@ def ship(
         counts=(len(train_files), len(test_files), len(classes)),
         weights=sha256,
     )
-    stale = record_measured(recorded, results_file)
+    stale = results.renew(recorded, results_file)
     t = summary["training"]
     row = Trained(
         name=name,

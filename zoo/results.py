@@ -124,3 +124,18 @@ def record(rows: Iterable[Result], path: str | os.PathLike = RESULTS_FILE) -> Pa
 def forget(model: str, path: str | os.PathLike = RESULTS_FILE) -> Path:
     """Drop every row of ``model`` (before its weights are replaced), atomically."""
     return atomic_write_text(path, dumps(r for r in load(path) if r.model != model))
+
+
+def renew(rows: list[Result], path: str | os.PathLike = RESULTS_FILE) -> list[Result]:
+    """Record the rows of one model's new weights in ``path`` in one atomic write, dropping that
+    model's rows measured on other weights; returns the dropped rows that ``rows`` do not
+    replace, so they can be measured again (a re-shipped encoder's fine-tune and transfer rows)."""
+    model, weights = rows[0].model, rows[0].weights
+    table = {r.key: r for r in load(path)}
+    stale = [r for r in table.values() if r.model == model and r.weights != weights]
+    for r in stale:
+        del table[r.key]
+    table.update({r.key: r for r in rows})
+    atomic_write_text(path, dumps(table.values()))
+    fresh = {r.key for r in rows}
+    return [r for r in stale if r.key not in fresh]
