@@ -34,9 +34,9 @@ from pathlib import Path
 from typing import TextIO
 
 import zoo
-from zoo.evaluate import RESULTS_ENV, results_file, shown_path
+from zoo.evaluate import shown_path
 from zoo.registry import ModelEntry
-from zoo.results import Result, load
+from zoo.results import RESULTS_ENV, Result, load, results_file
 
 #: The datasets zoo trains on: the registry's ``dataset`` -> (folder under the data root, split scored).
 DATASETS = {"cifar10": ("cifar10", "test"), "imagenette": ("imagenette", "val")}

@@ -69,6 +69,8 @@ def measured_rows(
 ) -> list[results.Result]:
     """The rows of the results table for the numbers ``values`` (:data:`PROTOCOLS` keys) of the
     shipped file: ``counts`` is (train images, test images, classes), ``weights`` its sha256."""
+    from zoo.evaluate import dataset_key, default_test_split
+
     n_train, n_test, n_classes = counts
     features = f"frozen features of the shipped {precision} weights (fp32 compute, ONNX Runtime)"
     probe = f"linear probe on {features}, standardised; AdamW lr 0.01 wd 1e-4, 100 epochs, batch 512, cosine"
@@ -81,12 +83,11 @@ def measured_rows(
     }
     pairs = f"{n_train:,} train -> {n_test:,} {test_split} images"
     # The split flag only where `zoo eval` would not pick that split by itself.
-    default_split = "val" if (Path(data) / "val").is_dir() else "test"
-    split = "" if test_split == default_split else f" --test-split {test_split}"
+    split = "" if test_split == default_test_split(data) else f" --test-split {test_split}"
     return [
         results.Result(
             model=name,
-            dataset=f"{Path(data).resolve().name}-{test_split}",
+            dataset=dataset_key(data, test_split),
             protocol=key,
             value=float(values[key]),
             how=f"{how[key]}; {n_test:,} images" if key == "nmi" else f"{how[key]}; {pairs}",
@@ -166,12 +167,12 @@ def ship(
     from zoo.training.publish import plot_curves
     from zoo.training.recipe import load_recipe
 
-    from zoo.evaluate import image_folder
+    from zoo.evaluate import default_test_split, image_folder
 
     export_dir = run_dir / "export"
     recipe = load_recipe(export_dir / "recipe.yaml")
     data = data or recipe.data.path
-    test_split = test_split or ("val" if (Path(data) / "val").is_dir() else "test")
+    test_split = test_split or default_test_split(data)
     fp32 = zoo.load_folder(export_dir)
     fp16, half_state = rounded_to_fp16(fp32)
     measured = {"fp32": measure(fp32, data, test_split), "fp16": measure(fp16, data, test_split)}

@@ -27,6 +27,12 @@ from zoo.errors import ImageError
 from zoo.images import IMAGE_SUFFIXES
 
 
+def default_test_split(root: str | os.PathLike) -> str:
+    """The split a dataset folder is scored on when none is named: ``val`` where there is one
+    (Imagenette), else ``test`` (CIFAR-10)."""
+    return "val" if (Path(root) / "val").is_dir() else "test"
+
+
 def image_folder(root: str | os.PathLike) -> tuple[list[Path], np.ndarray, list[str]]:
     """``(files, labels, classes)`` of an ImageFolder split (``root/<class>/<image>``)."""
     root = Path(root)
@@ -119,7 +125,7 @@ def knn_eval(
     encoder = model if isinstance(model, Encoder) else zoo.load(model)
     root = Path(data)
     if test_split is None:
-        test_split = "val" if (root / "val").is_dir() else "test"
+        test_split = default_test_split(root)
     train_files, train_labels, classes = image_folder(root / train_split)
     test_files, test_labels, test_classes = image_folder(root / test_split)
     if test_classes != classes:
@@ -398,7 +404,7 @@ def evaluate(
     encoder = model if isinstance(model, Encoder) else zoo.load(model)
     root = Path(data)
     if test_split is None:
-        test_split = "val" if (root / "val").is_dir() else "test"
+        test_split = default_test_split(root)
     test_files, test_labels, classes = image_folder(root / test_split)
     calib = None
     result = {"model": encoder.name, "data": str(root), "backend": backend}
@@ -436,23 +442,12 @@ def evaluate(
 
 #: The (k, temperature) pairs the table knows, and their protocol names.
 KNN_PROTOCOLS = {(20, 0.07): "knn-k20", (200, 0.1): "knn-k200"}
-#: Set to another CSV path to record somewhere else than the shipped table (tests, dry runs).
-RESULTS_ENV = "ZOO_RESULTS"
-
-
-def results_file() -> Path:
-    """The table ``--record`` writes and the measure command reads: ``$ZOO_RESULTS`` if set."""
-    from zoo.results import RESULTS_FILE
-
-    return Path(os.environ.get(RESULTS_ENV) or RESULTS_FILE)
-
-
 def dataset_key(data: str | os.PathLike, test_split: str | None = None) -> str:
     """The evaluation set's key in the table: the dataset folder's name and the split scored
     (``../shared/data/cifar10`` -> ``cifar10-test``, ``.../imagenette`` -> ``imagenette-val``)."""
     root = Path(data).expanduser().resolve()
     if test_split is None:
-        test_split = "val" if (root / "val").is_dir() else "test"
+        test_split = default_test_split(root)
     return f"{root.name.lower()}-{test_split.lower()}"
 
 
@@ -559,9 +554,9 @@ def record_eval(
     how: str,
     command: str,
 ) -> Path:
-    """Upsert one measured number of registry encoder ``name`` into :func:`results_file`, with
-    how it was measured, the command that reproduces it and the weights it was measured on."""
-    from zoo.results import Result, record
+    """Upsert one measured number of registry encoder ``name`` into :func:`zoo.results.results_file`,
+    with how it was measured, the command that reproduces it and the weights it was measured on."""
+    from zoo.results import Result, record, results_file
 
     row = Result(
         model=name,

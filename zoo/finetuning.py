@@ -956,9 +956,11 @@ def finetune_eval(
     """
     import tempfile
 
+    from zoo.evaluate import default_test_split
+
     root = Path(data)
     if test_split is None:
-        test_split = "val" if (root / "val").is_dir() else "test"
+        test_split = default_test_split(root)
     if not (root / train_split).is_dir() or not (root / test_split).is_dir():
         raise ImageError(
             f"{root}: the finetune protocol needs {train_split}/ and {test_split}/ splits"

@@ -27,6 +27,8 @@ from zoo.folder import atomic_write_text
 
 #: The table shipped with zoo.
 RESULTS_FILE = Path(__file__).parent / "data" / "measured.csv"
+#: Set to another CSV path to record somewhere else than the shipped table (tests, dry runs).
+RESULTS_ENV = "ZOO_RESULTS"
 
 _HEX16 = re.compile(r"^[0-9a-f]{16}$")
 _KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
@@ -73,6 +75,12 @@ class Result:
 
 
 _COLUMNS = tuple(f.name for f in fields(Result))
+
+
+def results_file() -> Path:
+    """The table ``zoo eval --record`` writes and ``zoo.training.measure`` reads: ``$ZOO_RESULTS``
+    if set, else the shipped one (the registry itself always reads the shipped one)."""
+    return Path(os.environ.get(RESULTS_ENV) or RESULTS_FILE)
 
 
 def load(path: str | os.PathLike = RESULTS_FILE) -> list[Result]:
