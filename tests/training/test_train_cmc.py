@@ -9,7 +9,6 @@ import torch
 from _seed_methods import seed_recipe, short_run_beats_random_init, stop_and_resume_equals_uninterrupted
 from zoo.training.augment import LAB_MEAN, LAB_STD, rgb_to_lab
 from zoo.training.data import evaluation_batches
-from zoo.training.lab_split import LabSplitEncoder
 from zoo.training.loop import Trainer
 from zoo.training.losses.cmc import CMCLoss
 from zoo.training.losses.nce import NCELoss
@@ -21,6 +20,7 @@ from zoo.training.recipe import load_recipe, recipe_from_dict
 import zoo
 from zoo.errors import ZooError
 from zoo.folder import load_state_dict_strict
+from zoo.models.lab_split import LabSplitEncoder
 
 CMC = {"name": "cmc", "out_dim": 16, "num_negatives": 32}
 

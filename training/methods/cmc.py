@@ -21,10 +21,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from zoo.training.augment import ViewSpec
-from zoo.training.lab_split import LabSplitEncoder
 from zoo.training.losses.cmc import CMCLoss
 from zoo.training.memory_bank import MemoryBank
 from zoo.training.methods.base import DataInfo, Method, MethodConfig, Needs, register_method
+
+from zoo.models.lab_split import LabSplitEncoder
 
 
 @dataclass(frozen=True)
