@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms import v2
 
+from zoo.models.lab_split import LAB_MEAN, LAB_STD, rgb_to_lab
 from zoo.registry import IMAGENET_MEAN, IMAGENET_STD
 
 #: ITU-R 601-2 luma, the weights torchvision's rgb_to_grayscale uses.
@@ -134,11 +135,6 @@ def multicrop_views(
 # What a method does with the views: how many, which colour space, a patch grid
 
 
-#: CMC's Lab normalisation (Tian et al. 2020, their code): each channel's range mapped to [-1, 1].
-LAB_MEAN = (50.0, (-86.183 + 98.233) / 2, (-107.857 + 94.478) / 2)
-LAB_STD = (50.0, (86.183 + 98.233) / 2, (107.857 + 94.478) / 2)
-
-
 @dataclass(frozen=True)
 class ViewSpec:
     """A method's declaration of its inputs, applied by :func:`build_views` after the
@@ -178,23 +174,6 @@ class ViewSpec:
                         f"a {grid}x{grid} grid of {patch}-pixel patches does not tile {v.size}-pixel views"
                         f" evenly: (size - patch) must be a multiple of {grid - 1}"
                     )
-
-
-def rgb_to_lab(x: torch.Tensor) -> torch.Tensor:
-    """sRGB in [0, 1] (N, 3, H, W) -> CIELAB (D65 white), L in [0, 100], a and b about
-    [-110, 100]; the formulas of skimage's ``rgb2lab`` (CMC's preprocessing)."""
-    linear = torch.where(x > 0.04045, ((x + 0.055) / 1.055) ** 2.4, x / 12.92)
-    m = torch.tensor(
-        [[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]],
-        dtype=x.dtype,
-    )
-    xyz = torch.einsum("ij,njhw->nihw", m, linear)
-    white = torch.tensor([0.95047, 1.0, 1.08883], dtype=x.dtype).view(1, 3, 1, 1)
-    t = xyz / white
-    f = torch.where(t > 0.008856, t.clamp(min=1e-12) ** (1 / 3), 7.787 * t + 16 / 116)
-    fx, fy, fz = f.unbind(1)
-    lum = torch.where(t[:, 1] > 0.008856, 116 * fy - 16, 903.3 * t[:, 1])
-    return torch.stack([lum, 500 * (fx - fy), 200 * (fy - fz)], 1)
 
 
 def patch_grid(x: torch.Tensor, grid: int, patch: int) -> torch.Tensor:

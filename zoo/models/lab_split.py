@@ -5,8 +5,8 @@ CMC (Tian, Krishnan & Isola 2020) trains the two halves against each other and e
 "the features from both views" concatenated; that concatenation is what zoo ships. The
 module takes what every zoo encoder takes, RGB normalised with the entry's mean/std (zoo's
 trainer always normalises with ImageNet's, the default here), un-normalises it, converts it
-to CMC's normalised Lab with :func:`zoo.training.augment.rgb_to_lab` (the one conversion the
-training views also go through; plain torch ops, so the graph exports to ONNX) and runs the
+to CMC's normalised Lab with :func:`rgb_to_lab` (the one conversion the training views also
+go through; plain torch ops, so the graph exports to ONNX) and runs the
 halves. State-dict keys are ``l_net.*`` and ``ab_net.*``, each the base architecture's keys.
 """
 
@@ -20,9 +20,30 @@ from torch import nn
 from zoo.models.resnet import resnet18_cifar_half, resnet18_cifar_quarter
 from zoo.registry import IMAGENET_MEAN, IMAGENET_STD, register_arch
 
-# The conversion lives with the training views; importing it here keeps one implementation
-# (zoo.training installs with zoo, and augment needs only torch, torchvision and zoo.registry).
-from zoo.training.augment import LAB_MEAN, LAB_STD, rgb_to_lab
+# The one RGB -> Lab conversion: the training views (zoo.training.augment, ViewSpec(colour="lab"))
+# import it from here, so the exported encoder computes exactly what training saw.
+
+#: CMC's Lab normalisation (Tian et al. 2020, their code): each channel's range mapped to [-1, 1].
+LAB_MEAN = (50.0, (-86.183 + 98.233) / 2, (-107.857 + 94.478) / 2)
+LAB_STD = (50.0, (86.183 + 98.233) / 2, (107.857 + 94.478) / 2)
+
+
+def rgb_to_lab(x: torch.Tensor) -> torch.Tensor:
+    """sRGB in [0, 1] (N, 3, H, W) -> CIELAB (D65 white), L in [0, 100], a and b about
+    [-110, 100]; the formulas of skimage's ``rgb2lab`` (CMC's preprocessing)."""
+    linear = torch.where(x > 0.04045, ((x + 0.055) / 1.055) ** 2.4, x / 12.92)
+    m = torch.tensor(
+        [[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]],
+        dtype=x.dtype,
+    )
+    xyz = torch.einsum("ij,njhw->nihw", m, linear)
+    white = torch.tensor([0.95047, 1.0, 1.08883], dtype=x.dtype).view(1, 3, 1, 1)
+    t = xyz / white
+    f = torch.where(t > 0.008856, t.clamp(min=1e-12) ** (1 / 3), 7.787 * t + 16 / 116)
+    fx, fy, fz = f.unbind(1)
+    lum = torch.where(t[:, 1] > 0.008856, 116 * fy - 16, 903.3 * t[:, 1])
+    return torch.stack([lum, 500 * (fx - fy), 200 * (fy - fz)], 1)
+
 
 #: Base architecture -> its registered Lab-split architecture: a CMC run trained on the base
 #: (recipes before these were registered) exports as the split one, whose keys are the same.
