@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 import zoo
-from zoo.cards import front_matter, render_card
+from zoo.cards import TASK, front_matter, render_card
 
 CARDS = Path(__file__).resolve().parents[1] / "model_cards"
 
@@ -35,10 +35,12 @@ def test_card_numbers_equal_the_registry(name: str) -> None:
     values = [m["value"] for r in meta.get("model-index", [{}])[0].get("results", []) for m in r["metrics"]]
     # scratch-* rows measure the architecture from random weights: the card shows them as the
     # few-labels baseline, never as this encoder's results.
-    own = [m for m in entry.reported + entry.measured if not m.protocol.startswith("scratch-")]
+    # task-* rows (a pretext method's own accuracy or error) are no image-classification result.
+    own = [m for m in entry.reported + entry.measured if not m.protocol.startswith(("scratch-", TASK))]
     assert values == [m.value for m in own]
     for m in entry.reported + entry.measured:
-        assert f"| {m.value:.2f} | {m.how} |" in body, "the table states each number and how it was measured"
+        shown = f"{m.value:.4g}" if m.protocol.startswith(TASK) else f"{m.value:.2f}"
+        assert f"| {shown} | {m.how} |" in body, "the table states each number and how it was measured"
     for section in ("## Method", "## How to use", "## Evaluation", "## Limitations"):
         assert section in body
     assert "torch.hub.load" in body and "onnxruntime" in body
@@ -116,3 +118,22 @@ def test_few_labels_and_transfer_sections() -> None:
     # An entry without such numbers has neither section.
     plain = render_card(base)
     assert "## Few labels" not in plain and "## Transfer" not in plain
+
+
+def test_pretext_task_section() -> None:
+    import dataclasses
+
+    from zoo.registry import Metric
+
+    base = zoo.model_info("simclr-r18q-cifar10")
+    how = "4-way rotation accuracy (%): mean of the 10 steps logged in the last epoch (8) of training"
+    cmd = "zoo train rotnet_r18q_cifar10 train.epochs=8 run.knn_every_epochs=1"
+    task = Metric("cifar10-train", "task-rotation-acc", 87.125, how, cmd)
+    mse = Metric("cifar10-train", "task-reconstruction-mse", 0.01234, "reconstruction MSE", cmd)
+    meta, body = parse(render_card(dataclasses.replace(base, measured=(*base.measured, task, mse))))
+    assert meta == front_matter(base), "a pretext number is no image-classification result"
+    evaluation, rest = body.split("## Pretext task", 1)
+    assert "87.12" not in evaluation and "## Training" in rest
+    assert f"| rotation acc | 87.12 | {how} | `{cmd}` |" in rest
+    assert "| reconstruction mse | 0.01234 |" in rest, "small errors keep their digits"
+    assert "## Pretext task" not in render_card(base)

@@ -25,42 +25,27 @@ if TYPE_CHECKING:
     from zoo.training.loop import Trainer
     from zoo.training.recipe import Recipe
 
-PAPERS = {
-    "simclr": "https://arxiv.org/abs/2002.05709",
-    "moco_v2": "https://arxiv.org/abs/2003.04297",
-    "moco_v3": "https://arxiv.org/abs/2104.02057",
-    "byol": "https://arxiv.org/abs/2006.07733",
-    "simsiam": "https://arxiv.org/abs/2011.10566",
-    "swav": "https://arxiv.org/abs/2006.09882",
-    "barlow_twins": "https://arxiv.org/abs/2103.03230",
-    "vicreg": "https://arxiv.org/abs/2105.04906",
-    "dino": "https://arxiv.org/abs/2104.14294",
-    # Issue 10's methods: each module's own reference.
-    "npid": "https://arxiv.org/abs/1805.01978",
-    "deepcluster": "https://arxiv.org/abs/1807.05520",
-    "deepcluster_v2": "https://arxiv.org/abs/2006.09882",  # introduced in the SwAV paper
-    "sela": "https://arxiv.org/abs/1911.05371",
-    "pcl": "https://arxiv.org/abs/2005.04966",
-    "iic": "https://arxiv.org/abs/1807.06653",
-    "cmc": "https://arxiv.org/abs/1906.05849",
-    "cpc_v2": "https://arxiv.org/abs/1905.09272",
-    "dim": "https://arxiv.org/abs/1808.06670",
-    "amdim": "https://arxiv.org/abs/1906.00910",
-    "supcon": "https://arxiv.org/abs/2004.11362",
-    "crd": "https://arxiv.org/abs/1910.10699",
-    "feature_regression": "https://arxiv.org/abs/1412.6550",  # FitNets' hint loss
-    # SimCLR with v2's options (a 3-layer projector, a momentum memory): see paper_of.
-    "simclr_v2": "https://arxiv.org/abs/2006.10029",
-}
+
+#: Trainer method names whose registry name is not the trainer's with '-' for '_' (the
+#: upstream Barlow Twins entries spell it as one word).
+_REGISTRY_SPELLING = {"barlow_twins": "barlowtwins"}
+
+
+def registry_method(name: str) -> str:
+    """The registry's name of a trainer method (``moco_v2`` -> ``moco-v2``): what exported
+    folders, shipped entries, their cards and :data:`zoo.pretrained.PAPERS` use."""
+    return _REGISTRY_SPELLING.get(name, name.replace("_", "-"))
 
 
 def paper_of(recipe: Recipe) -> str:
-    """The paper a run's method follows: ``PAPERS`` by method name, except SimCLR with any
+    """The paper a run's method follows (:data:`zoo.pretrained.PAPERS`), except SimCLR with any
     of v2's options (``proj_layers`` 3 or more, a memory of keys) follows SimCLR v2."""
+    from zoo.pretrained import PAPERS
+
     name, m = recipe.method_name, recipe.method
     if name == "simclr" and (getattr(m, "proj_layers", 2) >= 3 or getattr(m, "queue_size", 0) > 0):
         name = "simclr_v2"
-    return PAPERS.get(name, "")
+    return PAPERS.get(registry_method(name), "")
 
 
 def final_evaluation(trainer: Trainer) -> list[Metric]:
@@ -120,7 +105,7 @@ def export_run(trainer: Trainer, progress: Progress) -> Path:
     entry = ModelEntry(
         name=r.name,
         arch=arch,
-        method=r.method_name,
+        method=registry_method(r.method_name),
         weights=Weights(sha256=""),
         license="Apache-2.0",
         paper=paper_of(r),

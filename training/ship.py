@@ -12,7 +12,9 @@ more than ``--tolerance`` points, else the fp32 weights do. It writes
 * ``zoo/data/measured.csv``: the four numbers of the shipped file, one row each with how they
   were measured, the ``zoo eval`` command that reproduces it and the file's sha256 prefix
   (:func:`zoo.results.renew`); rows of the same name measured on other weights are dropped
-  and their commands printed, to be measured again;
+  and their commands printed, to be measured again. Methods with a task of their own (the
+  pretext tasks: rotation accuracy, reconstruction error, ...; ``Method.task_metrics``) add
+  one ``task-*`` row per number: its mean over the last epoch of training (:func:`task_rows`);
 * ``<run>/ship.json``: the sha256, precision, both evaluations, the reproduce command and
   the budget.
 
@@ -27,6 +29,7 @@ The numbers recorded are those of the shipped file, measured exactly as
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
 import hashlib
 import itertools
@@ -38,15 +41,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import torch
+from zoo.training.publish import registry_method
 
 import zoo
 from zoo import results
 from zoo.encoder import Encoder
 from zoo.folder import atomic_write_text, save_safetensors
-from zoo.pretrained import _CPU, _PAPER, Trained, recipe_of
-
-#: Method names of the trainer -> the registry's (as upstream entries spell them).
-REGISTRY_METHODS = {"moco_v2": "moco-v2", "moco_v3": "moco-v3", "barlow_twins": "barlowtwins"}
+from zoo.pretrained import _CPU, PAPERS, Trained, recipe_of
 
 #: (metric key, protocol, k, temperature, ``zoo eval`` flags)
 PROTOCOLS = (
@@ -96,6 +97,38 @@ def measured_rows(
         )
         for key, _, _, _, flags in PROTOCOLS
     ]
+
+
+def task_rows(
+    metrics_csv: Path, task_metrics: dict[str, str], *, name: str, dataset: str, command: str, weights: str
+) -> list[results.Result]:
+    """One ``task-<column>`` row per entry of a method's ``task_metrics`` (column of the run's
+    metrics.csv -> what it measures): the mean of the steps logged in the last epoch, on the
+    training batches (``dataset``, e.g. ``cifar10-train``), reproduced by the training command."""
+    with open(metrics_csv, newline="", encoding="utf-8") as f:
+        logged = list(csv.DictReader(f))
+    if not logged:
+        raise ValueError(f"{metrics_csv}: no logged steps")
+    last_epoch = max(int(r["epoch"]) for r in logged)
+    last = [r for r in logged if int(r["epoch"]) == last_epoch]
+    rows = []
+    for column, what in task_metrics.items():
+        values = [float(r[column]) for r in last if r.get(column) not in (None, "")]
+        if not values:
+            raise ValueError(f"{metrics_csv}: task metric {column!r} not logged in epoch {last_epoch}")
+        rows.append(
+            results.Result(
+                model=name,
+                dataset=dataset,
+                protocol="task-" + column.replace("_", "-"),
+                value=round(sum(values) / len(values), 4),
+                how=f"{what}: mean of the {len(values)} steps logged in the last epoch ({last_epoch + 1}) of"
+                " training, on its training batches (the run's metrics.csv)",
+                command=command,
+                weights=weights[:16],
+            )
+        )
+    return rows
 
 
 def measure(encoder: Encoder, data: str, test_split: str) -> dict[str, dict]:
@@ -164,10 +197,11 @@ def ship(
     """Ship ``run_dir`` as ``name`` (see the module's docstring). Returns what ``ship.json`` holds,
     plus ``row`` (the :class:`Trained` row for ``zoo/pretrained.py``), ``recorded`` (the rows
     written to ``results_file``) and ``stale`` (rows of ``name`` dropped from it: other weights)."""
+    from zoo.training.methods import get_method
     from zoo.training.publish import plot_curves
     from zoo.training.recipe import load_recipe
 
-    from zoo.evaluate import default_test_split, image_folder
+    from zoo.evaluate import dataset_key, default_test_split, image_folder
 
     export_dir = run_dir / "export"
     recipe = load_recipe(export_dir / "recipe.yaml")
@@ -181,7 +215,7 @@ def ship(
     state = half_state if precision == "fp16" else fp32.backbone.state_dict()
 
     entry = dataclasses.replace(
-        fp32.entry, name=name, method=REGISTRY_METHODS.get(recipe.method_name, recipe.method_name)
+        fp32.entry, name=name, method=registry_method(recipe.method_name)
     )
     weights = save_safetensors(state, weights_dir / f"{name}.safetensors", entry)
     sha256 = hashlib.sha256(weights.read_bytes()).hexdigest()
@@ -235,13 +269,21 @@ def ship(
         counts=(len(train_files), len(test_files), len(classes)),
         weights=sha256,
     )
+    recorded += task_rows(
+        run_dir / "metrics.csv",
+        get_method(recipe.method_name).task_metrics,
+        name=name,
+        dataset=dataset_key(data, "train"),
+        command=command,
+        weights=sha256,
+    )
     stale = results.renew(recorded, results_file)
     t = summary["training"]
     row = Trained(
         name=name,
         arch=entry.arch,
         method=entry.method,
-        paper=_PAPER.get(entry.method, ""),
+        paper=PAPERS.get(entry.method, ""),
         dataset=entry.dataset,
         size=entry.preprocess.input_size,
         resize=entry.preprocess.resize_size,

@@ -75,6 +75,98 @@ METHOD_NOTES = {
         "VICReg: variance, invariance and covariance regularisation of the embeddings of two views,"
         " which prevents collapse without negatives, momentum encoders or predictors."
     ),
+    # The seeds' methods (zoo-trained; each card's training section names the recipe, whose
+    # comment and method module say what zoo changes from the paper).
+    "npid": (
+        "Instance discrimination (InstDisc / NPID): every training image is its own class; a memory"
+        " bank holds one embedding per image (updated with momentum 0.5) and a non-parametric softmax,"
+        " estimated by NCE against 4096 noise images, pulls each image towards its own entry."
+    ),
+    "deepcluster": (
+        "DeepCluster: before each epoch the features of the whole training set are PCA-whitened and"
+        " clustered by k-means; the network learns to predict its images' cluster ids with a freshly"
+        " initialised classifier, empty clusters reassigned and pseudo-classes sampled uniformly."
+    ),
+    "sela": (
+        "SeLa: self-labelling by optimal transport; pseudo-labels of the whole training set are"
+        " re-estimated at a schedule under an equipartition constraint (Sinkhorn-Knopp) and several"
+        " classifier heads learn to predict them."
+    ),
+    "pcl": (
+        "Prototypical contrastive learning: MoCo's instance InfoNCE plus ProtoNCE, which contrasts each"
+        " image with the k-means prototypes of several granularities, each with its own concentration."
+    ),
+    "iic": (
+        "Invariant information clustering: the mutual information between the cluster assignments of two"
+        " views of an image is maximised, with a main head of as many clusters as classes, an"
+        " over-clustering head and several sub-heads; the clusterer is itself the output."
+    ),
+    "cmc": (
+        "Contrastive multiview coding: the L and ab channels of an image (Lab colour space) are two views"
+        " encoded by two halves of the network, contrasted against memory banks; the encoder is the"
+        " concatenation of both halves."
+    ),
+    "cpc-v2": (
+        "Contrastive predictive coding v2: the image is a grid of overlapping patches encoded one by one;"
+        " a masked context network predicts the embeddings of patches below from those above, each"
+        " against the other patches of the batch (InfoNCE)."
+    ),
+    "dim": (
+        "Deep InfoMax (local-global): the global feature of an image is contrasted with the local"
+        " feature-map positions of the same image and of other images (InfoNCE estimator)."
+    ),
+    "amdim": (
+        "AMDIM: Deep InfoMax across two augmented views and several scales: global and local features"
+        " of one view predict the local features of the other (InfoNCE)."
+    ),
+    "supcon": (
+        "Supervised contrastive learning: SupCon's loss pulls together all images of the same *labelled*"
+        " class. It uses the labels, so it is zoo's supervised upper bound for the contrastive methods,"
+        " not a self-supervised encoder."
+    ),
+    "crd": (
+        "Contrastive representation distillation: a smaller student learns the embedding of a frozen"
+        " zoo teacher by contrasting each image's student and teacher embeddings against memory banks"
+        " of other images' (NCE), rather than by regressing the features."
+    ),
+    "feature-regression": (
+        "Feature-regression distillation (FitNets' hint loss): a smaller student regresses a frozen"
+        " zoo teacher's features through a linear map; the baseline beside CRD."
+    ),
+    "rotnet": (
+        "RotNet: every image is shown at 0, 90, 180 and 270 degrees and the network classifies the"
+        " rotation, which needs knowing where the top of an object is."
+    ),
+    "relative-patch": (
+        "Context prediction (relative patch location): the network sees a centre patch and one of its 8"
+        " neighbours, each on its own, and classifies where the second sits; gaps, jitter and colour"
+        " dropping keep low-level shortcuts out."
+    ),
+    "jigsaw": (
+        "Jigsaw puzzles: 3x3 tiles of an image, shuffled by one of a fixed set of permutations (chosen for"
+        " a large minimum Hamming distance), go through the network separately; it classifies the"
+        " permutation."
+    ),
+    "colorization": (
+        "Colourization: the network sees the L channel of an image and predicts its quantised ab colours"
+        " per pixel, with class-rebalancing weights from the training set's colour histogram."
+    ),
+    "inpainting": (
+        "Context-encoder inpainting: a block of the image is removed and a decoder on the network's"
+        " feature map reconstructs it (L2 on the removed pixels)."
+    ),
+    "super-resolution": (
+        "Super-resolution as a pretext task: the network sees a downsampled copy of an image and a"
+        " decoder reconstructs the full-resolution image."
+    ),
+    "dcgan": (
+        "DCGAN discriminator features: a generator and a discriminator are trained adversarially on the"
+        " images; the discriminator's convolutional trunk is the encoder."
+    ),
+    "mae": (
+        "Masked autoencoder: 75% of a ViT's patches are removed and a light decoder reconstructs their"
+        " normalised pixels from the visible ones; the encoder without the decoder is what ships."
+    ),
 }
 
 VERIFICATION_NOTES = {
@@ -97,6 +189,8 @@ DATASET_NAMES = {
     "imagenet-1k": "ImageNet-1k",
     "imagenette-val": "Imagenette (val split)",
     "cifar10-test": "CIFAR-10 (test split)",
+    "cifar10-train": "CIFAR-10 (train split)",
+    "imagenette-train": "Imagenette (train split)",
     "cifar10": "CIFAR-10",
     "imagenette": "Imagenette",
 }
@@ -127,10 +221,17 @@ def _metrics(entry: ModelEntry) -> list[tuple[str, Metric]]:
     return [("reported", m) for m in entry.reported] + measured
 
 
+#: Protocol prefix of a method's own task numbers (rotation accuracy, reconstruction error, ...).
+TASK = "task-"
+
+
 def _section(entry: ModelEntry, m: Metric) -> str:
-    """Where a number goes in the card: ``few-labels``, ``transfer`` or the ``evaluation`` table."""
+    """Where a number goes in the card: ``few-labels``, ``transfer``, ``pretext`` (the method's
+    own task) or the ``evaluation`` table."""
     from zoo.leaderboard import column_of, is_transfer
 
+    if m.protocol.startswith(TASK):
+        return "pretext"
     if (column_of(m.protocol) or "").startswith("finetune_"):
         return "few-labels"
     return "transfer" if is_transfer(entry, m.dataset) else "evaluation"
@@ -141,6 +242,8 @@ def front_matter(entry: ModelEntry) -> dict[str, Any]:
     arch = get_arch(entry.arch)
     results = []
     for kind, m in _metrics(entry):
+        if _section(entry, m) == "pretext":  # not an image-classification result
+            continue
         results.append(
             {
                 "task": {"type": "image-classification", "name": PROTOCOL_NAMES.get(m.protocol, m.protocol)},
@@ -253,7 +356,7 @@ def render_card(entry: ModelEntry) -> str:
             )
     else:
         lines.append("No evaluation has been recorded for this encoder yet.")
-    lines += _few_labels_section(entry) + _transfer_section(entry)
+    lines += _pretext_section(entry) + _few_labels_section(entry) + _transfer_section(entry)
     if entry.training is not None:
         lines += ["", *_training_section(entry)]
     lines += ["", "## Limitations", "", entry.limitations or "Not documented yet.", ""]
@@ -299,6 +402,26 @@ def _few_labels_section(entry: ModelEntry) -> list[str]:
             if b is not None:
                 scratch_cells = f"{b.value:.2f} | {b.how} | {_source(b.source)}"
                 lines.append(f"| {where} | {share} | random (from scratch) | {scratch_cells} |")
+    return lines
+
+
+def _pretext_section(entry: ModelEntry) -> list[str]:
+    """How well the method learned its own task (a pretext method's accuracy or reconstruction
+    error), beside the downstream numbers above: a task solved well with features that transfer
+    badly is the pretext-task failure mode the literature warns about."""
+    task = [m for kind, m in _metrics(entry) if kind == "measured" and _section(entry, m) == "pretext"]
+    if not task:
+        return []
+    lines = [
+        "",
+        "## Pretext task",
+        "",
+        "| measure | value | how it was measured | command |",
+        "|---|---|---|---|",
+    ]
+    for m in task:
+        what = m.protocol.removeprefix(TASK).replace("-", " ")
+        lines.append(f"| {what} | {m.value:.4g} | {m.how} | {_source(m.source)} |")
     return lines
 
 

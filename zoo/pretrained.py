@@ -36,7 +36,7 @@ DEFAULT_MODEL = "supervised-efficientnet-lite0"
 # --------------------------------------------------------------------------------------------
 
 #: Paper of each method (the zoo-trained encoders cite the paper of the method they reproduce).
-_PAPER = {
+PAPERS = {
     "efficientnet": "https://arxiv.org/abs/1905.11946",
     "resnet": "https://arxiv.org/abs/1512.03385",
     "moco-v1": "https://arxiv.org/abs/1911.05722",
@@ -50,6 +50,29 @@ _PAPER = {
     "simclr": "https://arxiv.org/abs/2002.05709",
     "simclr-v2": "https://arxiv.org/abs/2006.10029",
     "byol": "https://arxiv.org/abs/2006.07733",
+    # The methods of the seeds' issues, by the name their zoo-trained entries carry (the trainer's
+    # method name with '-' for '_'; see zoo.training.publish.registry_method).
+    "npid": "https://arxiv.org/abs/1805.01978",
+    "deepcluster": "https://arxiv.org/abs/1807.05520",
+    "deepcluster-v2": "https://arxiv.org/abs/2006.09882",  # introduced in the SwAV paper's appendix
+    "sela": "https://arxiv.org/abs/1911.05371",
+    "pcl": "https://arxiv.org/abs/2005.04966",
+    "iic": "https://arxiv.org/abs/1807.06653",
+    "cmc": "https://arxiv.org/abs/1906.05849",
+    "cpc-v2": "https://arxiv.org/abs/1905.09272",
+    "dim": "https://arxiv.org/abs/1808.06670",
+    "amdim": "https://arxiv.org/abs/1906.00910",
+    "supcon": "https://arxiv.org/abs/2004.11362",
+    "crd": "https://arxiv.org/abs/1910.10699",
+    "feature-regression": "https://arxiv.org/abs/1412.6550",  # FitNets' hint loss
+    "rotnet": "https://arxiv.org/abs/1803.07728",
+    "relative-patch": "https://arxiv.org/abs/1505.05192",
+    "jigsaw": "https://arxiv.org/abs/1603.09246",
+    "colorization": "https://arxiv.org/abs/1603.08511",
+    "inpainting": "https://arxiv.org/abs/1604.07379",
+    "super-resolution": "https://arxiv.org/abs/1501.00092",  # SRCNN: the reconstruction task itself
+    "dcgan": "https://arxiv.org/abs/1511.06434",
+    "mae": "https://arxiv.org/abs/2111.06377",
 }
 
 _CITATION = {
@@ -166,7 +189,7 @@ def _moco(version: int, epochs: int, md5: str, top1: float, *, tag: bool) -> Mod
             origin_url=_MOCO_README,
         ),
         license="cc-by-nc-4.0",
-        paper=_PAPER[f"moco-v{version}"],
+        paper=PAPERS[f"moco-v{version}"],
         reported=(_linear(top1, _MOCO_README, _MOCO_LINEAR),),
         citation=_CITATION[f"moco-v{version}"],
         limitations=_NON_COMMERCIAL + _RESNET_NOTE,
@@ -196,7 +219,7 @@ def _moco_v3(name: str, arch: str, what: str, file: str, top1: float, how: str, 
             origin_url=_MOCO_V3_CONFIG,
         ),
         license="cc-by-nc-4.0",
-        paper=_PAPER["moco-v3"],
+        paper=PAPERS["moco-v3"],
         reported=(_linear(top1, _MOCO_V3_CONFIG, how),),
         citation=_CITATION["moco-v3"],
         limitations=_NON_COMMERCIAL + note,
@@ -235,7 +258,7 @@ def _simsiam(batch: int, top1: float, folder: str) -> ModelEntry:
             origin_url=_SIMSIAM_README,
         ),
         license="cc-by-nc-4.0",
-        paper=_PAPER["simsiam"],
+        paper=PAPERS["simsiam"],
         reported=(_linear(top1, _SIMSIAM_README, _SIMSIAM_HOW),),
         citation=_CITATION["simsiam"],
         limitations=_NON_COMMERCIAL + _RESNET_NOTE,
@@ -266,7 +289,7 @@ def _swav(method: str, file: str, epochs: int, batch: int, crops: str, top1: flo
             origin_url=_SWAV_README,
         ),
         license="cc-by-nc-4.0",
-        paper=_PAPER["swav"],
+        paper=PAPERS["swav"],
         reported=(_linear(top1, _SWAV_README, _SWAV_HOW),),
         citation=_CITATION["swav"],
         limitations=_NON_COMMERCIAL + _RESNET_NOTE,
@@ -308,7 +331,7 @@ def _dino(name: str, arch: str, what: str, file: str, knn: float, top1: float, h
         ),
         preprocess=_DINO_PREPROCESS,
         license="apache-2.0",
-        paper=_PAPER["dino"],
+        paper=PAPERS["dino"],
         reported=(
             _linear(top1, _DINO_README, how),
             Metric("imagenet-1k", "knn-k20", knn, _DINO_KNN, _DINO_README),
@@ -367,7 +390,7 @@ UPSTREAM: tuple[ModelEntry, ...] = (
             input_size=224, resize_size=256, interpolation="bilinear", mean=(0.498,) * 3, std=(0.502,) * 3
         ),
         license="apache-2.0",
-        paper=_PAPER["efficientnet"],
+        paper=PAPERS["efficientnet"],
         citation=_CITATION["efficientnet"],
         limitations=(
             "Trained with ImageNet labels, so it is a supervised reference point rather than a"
@@ -393,7 +416,7 @@ UPSTREAM: tuple[ModelEntry, ...] = (
             origin_url="https://pytorch.org/vision/stable/models/generated/torchvision.models.resnet50.html",
         ),
         license="bsd-3-clause",
-        paper=_PAPER["resnet"],
+        paper=PAPERS["resnet"],
         reported=(
             Metric(
                 "imagenet-1k",
@@ -486,7 +509,7 @@ UPSTREAM: tuple[ModelEntry, ...] = (
             origin_url="https://github.com/facebookresearch/barlowtwins",
         ),
         license="cc-by-nc-4.0",
-        paper=_PAPER["barlowtwins"],
+        paper=PAPERS["barlowtwins"],
         reported=(
             _linear(
                 73.5,
@@ -516,7 +539,7 @@ UPSTREAM: tuple[ModelEntry, ...] = (
             origin_url="https://github.com/facebookresearch/vicreg#pre-trained-models",
         ),
         license="mit",
-        paper=_PAPER["vicreg"],
+        paper=PAPERS["vicreg"],
         reported=(
             _linear(
                 73.2,
@@ -543,7 +566,7 @@ UPSTREAM: tuple[ModelEntry, ...] = (
         ),
         preprocess=_SIMCLR_PREPROCESS,
         license="apache-2.0",
-        paper=_PAPER["simclr"],
+        paper=PAPERS["simclr"],
         reported=(_linear(69.1, _SIMCLR_V1_README, _TF_LINEAR),),
         citation=_CITATION["simclr"],
         limitations=_RESNET_NOTE.strip() + _SIMCLR_NOTE,
@@ -564,7 +587,7 @@ UPSTREAM: tuple[ModelEntry, ...] = (
         ),
         preprocess=_SIMCLR_PREPROCESS,
         license="apache-2.0",
-        paper=_PAPER["simclr-v2"],
+        paper=PAPERS["simclr-v2"],
         reported=(_linear(71.7, _SIMCLR_V2_README, _TF_LINEAR),),
         citation=_CITATION["simclr-v2"],
         limitations=(
@@ -591,11 +614,11 @@ UPSTREAM: tuple[ModelEntry, ...] = (
         # BYOL evaluates a bicubic resize of the centre 224/256 crop, ImageNet statistics (dataset.py).
         preprocess=Preprocess(input_size=224, resize_size=256, interpolation="bicubic"),
         license="apache-2.0",
-        paper=_PAPER["byol"],
+        paper=PAPERS["byol"],
         reported=(
             _linear(
                 74.3,
-                _PAPER["byol"],
+                PAPERS["byol"],
                 "linear classifier on frozen pooled features, in JAX (paper, Table 1; the README says ~74.4)",
             ),
         ),
@@ -673,7 +696,7 @@ class Trained(NamedTuple):
     def source(self) -> str:
         """This row as it is written in :data:`TRAINED` (shared text by the constant's name), so a
         tool can print the line to paste there; ``eval`` of it in this module gives the row back."""
-        named = {v: f'_PAPER["{k}"]' for k, v in _PAPER.items()}
+        named = {v: f'PAPERS["{k}"]' for k, v in PAPERS.items()}
         named.update({_CPU: "_CPU", _CPU_OWN_CORE: "_CPU_OWN_CORE"})
 
         def arg(key: str) -> str:
@@ -747,14 +770,14 @@ _CIFAR_8_EPOCHS = "train.epochs=8 run.knn_every_epochs=1"
 # fmt: off
 TRAINED: tuple[Trained, ...] = (
     Trained(
-        name="simclr-r18q-cifar10", arch="resnet18_cifar_quarter", method="simclr", paper=_PAPER["simclr"],
+        name="simclr-r18q-cifar10", arch="resnet18_cifar_quarter", method="simclr", paper=PAPERS["simclr"],
         dataset="cifar10", size=32, resize=32, precision="fp16",
         sha256="44a2922f00bf72c929f320e0636026f9ea1ebe0f84d80cacb92387a189310be5",
         command="zoo train simclr_r18q_cifar10 train.epochs=8 run.knn_every_epochs=1 optim.lr=0.12",
         epochs=8, steps=1560, batch_size=256, minutes=20.5, hardware=_CPU_OWN_CORE,
     ),
     Trained(
-        name="simclr-r18-imagenette", arch="resnet18", method="simclr", paper=_PAPER["simclr"],
+        name="simclr-r18-imagenette", arch="resnet18", method="simclr", paper=PAPERS["simclr"],
         dataset="imagenette", size=64, resize=72, precision="fp16",
         sha256="22e60930fd0fac20ecb4d7d81b0b35efb40d65a135fe417a1b4a52c06805071d",
         command=(
@@ -764,28 +787,28 @@ TRAINED: tuple[Trained, ...] = (
         epochs=20, steps=1460, batch_size=128, minutes=36.5, hardware=_CPU,
     ),
     Trained(
-        name="byol-r18q-cifar10", arch="resnet18_cifar_quarter", method="byol", paper=_PAPER["byol"],
+        name="byol-r18q-cifar10", arch="resnet18_cifar_quarter", method="byol", paper=PAPERS["byol"],
         dataset="cifar10", size=32, resize=32, precision="fp16",
         sha256="53382fa95a58e083a6721d928f2569d262deb9ed41ffe67ba627599452201323",
         command=f"zoo train byol_r18q_cifar10 {_CIFAR_8_EPOCHS}",
         epochs=8, steps=1560, batch_size=256, minutes=27.8, hardware=_CPU,
     ),
     Trained(
-        name="moco-v2-r18q-cifar10", arch="resnet18_cifar_quarter", method="moco-v2", paper=_PAPER["moco-v2"],
+        name="moco-v2-r18q-cifar10", arch="resnet18_cifar_quarter", method="moco-v2", paper=PAPERS["moco-v2"],
         dataset="cifar10", size=32, resize=32, precision="fp16",
         sha256="cf80c9f0a1da83d3c75a951483fef4e37247ffea42fe77701319abe806a6f070",
         command="zoo train moco_v2_r18q_cifar10 train.epochs=8 run.knn_every_epochs=1 optim.lr=0.12",
         epochs=8, steps=1560, batch_size=256, minutes=25.1, hardware=_CPU_OWN_CORE,
     ),
     Trained(
-        name="swav-r18q-cifar10", arch="resnet18_cifar_quarter", method="swav", paper=_PAPER["swav"],
+        name="swav-r18q-cifar10", arch="resnet18_cifar_quarter", method="swav", paper=PAPERS["swav"],
         dataset="cifar10", size=32, resize=32, precision="fp16",
         sha256="70602039d90b8737015eba03ff91d8bbb920527c74403145ab723bd2eb31a605",
         command=f"zoo train swav_r18q_cifar10 {_CIFAR_8_EPOCHS}",
         epochs=8, steps=1560, batch_size=256, minutes=18.9, hardware=_CPU_OWN_CORE,
     ),
     Trained(
-        name="dino-r18q-cifar10", arch="resnet18_cifar_quarter", method="dino", paper=_PAPER["dino"],
+        name="dino-r18q-cifar10", arch="resnet18_cifar_quarter", method="dino", paper=PAPERS["dino"],
         dataset="cifar10", size=32, resize=32, precision="fp16",
         sha256="3744edfc9ec42592c5d4e8c8c029e48c0e0fdc3287adf6fafc077d9c0ec7ae34",
         command=f"zoo train dino_r18q_cifar10 {_CIFAR_8_EPOCHS}",
@@ -793,27 +816,27 @@ TRAINED: tuple[Trained, ...] = (
     ),
     Trained(
         name="barlowtwins-r18q-cifar10", arch="resnet18_cifar_quarter", method="barlowtwins",
-        paper=_PAPER["barlowtwins"], dataset="cifar10", size=32, resize=32, precision="fp32",
+        paper=PAPERS["barlowtwins"], dataset="cifar10", size=32, resize=32, precision="fp32",
         sha256="7b30d162b243c70bbc72eb4625bd9f09393f06ace75be7ce0d83c29d684ac7ac",
         command=f"zoo train barlow_twins_r18q_cifar10 {_CIFAR_8_EPOCHS}",
         epochs=8, steps=1560, batch_size=256, minutes=29.7, hardware=_CPU,
     ),
     Trained(
-        name="simsiam-r18q-cifar10", arch="resnet18_cifar_quarter", method="simsiam", paper=_PAPER["simsiam"],
+        name="simsiam-r18q-cifar10", arch="resnet18_cifar_quarter", method="simsiam", paper=PAPERS["simsiam"],
         dataset="cifar10", size=32, resize=32, precision="fp16",
         sha256="7a6b79b1906eedccab5f3af7c8c7da94b76574899973ab72dfa69ee02e6390dd",
         command=f"zoo train simsiam_r18q_cifar10 {_CIFAR_8_EPOCHS}",
         epochs=8, steps=1560, batch_size=256, minutes=24.4, hardware=_CPU,
     ),
     Trained(
-        name="moco-v3-r18q-cifar10", arch="resnet18_cifar_quarter", method="moco-v3", paper=_PAPER["moco-v3"],
+        name="moco-v3-r18q-cifar10", arch="resnet18_cifar_quarter", method="moco-v3", paper=PAPERS["moco-v3"],
         dataset="cifar10", size=32, resize=32, precision="fp16",
         sha256="959c5bf00cebd806ebcc7bed1aa6ba23b6d7ed0f18a72429f6feedb6033121be",
         command="zoo train moco_v3_r18q_cifar10 train.epochs=8 run.knn_every_epochs=1 optim.lr=0.12",
         epochs=8, steps=1560, batch_size=256, minutes=38.2, hardware=_CPU,
     ),
     Trained(
-        name="vicreg-r18q-cifar10", arch="resnet18_cifar_quarter", method="vicreg", paper=_PAPER["vicreg"],
+        name="vicreg-r18q-cifar10", arch="resnet18_cifar_quarter", method="vicreg", paper=PAPERS["vicreg"],
         dataset="cifar10", size=32, resize=32, precision="fp16",
         sha256="a52c398e6ad1b46247e2ba2434431bef397dcc14dbf446a3d86875956f1ba4a1",
         command="zoo train vicreg_r18q_cifar10 train.epochs=8 run.knn_every_epochs=1 optim.warmup_epochs=1",

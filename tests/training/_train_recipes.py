@@ -11,6 +11,7 @@ def tiny_recipe(out_dir: Path, cifar_root: Path, method: str = "simclr", **overr
         "simclr": {"proj_hidden_dim": 32, "proj_out_dim": 16},
         "moco_v2": {"proj_hidden_dim": 32, "proj_out_dim": 16, "queue_size": 64, "base_momentum": 0.99},
         "byol": {"proj_hidden_dim": 32, "proj_out_dim": 16, "pred_hidden_dim": 32, "base_momentum": 0.99},
+        "rotnet": {},
     }[method]
     recipe = {
         "name": f"{method.replace('_', '')}-r18q-cifar10",

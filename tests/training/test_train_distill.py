@@ -97,6 +97,19 @@ def test_crd_stops_and_resumes_exactly(tmp_path: Path, cifar_root: Path) -> None
     stop_and_resume_equals_uninterrupted(tmp_path, cifar_root, CRD, stop=7)
 
 
+def best_self_supervised_cifar10() -> str:
+    """The zoo-trained CIFAR-10 encoder with the best kNN (k=200) that no labels trained: what the
+    issue asks the distillation recipes to distil."""
+    knn = {
+        e.name: m.value
+        for e in map(zoo.model_info, zoo.list_models())
+        if e.training is not None and e.dataset == "cifar10" and e.method not in ("supcon", "supervised")
+        for m in e.measured
+        if (m.dataset, m.protocol) == ("cifar10-test", "knn-k200")
+    }
+    return max(knn, key=knn.__getitem__)
+
+
 @pytest.mark.parametrize("name", ["crd_r18q_cifar10", "feature_regression_r18q_cifar10"])
 def test_the_published_recipes_distil_into_a_smaller_student(
     tmp_path: Path, cifar_root: Path, name: str
@@ -116,7 +129,7 @@ def test_the_published_recipes_distil_into_a_smaller_student(
     if name.startswith("crd"):
         overrides.append("method.num_negatives=32")
     recipe = load_recipe(name, overrides)
-    assert recipe.arch == "resnet10_cifar_quarter" and recipe.method.teacher == TEACHER
+    assert recipe.arch == "resnet10_cifar_quarter" and recipe.method.teacher == best_self_supervised_cifar10()
     trainer = Trainer(recipe)
     result = trainer.fit()
     assert result.steps == 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 from pathlib import Path
 
@@ -9,8 +10,9 @@ import pytest
 import torch
 from _train_recipes import tiny_recipe
 from zoo.training.loop import Trainer
+from zoo.training.methods.rotnet import RotNet
 from zoo.training.recipe import recipe_from_dict
-from zoo.training.ship import measure, measured_rows, recipe_of, run_minutes, ship
+from zoo.training.ship import measure, measured_rows, recipe_of, run_minutes, ship, task_rows
 
 import zoo
 import zoo.pretrained
@@ -111,6 +113,34 @@ def test_a_shipped_run_records_the_numbers_of_the_file_it_ships(
     results.forget("byol-r18q-cifar10", table)  # a table of this entry only
     (entry,) = attach_measured([trained_entry(row)], table)
     assert [(m.protocol, m.value) for m in entry.measured] == [(r.protocol, r.value) for r in rows]
+
+
+def test_a_pretext_run_records_its_task_accuracy(tmp_path: Path, cifar_root: Path) -> None:
+    run = tmp_path / "run"
+    recipe = recipe_from_dict(tiny_recipe(run, cifar_root, "rotnet"))
+    Trainer(recipe, command="zoo train rotnet_r18q_cifar10").fit()
+    with open(run / "metrics.csv", newline="") as f:
+        logged = list(csv.DictReader(f))
+    last = [float(r["rotation_acc"]) for r in logged if r["epoch"] == "1"]
+    assert len(last) > 1 and any(r["epoch"] == "0" for r in logged), "two epochs, the last one averaged"
+
+    def rows(task_metrics: dict[str, str]) -> list[results.Result]:
+        return task_rows(
+            run / "metrics.csv",
+            task_metrics,
+            name="rotnet-r18q-tiny",
+            dataset="cifar10-train",
+            command="zoo train rotnet_r18q_cifar10",
+            weights="ab" * 32,
+        )
+
+    (row,) = rows(RotNet.task_metrics)
+    assert (row.protocol, row.dataset, row.weights) == ("task-rotation-acc", "cifar10-train", "ab" * 8)
+    assert row.value == pytest.approx(sum(last) / len(last), abs=1e-4)
+    assert row.how.startswith("4-way rotation accuracy (%): mean of the")
+    assert f"the {len(last)} steps logged in the last epoch (2)" in row.how
+    with pytest.raises(ValueError, match="task metric 'jigsaw_acc' not logged in epoch 1"):
+        rows({"jigsaw_acc": "permutation accuracy"})
 
 
 def test_ship_writes_the_rows_of_the_shipped_table(monkeypatch: pytest.MonkeyPatch) -> None:

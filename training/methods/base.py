@@ -114,6 +114,10 @@ class Method(nn.Module):
     #: Trained with human labels: a supervised reference point, never listed as
     #: self-supervised (SupCon).
     supervised: ClassVar[bool] = False
+    #: How well the method does its own task, from what training_step returns (logged in
+    #: metrics.csv): column -> what it measures. Pretext methods name their task accuracy or
+    #: reconstruction error; shipping records the last epoch's mean beside the downstream numbers.
+    task_metrics: ClassVar[dict[str, str]] = {}
 
     def __init__(self, backbone: nn.Module, embed_dim: int, config: MethodConfig) -> None:
         super().__init__()

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -90,6 +91,9 @@ class _ABHistogram(nn.Module):
 class Colorization(Method):
     name = "colorization"
     Config = ColorizationConfig
+    task_metrics: ClassVar[dict[str, str]] = {
+        "color_acc": "% of pixels whose most likely quantised ab bin is the true one",
+    }
     needs = Needs(epoch_pass=True)
 
     def __init__(self, backbone: nn.Module, embed_dim: int, config: ColorizationConfig) -> None:

@@ -9,7 +9,7 @@ vice versa. Only the student backbone (and the two embeddings) train.
 
 What the CIFAR recipe changes from the paper: no supervised cross-entropy or KD term (the
 paper distils a labelled classifier; zoo distils an unlabelled encoder, so CRD alone), the
-teacher is zoo's best CIFAR-10 encoder by kNN (``moco-v2-r18q-cifar10``, a quarter-width
+teacher is zoo's best CIFAR-10 encoder by kNN (``vicreg-r18q-cifar10``, a quarter-width
 ResNet-18) and the student a quarter-width ResNet-10 from scratch (``resnet10_cifar_quarter``:
 the paper's pairs shrink depth at equal width, e.g. ResNet-32x4 -> ResNet-8x4), 4,096
 negatives, cosine SGD.

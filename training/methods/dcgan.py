@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -57,6 +58,10 @@ class DCGANConfig(MethodConfig):
 class DCGAN(Method):
     name = "dcgan"
     Config = DCGANConfig
+    task_metrics: ClassVar[dict[str, str]] = {
+        "d_real_acc": "% of real images the discriminator calls real",
+        "d_fake_acc": "% of generated images the discriminator calls fake",
+    }
 
     def __init__(self, backbone: nn.Module, embed_dim: int, config: DCGANConfig) -> None:
         super().__init__(backbone, embed_dim, config)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import nn
@@ -61,6 +61,9 @@ class InpaintingConfig(MethodConfig):
 class Inpainting(Method):
     name = "inpainting"
     Config = InpaintingConfig
+    task_metrics: ClassVar[dict[str, str]] = {
+        "reconstruction_mse": "reconstruction MSE of the removed pixels (normalised pixel units)",
+    }
 
     def __init__(self, backbone: nn.Module, embed_dim: int, config: InpaintingConfig) -> None:
         super().__init__(backbone, embed_dim, config)

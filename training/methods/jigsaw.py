@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -55,6 +56,7 @@ class JigsawConfig(MethodConfig):
 class Jigsaw(Method):
     name = "jigsaw"
     Config = JigsawConfig
+    task_metrics: ClassVar[dict[str, str]] = {"jigsaw_acc": "permutation accuracy (%)"}
 
     def __init__(self, backbone: nn.Module, embed_dim: int, config: JigsawConfig) -> None:
         super().__init__(backbone, embed_dim, config)

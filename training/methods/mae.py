@@ -25,6 +25,7 @@ metrics.csv; ``mask_ratio`` is logged beside it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -84,6 +85,7 @@ class MAE(Method):
 
     name = "mae"
     Config = MAEConfig
+    task_metrics: ClassVar[dict[str, str]] = {"loss": "MSE of the normalised pixels of the masked patches"}
 
     def __init__(self, backbone: nn.Module, embed_dim: int, config: MAEConfig) -> None:
         super().__init__(backbone, embed_dim, config)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -51,6 +52,7 @@ class RelativePatchConfig(MethodConfig):
 class RelativePatch(Method):
     name = "relative_patch"
     Config = RelativePatchConfig
+    task_metrics: ClassVar[dict[str, str]] = {"patch_acc": "8-way relative position accuracy (%)"}
 
     def __init__(self, backbone: nn.Module, embed_dim: int, config: RelativePatchConfig) -> None:
         super().__init__(backbone, embed_dim, config)

@@ -22,6 +22,7 @@ The rotation accuracy of each step is logged as ``rotation_acc`` (%) in metrics.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -44,6 +45,7 @@ class RotNet(Method):
 
     name = "rotnet"
     Config = RotNetConfig
+    task_metrics: ClassVar[dict[str, str]] = {"rotation_acc": "4-way rotation accuracy (%)"}
 
     def __init__(self, backbone: nn.Module, embed_dim: int, config: RotNetConfig) -> None:
         super().__init__(backbone, embed_dim, config)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -42,6 +43,10 @@ class SuperResolutionConfig(MethodConfig):
 class SuperResolution(Method):
     name = "super_resolution"
     Config = SuperResolutionConfig
+    task_metrics: ClassVar[dict[str, str]] = {
+        "reconstruction_mse": "reconstruction MSE (normalised pixel units)",
+        "bicubic_mse": "MSE of bicubic upsampling, the baseline to beat",
+    }
 
     def __init__(self, backbone: nn.Module, embed_dim: int, config: SuperResolutionConfig) -> None:
         super().__init__(backbone, embed_dim, config)
