@@ -46,7 +46,7 @@ def table(rows: list[leaderboard.Row] | None = None) -> tuple[list[str], list[st
     data = []
     for r in rows:
         name = r.name.replace("`", "")  # a baseline's label says "random init" itself
-        identity = [name, r.method, r.arch, leaderboard.data_label(r)]
+        identity = [name, leaderboard.method_label(r), r.arch, leaderboard.data_label(r)]
         minutes = None if r.minutes is None else round(r.minutes, 1)
         data.append([*identity, *(r.value(c.key) for c in shown), r.epochs, minutes])
     return headers, datatypes, data

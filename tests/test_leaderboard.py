@@ -125,6 +125,17 @@ def test_fine_tune_and_throughput_columns_appear_when_measured() -> None:
     assert row["finetune_1pct"] == "" and row["knn_k20"] == f"{knn:.2f}"
 
 
+def test_a_method_trained_with_labels_is_marked_supervised() -> None:
+    base = zoo.model_info("simclr-r18q-cifar10")
+    supcon = dataclasses.replace(base, name="supcon-r18q-cifar10", method="supcon")
+    table = leaderboard.rows(entries=[base, supcon], baselines=[])
+    md = leaderboard.render("md", table)
+    assert "| `supcon-r18q-cifar10` | supcon (supervised) |" in md
+    assert "| `simclr-r18q-cifar10` | simclr |" in md
+    flags = {r["name"]: r["supervised"] for r in json.loads(leaderboard.render("json", table))}
+    assert flags == {"supcon-r18q-cifar10": True, "simclr-r18q-cifar10": False}
+
+
 def with_few_labels_and_transfer(name: str = "swav-r18q-cifar10") -> zoo.ModelEntry:
     """A zoo-trained entry with fine-tuning (1%, 10%), from-scratch and transfer numbers."""
     base = zoo.model_info(name)

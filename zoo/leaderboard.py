@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.errors import ZooError
-from zoo.registry import Metric, ModelEntry, iter_models, model_info
+from zoo.registry import SUPERVISED_METHODS, Metric, ModelEntry, iter_models, model_info
 
 __all__ = [
     "BASELINES",
@@ -47,6 +47,7 @@ __all__ = [
     "Row",
     "data_label",
     "is_transfer",
+    "method_label",
     "render",
     "rows",
     "scratch_metrics",
@@ -262,11 +263,17 @@ def markdown(table: list[Row]) -> str:
         if r.baseline:
             scratch = any(m.protocol.startswith(SCRATCH) for m in r.metrics.values())
             name = f"{r.name} (`--random-init`{', `--from-scratch`' if scratch else ''})"
-        cells = [name, r.method, data_label(r)]
+        cells = [name, method_label(r), data_label(r)]
         cells += [_number(r.value(c.key), c.digits) for c in shown]
         cells += ["–" if r.epochs is None else str(r.epochs), _number(r.minutes, 0)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def method_label(r: Row) -> str:
+    """The "method" cell: a method trained with labels says so (SupCon is a supervised bound)."""
+    labelled = r.method in SUPERVISED_METHODS and r.method != "supervised"
+    return f"{r.method} (supervised)" if labelled else r.method
 
 
 def data_label(r: Row) -> str:
@@ -326,6 +333,7 @@ def to_json(table: list[Row]) -> str:
                 "dataset": r.dataset,
                 "baseline": r.baseline,
                 "transfer": r.transfer,
+                "supervised": r.method in SUPERVISED_METHODS,
                 "metrics": {
                     c.key: {
                         "value": r.metrics[c.key].value,

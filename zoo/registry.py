@@ -31,6 +31,9 @@ from zoo.errors import UnknownModelError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+#: Methods that train with human labels: reference points beside the self-supervised
+#: encoders, never ranked as one of them (a plain classifier's features; SupCon's upper bound).
+SUPERVISED_METHODS = frozenset({"supervised", "supcon"})
 
 _NAME_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*(?:\.[a-z0-9_]+)?$")
 
