@@ -204,6 +204,11 @@ PROTOCOL_NAMES = {
     "nmi": "k-means NMI",
     "finetune-1pct": "fine-tuned top-1, 1% of the labels",
     "finetune-10pct": "fine-tuned top-1, 10% of the labels",
+    # Per-block linear probes (python -m zoo.training.pretext.probe NAME DATA --record).
+    **{
+        f"linear-{b}": f"linear probe top-1, pooled {b} output"
+        for b in ("stem", "layer1", "layer2", "layer3", "layer4")
+    },
 }
 
 

@@ -128,6 +128,30 @@ def test_rotnet_probe_of_an_exported_folder(tmp_path: Path, tiny_dataset: Path) 
     assert list(res) == ["stem", "layer1", "layer2", "layer3", "layer4"]
 
 
+def test_block_probe_records_its_numbers(
+    tmp_path: Path, tiny_dataset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from zoo.training.pretext.probe import main
+
+    from zoo import results
+    from zoo.errors import InvalidArgumentError
+    from zoo.evaluate import shown_path
+
+    table = tmp_path / "measured.csv"
+    monkeypatch.setenv("ZOO_RESULTS", str(table))
+    name, small = "simclr-r18q-cifar10", ["--train-per-class", "4", "--test-per-class", "2", "--epochs", "2"]
+    main([name, str(tiny_dataset), *small, "--record"])
+    rows = {r.protocol: r for r in results.load(table)}
+    assert sorted(rows) == ["linear-layer1", "linear-layer2", "linear-layer3", "linear-layer4", "linear-stem"]
+    assert {(r.model, r.weights) for r in rows.values()} == {(name, zoo.model_info(name).weights.sha256[:16])}
+    command = f"python -m zoo.training.pretext.probe {name} {shown_path(tiny_dataset)} {' '.join(small)}"
+    assert rows["linear-layer3"].command == command
+    assert "pooled output of layer3" in rows["linear-layer3"].how
+    # A folder has no row in the table: refused before any work.
+    with pytest.raises(InvalidArgumentError, match="needs a registry name"):
+        main([str(tmp_path), str(tiny_dataset), "--record"])
+
+
 def test_mae_encoder_sees_only_the_visible_patches(batch: torch.Tensor) -> None:
     from zoo.training.methods.mae import patchify, unpatchify
     from zoo.training.pretext.masks import random_patch_mask

@@ -10,6 +10,8 @@ backbone is a torchvision ResNet:
 prints the linear-probe top-1 (%) of the globally average-pooled output of the stem and of
 layer1 .. layer4, each through ``zoo.evaluate.linear_probe`` (standardised features, AdamW,
 cosine, a fixed seed), on ``--train-per-class`` / ``--test-per-class`` images of each class.
+With ``--record`` (a registry name) the five numbers go into the measured table as protocols
+``linear-stem`` .. ``linear-layer4``, so the encoder's card shows which block is best.
 """
 
 from __future__ import annotations
@@ -76,9 +78,31 @@ def probe_folder(
     return probe_blocks(encoder.backbone, *split_data, num_classes=len(classes), epochs=epochs)
 
 
-if __name__ == "__main__":  # python -m zoo.training.pretext.probe ENCODER DATA
+def record_blocks(
+    name: str, data: str, result: dict[str, float], *, train_per_class: int, test_per_class: int, epochs: int
+) -> None:
+    """Upsert ``result`` (block -> top-1) of registry encoder ``name`` into the measured table as
+    ``linear-<block>`` rows, each with how it was measured and the command that reproduces it."""
+    from zoo.evaluate import record_eval, shown_path
+
+    command = (
+        f"python -m zoo.training.pretext.probe {name} {shown_path(data)} --train-per-class {train_per_class}"
+        f" --test-per-class {test_per_class} --epochs {epochs}"
+    )
+    for block, top1 in result.items():
+        how = (
+            f"linear probe on the globally average-pooled output of {block} (fp32, frozen), standardised;"
+            f" AdamW, {epochs} epochs, cosine, seed 0; {train_per_class:,} train -> up to"
+            f" {test_per_class:,} test images per class"
+        )
+        record_eval(name, data, None, f"linear-{block}", top1, how=how, command=command)
+
+
+def main(argv: list[str] | None = None) -> None:
     import argparse
     import json
+
+    from zoo.evaluate import recordable_weights
 
     parser = argparse.ArgumentParser(description="Linear-probe top-1 of each ResNet block's pooled features")
     parser.add_argument("model", help="zoo name or folder (e.g. runs/rotnet-r18q-cifar10/export)")
@@ -86,8 +110,16 @@ if __name__ == "__main__":  # python -m zoo.training.pretext.probe ENCODER DATA
     parser.add_argument("--train-per-class", type=int, default=1000)
     parser.add_argument("--test-per-class", type=int, default=1000)
     parser.add_argument("--epochs", type=int, default=100)
-    a = parser.parse_args()
-    result = probe_folder(
-        a.model, a.data, train_per_class=a.train_per_class, test_per_class=a.test_per_class, epochs=a.epochs
-    )
+    parser.add_argument("--record", action="store_true", help="keep the numbers in the measured table")
+    a = parser.parse_args(argv)
+    if a.record:
+        recordable_weights(a.model)  # a registry name with pinned weights, checked before the work
+    per = {"train_per_class": a.train_per_class, "test_per_class": a.test_per_class, "epochs": a.epochs}
+    result = probe_folder(a.model, a.data, **per)
     print(json.dumps(result, indent=2))
+    if a.record:
+        record_blocks(a.model, a.data, result, **per)
+
+
+if __name__ == "__main__":  # python -m zoo.training.pretext.probe ENCODER DATA [--record]
+    main()
