@@ -3,15 +3,19 @@ accuracy against scipy, sub-head selection, and a short real run."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from _seed_methods import build, short_run_beats_random_init
+from _seed_methods import build, seed_recipe, short_run_beats_random_init
+from torch import nn
+from zoo.training.loop import Trainer
 from zoo.training.losses.iic import IICLoss
-from zoo.training.methods.iic import cluster_accuracy, cluster_accuracy_on_test_split
+from zoo.training.methods.iic import cluster_accuracy, cluster_accuracy_on_test_split, main
+from zoo.training.recipe import recipe_from_dict
 
 
 def test_iic_loss_is_minus_the_mutual_information_of_the_symmetrised_joint() -> None:
@@ -60,6 +64,52 @@ def test_a_step_trains_both_heads_and_tracks_the_best_subhead() -> None:
     method.subhead_loss.copy_(torch.tensor([0.5, -0.9]))
     feats = torch.randn(5, 8)
     torch.testing.assert_close(method.predict_clusters(feats), method.main[1](feats).argmax(1))
+
+
+def test_the_heads_and_the_loss_run_in_fp32_under_bf16_autocast() -> None:
+    # The trainer runs every step under bf16 autocast; the backbone may, the cluster heads
+    # must not: near IIC's uniform start, logit differences are of the size bf16 rounds away.
+    method = build("iic", num_clusters=10, overcluster=0, num_subheads=2)
+    method.backbone = nn.Identity()  # the views are the features: only the heads differ
+    torch.manual_seed(1)
+    h0 = torch.randn(64, 8).bfloat16().float()  # exactly what a bf16 backbone could output
+    h1 = (h0 + 0.3 * torch.randn(64, 8)).bfloat16().float()
+    expected = method([h0, h1])["main"]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = method([h0.bfloat16(), h1.bfloat16()])["main"]
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-7)
+
+
+def test_the_hungarian_accuracy_of_a_finished_run_from_the_command_line(
+    tmp_path: Path, cifar_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    method = {"name": "iic", "num_clusters": 10, "overcluster": 20, "num_subheads": 2}
+    run = tmp_path / "run"
+    trainer = Trainer(recipe_from_dict(seed_recipe(run, cifar_root, method)))
+    assert trainer.fit().finished  # 80 real images, 10 steps
+    # The in-memory trainer's number is the one the command rebuilds from the run folder.
+    expected = cluster_accuracy_on_test_split(trainer)
+    assert main([str(run), "--json", str(tmp_path / "acc.json")]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == json.loads((tmp_path / "acc.json").read_text())
+    assert printed["hungarian_accuracy"] == pytest.approx(expected, abs=0.006)
+    assert printed["test_images"] == 80 and printed["step"] == 10 and printed["finished"]
+    assert printed["subhead"] == int(trainer.method.subhead_loss.argmin()) and printed["paper"] == 61.7
+
+
+def test_the_command_names_what_is_wrong_with_the_run_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("zoo: error: ") and "no recipe.yaml" in err and err.count("\n") == 1
+    # A finished run of another method is refused before its checkpoint is read.
+    simclr = Path(__file__).parents[2] / "training" / "recipes" / "simclr_r18q_cifar10.yaml"
+    (tmp_path / "recipe.yaml").write_text(simclr.read_text())
+    (tmp_path / "checkpoint.pt").write_bytes(b"")
+    assert main([str(tmp_path)]) == 2
+    assert "is a simclr run; Hungarian accuracy needs an IIC run" in capsys.readouterr().err
 
 
 @pytest.mark.slow
