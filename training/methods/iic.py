@@ -159,6 +159,11 @@ def run_cluster_accuracy(run_dir: str | Path, *, data: str | None = None) -> dic
     recipe = load_recipe(recipe_path, overrides)
     if recipe.method_name != IIC.name:
         raise ZooError(f"{run_dir} is a {recipe.method_name} run; Hungarian accuracy needs an IIC run")
+    if not Path(recipe.data.path).is_dir():
+        raise ZooError(
+            f"the run's dataset {recipe.data.path} is not a folder here (paths are relative to where"
+            " `zoo train` ran); pass --data ROOT"
+        )
     trainer = Trainer(recipe)
     trainer._setup()
     progress = load_checkpoint(ckpt, model=trainer.method, optimizer=trainer.optimizer, scaler=trainer.scaler)
