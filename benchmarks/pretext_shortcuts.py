@@ -38,6 +38,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -146,10 +147,12 @@ def run_benchmark(
     seed: int = 0,
     data_root: Path = CIFAR,
     work_dir: Path | None = None,
-    log=print,
+    log: Callable[[str], Any] = print,
+    on_row: Callable[[dict[str, Any]], Any] | None = None,
 ) -> dict[str, Any]:
     """Train every variant ``steps`` steps and measure it (see the module docstring); the
-    result dict is what ``<out>.json`` holds."""
+    result dict is what ``<out>.json`` holds. ``on_row(result so far)`` is called after each
+    variant (the CLI writes the files then: a run cut short keeps the variants it finished)."""
     from zoo.training.data import load_split, subset_per_class
     from zoo.training.loop import Trainer, read_csv
 
@@ -182,9 +185,25 @@ def run_benchmark(
     pair_images = test_images[subset_per_class(test_labels, pairs)]
     temp = tempfile.TemporaryDirectory(prefix="pretext_shortcuts-") if work_dir is None else None
     work = Path(temp.name) if temp else Path(work_dir)
-    rows: list[dict[str, Any]] = []
-    common: list[str] = []
-    schedule_steps = n_train = 0
+    result: dict[str, Any] = {
+        "benchmark": "pretext_shortcuts",
+        "recipe": RECIPE,
+        "overrides": [],
+        "steps": steps,
+        "schedule_steps": 0,
+        "batch_size": batch_size,
+        "train_images": 0,
+        "last_steps_averaged": last,
+        "knn": {"k": 200, "temperature": 0.1, "train_images": len(tr), "test_images": len(te)},
+        "heldout_pairs": len(pair_images),
+        "pair_seed": PAIR_SEED,
+        "seed": seed,
+        "threads": 1,
+        "torch": torch.__version__,
+        "cpu": cpu_model(),
+        "variants": list(variants),
+        "rows": [],
+    }
     defended_pairs = None
     try:
         for variant in ["random_init", *variants]:
@@ -198,7 +217,8 @@ def run_benchmark(
                 data_root=data_root,
                 out_dir=work / variant,
             )
-            common = [o for o in overrides[: len(overrides) - len(VARIANTS[name])] if "out_dir" not in o]
+            common = overrides[: len(overrides) - len(VARIANTS[name])]
+            result["overrides"] = [o for o in common if not o.startswith("run.out_dir=")]
             trainer = Trainer(recipe, progress=False)
             cpu0, wall0 = time.process_time(), time.perf_counter()
             row: dict[str, Any] = {"variant": variant, "description": DESCRIPTIONS[variant]}
@@ -210,11 +230,11 @@ def run_benchmark(
                 trainer._setup()
                 row.update(steps=0, train_patch_acc=None)
             else:
-                result = trainer.fit()
+                fitted = trainer.fit()
                 metrics = read_csv(work / variant / "metrics.csv")
                 accs = [float(r["patch_acc"]) for r in metrics[-last:]]
                 row.update(
-                    steps=result.steps,
+                    steps=fitted.steps,
                     train_patch_acc=round(statistics.fmean(accs), 2),
                     train_loss=round(statistics.fmean(float(r["loss"]) for r in metrics[-last:]), 4),
                     train_cpu_s=round(sum(float(r["cpu_s"]) for r in metrics), 1),
@@ -231,7 +251,7 @@ def run_benchmark(
             )
             if defended_pairs is None:  # the first row is the recipe's settings
                 defended_pairs = own
-            schedule_steps, n_train = trainer.total_steps, len(trainer.images)
+            result.update(schedule_steps=trainer.total_steps, train_images=len(trainer.images))
             row["heldout_pairs"] = len(own[2])
             row["heldout_patch_acc"] = pair_accuracy(trainer.method, own)
             row["heldout_patch_acc_defended"] = pair_accuracy(trainer.method, defended_pairs)
@@ -239,28 +259,13 @@ def run_benchmark(
             row["cpu_s"] = round(time.process_time() - cpu0, 1)
             row["wall_s"] = round(time.perf_counter() - wall0, 1)
             log(json.dumps(row))
-            rows.append(row)
+            result["rows"].append(row)
+            if on_row is not None:
+                on_row(result)
     finally:
         if temp:
             temp.cleanup()
-    return {
-        "benchmark": "pretext_shortcuts",
-        "recipe": RECIPE,
-        "overrides": common,
-        "steps": steps,
-        "schedule_steps": schedule_steps,
-        "batch_size": batch_size,
-        "train_images": n_train,
-        "last_steps_averaged": last,
-        "knn": {"k": 200, "temperature": 0.1, "train_images": len(tr), "test_images": len(te)},
-        "heldout_pairs": len(pair_images),
-        "pair_seed": PAIR_SEED,
-        "seed": seed,
-        "threads": 1,
-        "torch": torch.__version__,
-        "cpu": cpu_model(),
-        "rows": rows,
-    }
+    return result
 
 
 def cpu_model() -> str:
@@ -291,8 +296,13 @@ def markdown(result: dict[str, Any], command: str) -> str:
         "",
         f"`{result['recipe']}` (quarter-width CIFAR ResNet-18, 8 px patches of 32 px views),"
         f" {result['steps']} steps of batch {result['batch_size']} on {result['train_images']:,} CIFAR-10"
-        f" train images per variant, seed {result['seed']}, the recipe's SGD with a cosine schedule of"
-        f" {result['schedule_steps']} steps stopped at step {result['steps']}, {result['threads']} thread,"
+        f" train images per variant, seed {result['seed']}, the recipe's SGD with a cosine schedule"
+        + (
+            f" over the {result['steps']} steps"
+            if result["schedule_steps"] == result["steps"]
+            else f" of {result['schedule_steps']} steps stopped at step {result['steps']}"
+        )
+        + f", {result['threads']} thread,"
         " bf16 autocast (zoo's trainer, recipe overrides below).",
         "",
         "| variant | gap | jitter | colour drop | train patch acc (last"
@@ -306,6 +316,12 @@ def markdown(result: dict[str, Any], command: str) -> str:
             f" {_cell(r['train_patch_acc'])} | {_cell(r['heldout_patch_acc'])} |"
             f" {_cell(r['heldout_patch_acc_defended'])} | {_cell(r['knn_top1'])} | {_cell(r['cpu_s'])} |"
         )
+    missing = [v for v in result["variants"] if v not in {r["variant"] for r in result["rows"]}]
+    if missing:
+        lines += [
+            "",
+            f"**Partial: not run yet: {', '.join(missing)}** (the file is rewritten after each variant).",
+        ]
     lines += [
         "",
         "Accuracies in %; chance on the 8-way task is 12.5. Held-out: one fixed random pair per CIFAR-10"
@@ -362,8 +378,17 @@ def main(argv: list[str] | None = None) -> int:
     command = "python " + " ".join(
         shlex.quote(a) for a in ["benchmarks/pretext_shortcuts.py", *(sys.argv[1:] if argv is None else argv)]
     )
+    variants = [v for v in args.variants.split(",") if v]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown or (args.images and args.images % 10):
+        parser.error(
+            f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}"
+            if unknown
+            else f"--images must be a multiple of 10 (10 classes), got {args.images}"
+        )
     result = run_benchmark(
-        [v for v in args.variants.split(",") if v],
+        variants,
+        on_row=lambda partial: write_results(partial, args.out, command),
         steps=args.steps,
         images=args.images,
         batch_size=args.batch,

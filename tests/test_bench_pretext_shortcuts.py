@@ -36,6 +36,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
     if not (CIFAR / "test").is_dir():
         pytest.fail(f"real data not found at {CIFAR}; the repository expects ../shared/data beside it")
     work = tmp_path_factory.mktemp("pretext_shortcuts")
+    done: list[list[str]] = []
     result = ps.run_benchmark(
         ["defended", "none"],
         steps=STEPS,
@@ -47,7 +48,10 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
         data_root=CIFAR,
         work_dir=work,
         log=lambda _: None,
+        on_row=lambda partial: done.append([r["variant"] for r in partial["rows"]]),
     )
+    # Called after each variant with the rows so far: the CLI rewrites its files then.
+    assert done == [["random_init"], ["random_init", "defended"], ["random_init", "defended", "none"]]
     return result, work
 
 
@@ -145,4 +149,13 @@ def test_results_files_hold_the_table_machine_and_command(run: tuple[dict, Path]
     table = [line for line in md.splitlines() if line.startswith("| ") and "---" not in line]
     assert len(table) == 1 + 3  # header + one row per variant
     assert "no defences | 0 | 0 | no |" in md
-    assert f"Machine: {ps.cpu_model()}" in md and "--steps 3" in md
+    assert f"Machine: {ps.cpu_model()}" in md and "--steps 3" in md and "Partial" not in md
+    partial = ps.markdown({**result, "rows": result["rows"][:2]}, "cmd")
+    assert "Partial: not run yet: none" in partial
+
+
+def test_the_command_line_rejects_an_unknown_variant(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exc:
+        ps.main(["--variants", "defended,no_rotation"])
+    assert exc.value.code == 2
+    assert "unknown variants ['no_rotation']" in capsys.readouterr().err
