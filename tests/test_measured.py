@@ -108,3 +108,13 @@ def test_a_row_on_an_unknown_training_set_is_named() -> None:
     row = TRAINED[0]._replace(name="simclr-r18q-stl10", dataset="stl10")
     with pytest.raises(ValueError, match="simclr-r18q-stl10: no training set 'stl10'"):
         trained_entry(row)
+
+
+def test_a_distilled_or_labelled_encoder_says_so() -> None:
+    # The card names a student's teacher and marks an encoder trained with labels.
+    student = TRAINED[0]._replace(name="crd-r10q-cifar10", method="crd", teacher="vicreg-r18q-cifar10")
+    assert eval(student.source().strip().rstrip(","), vars(zoo.pretrained)) == student
+    assert "to match the frozen encoder `vicreg-r18q-cifar10`" in trained_entry(student).description
+    labelled = trained_entry(TRAINED[0]._replace(name="supcon-r18q-cifar10", method="supcon"))
+    assert "*with the class labels*" in labelled.description
+    assert "labels" not in trained_entry(TRAINED[0]).description

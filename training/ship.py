@@ -157,17 +157,19 @@ def rounded_to_fp16(encoder: Encoder) -> tuple[Encoder, dict[str, torch.Tensor]]
 
 
 def run_minutes(log: Path) -> float:
-    """Wall-clock minutes from the first line of a run's log to its last training step."""
+    """Wall-clock minutes from the first line of a run's log to its last training step, less
+    the time it was stopped: the gap before each ``resumed from`` line is not counted."""
     stamps = [
-        (datetime.strptime(m.group(1), "%H:%M:%S"), " step " in line)
+        (datetime.strptime(m.group(1), "%H:%M:%S"), " step " in line, "resumed from" in line)
         for line in log.read_text(encoding="utf-8", errors="replace").splitlines()
         if (m := re.match(r"\[(\d\d:\d\d:\d\d)\]", line))
     ]
-    if not any(is_step for _, is_step in stamps):
+    if not any(is_step for _, is_step, _ in stamps):
         raise ValueError(f"{log}: no timestamped training steps")
     elapsed = last = timedelta()
-    for (previous, _), (t, is_step) in itertools.pairwise(stamps):
-        elapsed += (t - previous) % timedelta(days=1)  # runs may cross midnight
+    for (previous, _, _), (t, is_step, resumed) in itertools.pairwise(stamps):
+        if not resumed:
+            elapsed += (t - previous) % timedelta(days=1)  # runs may cross midnight
         if is_step:
             last = elapsed
     return round(last.total_seconds() / 60, 1)
@@ -295,6 +297,7 @@ def ship(
         batch_size=t["batch_size"],
         minutes=t["minutes"],
         hardware=_CPU,
+        teacher=getattr(recipe.method, "teacher", "") or "",
     )
     return {**summary, "row": row, "recorded": recorded, "stale": stale}
 

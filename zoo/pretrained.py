@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 from zoo import results
-from zoo.registry import Metric, ModelEntry, Preprocess, Training, Weights, register_model
+from zoo.registry import SUPERVISED_METHODS, Metric, ModelEntry, Preprocess, Training, Weights, register_model
 from zoo.results import ResultsError
 
 #: The encoder used when no name is given (``zoo neighbors``, ``zoo embed`` ...).
@@ -692,6 +692,8 @@ class Trained(NamedTuple):
     batch_size: int
     minutes: float
     hardware: str
+    #: The frozen zoo encoder a distillation method (CRD, feature regression) learned from.
+    teacher: str = ""
 
     def source(self) -> str:
         """This row as it is written in :data:`TRAINED` (shared text by the constant's name), so a
@@ -711,6 +713,7 @@ class Trained(NamedTuple):
             ("sha256",),
             ("command",),
             ("epochs", "steps", "batch_size", "minutes", "hardware"),
+            *([("teacher",)] if self.teacher else []),
         ]
         body = "".join(f"        {', '.join(arg(k) for k in keys)},\n" for keys in lines)
         return f"    Trained(\n{body}    ),"
@@ -720,6 +723,15 @@ def recipe_of(command: str) -> str:
     """The recipe file a ``zoo train RECIPE ...`` command runs (a bare name is a published recipe)."""
     recipe = command.split()[2]
     return recipe if recipe.endswith((".yaml", ".yml")) else f"training/recipes/{recipe}.yaml"
+
+
+def _how_trained(row: Trained) -> str:
+    """The first words of a zoo-trained encoder's description: what it learned from."""
+    if row.teacher:
+        return f"{row.method} student trained by zoo from scratch to match the frozen encoder `{row.teacher}`"
+    if row.method in SUPERVISED_METHODS:
+        return f"{row.method} encoder trained from scratch by zoo *with the class labels* (supervised bound)"
+    return f"{row.method} encoder trained from scratch by zoo"
 
 
 def trained_entry(row: Trained) -> ModelEntry:
@@ -744,9 +756,9 @@ def trained_entry(row: Trained) -> ModelEntry:
         method=row.method,
         dataset=row.dataset,
         description=(
-            f"{row.method} encoder trained from scratch by zoo on the {n_train:,} {short} train images"
-            f" ({row.epochs} epochs at {row.size} px on a 2-core CPU). Small and quickly trained: a"
-            " reproducible reference for the method and the recipe, not a state-of-the-art encoder."
+            f"{_how_trained(row)} on the {n_train:,} {short} train images ({row.epochs} epochs at"
+            f" {row.size} px on a 2-core CPU). Small and quickly trained: a reproducible reference for"
+            " the method and the recipe, not a state-of-the-art encoder."
         ),
         weights=Weights(file=f"zoo:weights/{row.name}.safetensors", sha256=row.sha256),
         # As the recipes train: ImageNet statistics; CIFAR-10 whole at 32 px, Imagenette's shorter
@@ -841,6 +853,13 @@ TRAINED: tuple[Trained, ...] = (
         sha256="a52c398e6ad1b46247e2ba2434431bef397dcc14dbf446a3d86875956f1ba4a1",
         command="zoo train vicreg_r18q_cifar10 train.epochs=8 run.knn_every_epochs=1 optim.warmup_epochs=1",
         epochs=8, steps=1560, batch_size=256, minutes=20.3, hardware=_CPU_OWN_CORE,
+    ),
+    Trained(
+        name="npid-r18q-cifar10", arch="resnet18_cifar_quarter", method="npid", paper=PAPERS["npid"],
+        dataset="cifar10", size=32, resize=32, precision="fp16",
+        sha256="388c280893c48564055fac3bdef379f2da0644784dcdf5a4d18c9fcd17675bc3",
+        command="zoo train npid_r18q_cifar10 train.epochs=8 run.knn_every_epochs=1",
+        epochs=8, steps=1560, batch_size=256, minutes=10.6, hardware=_CPU_OWN_CORE,
     ),
 )
 # fmt: on

@@ -110,7 +110,7 @@ def best_self_supervised_cifar10() -> str:
     return max(knn, key=knn.__getitem__)
 
 
-@pytest.mark.parametrize("name", ["crd_r18q_cifar10", "feature_regression_r18q_cifar10"])
+@pytest.mark.parametrize("name", ["crd_r10q_cifar10", "feature_regression_r10q_cifar10"])
 def test_the_published_recipes_distil_into_a_smaller_student(
     tmp_path: Path, cifar_root: Path, name: str
 ) -> None:
@@ -141,6 +141,6 @@ def test_the_published_recipes_distil_into_a_smaller_student(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("recipe", ["crd_r18q_cifar10", "feature_regression_r18q_cifar10"])
+@pytest.mark.parametrize("recipe", ["crd_r10q_cifar10", "feature_regression_r10q_cifar10"])
 def test_a_short_distillation_run_beats_random_init(tmp_path: Path, cifar_root: Path, recipe: str) -> None:
     short_run_beats_random_init(tmp_path, recipe, cifar_root)

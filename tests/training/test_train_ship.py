@@ -32,6 +32,12 @@ def test_run_minutes_spans_the_log_to_the_last_step_across_midnight(tmp_path: Pa
         "[00:12:00] exported runs/x/export: knn 40.00\n"
     )
     assert run_minutes(log) == 20.0
+    # Stopped at 00:10 and resumed at 09:00: the night is not training time.
+    with log.open("a") as f:
+        f.write("[09:00:00] resumed from runs/x/checkpoint.pt at step 40 (epoch 2)\n")
+        f.write("[09:00:10] byol-r18q-cifar10: byol on resnet18_cifar_quarter\n")
+        f.write("[09:05:10] epoch 2 step 60/60 loss 3.8\n")
+    assert run_minutes(log) == 27.2  # 22 min to the line at 00:12, then 5 min 10 s after the resume
 
 
 def test_recipe_of_a_command() -> None:
