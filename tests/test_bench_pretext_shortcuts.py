@@ -71,7 +71,8 @@ def test_every_variant_is_trained_and_measured_with_its_own_settings(run: tuple[
     assert result["knn"] == {"k": 200, "temperature": 0.1, "train_images": 100, "test_images": 60}
     # The untrained row has the recipe's settings: its own task is the defended task.
     assert rows["random_init"]["heldout_patch_acc"] == rows["random_init"]["heldout_patch_acc_defended"]
-    assert all(0.0 <= r["knn_top1"] <= 100.0 for r in rows.values())
+    assert all(0.0 <= r[k] <= 100.0 for r in rows.values() for k in ("knn_top1", "knn_top1_bn_recal"))
+    assert result["bn_recal_images"] == 100  # all of the 100 kNN train images (fewer than 2,048)
 
 
 def test_held_out_accuracy_counts_one_pair_per_test_image(run: tuple[dict, Path]) -> None:
@@ -159,3 +160,29 @@ def test_the_command_line_rejects_an_unknown_variant(capsys: pytest.CaptureFixtu
         ps.main(["--variants", "defended,no_rotation"])
     assert exc.value.code == 2
     assert "unknown variants ['no_rotation']" in capsys.readouterr().err
+
+
+def test_batch_norm_is_re_estimated_on_a_copy_from_the_given_images() -> None:
+    from zoo.training.data import evaluation_batches, load_split
+
+    import zoo
+    from zoo.registry import IMAGENET_MEAN, IMAGENET_STD
+
+    torch.manual_seed(0)
+    backbone = zoo.create_model("resnet18_cifar_quarter").backbone
+    norms = [m for m in backbone.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    before = [m.running_mean.clone() for m in norms]
+    images = load_split(CIFAR / "test", 32, limit_per_class=3)[0]
+    # 3 equal batches of 10 (momentum=None averages the batches' statistics, each with one vote).
+    batches = list(evaluation_batches(images, 32, IMAGENET_MEAN, IMAGENET_STD, batch_size=10))
+    copy = ps.recalibrated(backbone, batches)
+    assert all(torch.equal(m.running_mean, b) for m, b in zip(norms, before, strict=True))  # original kept
+    assert not copy.training
+    # The first norm's mean is now the plain average of its inputs over all the images.
+    first = next(m for m in copy.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    seen = []
+    hook = first.register_forward_pre_hook(lambda _, inputs: seen.append(inputs[0]))
+    with torch.no_grad():
+        copy(torch.cat(batches))
+    hook.remove()
+    assert torch.allclose(first.running_mean, seen[0].mean((0, 2, 3)), atol=1e-4)
