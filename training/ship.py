@@ -32,7 +32,6 @@ import argparse
 import csv
 import dataclasses
 import hashlib
-import itertools
 import json
 import platform
 import re
@@ -157,22 +156,36 @@ def rounded_to_fp16(encoder: Encoder) -> tuple[Encoder, dict[str, torch.Tensor]]
 
 
 def run_minutes(log: Path) -> float:
-    """Wall-clock minutes from the first line of a run's log to its last training step, less
-    the time it was stopped: the gap before each ``resumed from`` line is not counted."""
-    stamps = [
-        (datetime.strptime(m.group(1), "%H:%M:%S"), " step " in line, "resumed from" in line)
-        for line in log.read_text(encoding="utf-8", errors="replace").splitlines()
-        if (m := re.match(r"\[(\d\d:\d\d:\d\d)\]", line))
-    ]
-    if not any(is_step for _, is_step, _ in stamps):
+    """Wall-clock minutes of the training steps that made the run's final weights, from its log.
+
+    Each logged step is charged the time since the previous step line (or since its process
+    started or resumed, so start-up and the kNN monitor count); a resume charges nothing for the
+    time the run was stopped, and steps redone after resuming from an earlier checkpoint replace
+    the lost ones; a fresh start (a new run in the same folder) forgets what came before.
+    """
+    charged: dict[int, timedelta] = {}  # step -> the time of the attempt that counts
+    since: datetime | None = None
+    resumed = False
+    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+        m = re.match(r"\[(\d\d:\d\d:\d\d)\]", line)
+        if not m:
+            continue
+        t = datetime.strptime(m.group(1), "%H:%M:%S")
+        if "resumed from" in line:
+            since, resumed = t, True
+            continue
+        if "starting a new run" in line or ("process(es), batch" in line and not resumed):
+            charged.clear()  # a fresh start: earlier attempts made none of these weights
+            since = t
+        step = re.search(r" step (\d+)/", line)
+        if step and since is not None:
+            charged[int(step.group(1))] = (t - since) % timedelta(days=1)  # runs may cross midnight
+            since = t
+        since = since or t
+        resumed = False
+    if not charged:
         raise ValueError(f"{log}: no timestamped training steps")
-    elapsed = last = timedelta()
-    for (previous, _, _), (t, is_step, resumed) in itertools.pairwise(stamps):
-        if not resumed:
-            elapsed += (t - previous) % timedelta(days=1)  # runs may cross midnight
-        if is_step:
-            last = elapsed
-    return round(last.total_seconds() / 60, 1)
+    return round(sum(charged.values(), timedelta()).total_seconds() / 60, 1)
 
 
 def reproduce_command(export_dir: Path) -> str:

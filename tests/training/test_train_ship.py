@@ -25,19 +25,35 @@ from zoo.pretrained import TRAINED, attach_measured, trained_entry
 def test_run_minutes_spans_the_log_to_the_last_step_across_midnight(tmp_path: Path) -> None:
     log = tmp_path / "run.log"
     log.write_text(
-        "[23:50:00] byol-r18q-cifar10: byol on resnet18_cifar_quarter\n"
+        "[23:50:00] byol-r18q-cifar10: byol on resnet18_cifar_quarter, 1 process(es), batch 256\n"
         "a warning without a time\n"
-        "[23:55:30] epoch 0 step 20/40 loss 4.1\n"
-        "[00:10:00] epoch 1 step 40/40 loss 3.9\n"
+        "[23:55:30] epoch 0 step 20/60 loss 4.1\n"
+        "[00:10:00] epoch 1 step 40/60 loss 3.9\n"
         "[00:12:00] exported runs/x/export: knn 40.00\n"
     )
     assert run_minutes(log) == 20.0
-    # Stopped at 00:10 and resumed at 09:00: the night is not training time.
+    # Stopped after step 40 and resumed at 09:00: the night is not training time.
     with log.open("a") as f:
         f.write("[09:00:00] resumed from runs/x/checkpoint.pt at step 40 (epoch 2)\n")
-        f.write("[09:00:10] byol-r18q-cifar10: byol on resnet18_cifar_quarter\n")
+        f.write("[09:00:10] byol-r18q-cifar10: byol on resnet18_cifar_quarter, 1 process(es), batch 256\n")
         f.write("[09:05:10] epoch 2 step 60/60 loss 3.8\n")
-    assert run_minutes(log) == 27.2  # 22 min to the line at 00:12, then 5 min 10 s after the resume
+    assert run_minutes(log) == 25.2
+
+
+def test_run_minutes_charges_redone_steps_once_and_forgets_a_fresh_start(tmp_path: Path) -> None:
+    log = tmp_path / "run.log"
+    log.write_text(
+        "[10:00:00] --resume: no checkpoint at x (nothing to resume); starting a new run there\n"
+        "[10:00:00] simclr-r18q-cifar10: simclr on resnet18_cifar_quarter, 1 process(es), batch 256\n"
+        "[10:30:00] epoch 0 step 20/40 loss 4.0\n"  # this attempt is thrown away below
+        "[11:00:00] simclr-r18q-cifar10: simclr on resnet18_cifar_quarter, 1 process(es), batch 256\n"
+        "[11:02:00] epoch 0 step 20/40 loss 4.0\n"
+        "[11:04:00] epoch 0 step 40/40 loss 3.0\n"  # killed before its checkpoint was written
+        "[12:00:00] resumed from x/checkpoint.pt at step 20 (epoch 0)\n"
+        "[12:00:00] simclr-r18q-cifar10: simclr on resnet18_cifar_quarter, 1 process(es), batch 256\n"
+        "[12:03:00] epoch 0 step 40/40 loss 3.0\n"
+    )
+    assert run_minutes(log) == 5.0  # 2 minutes to step 20, then the redone steps' 3 minutes
 
 
 def test_recipe_of_a_command() -> None:
