@@ -12,8 +12,9 @@ table 1 gives 61.7% on CIFAR-10, with a ResNet-34).
 What zoo and the CIFAR recipe change: the quarter-width CIFAR ResNet-18 and zoo's SimCLR-style
 view pairs with full-strength colour jitter (the paper: its own transforms on Sobel-filtered
 greyscale, each pair repeated several times per batch); both heads' losses are summed every
-step (the paper alternates the heads); Adam with cosine decay, at 1e-3 (the paper: 1e-4); the
-sub-head is chosen by its running training loss (no labels).
+step (the paper alternates the heads); Adam with cosine decay, at 1e-3 (the paper: 1e-4); a
+hidden layer between the backbone and the heads (``proj_hidden_dim``; 0 = the paper's heads on
+the backbone's features); the sub-head is chosen by its running training loss (no labels).
 
 Adam, not SGD: at initialisation the heads' softmax outputs are near uniform, where the mutual
 information is ~0 and so is its gradient (it is second order in the heads' deviation from
@@ -61,6 +62,9 @@ class IICConfig(MethodConfig):
     lamb: float = 1.0
     #: Momentum of each main sub-head's running loss (selects the clusterer).
     loss_momentum: float = 0.99
+    #: Width of a hidden layer (linear, BatchNorm, ReLU) between the backbone and the heads;
+    #: 0 = the paper's heads on the backbone's features.
+    proj_hidden_dim: int = 0
 
 
 @register_method
@@ -78,9 +82,17 @@ class IIC(Method):
         c = config
         if c.num_clusters < 2 or c.overcluster == 1 or c.overcluster < 0 or c.num_subheads < 1:
             raise ValueError("num_clusters >= 2, overcluster 0 or >= 2, num_subheads >= 1 needed")
-        self.main = nn.ModuleList(nn.Linear(embed_dim, c.num_clusters) for _ in range(c.num_subheads))
+        if c.proj_hidden_dim < 0:
+            raise ValueError("proj_hidden_dim must be >= 0")
+        width = c.proj_hidden_dim or embed_dim
+        self.proj: nn.Module = (
+            nn.Sequential(nn.Linear(embed_dim, width), nn.BatchNorm1d(width), nn.ReLU())
+            if c.proj_hidden_dim
+            else nn.Identity()
+        )
+        self.main = nn.ModuleList(nn.Linear(width, c.num_clusters) for _ in range(c.num_subheads))
         self.over = nn.ModuleList(
-            nn.Linear(embed_dim, c.overcluster) for _ in range(c.num_subheads if c.overcluster else 0)
+            nn.Linear(width, c.overcluster) for _ in range(c.num_subheads if c.overcluster else 0)
         )
         self.loss = IICLoss(c.lamb)
         self.register_buffer("subhead_loss", torch.zeros(c.num_subheads))
@@ -97,6 +109,7 @@ class IIC(Method):
         if len(views) != 2:
             raise ValueError(f"IIC takes 2 views, got {len(views)}")
         h0, h1 = forward_crops(self.backbone, views)
+        h0, h1 = self.proj(torch.cat([h0, h1]).float()).chunk(2)
         main = self._head_losses(self.main, h0, h1)
         loss = sum(main) / len(main)
         out = {"main": loss.detach()}
@@ -117,7 +130,13 @@ class IIC(Method):
         """Cluster of each backbone feature row (N, D) under the best main sub-head."""
         best = int(self.subhead_loss.argmin())
         head = self.main[best]
-        return head(features.to(head.weight.dtype).to(head.weight.device)).argmax(1).cpu()
+        was_training = self.proj.training
+        self.proj.eval()  # BatchNorm's running statistics, as every evaluation
+        try:
+            hidden = self.proj(features.to(head.weight.dtype).to(head.weight.device))
+        finally:
+            self.proj.train(was_training)
+        return head(hidden).argmax(1).cpu()
 
 
 def cluster_accuracy(clusters: np.ndarray, labels: np.ndarray) -> float:
