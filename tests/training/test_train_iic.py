@@ -68,6 +68,17 @@ def test_a_step_trains_both_heads_and_tracks_the_best_subhead() -> None:
     torch.testing.assert_close(method.predict_clusters(feats), method.main[1](feats).argmax(1))
 
 
+def test_the_running_subhead_loss_starts_at_the_first_step_then_moves_by_its_momentum() -> None:
+    method = build("iic", num_clusters=3, overcluster=0, num_subheads=1, loss_momentum=0.9)
+    losses = []
+    for _ in range(2):
+        views = [torch.randn(16, 3, 16, 16), torch.randn(16, 3, 16, 16)]
+        losses.append(float(method(views)["main"]))
+        if len(losses) == 1:
+            assert float(method.subhead_loss[0]) == pytest.approx(losses[0], rel=1e-6)
+    assert float(method.subhead_loss[0]) == pytest.approx(0.9 * losses[0] + 0.1 * losses[1], rel=1e-5)
+
+
 def test_a_hidden_layer_before_the_heads_is_trained_and_used_to_predict() -> None:
     method = build("iic", num_clusters=3, overcluster=6, num_subheads=2, proj_hidden_dim=16)
     views = [torch.randn(16, 3, 16, 16), torch.randn(16, 3, 16, 16)]

@@ -120,8 +120,9 @@ class IIC(Method):
             out["overcluster"] = over_loss.detach()
         with torch.no_grad():
             current = torch.stack([m.detach() for m in main])
-            m = self.config.loss_momentum if int(self.steps) else 0.0
-            self.subhead_loss.mul_(m).add_(current, alpha=1 - m)
+            # A tensor, not int(self.steps): reading a buffer's value would break the compiled graph.
+            m = torch.where(self.steps > 0, self.config.loss_momentum, 0.0).to(current.dtype)
+            self.subhead_loss.mul_(m).add_(current * (1 - m))
             self.steps += 1
         return {"loss": loss, **out}
 
