@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from zoo.training.recipe import load_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 CIFAR = (ROOT.parent / "shared" / "data" / "cifar10").resolve()
@@ -59,9 +60,10 @@ def test_every_variant_is_trained_and_measured_with_its_own_settings(run: tuple[
     result, _ = run
     rows = {r["variant"]: r for r in result["rows"]}
     assert list(rows) == ["random_init", "defended", "none"]
+    recipe = load_recipe("relative_patch_r18q_cifar10").method  # "defended" is the recipe's settings
     assert (rows["defended"]["gap"], rows["defended"]["jitter"], rows["defended"]["color_drop"]) == (
-        2,
-        1,
+        recipe.gap,
+        recipe.jitter,
         True,
     )
     assert (rows["none"]["gap"], rows["none"]["jitter"], rows["none"]["color_drop"]) == (0, 0, False)
