@@ -861,6 +861,13 @@ TRAINED: tuple[Trained, ...] = (
         command="zoo train npid_r18q_cifar10 train.epochs=8 run.knn_every_epochs=1",
         epochs=8, steps=1560, batch_size=256, minutes=10.6, hardware=_CPU_OWN_CORE,
     ),
+    Trained(
+        name="rotnet-r18q-cifar10", arch="resnet18_cifar_quarter", method="rotnet", paper=PAPERS["rotnet"],
+        dataset="cifar10", size=32, resize=32, precision="fp16",
+        sha256="02e86e84b59fc6cd1b16d42d1c9f9cc79681737310dcef7ad39cdd2aff6920c2",
+        command="zoo train rotnet_r18q_cifar10 train.epochs=8 run.knn_every_epochs=1",
+        epochs=8, steps=3120, batch_size=128, minutes=33.9, hardware=_CPU_OWN_CORE,
+    ),
 )
 # fmt: on
 
