@@ -868,6 +868,13 @@ TRAINED: tuple[Trained, ...] = (
         command="zoo train rotnet_r18q_cifar10 train.epochs=8 run.knn_every_epochs=1",
         epochs=8, steps=3120, batch_size=128, minutes=33.9, hardware=_CPU_OWN_CORE,
     ),
+    Trained(
+        name="deepcluster-v2-r18q-cifar10", arch="resnet18_cifar_quarter", method="deepcluster-v2", paper=PAPERS["deepcluster-v2"],
+        dataset="cifar10", size=32, resize=32, precision="fp16",
+        sha256="1a80a3cf260b9c6a700038f62383d18a542cc4937e2c7c29bbfb130250133e6e",
+        command="zoo train deepcluster_v2_r18q_cifar10 train.epochs=8 run.knn_every_epochs=1",
+        epochs=8, steps=1560, batch_size=256, minutes=28.4, hardware=_CPU_OWN_CORE,
+    ),
 )
 # fmt: on
 
