@@ -100,6 +100,8 @@ def test_the_shipped_table_is_in_canonical_form() -> None:
 def test_trained_rows_round_trip(row: zoo.pretrained.Trained) -> None:
     # The text a tool prints for the table is the row, and the row expands to the registered entry.
     assert eval(row.source().strip().rstrip(","), vars(zoo.pretrained)) == row
+    # What ship prints is pasted as is: within the line length wherever it can be split.
+    assert all(len(line) <= 110 for line in row.source().splitlines() if "command=" not in line)
     assert trained_entry(row) == dataclasses.replace(model_info(row.name), measured=())
     assert model_info(row.name).training.curves == f"curves/{row.name}.png"
 

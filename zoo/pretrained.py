@@ -715,6 +715,13 @@ class Trained(NamedTuple):
             ("epochs", "steps", "batch_size", "minutes", "hardware"),
             *([("teacher",)] if self.teacher else []),
         ]
+        def wrapped(keys: tuple[str, ...]) -> list[tuple[str, ...]]:
+            # One line per group, split in two where it would pass the line length (110).
+            if len(keys) > 1 and len(f"        {', '.join(arg(k) for k in keys)},") > 110:
+                return [keys[: len(keys) // 2], keys[len(keys) // 2 :]]
+            return [keys]
+
+        lines = [part for keys in lines for part in wrapped(keys)]
         body = "".join(f"        {', '.join(arg(k) for k in keys)},\n" for keys in lines)
         return f"    Trained(\n{body}    ),"
 
@@ -869,7 +876,8 @@ TRAINED: tuple[Trained, ...] = (
         epochs=8, steps=3120, batch_size=128, minutes=33.9, hardware=_CPU_OWN_CORE,
     ),
     Trained(
-        name="deepcluster-v2-r18q-cifar10", arch="resnet18_cifar_quarter", method="deepcluster-v2", paper=PAPERS["deepcluster-v2"],
+        name="deepcluster-v2-r18q-cifar10", arch="resnet18_cifar_quarter",
+        method="deepcluster-v2", paper=PAPERS["deepcluster-v2"],
         dataset="cifar10", size=32, resize=32, precision="fp16",
         sha256="1a80a3cf260b9c6a700038f62383d18a542cc4937e2c7c29bbfb130250133e6e",
         command="zoo train deepcluster_v2_r18q_cifar10 train.epochs=8 run.knn_every_epochs=1",
