@@ -56,10 +56,10 @@ def stop_and_resume_equals_uninterrupted(tmp_path: Path, cifar_root: Path, metho
     assert losses(tmp_path / "part") == reference
 
 
-def short_run_beats_random_init(tmp_path: Path, recipe_name: str, cifar_root: Path, *overrides: str) -> dict:
-    """The published CIFAR-10 recipe, shortened (2 epochs on 10,000 images): the kNN monitor
-    (k=200 on 2,000 test images) after training beats the same seeded initialisation's."""
-    recipe = load_recipe(
+def short_recipe(tmp_path: Path, recipe_name: str, cifar_root: Path, *overrides: str):
+    """The published CIFAR-10 recipe, shortened as every method's short run is: 2 epochs on
+    10,000 images, the kNN monitor (k=200) on 2,000 test images at the end only."""
+    return load_recipe(
         recipe_name,
         [
             f"data.path={cifar_root}",
@@ -73,6 +73,11 @@ def short_run_beats_random_init(tmp_path: Path, recipe_name: str, cifar_root: Pa
             *overrides,
         ],
     )
+
+
+def short_run_beats_random_init(tmp_path: Path, recipe_name: str, cifar_root: Path, *overrides: str) -> dict:
+    """:func:`short_recipe`: the kNN monitor after training beats the same seeded initialisation's."""
+    recipe = short_recipe(tmp_path, recipe_name, cifar_root, *overrides)
     from zoo.training.checkpoint import Progress
 
     untrained = Trainer(recipe)

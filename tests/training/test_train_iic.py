@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from _seed_methods import build, seed_recipe
+from _seed_methods import build, seed_recipe, short_recipe
 from torch import nn
 from zoo.training.checkpoint import Progress
 from zoo.training.data import EpochBatches
@@ -202,19 +202,7 @@ def test_a_short_iic_run_learns_clusters_and_features(tmp_path: Path, cifar_root
     # and every run does that in its first steps (23.80 at this recipe's views). Measured: kNN
     # 29.00, Hungarian 19.36%. At SGD 0.12 IIC never left its uniform start: kNN 25.75,
     # Hungarian 12.42%.
-    recipe = load_recipe(
-        "iic_r18q_cifar10",
-        [
-            f"data.path={cifar_root}",
-            "data.limit_per_class=1000",
-            "train.epochs=2",
-            "train.compile=false",
-            f"run.out_dir={tmp_path / 'run'}",
-            "run.knn_every_epochs=0",
-            "run.knn_test_images=2000",
-            "run.export=false",
-        ],
-    )
+    recipe = short_recipe(tmp_path, "iic_r18q_cifar10", cifar_root)
     as_is, floor = _bn_refreshed_init_knn(recipe)
     trainer = Trainer(recipe)
     after = trainer.fit().knn[-1]["top1"]
