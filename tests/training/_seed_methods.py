@@ -8,9 +8,11 @@ from pathlib import Path
 import torch
 from _train_recipes import tiny_recipe
 from torch import nn
+from zoo.training.checkpoint import Progress
+from zoo.training.data import evaluation_batches
 from zoo.training.loop import Trainer, read_csv
 from zoo.training.methods import get_method
-from zoo.training.recipe import load_recipe, recipe_from_dict
+from zoo.training.recipe import Recipe, load_recipe, recipe_from_dict
 
 
 def seed_recipe(out_dir: Path, cifar_root: Path, method: dict, **overrides) -> dict:
@@ -75,16 +77,43 @@ def short_recipe(tmp_path: Path, recipe_name: str, cifar_root: Path, *overrides:
     )
 
 
-def short_run_beats_random_init(tmp_path: Path, recipe_name: str, cifar_root: Path, *overrides: str) -> dict:
-    """:func:`short_recipe`: the kNN monitor after training beats the same seeded initialisation's."""
-    recipe = short_recipe(tmp_path, recipe_name, cifar_root, *overrides)
-    from zoo.training.checkpoint import Progress
+def random_init_knn(recipe: Recipe) -> tuple[float, float]:
+    """kNN of the seeded initialisation as is (BatchNorm running statistics at their start,
+    mean 0 and variance 1), then with those statistics re-estimated on the training images
+    the monitor embeds (train mode, no weight update): what a run that learnt nothing would
+    measure. Either can be the higher (IIC's recipe: 30.35 as is, 23.80 refreshed), so a
+    run must beat both."""
+    trainer = Trainer(recipe)
+    trainer._setup()
+    as_is = trainer._monitor(Progress())["top1"]
+    backbone = trainer.method.backbone.train()
+    norms = [m for m in backbone.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average over every batch
+    with torch.no_grad():
+        for x in evaluation_batches(trainer.images, trainer.eval_size, trainer.mean, trainer.std):
+            backbone(x)
+    return as_is, trainer._monitor(Progress())["top1"]
 
-    untrained = Trainer(recipe)
-    untrained._setup()
-    before = untrained._monitor(Progress())["top1"]
+
+def short_run_beats_random_init(tmp_path: Path, recipe_name: str, cifar_root: Path, *overrides: str) -> dict:
+    """:func:`short_recipe`: the kNN monitor after training beats the same seeded
+    initialisation's, with BatchNorm's running statistics as they start and refreshed."""
+    recipe = short_recipe(tmp_path, recipe_name, cifar_root, *overrides)
+    as_is, refreshed = random_init_knn(recipe)
+    before = max(as_is, refreshed)
     trainer = Trainer(recipe)
     after = trainer.fit().knn[-1]["top1"]
-    print(f"{recipe_name}: kNN top-1 random init {before:.2f}%, after 2 epochs {after:.2f}%")
-    assert after > before, (before, after)
-    return {"random_init": before, "trained": after, "trainer": trainer}
+    print(
+        f"{recipe_name}: kNN top-1 random init {as_is:.2f}% (BatchNorm statistics refreshed:"
+        f" {refreshed:.2f}%), after 2 epochs {after:.2f}%"
+    )
+    assert after > before, (as_is, refreshed, after)
+    return {
+        "random_init": before,
+        "random_init_as_is": as_is,
+        "random_init_refreshed": refreshed,
+        "trained": after,
+        "trainer": trainer,
+    }

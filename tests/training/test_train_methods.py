@@ -157,3 +157,12 @@ def test_methods_reject_a_wrong_number_of_views_and_a_wrong_config() -> None:
         get_method("byol")(tiny_backbone(), 8, get_method("simclr").Config())
     with pytest.raises(ValueError, match="unknown method"):
         get_method("mocov9")
+
+
+def test_barlow_twins_scale_loss_multiplies_the_loss_and_is_validated() -> None:
+    views = views_for(build("barlow_twins"))
+    plain = build("barlow_twins")(views)["loss"]
+    scaled = build("barlow_twins", scale_loss=0.1)(views)["loss"]
+    assert scaled.item() == pytest.approx(0.1 * plain.item(), rel=1e-5)
+    with pytest.raises(ValueError, match="scale_loss"):
+        build("barlow_twins", scale_loss=0.0)

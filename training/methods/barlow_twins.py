@@ -16,7 +16,15 @@ class BarlowTwinsConfig(MethodConfig):
     proj_hidden_dim: int = 8192
     proj_out_dim: int = 8192
     lambda_: float = 0.0051
+    # Multiplies the loss (solo-learn's ``scale_loss``: 0.1 for CIFAR). Under LARS only the
+    # biases and norm layers, which skip the layer-wise adaptation, feel it: at lr 0.3 the
+    # raw gradient of a loss near 1,000 moves them too far.
+    scale_loss: float = 1.0
     gather_distributed: bool = True
+
+    def __post_init__(self) -> None:
+        if self.scale_loss <= 0:
+            raise ValueError(f"method.scale_loss must be > 0, got {self.scale_loss}")
 
 
 @register_method
@@ -36,4 +44,4 @@ class BarlowTwins(Method):
         if len(views) != 2:
             raise ValueError(f"Barlow Twins takes 2 views, got {len(views)}")
         z0, z1 = (self.projection(h) for h in forward_crops(self.backbone, views))
-        return {"loss": self.loss(z0, z1)}
+        return {"loss": self.config.scale_loss * self.loss(z0, z1)}

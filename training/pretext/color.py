@@ -18,22 +18,10 @@ import functools
 
 import torch
 
-# sRGB (D65) -> XYZ, and the D65 white point (IEC 61966-2-1; CIE 15).
-_RGB_TO_XYZ = torch.tensor(
-    [[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]]
-)
-_WHITE = torch.tensor([0.950456, 1.0, 1.088754])
-_DELTA = 6 / 29
+from zoo.models.lab_split import SRGB_TO_XYZ, rgb_to_lab
 
-
-def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
-    """sRGB in [0, 1], (..., 3, H, W) -> CIE Lab (L in [0, 100], a and b roughly [-110, 110])."""
-    rgb = rgb.float().clamp(0, 1)
-    linear = torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
-    xyz = torch.einsum("ij,...jhw->...ihw", _RGB_TO_XYZ, linear) / _WHITE.view(3, 1, 1)
-    f = torch.where(xyz > _DELTA**3, xyz.clamp_min(1e-12) ** (1 / 3), xyz / (3 * _DELTA**2) + 4 / 29)
-    fx, fy, fz = f.unbind(-3)
-    return torch.stack([116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)], dim=-3)
+# One RGB -> Lab conversion in zoo (CMC's views and encoder use it too).
+_RGB_TO_XYZ = torch.tensor(SRGB_TO_XYZ)
 
 
 @functools.lru_cache(maxsize=4)

@@ -28,21 +28,25 @@ LAB_MEAN = (50.0, (-86.183 + 98.233) / 2, (-107.857 + 94.478) / 2)
 LAB_STD = (50.0, (86.183 + 98.233) / 2, (107.857 + 94.478) / 2)
 
 
+#: sRGB (linear) -> XYZ, D65 (IEC 61966-2-1), as skimage's ``rgb2lab``.
+SRGB_TO_XYZ = ((0.412453, 0.357580, 0.180423), (0.212671, 0.715160, 0.072169), (0.019334, 0.119193, 0.950227))
+#: The white point as the matrix's row sums (skimage rounds it to 0.95047, 1.08883): sRGB white,
+#: and so every grey, then has a = b = 0 exactly, which colorization's grey inputs rely on.
+D65_WHITE = (0.950456, 1.0, 1.088754)
+
+
 def rgb_to_lab(x: torch.Tensor) -> torch.Tensor:
-    """sRGB in [0, 1] (N, 3, H, W) -> CIELAB (D65 white), L in [0, 100], a and b about
-    [-110, 100]; the formulas of skimage's ``rgb2lab`` (CMC's preprocessing)."""
+    """sRGB in [0, 1] (..., 3, H, W) -> CIELAB (D65 white), L in [0, 100], a and b about
+    [-110, 100]; the formulas of skimage's ``rgb2lab`` (CMC's preprocessing). The one
+    conversion in zoo: CMC's views and encoder and the colorization targets all use it."""
     linear = torch.where(x > 0.04045, ((x + 0.055) / 1.055) ** 2.4, x / 12.92)
-    m = torch.tensor(
-        [[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]],
-        dtype=x.dtype,
-    )
-    xyz = torch.einsum("ij,njhw->nihw", m, linear)
-    white = torch.tensor([0.95047, 1.0, 1.08883], dtype=x.dtype).view(1, 3, 1, 1)
-    t = xyz / white
+    m = torch.tensor(SRGB_TO_XYZ, dtype=x.dtype)
+    xyz = torch.einsum("ij,...jhw->...ihw", m, linear)
+    t = xyz / torch.tensor(D65_WHITE, dtype=x.dtype).view(3, 1, 1)
     f = torch.where(t > 0.008856, t.clamp(min=1e-12) ** (1 / 3), 7.787 * t + 16 / 116)
-    fx, fy, fz = f.unbind(1)
-    lum = torch.where(t[:, 1] > 0.008856, 116 * fy - 16, 903.3 * t[:, 1])
-    return torch.stack([lum, 500 * (fx - fy), 200 * (fy - fz)], 1)
+    fx, fy, fz = f.unbind(-3)
+    lum = torch.where(t[..., 1, :, :] > 0.008856, 116 * fy - 16, 903.3 * t[..., 1, :, :])
+    return torch.stack([lum, 500 * (fx - fy), 200 * (fy - fz)], -3)
 
 
 #: Base architecture -> its registered Lab-split architecture: a CMC run trained on the base
