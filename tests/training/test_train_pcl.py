@@ -105,6 +105,25 @@ def test_prototypes_join_after_the_warm_up() -> None:
     assert all(p.grad is None for p in method.key_backbone.parameters())
 
 
+def test_symmetric_pcl_averages_both_directions_and_queues_both_keys() -> None:
+    config = {k: v for k, v in PCL.items() if k != "name"}
+    views = [torch.randn(24, 3, 16, 16), torch.randn(24, 3, 16, 16)]
+    feats = F.normalize(torch.randn(24, 16), dim=1)
+
+    def ready(**changes):
+        method = build("pcl", **{**config, **changes})
+        method.setup_data(DataInfo(num_samples=24, num_classes=2))
+        method.on_epoch_start(1, feats)
+        return method
+
+    both = ready(symmetric=True)
+    loss = both(views, indices=torch.arange(24))["loss"]
+    one_way = ready()(views, indices=torch.arange(24))["loss"]
+    other_way = ready()(views[::-1], indices=torch.arange(24))["loss"]
+    torch.testing.assert_close(loss, (one_way + other_way) / 2)
+    assert int(both.queue.pointer) == 48  # both views' keys entered the queue
+
+
 def test_pcl_stops_and_resumes_exactly(tmp_path: Path, cifar_root: Path) -> None:
     stop_and_resume_equals_uninterrupted(tmp_path, cifar_root, PCL, stop=7)
 
