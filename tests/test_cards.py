@@ -137,3 +137,7 @@ def test_pretext_task_section() -> None:
     assert f"| rotation acc | 87.12 | {how} | `{cmd}` |" in rest
     assert "| reconstruction mse | 0.01234 |" in rest, "small errors keep their digits"
     assert "## Pretext task" not in render_card(base)
+    # IIC's own task is clustering (its accuracy on the test split), not a pretext task.
+    hungarian = Metric("cifar10-test", "task-cluster-accuracy", 19.36, "Hungarian", "python -m ...")
+    iic = dataclasses.replace(base, method="iic", measured=(*base.measured, hungarian))
+    assert "## Clustering task" in render_card(iic) and "## Pretext task" not in render_card(iic)

@@ -14,7 +14,9 @@ more than ``--tolerance`` points, else the fp32 weights do. It writes
   (:func:`zoo.results.renew`); rows of the same name measured on other weights are dropped
   and their commands printed, to be measured again. Methods with a task of their own (the
   pretext tasks: rotation accuracy, reconstruction error, ...; ``Method.task_metrics``) add
-  one ``task-*`` row per number: its mean over the last epoch of training (:func:`task_rows`);
+  one ``task-*`` row per number: its mean over the last epoch of training (:func:`task_rows`),
+  or, for a task measured on the finished run (IIC's clustering accuracy on the test split,
+  ``Method.evaluate_task``), that measurement;
 * ``<run>/ship.json``: the sha256, precision, both evaluations, the reproduce command and
   the budget.
 
@@ -229,9 +231,7 @@ def ship(
     precision = "fp16" if worst <= tolerance else "fp32"
     state = half_state if precision == "fp16" else fp32.backbone.state_dict()
 
-    entry = dataclasses.replace(
-        fp32.entry, name=name, method=registry_method(recipe.method_name)
-    )
+    entry = dataclasses.replace(fp32.entry, name=name, method=registry_method(recipe.method_name))
     weights = save_safetensors(state, weights_dir / f"{name}.safetensors", entry)
     sha256 = hashlib.sha256(weights.read_bytes()).hexdigest()
 
@@ -292,6 +292,18 @@ def ship(
         command=command,
         weights=sha256,
     )
+    for t in get_method(recipe.method_name).evaluate_task(run_dir, recipe.name, data):
+        recorded.append(
+            results.Result(
+                model=name,
+                dataset=dataset_key(data, t.split),
+                protocol="task-" + t.protocol,
+                value=round(t.value, 4),
+                how=t.how,
+                command=f"{command} && {t.command}",
+                weights=sha256[:16],
+            )
+        )
     stale = results.renew(recorded, results_file)
     t = summary["training"]
     row = Trained(

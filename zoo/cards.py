@@ -228,6 +228,8 @@ def _metrics(entry: ModelEntry) -> list[tuple[str, Metric]]:
 
 #: Protocol prefix of a method's own task numbers (rotation accuracy, reconstruction error, ...).
 TASK = "task-"
+#: The heading of a card's own-task section where the task is not a pretext task.
+TASK_TITLES = {"iic": "Clustering task"}
 
 
 def _section(entry: ModelEntry, m: Metric) -> str:
@@ -419,7 +421,7 @@ def _pretext_section(entry: ModelEntry) -> list[str]:
         return []
     lines = [
         "",
-        "## Pretext task",
+        f"## {TASK_TITLES.get(entry.method, 'Pretext task')}",
         "",
         "| measure | value | how it was measured | command |",
         "|---|---|---|---|",

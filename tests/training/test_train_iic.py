@@ -14,8 +14,17 @@ from _seed_methods import build, random_init_knn, seed_recipe, short_recipe
 from torch import nn
 from zoo.training.loop import Trainer, read_csv
 from zoo.training.losses.iic import IICLoss
-from zoo.training.methods.iic import cluster_accuracy, cluster_accuracy_on_test_split, main
+from zoo.training.methods.iic import (
+    IIC,
+    cluster_accuracy,
+    cluster_accuracy_on_test_split,
+    main,
+    run_cluster_accuracy,
+)
 from zoo.training.recipe import load_recipe, recipe_from_dict
+from zoo.training.ship import ship
+
+from zoo import results
 
 
 def test_iic_loss_is_minus_the_mutual_information_of_the_symmetrised_joint() -> None:
@@ -148,6 +157,42 @@ def test_the_hungarian_accuracy_of_a_finished_run_from_the_command_line(
     assert printed["hungarian_accuracy"] == pytest.approx(expected, abs=0.006)
     assert printed["test_images"] == 80 and printed["step"] == 10 and printed["finished"]
     assert printed["subhead"] == int(trainer.method.subhead_loss.argmin()) and printed["paper"] == 61.7
+
+
+def test_shipping_an_iic_run_records_its_clustering_accuracy(
+    tmp_path: Path, cifar_root: Path, tiny_dataset: Path
+) -> None:
+    # The clustering accuracy is measured on the shipped dataset's test split, from the run
+    # folder, and lands in the table beside the kNN / linear / NMI rows as `task-cluster-accuracy`.
+    method = {"name": "iic", "num_clusters": 10, "overcluster": 20, "num_subheads": 2}
+    run = tmp_path / "run"
+    recipe = recipe_from_dict(seed_recipe(run, cifar_root, method, run__export=True))
+    Trainer(recipe, command="zoo train iic_r18q_cifar10").fit()
+    (tmp_path / "run.log").write_text("[10:00:00] start\n[10:01:00] epoch 1 step 10/10 loss -0.1\n")
+    (evaluation,) = IIC.evaluate_task(run, "iic-r18q-cifar10", str(tiny_dataset))
+    expected = run_cluster_accuracy(run, data=str(tiny_dataset))["hungarian_accuracy"]
+    assert evaluation.value == expected and evaluation.split is None
+    table = tmp_path / "measured.csv"
+    summary = ship(
+        run,
+        "iic-r18q-tiny",
+        data=str(tiny_dataset),
+        weights_dir=tmp_path / "weights",
+        cards_dir=tmp_path / "cards",
+        results_file=table,
+    )
+    (row,) = [r for r in summary["recorded"] if r.protocol.startswith("task-")]
+    assert (row.protocol, row.dataset, row.value) == (
+        "task-cluster-accuracy",
+        f"{tiny_dataset.name}-test",
+        expected,
+    )
+    assert "18 test images" in row.how and "Hungarian" in row.how and "61.7%" in row.how
+    assert (
+        row.command
+        == "zoo train iic_r18q_cifar10 && python -m zoo.training.methods.iic runs/iic-r18q-cifar10"
+    )
+    assert row in results.load(table) and row.weights == summary["sha256"][:16]
 
 
 def test_the_command_names_what_is_wrong_with_the_run_folder(

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
@@ -98,6 +99,21 @@ class DataInfo:
 
 
 @dataclass(frozen=True)
+class TaskEvaluation:
+    """A number of a method's own task measured on a finished run rather than logged while
+    training (IIC's clustering accuracy on the test split): shipping records it as the row
+    ``task-<protocol>`` of the dataset's ``split`` (None: its test split)."""
+
+    protocol: str
+    split: str | None
+    value: float
+    how: str
+    #: Reproduces the number from the run folder that the recipe's training command writes
+    #: (``runs/<recipe name>``, the default run.out_dir).
+    command: str
+
+
+@dataclass(frozen=True)
 class MethodConfig:
     """Hyper-parameters shared by every method's config (none yet; subclasses add theirs)."""
 
@@ -118,6 +134,12 @@ class Method(nn.Module):
     #: metrics.csv): column -> what it measures. Pretext methods name their task accuracy or
     #: reconstruction error; shipping records the last epoch's mean beside the downstream numbers.
     task_metrics: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def evaluate_task(cls, run_dir: Path, run_name: str, data: str) -> list[TaskEvaluation]:
+        """The method's own task measured on the finished run in ``run_dir`` (trained as
+        ``run_name`` on ``data``); none by default."""
+        return []
 
     def __init__(self, backbone: nn.Module, embed_dim: int, config: MethodConfig) -> None:
         super().__init__()

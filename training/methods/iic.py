@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 from zoo.training.losses.iic import IICLoss
-from zoo.training.methods.base import Method, MethodConfig, forward_crops, register_method
+from zoo.training.methods.base import Method, MethodConfig, TaskEvaluation, forward_crops, register_method
 from zoo.training.precision import full_precision
 
 if TYPE_CHECKING:
@@ -76,6 +76,22 @@ class IIC(Method):
     Config = IICConfig
 
     subhead_loss: torch.Tensor
+
+    @classmethod
+    def evaluate_task(cls, run_dir: Path, run_name: str, data: str) -> list[TaskEvaluation]:
+        result = run_cluster_accuracy(run_dir, data=data)
+        return [
+            TaskEvaluation(
+                protocol="cluster-accuracy",
+                split=None,
+                value=result["hungarian_accuracy"],
+                how=f"unsupervised clustering accuracy (%) of the best main sub-head (of"
+                f" {len(result['subhead_losses'])}, by training loss) on the {result['test_images']:,}"
+                " test images, clusters matched to classes by the Hungarian algorithm (the paper:"
+                f" {PAPER_ACCURACY}%)",
+                command=f"python -m zoo.training.methods.iic runs/{run_name}",
+            )
+        ]
 
     def __init__(self, backbone: nn.Module, embed_dim: int, config: IICConfig) -> None:
         super().__init__(backbone, embed_dim, config)
