@@ -367,17 +367,22 @@ def test_app_leaderboard_sorts_by_a_column_in_a_browser(tab_server, tmp_path: Pa
             page.set_default_timeout(90_000)
             page.goto(url)
             page.get_by_text(table[0].name).first.wait_for()
+            # The table scrolls inside its box (and renders only the rows in view): each sort is
+            # checked on the rows it shows first, both ends of the order in turn.
+            values = sorted(r.value("nmi") for r in table if r.value("nmi") is not None)
             sort(page, "NMI", "ascending")
-            nmi = [float(v) for v in column(page, "NMI") if v]
-            assert nmi == sorted(r.value("nmi") for r in table if r.value("nmi") is not None)
+            shown = [float(v) for v in column(page, "NMI") if v]
+            assert len(shown) >= 5 and shown == values[: len(shown)]
             page.goto(url)  # a fresh table: sorts of several columns combine
             page.get_by_text(table[0].name).first.wait_for()
+            sort(page, "NMI", "descending")
+            shown = [float(v) for v in column(page, "NMI") if v]
+            assert len(shown) >= 5 and shown == values[::-1][: len(shown)]
+            page.goto(url)
+            page.get_by_text(table[0].name).first.wait_for()
             sort(page, "kNN k=20", "descending")
-            names = column(page, "encoder")
             best = max(table, key=lambda r: r.value("knn_k20") or -1)
-            assert names[0] == best.name and names[-1] == min(
-                table, key=lambda r: r.value("knn_k20")
-            ).name.replace("`", "")
+            assert column(page, "encoder")[0] == best.name.replace("`", "")
             page.screenshot(path=tmp_path / "leaderboard.png", full_page=True)
         finally:
             browser.close()

@@ -903,6 +903,13 @@ TRAINED: tuple[Trained, ...] = (
         command="zoo train deepcluster_v2_r18q_cifar10 train.epochs=8 run.knn_every_epochs=1",
         epochs=8, steps=1560, batch_size=256, minutes=28.4, hardware=_CPU_OWN_CORE,
     ),
+    Trained(
+        name="pcl-r18q-cifar10", arch="resnet18_cifar_quarter", method="pcl", paper=PAPERS["pcl"],
+        dataset="cifar10", size=32, resize=32, precision="fp16",
+        sha256="a090cf00de9579d4fd5f05e5975c2b74d14358f7ed261a3222c3213727b2b8c1",
+        command="zoo train pcl_r18q_cifar10 train.epochs=8 run.knn_every_epochs=1 method.warmup_epochs=2",
+        epochs=8, steps=1560, batch_size=256, minutes=28.2, hardware=_CPU_OWN_CORE,
+    ),
 )
 # fmt: on
 
