@@ -11,6 +11,7 @@ import pytest
 import torch
 from _seed_methods import seed_recipe, short_run_beats_random_init, stop_and_resume_equals_uninterrupted
 from zoo.training.distill import FrozenTeacher
+from zoo.training.heads import Normalized
 from zoo.training.loop import Trainer, read_csv
 from zoo.training.losses.crd import CRDLoss
 from zoo.training.losses.feature_regression import FeatureRegressionLoss
@@ -91,6 +92,27 @@ def test_a_teacher_that_does_not_load_is_one_error_before_training(tmp_path: Pat
         assert not (tmp_path / "run" / "checkpoint.pt").exists()
     with pytest.raises(RecipeError, match=r"method\.teacher: crd distils a teacher"):
         recipe_from_dict(seed_recipe(tmp_path / "run", cifar_root, {**CRD, "teacher": ""}))
+
+
+def test_crd_banks_start_from_the_initial_embeddings(tmp_path: Path, cifar_root: Path) -> None:
+    # Before the first epoch one pass fills both banks with the embeddings the first steps
+    # will produce (random unit vectors would make every first positive noise); "random" keeps
+    # the paper's start.
+    recipe = recipe_from_dict(seed_recipe(tmp_path / "run", cifar_root, CRD, train__max_steps=0))
+    trainer = Trainer(recipe)
+    trainer._setup()
+    method = trainer.method
+    random_start = method.student_memory.bank.clone()
+    trainer._epoch_pass(0)
+    student = trainer.embed(trainer.images, encoder=Normalized(method.backbone, method.student_embed))
+    teacher = trainer.embed(trainer.images, encoder=Normalized(method.teacher, method.teacher_embed))
+    torch.testing.assert_close(method.student_memory.bank, torch.from_numpy(student))
+    torch.testing.assert_close(method.teacher_memory.bank, torch.from_numpy(teacher))
+    assert not torch.allclose(method.student_memory.bank, random_start)
+    assert not method.epoch_pass_due(1)
+    paper = Trainer(recipe_from_dict(seed_recipe(tmp_path / "p", cifar_root, {**CRD, "bank_init": "random"})))
+    paper._setup()
+    assert not paper.method.epoch_pass_due(0)
 
 
 def test_crd_stops_and_resumes_exactly(tmp_path: Path, cifar_root: Path) -> None:
