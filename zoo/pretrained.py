@@ -910,6 +910,15 @@ TRAINED: tuple[Trained, ...] = (
         command="zoo train pcl_r18q_cifar10 train.epochs=8 run.knn_every_epochs=1 method.warmup_epochs=2",
         epochs=8, steps=1560, batch_size=256, minutes=28.2, hardware=_CPU_OWN_CORE,
     ),
+    Trained(
+        name="sela-r18q-cifar10", arch="resnet18_cifar_quarter", method="sela", paper=PAPERS["sela"],
+        dataset="cifar10", size=32, resize=32, precision="fp16",
+        sha256="be2e6d34849f7b540c7874a4a846d4e333a8d2bc67116c9973100e8e89b37a01",
+        command=(
+            "zoo train sela_r18q_cifar10 train.epochs=8 run.knn_every_epochs=1 method.label_update_every=1"
+        ),
+        epochs=8, steps=1560, batch_size=256, minutes=23.1, hardware=_CPU_OWN_CORE,
+    ),
 )
 # fmt: on
 
