@@ -149,6 +149,11 @@ BASELINES = (
         scores={"knn-k20": 33.37, "knn-k200": 32.36, "linear": 36.27, "nmi": 5.34},
     ),
     Baseline(
+        like="crd-r10q-cifar10",
+        label="random init, `resnet10_cifar_quarter`",
+        scores={"knn-k20": 34.02, "knn-k200": 32.82, "linear": 36.23, "nmi": 7.99},
+    ),
+    Baseline(
         like="simclr-r18-imagenette",
         label="random init, `resnet18` at 64 px",
         scores={"knn-k20": 34.90, "knn-k200": 31.64, "linear": 38.52, "nmi": 6.50},

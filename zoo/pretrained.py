@@ -919,6 +919,14 @@ TRAINED: tuple[Trained, ...] = (
         ),
         epochs=8, steps=1560, batch_size=256, minutes=23.1, hardware=_CPU_OWN_CORE,
     ),
+    Trained(
+        name="crd-r10q-cifar10", arch="resnet10_cifar_quarter", method="crd", paper=PAPERS["crd"],
+        dataset="cifar10", size=32, resize=32, precision="fp16",
+        sha256="7f3763eae2579499751241ee3e7082636bcba4c28bcf3c60daef42fcca04ddd0",
+        command="zoo train crd_r10q_cifar10 train.epochs=8 run.knn_every_epochs=1",
+        epochs=8, steps=1560, batch_size=256, minutes=10.8, hardware=_CPU_OWN_CORE,
+        teacher="vicreg-r18q-cifar10",
+    ),
 )
 # fmt: on
 
