@@ -18,7 +18,7 @@ class BarlowTwinsConfig(MethodConfig):
     lambda_: float = 0.0051
     # Multiplies the loss (solo-learn's ``scale_loss``: 0.1 for CIFAR). Under LARS only the
     # biases and norm layers, which skip the layer-wise adaptation, feel it: at lr 0.3 the
-    # raw gradient of a loss near 1,000 moves them too far.
+    # raw gradient of a loss in the hundreds (about 400 on CIFAR-10) moves them too far.
     scale_loss: float = 1.0
     gather_distributed: bool = True
 
