@@ -34,6 +34,37 @@ def test_cmc_loss_anchors_each_view_on_the_other_views_memory() -> None:
     torch.testing.assert_close(CMCLoss(40, 0.07)(z1, z2, m1, m2), expected)
 
 
+def test_cmc_loss_with_the_softmax_estimator_is_the_two_cross_entropies() -> None:
+    g = torch.Generator().manual_seed(1)
+    z1, z2 = torch.randn(4, 8, generator=g), torch.randn(4, 8, generator=g)
+    m1 = (torch.randn(4, 8, generator=g), torch.randn(6, 8, generator=g))
+    m2 = (torch.randn(4, 8, generator=g), torch.randn(6, 8, generator=g))
+
+    def direct(anchor: torch.Tensor, memory: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        a = torch.nn.functional.normalize(anchor, dim=1)
+        own, noise = memory
+        logits = torch.cat([(a * own).sum(1, keepdim=True), a @ noise.T], 1) / 0.07
+        return -(logits[:, 0] - logits.logsumexp(1)).mean()
+
+    loss = CMCLoss(40, 0.07, estimator="softmax")(z1, z2, m1, m2)
+    torch.testing.assert_close(loss, direct(z1, m2) + direct(z2, m1))
+
+
+def test_cmc_banks_start_from_the_initial_embeddings(tmp_path: Path, cifar_root: Path) -> None:
+    recipe = recipe_from_dict(seed_recipe(tmp_path / "run", cifar_root, {**CMC, "bank_init": "features"}))
+    trainer = Trainer(recipe)
+    trainer._setup()
+    trainer._epoch_pass(0)
+    method = trainer.method.eval()
+    x = real_batch(trainer, 8)
+    with torch.no_grad():
+        z_l, z_ab = method.embed_halves(method.backbone.to_lab(x))
+    # The pass embeds the images as the kNN monitor does; the banks hold each half's embedding.
+    torch.testing.assert_close(method.l_memory.bank[:8], z_l, atol=2e-2, rtol=0)
+    torch.testing.assert_close(method.ab_memory.bank[:8], z_ab, atol=2e-2, rtol=0)
+    assert not method.epoch_pass_due(1)
+
+
 def test_the_encoder_splits_lab_as_the_training_views_do() -> None:
     torch.manual_seed(0)
     encoder = LabSplitEncoder(zoo.create_model("resnet18_cifar_quarter").backbone).eval()

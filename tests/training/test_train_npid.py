@@ -16,7 +16,7 @@ from _seed_methods import (
 )
 from zoo.training.data import EpochBatches
 from zoo.training.loop import Trainer
-from zoo.training.losses.nce import NCELoss
+from zoo.training.losses.nce import NCELoss, memory_loss
 from zoo.training.memory_bank import MemoryBank
 from zoo.training.methods.base import DataInfo
 from zoo.training.recipe import recipe_from_dict
@@ -43,6 +43,29 @@ def test_nce_loss_matches_a_hand_computation() -> None:
     # Z is estimated once, then kept.
     loss_fn(f, neg[:, 0], neg)
     assert float(loss_fn.normaliser) == pytest.approx(z)
+
+
+def test_the_softmax_estimator_matches_a_hand_computation() -> None:
+    # The same case with tau = 0.5: cross-entropy of (1, 0, -1) / 0.5 with the own entry first,
+    # for noise shared by the batch (m, D) and per sample (N, m, D).
+    f = torch.tensor([[2.0, 0.0]])
+    pos, neg = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0], [-1.0, 0.0]])
+    expected = -math.log(math.exp(2) / (math.exp(2) + math.exp(0) + math.exp(-2)))
+    loss_fn = memory_loss("softmax", num_data=4, temperature=0.5)
+    assert float(loss_fn(f, pos, neg)) == pytest.approx(expected, rel=1e-6)
+    assert float(loss_fn(f, pos, neg[None])) == pytest.approx(expected, rel=1e-6)
+    with pytest.raises(ValueError, match="estimator must be one of"):
+        memory_loss("nec", 4, 0.5)
+
+
+def test_bad_memory_bank_keys_are_one_error_naming_each() -> None:
+    from zoo.training.methods.npid import NPID as NPIDMethod
+    from zoo.training.methods.npid import NPIDConfig
+
+    backbone = torch.nn.Linear(3, 4)
+    problems = r"npid: .*bank_init must be one of .*'zeros'.*estimator must be one of"
+    with pytest.raises(ValueError, match=problems):
+        NPIDMethod(backbone, 4, NPIDConfig(bank_init="zeros", estimator="infonce"))
 
 
 def test_nce_loss_runs_in_fp32_under_autocast() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from zoo.training.losses.nce import NCELoss
+from zoo.training.losses.nce import memory_loss
 from zoo.training.precision import full_precision
 
 
@@ -22,10 +22,11 @@ class CMCLoss(nn.Module):
     ``(own entries (N, D), noise entries (N, m, D) or (m, D))`` of that view's bank; returns a scalar.
     """
 
-    def __init__(self, num_data: int, temperature: float = 0.07) -> None:
+    def __init__(self, num_data: int, temperature: float = 0.07, estimator: str = "nce") -> None:
         super().__init__()
-        self.view1_anchor = NCELoss(num_data, temperature)
-        self.view2_anchor = NCELoss(num_data, temperature)
+        # One module per direction: NCE's normalising constant is estimated for each view.
+        self.view1_anchor = memory_loss(estimator, num_data, temperature)
+        self.view2_anchor = memory_loss(estimator, num_data, temperature)
 
     @full_precision
     def forward(

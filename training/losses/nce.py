@@ -1,4 +1,4 @@
-"""Noise-contrastive estimation for NPID's non-parametric softmax."""
+"""Noise-contrastive estimation for NPID's non-parametric softmax, and its softmax cross-entropy form."""
 
 from __future__ import annotations
 
@@ -47,19 +47,8 @@ class NCELoss(nn.Module):
     def forward(
         self, features: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor
     ) -> torch.Tensor:
-        if features.ndim != 2 or positives.shape != features.shape or negatives.ndim not in (2, 3):
-            raise ValueError(
-                "expected features (N, D), positives (N, D), negatives (N, m, D) or (m, D); got"
-                f" {tuple(features.shape)},"
-                f" {tuple(positives.shape)}, {tuple(negatives.shape)}"
-            )
-        f = nn.functional.normalize(features, dim=1)
-        m = negatives.shape[-2]
-        if negatives.ndim == 3:
-            noise_logits = torch.einsum("nd,nkd->nk", f, negatives.detach())
-        else:
-            noise_logits = f @ negatives.detach().T
-        logits = torch.cat([(f * positives.detach()).sum(1, keepdim=True), noise_logits], 1)  # (N, 1 + m)
+        logits = _memory_logits(features, positives, negatives)  # (N, 1 + m)
+        m = logits.shape[1] - 1
         p = torch.exp(logits / self.temperature)
         if float(self.normaliser) < 0:
             with torch.no_grad():
@@ -69,3 +58,61 @@ class NCELoss(nn.Module):
         log_h_data = torch.log(p[:, 0] / (p[:, 0] + noise))
         log_h_noise = torch.log(noise / (p[:, 1:] + noise))
         return -(log_h_data + log_h_noise.sum(1)).mean()
+
+
+class SampledSoftmaxLoss(nn.Module):
+    """The softmax cross-entropy form of the same memory-bank objective: the logits
+    ``[v . v_i, v . v_n1, ..., v . v_nm] / tau`` with the own entry at index 0 (InfoNCE over
+    the sampled entries; CMC's and InsDis's ``--softmax``, ``NCESoftmaxLoss`` in the authors'
+    code, whose README reports it beating NCE: 57.1 vs 56.5 for InsDis, 75.8 for CMC where
+    NCE has no number).
+
+    Unlike :class:`NCELoss` there is no normalising constant: each sample's own entry competes
+    with its noise entries directly, so a bank that starts random still gives useful negatives.
+
+    Shapes: ``forward(features, positives, negatives)`` as :class:`NCELoss`; returns a scalar.
+    """
+
+    def __init__(self, temperature: float = 0.07) -> None:
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        self.temperature = temperature
+
+    @full_precision
+    def forward(
+        self, features: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor
+    ) -> torch.Tensor:
+        logits = _memory_logits(features, positives, negatives) / self.temperature
+        return nn.functional.cross_entropy(logits, torch.zeros(len(logits), dtype=torch.long))
+
+
+def _memory_logits(features: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
+    """Cosine scores (N, 1 + m) of the normalised ``features`` with their own bank entries
+    (column 0) and the noise entries (per sample (N, m, D) or shared (m, D)); bank entries are
+    targets, never differentiated."""
+    if features.ndim != 2 or positives.shape != features.shape or negatives.ndim not in (2, 3):
+        raise ValueError(
+            "expected features (N, D), positives (N, D), negatives (N, m, D) or (m, D); got"
+            f" {tuple(features.shape)}, {tuple(positives.shape)}, {tuple(negatives.shape)}"
+        )
+    f = nn.functional.normalize(features, dim=1)
+    if negatives.ndim == 3:
+        noise = torch.einsum("nd,nkd->nk", f, negatives.detach())
+    else:
+        noise = f @ negatives.detach().T
+    return torch.cat([(f * positives.detach()).sum(1, keepdim=True), noise], 1)
+
+
+#: The memory-bank estimators a recipe can name (``method.estimator``).
+ESTIMATORS = ("nce", "softmax")
+
+
+def memory_loss(estimator: str, num_data: int, temperature: float) -> nn.Module:
+    """The memory-bank objective ``estimator`` (one of :data:`ESTIMATORS`) as a module with
+    the ``(features, positives, negatives)`` signature."""
+    if estimator == "nce":
+        return NCELoss(num_data, temperature)
+    if estimator == "softmax":
+        return SampledSoftmaxLoss(temperature)
+    raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")

@@ -28,29 +28,20 @@ from zoo.training.augment import ViewSpec
 from zoo.training.distill import FrozenTeacher
 from zoo.training.heads import Normalized
 from zoo.training.losses.crd import CRDLoss
-from zoo.training.memory_bank import MemoryBank
-from zoo.training.methods.base import DataInfo, Method, MethodConfig, MethodInputError, Needs, register_method
+from zoo.training.methods._memory_bank import MemoryBankConfig, MemoryBankMethod
+from zoo.training.methods.base import DataInfo, MethodConfig, MethodInputError, Needs, register_method
 
 
 @dataclass(frozen=True)
-class CRDConfig(MethodConfig):
+class CRDConfig(MemoryBankConfig):
     #: The teacher: a zoo name (``zoo list``) or an exported folder.
     teacher: str = ""
-    out_dim: int = 128
     #: "N = 16384" negatives.
     num_negatives: int = 16384
-    #: Draw the noise entries once per step for the whole batch instead of per sample (the
-    #: same NCE estimator; the per-sample gather of N x m entries dominates a CPU step).
-    shared_negatives: bool = True
-    temperature: float = 0.07
-    memory_momentum: float = 0.5
-    #: "random" (the paper's code) or "features": both banks filled with the initial
-    #: embeddings before the first epoch.
-    bank_init: str = "features"
 
 
 @register_method
-class CRD(Method):
+class CRD(MemoryBankMethod):
     """Contrastive distillation of a frozen teacher into the backbone (one view)."""
 
     name = "crd"
@@ -59,10 +50,6 @@ class CRD(Method):
 
     def __init__(self, backbone: nn.Module, embed_dim: int, config: CRDConfig) -> None:
         super().__init__(backbone, embed_dim, config)
-        if config.num_negatives < 1 or not 0 <= config.memory_momentum < 1:
-            raise ValueError("num_negatives must be >= 1 and memory_momentum in [0, 1)")
-        if config.bank_init not in ("random", "features"):
-            raise ValueError(f"bank_init must be 'random' or 'features', got {config.bank_init!r}")
         self.student_embed = nn.Linear(embed_dim, config.out_dim)
 
     @classmethod
@@ -76,13 +63,9 @@ class CRD(Method):
     def setup_data(self, info: DataInfo) -> None:
         if not hasattr(self, "teacher"):
             raise MethodInputError("crd: no teacher was given (set method.teacher)")
-        c = self.config
-        self.student_memory = MemoryBank(info.num_samples, c.out_dim, c.memory_momentum, seed=info.seed)
-        self.teacher_memory = MemoryBank(info.num_samples, c.out_dim, c.memory_momentum, seed=info.seed + 1)
-        self.loss = CRDLoss(info.num_samples, c.temperature)
-
-    def epoch_pass_due(self, epoch: int) -> bool:
-        return epoch == 0 and self.config.bank_init == "features"
+        self.student_memory = self.new_bank(info)
+        self.teacher_memory = self.new_bank(info, offset=1)
+        self.loss = CRDLoss(info.num_samples, self.config.temperature, self.config.estimator)
 
     def epoch_encoder(self) -> nn.Module:
         return _BothEmbeddings(

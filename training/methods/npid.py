@@ -24,47 +24,29 @@ import torch
 from torch import nn
 from zoo.training.augment import ViewSpec
 from zoo.training.heads import Normalized
-from zoo.training.losses.nce import NCELoss
-from zoo.training.memory_bank import MemoryBank
-from zoo.training.methods.base import DataInfo, Method, MethodConfig, MethodInputError, Needs, register_method
+from zoo.training.losses.nce import memory_loss
+from zoo.training.methods._memory_bank import MemoryBankConfig, MemoryBankMethod
+from zoo.training.methods.base import DataInfo, MethodConfig, register_method
 
 
 @dataclass(frozen=True)
-class NPIDConfig(MethodConfig):
-    #: "We set feature dimension d = 128" (a linear layer on the pooled features).
-    out_dim: int = 128
-    #: "m = 4096" noise samples per image.
-    num_negatives: int = 4096
-    temperature: float = 0.07
-    #: "the memory bank ... momentum 0.5".
-    memory_momentum: float = 0.5
-    #: Draw the m noise entries once per step for the whole batch instead of m per sample
-    #: (the same NCE estimator; 1/256 of the memory traffic, which dominates on CPU).
-    shared_negatives: bool = True
-    #: "random": the bank starts as random unit vectors (the paper), so in the first epoch
-    #: every image is pulled towards a random target and features get worse than at random
-    #: init (kNN 18.8% after one epoch against 30% at init, measured); "features": the
-    #: bank starts as the initial network's embeddings of every image (one epoch pass).
-    bank_init: str = "features"
+class NPIDConfig(MemoryBankConfig):
     #: lambda of the proximal regulariser (sec. 3.4), ``lambda ||v_i^(t) - v_i^(t-1)||^2``
     #: added to the loss to smooth training; 0 = off (the paper's main results).
     proximal: float = 0.0
 
 
 @register_method
-class NPID(Method):
+class NPID(MemoryBankMethod):
     """Instance discrimination against a memory bank with NCE (one view per image)."""
 
     name = "npid"
     Config = NPIDConfig
-    needs = Needs(indices=True, epoch_pass=True)
 
     def __init__(self, backbone: nn.Module, embed_dim: int, config: NPIDConfig) -> None:
         super().__init__(backbone, embed_dim, config)
-        if config.num_negatives < 1 or not 0 <= config.memory_momentum < 1 or config.proximal < 0:
-            raise ValueError("num_negatives must be >= 1, memory_momentum in [0, 1), proximal >= 0")
-        if config.bank_init not in ("random", "features"):
-            raise ValueError(f"bank_init must be 'random' or 'features', got {config.bank_init!r}")
+        if config.proximal < 0:
+            raise ValueError(f"npid: proximal must be >= 0, got {config.proximal}")
         self.projection = nn.Linear(embed_dim, config.out_dim)
 
     @classmethod
@@ -72,14 +54,8 @@ class NPID(Method):
         return ViewSpec(count=1)
 
     def setup_data(self, info: DataInfo) -> None:
-        if info.num_samples < 2:
-            raise MethodInputError(f"npid needs at least 2 training images, got {info.num_samples}")
-        c = self.config
-        self.memory = MemoryBank(info.num_samples, c.out_dim, c.memory_momentum, seed=info.seed)
-        self.loss = NCELoss(info.num_samples, c.temperature)
-
-    def epoch_pass_due(self, epoch: int) -> bool:
-        return epoch == 0 and self.config.bank_init == "features"
+        self.memory = self.new_bank(info)
+        self.loss = memory_loss(self.config.estimator, info.num_samples, self.config.temperature)
 
     def epoch_encoder(self) -> nn.Module:
         return Normalized(self.backbone, self.projection)
@@ -96,7 +72,7 @@ class NPID(Method):
         noise = self.memory.noise(len(indices), c.num_negatives, shared=c.shared_negatives)
         negatives = self.memory(noise)
         nce = self.loss(features, positives, negatives)
-        out = {"nce": nce.detach()}
+        out = {self.config.estimator: nce.detach()}
         loss = nce
         if self.config.proximal:
             proximal = (features - positives).pow(2).sum(1).mean()
