@@ -39,11 +39,13 @@ def test_every_measured_number_is_on_the_board() -> None:
                 continue
             row = next(r for r in table if r.name == entry.name and r.dataset == m.dataset)
             assert row.metrics[key] is m
-            start = f"| `{entry.name}` | {entry.method} | {leaderboard.data_label(row)} |"
+            start = f"| `{entry.name}` | {leaderboard.method_label(row)} | {leaderboard.data_label(row)} |"
             line = next(ln for ln in md.splitlines() if ln.startswith(start))
             assert f" {m.value:.2f} " in line
             shown += 1
     assert shown >= 4 * 8 + 2  # eight trained encoders x four protocols, and the default's two kNN numbers
+    # A method trained with labels says so in its method cell (SupCon, the supervised bound).
+    assert any(ln.startswith("| `supcon-r18q-cifar10` | supcon (supervised) |") for ln in md.splitlines())
     trained = [r for r in table if r.epochs is not None]
     assert {r.name for r in trained} == {
         n for n in zoo.list_models() if zoo.model_info(n).training is not None

@@ -927,6 +927,13 @@ TRAINED: tuple[Trained, ...] = (
         epochs=8, steps=1560, batch_size=256, minutes=10.8, hardware=_CPU_OWN_CORE,
         teacher="vicreg-r18q-cifar10",
     ),
+    Trained(
+        name="supcon-r18q-cifar10", arch="resnet18_cifar_quarter", method="supcon", paper=PAPERS["supcon"],
+        dataset="cifar10", size=32, resize=32, precision="fp16",
+        sha256="969890640a1e1e271b10d42e68c6c9f84edf253d12e88f80dc363382200e9e1c",
+        command="zoo train supcon_r18q_cifar10 train.epochs=8 run.knn_every_epochs=1",
+        epochs=8, steps=1560, batch_size=256, minutes=23.9, hardware=_CPU_OWN_CORE,
+    ),
 )
 # fmt: on
 
