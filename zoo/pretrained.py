@@ -934,6 +934,14 @@ TRAINED: tuple[Trained, ...] = (
         command="zoo train supcon_r18q_cifar10 train.epochs=8 run.knn_every_epochs=1",
         epochs=8, steps=1560, batch_size=256, minutes=23.9, hardware=_CPU_OWN_CORE,
     ),
+    Trained(
+        name="deepcluster-r18q-cifar10", arch="resnet18_cifar_quarter",
+        method="deepcluster", paper=PAPERS["deepcluster"],
+        dataset="cifar10", size=32, resize=32, precision="fp16",
+        sha256="31eb84ddfbb5e1a64492c227cb29c9284a35e6c2865b26955602a5bc0802907f",
+        command="zoo train deepcluster_r18q_cifar10 train.epochs=8 run.knn_every_epochs=1",
+        epochs=8, steps=1560, batch_size=256, minutes=17.6, hardware=_CPU_OWN_CORE,
+    ),
 )
 # fmt: on
 
