@@ -65,6 +65,52 @@ def test_cmc_banks_start_from_the_initial_embeddings(tmp_path: Path, cifar_root:
     assert not method.epoch_pass_due(1)
 
 
+CMC_QUEUE = {**CMC, "memory": "queue", "queue_size": 48, "base_momentum": 0.9}
+
+
+def test_the_queue_form_contrasts_each_query_with_the_other_views_key_and_queue(
+    tmp_path: Path, cifar_root: Path
+) -> None:
+    trainer = Trainer(recipe_from_dict(seed_recipe(tmp_path / "run", cifar_root, CMC_QUEUE)))
+    trainer._setup()
+    method = trainer.method
+    assert not hasattr(method, "l_memory") and not method.epoch_pass_due(0)
+    lab = torch.randn(6, 3, 16, 16)
+    l_queue, ab_queue = method.l_queue().clone(), method.ab_queue().clone()
+    out = method.training_step([lab], torch.arange(6))
+    # The momentum copies start as the encoders, so the keys are the queries' values, detached.
+    with torch.no_grad():
+        z_l, z_ab = method.embed_halves(lab)
+
+    def info_nce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor) -> torch.Tensor:
+        logits = torch.cat([(q * k).sum(1, keepdim=True), q @ queue.T], 1) / 0.07
+        return -(logits[:, 0] - logits.logsumexp(1)).mean()
+
+    expected = info_nce(z_l, z_ab, ab_queue) + info_nce(z_ab, z_l, l_queue)
+    torch.testing.assert_close(out["loss"].detach(), expected, atol=1e-4, rtol=1e-4)
+    # Both queues took the batch's keys (the newest 6 entries).
+    torch.testing.assert_close(method.ab_queue()[:6], z_ab, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(method.l_queue()[:6], z_l, atol=1e-5, rtol=1e-5)
+    # After an optimiser step the key encoders move towards the trained ones by 1 - momentum.
+    before = method.key_backbone.l_net.conv1.weight.clone()
+    out["loss"].backward()
+    with torch.no_grad():
+        method.backbone.l_net.conv1.weight.add_(1.0)
+    method.schedule(0, 10, 0)
+    method.after_optimizer_step()
+    torch.testing.assert_close(method.key_backbone.l_net.conv1.weight, before + 0.1)
+
+
+def test_the_queue_form_stops_and_resumes_exactly(tmp_path: Path, cifar_root: Path) -> None:
+    stop_and_resume_equals_uninterrupted(tmp_path, cifar_root, CMC_QUEUE, stop=7)
+
+
+def test_a_bad_memory_is_one_error() -> None:
+    backbone = zoo.create_model("cmc_resnet18_cifar_quarter").backbone
+    with pytest.raises(ValueError, match="cmc: memory must be one of"):
+        CMCMethod(backbone, 256, CMCConfig(memory="fifo"))
+
+
 def test_the_encoder_splits_lab_as_the_training_views_do() -> None:
     torch.manual_seed(0)
     encoder = LabSplitEncoder(zoo.create_model("resnet18_cifar_quarter").backbone).eval()

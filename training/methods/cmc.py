@@ -23,21 +23,38 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from zoo.training.augment import ViewSpec
+from zoo.training.distributed import batch_shuffle, batch_unshuffle
+from zoo.training.losses import InfoNCELoss
 from zoo.training.losses.cmc import CMCLoss
 from zoo.training.methods._memory_bank import MemoryBankConfig, MemoryBankMethod
 from zoo.training.methods.base import DataInfo, MethodConfig, register_method
+from zoo.training.momentum import cosine_momentum, momentum_copy, update_momentum
+from zoo.training.queue import FeatureQueue
 
 from zoo.models.lab_split import LabSplitEncoder
+
+#: Where the negatives come from (``method.memory``).
+MEMORIES = ("bank", "queue")
 
 
 @dataclass(frozen=True)
 class CMCConfig(MemoryBankConfig):
     num_negatives: int = 16384
+    #: "bank": memory banks of every image, refreshed once an epoch (the paper, the
+    #: ``num_negatives``/``memory_momentum``/``bank_init``/``estimator`` keys); "queue": MoCo's
+    #: form (He et al. 2020), a momentum copy of both encoders gives the keys and a queue per
+    #: view holds the last ``queue_size`` of them, InfoNCE at ``temperature``.
+    memory: str = "bank"
+    queue_size: int = 16384
+    #: The key encoders' momentum, rising from ``base_momentum`` to ``final_momentum`` (cosine).
+    base_momentum: float = 0.99
+    final_momentum: float = 1.0
 
 
 @register_method
 class CMC(MemoryBankMethod):
-    """L vs ab of the same image, contrasted against memory banks (one view, split in Lab)."""
+    """L vs ab of the same image, contrasted against memory banks or queues of keys (one
+    view, split in Lab)."""
 
     name = "cmc"
     Config = CMCConfig
@@ -54,17 +71,34 @@ class CMC(MemoryBankMethod):
         else:
             backbone, half = LabSplitEncoder(backbone), embed_dim
         super().__init__(backbone, 2 * half, config)
+        if config.memory not in MEMORIES:
+            raise ValueError(f"cmc: memory must be one of {MEMORIES}, got {config.memory!r}")
         self.l_embed = nn.Linear(half, config.out_dim)
         self.ab_embed = nn.Linear(half, config.out_dim)
+        if config.memory == "queue":
+            if config.queue_size < 1 or not 0 <= config.base_momentum <= config.final_momentum <= 1:
+                raise ValueError("cmc: queue_size must be >= 1 and 0 <= base_momentum <= final_momentum <= 1")
+            self.key_backbone = momentum_copy(self.backbone)
+            self.key_l_embed = momentum_copy(self.l_embed)
+            self.key_ab_embed = momentum_copy(self.ab_embed)
+            self.l_queue = FeatureQueue(config.queue_size, config.out_dim)
+            self.ab_queue = FeatureQueue(config.queue_size, config.out_dim)
+            self.queue_loss = InfoNCELoss(config.temperature)
+            self.momentum = config.base_momentum
 
     @classmethod
     def view_spec(cls, config: MethodConfig) -> ViewSpec:
         return ViewSpec(count=1, colour="lab")
 
     def setup_data(self, info: DataInfo) -> None:
+        if self.config.memory == "queue":
+            return
         self.l_memory = self.new_bank(info)
         self.ab_memory = self.new_bank(info, offset=1)
         self.loss = CMCLoss(info.num_samples, self.config.temperature, self.config.estimator)
+
+    def epoch_pass_due(self, epoch: int) -> bool:
+        return self.config.memory == "bank" and super().epoch_pass_due(epoch)
 
     def epoch_encoder(self) -> nn.Module:
         return _BothEmbeddings(self)
@@ -80,8 +114,24 @@ class CMC(MemoryBankMethod):
         z_l = nn.functional.normalize(self.l_embed(h_l).float(), dim=1)
         return z_l, nn.functional.normalize(self.ab_embed(h_ab).float(), dim=1)
 
+    @torch.no_grad()
+    def _keys(self, lab: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The momentum encoders' L and ab keys (unit norm, fp32); shuffling BN under DDP."""
+        shuffled, perm = batch_shuffle(lab)
+        h_l, h_ab = self.key_backbone.halves(shuffled)
+        k_l = nn.functional.normalize(self.key_l_embed(h_l).float(), dim=1)
+        k_ab = nn.functional.normalize(self.key_ab_embed(h_ab).float(), dim=1)
+        return batch_unshuffle(k_l, perm), batch_unshuffle(k_ab, perm)
+
     def training_step(self, views: list[torch.Tensor], indices: torch.Tensor) -> dict[str, torch.Tensor]:
         z_l, z_ab = self.embed_halves(views[0])
+        if self.config.memory == "queue":
+            # Each view's query picks the other view's key of the same image among that view's queue.
+            k_l, k_ab = self._keys(views[0])
+            loss = self.queue_loss(z_l, k_ab, self.ab_queue()) + self.queue_loss(z_ab, k_l, self.l_queue())
+            self.l_queue.enqueue(k_l)
+            self.ab_queue.enqueue(k_ab)
+            return {"loss": loss}
         c = self.config
         noise = self.l_memory.noise(len(indices), c.num_negatives, shared=c.shared_negatives)
         loss = self.loss(
@@ -93,6 +143,17 @@ class CMC(MemoryBankMethod):
         self.l_memory.update(indices, z_l)
         self.ab_memory.update(indices, z_ab)
         return {"loss": loss}
+
+    def schedule(self, step: int, total_steps: int, epoch: int) -> None:
+        if self.config.memory == "queue":
+            c = self.config
+            self.momentum = cosine_momentum(step, total_steps, c.base_momentum, c.final_momentum)
+
+    def after_optimizer_step(self) -> None:
+        if self.config.memory == "queue":
+            update_momentum(self.backbone, self.key_backbone, self.momentum)
+            update_momentum(self.l_embed, self.key_l_embed, self.momentum)
+            update_momentum(self.ab_embed, self.key_ab_embed, self.momentum)
 
 
 class _BothEmbeddings(nn.Module):
