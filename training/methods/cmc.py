@@ -124,14 +124,19 @@ class CMC(MemoryBankMethod):
         return batch_unshuffle(k_l, perm), batch_unshuffle(k_ab, perm)
 
     def training_step(self, views: list[torch.Tensor], indices: torch.Tensor) -> dict[str, torch.Tensor]:
-        z_l, z_ab = self.embed_halves(views[0])
         if self.config.memory == "queue":
-            # Each view's query picks the other view's key of the same image among that view's queue.
+            # Each view's query picks the other view's key of the same image among that view's
+            # queue. The queues are read before anything is enqueued (as MoCo v2 does).
+            l_negatives, ab_negatives = self.l_queue(), self.ab_queue()
+            z_l, z_ab = self.embed_halves(views[0])
             k_l, k_ab = self._keys(views[0])
-            loss = self.queue_loss(z_l, k_ab, self.ab_queue()) + self.queue_loss(z_ab, k_l, self.l_queue())
-            self.l_queue.enqueue(k_l)
-            self.ab_queue.enqueue(k_ab)
+            loss = self.queue_loss(z_l, k_ab, ab_negatives) + self.queue_loss(z_ab, k_l, l_negatives)
+            # Enqueued after the optimiser step, outside the compiled step: torch.compile of a
+            # step that both reads two queues into the loss and writes them failed its backward
+            # ("modified by an inplace operation").
+            self._new_keys = (k_l.detach(), k_ab.detach())
             return {"loss": loss}
+        z_l, z_ab = self.embed_halves(views[0])
         c = self.config
         noise = self.l_memory.noise(len(indices), c.num_negatives, shared=c.shared_negatives)
         loss = self.loss(
@@ -151,6 +156,9 @@ class CMC(MemoryBankMethod):
 
     def after_optimizer_step(self) -> None:
         if self.config.memory == "queue":
+            k_l, k_ab = self._new_keys
+            self.l_queue.enqueue(k_l)
+            self.ab_queue.enqueue(k_ab)
             update_momentum(self.backbone, self.key_backbone, self.momentum)
             update_momentum(self.l_embed, self.key_l_embed, self.momentum)
             update_momentum(self.ab_embed, self.key_ab_embed, self.momentum)
