@@ -942,6 +942,15 @@ TRAINED: tuple[Trained, ...] = (
         command="zoo train deepcluster_r18q_cifar10 train.epochs=8 run.knn_every_epochs=1",
         epochs=8, steps=1560, batch_size=256, minutes=17.6, hardware=_CPU_OWN_CORE,
     ),
+    Trained(
+        name="feature-regression-r10q-cifar10", arch="resnet10_cifar_quarter",
+        method="feature-regression", paper=PAPERS["feature-regression"],
+        dataset="cifar10", size=32, resize=32, precision="fp16",
+        sha256="0eee649a43dbffc6fcac312290c2c04e8761dc8e36eb02288e70086b2fbbba46",
+        command="zoo train feature_regression_r10q_cifar10 train.epochs=8 run.knn_every_epochs=1",
+        epochs=8, steps=1560, batch_size=256, minutes=7.3, hardware=_CPU_OWN_CORE,
+        teacher="vicreg-r18q-cifar10",
+    ),
 )
 # fmt: on
 
