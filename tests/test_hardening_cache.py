@@ -130,14 +130,36 @@ def test_onnx_graph_of_other_weights_is_exported_again(
     a.embed(images, backend="onnx")
     b.embed(images, backend="onnx")
     folder = tmp_path / "home" / "onnx"
-    graph_a, graph_b = folder / f"{a.fingerprint()}.onnx", folder / f"{b.fingerprint()}.onnx"
+    graph_a, graph_b = folder / f"{a.graph_key()}.onnx", folder / f"{b.graph_key()}.onnx"
     assert derived.manifest_path(graph_a).is_file()
     # Someone (or a bad disk) puts b's graph under a's name: before, a then embedded as b.
     graph_a.write_bytes(graph_b.read_bytes())
     fresh = _quarter(0)  # a new encoder object: no session kept in memory
     got = fresh.embed(images, backend="onnx")
     np.testing.assert_allclose(got, fresh.embed(images, backend="torch"), atol=1e-4, rtol=0)
-    assert derived.is_intact(graph_a, a.fingerprint())
+    assert derived.is_intact(graph_a, a.graph_key())
+
+
+def test_the_same_weights_at_another_input_size_get_their_own_graph(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A test resolution chosen after training (zoo.training.test_resolution): before, the
+    # graph cached at the first size was reused and refused the other size's batches.
+    pytest.importorskip("onnxruntime")
+    import dataclasses
+
+    from zoo.encoder import Encoder
+
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "home"))
+    small = _quarter(0)
+    larger = Encoder(
+        small.backbone, small.arch, dataclasses.replace(small.preprocess, input_size=40, resize_size=48)
+    )
+    assert small.fingerprint() == larger.fingerprint() and small.graph_key() != larger.graph_key()
+    images = SAMPLES[:2]
+    small.embed(images, backend="onnx")
+    got = larger.embed(images, backend="onnx")
+    np.testing.assert_allclose(got, larger.embed(images, backend="torch"), atol=1e-4, rtol=0)
 
 
 def test_half_written_graph_without_manifest_is_exported_again(
@@ -146,7 +168,7 @@ def test_half_written_graph_without_manifest_is_exported_again(
     pytest.importorskip("onnxruntime")
     monkeypatch.setenv("ZOO_HOME", str(tmp_path / "home"))
     enc = _quarter(0)
-    graph = tmp_path / "home" / "onnx" / f"{enc.fingerprint()}.onnx"
+    graph = tmp_path / "home" / "onnx" / f"{enc.graph_key()}.onnx"
     graph.parent.mkdir(parents=True)
     graph.write_bytes(b"\x08\x07garbage")  # what an old zoo or another tool may have left
     got = enc.embed(SAMPLES[:2], backend="onnx")
@@ -167,7 +189,7 @@ def test_unwritable_zoo_home_falls_back_to_a_private_folder(
     enc.embed(SAMPLES[:1], backend="onnx")
     used = tmp_path / "tmp" / f"zoo-onnx-{os.getuid()}"
     assert stat.S_IMODE(used.stat().st_mode) == 0o700
-    assert (used / f"{enc.fingerprint()}.onnx").is_file()
+    assert (used / f"{enc.graph_key()}.onnx").is_file()
 
 
 @pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX ownership")

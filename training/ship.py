@@ -210,10 +210,14 @@ def ship(
     cards_dir: Path = Path("model_cards"),
     log: Path | None = None,
     results_file: Path = results.RESULTS_FILE,
+    test_size: tuple[int, int] | None = None,
 ) -> dict:
     """Ship ``run_dir`` as ``name`` (see the module's docstring). Returns what ``ship.json`` holds,
     plus ``row`` (the :class:`Trained` row for ``zoo/pretrained.py``), ``recorded`` (the rows
-    written to ``results_file``) and ``stale`` (rows of ``name`` dropped from it: other weights)."""
+    written to ``results_file``) and ``stale`` (rows of ``name`` dropped from it: other weights).
+
+    ``test_size`` (resize, crop) ships the encoder reading images at that size instead of the
+    run's (choose it on held-out training images: :mod:`zoo.training.test_resolution`)."""
     from zoo.training.methods import get_method
     from zoo.training.publish import plot_curves
     from zoo.training.recipe import load_recipe
@@ -225,6 +229,12 @@ def ship(
     data = data or recipe.data.path
     test_split = test_split or default_test_split(data)
     fp32 = zoo.load_folder(export_dir)
+    trained_size = (fp32.preprocess.resize_size, fp32.preprocess.input_size)
+    if test_size is not None:
+        resize, crop = test_size
+        preprocess = dataclasses.replace(fp32.preprocess, resize_size=resize, input_size=crop)
+        entry = dataclasses.replace(fp32.entry, preprocess=preprocess)
+        fp32 = Encoder(fp32.backbone, fp32.arch, preprocess, entry)
     fp16, half_state = rounded_to_fp16(fp32)
     measured = {"fp32": measure(fp32, data, test_split), "fp16": measure(fp16, data, test_split)}
     worst = max(abs(measured["fp16"][k]["value"] - measured["fp32"][k]["value"]) for k in measured["fp32"])
@@ -251,6 +261,8 @@ def ship(
         "bytes": weights.stat().st_size,
         "precision": precision,
         "fp16_max_change": round(worst, 3),
+        "test_size": {"resize": fp32.preprocess.resize_size, "crop": fp32.preprocess.input_size},
+        "run_test_size": {"resize": trained_size[0], "crop": trained_size[1]},
         "measured": measured[precision],
         "measured_fp32": measured["fp32"],
         "measured_fp16": measured["fp16"],
@@ -334,6 +346,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", default=None, help="dataset root (default: the recipe's data.path)")
     parser.add_argument("--test-split", default=None)
     parser.add_argument("--tolerance", type=float, default=0.2, help="largest fp16 change allowed (points)")
+    parser.add_argument(
+        "--test-size",
+        default=None,
+        metavar="RESIZE/CROP",
+        help="read images at this size instead of the run's (chosen on held-out training images with"
+        " python -m zoo.training.test_resolution)",
+    )
     parser.add_argument("--log", type=Path, default=None, help="the run's log (default: <run_dir>.log)")
     parser.add_argument(
         "--weights-dir", type=Path, default=Path("zoo/weights"), help="where the weights go (zoo/weights)"
@@ -346,6 +365,14 @@ def main(argv: list[str] | None = None) -> None:
         " until the TRAINED row is pasted, as `import zoo` refuses rows of unregistered weights)",
     )
     args = parser.parse_args(argv)
+    test_size = None
+    if args.test_size:
+        from zoo.training.test_resolution import parse_candidate
+
+        try:
+            test_size = parse_candidate(args.test_size)
+        except ValueError as e:
+            parser.error(str(e))
     summary = ship(
         args.run_dir,
         args.name,
@@ -355,6 +382,7 @@ def main(argv: list[str] | None = None) -> None:
         log=args.log,
         weights_dir=args.weights_dir,
         results_file=args.results,
+        test_size=test_size,
     )
     print(json.dumps({k: v for k, v in summary.items() if k not in ("row", "recorded", "stale")}, indent=2))
     print(f"\nRecorded {len(summary['recorded'])} numbers in {args.results}.")

@@ -221,7 +221,7 @@ class Encoder(nn.Module):
     ) -> Callable[[torch.Tensor], np.ndarray]:
         from zoo import onnx as zoo_onnx
 
-        fingerprint = self.fingerprint()
+        fingerprint = self.graph_key()
         if int8:
             if not calibration:
                 from zoo.export import sample_images
@@ -256,6 +256,12 @@ class Encoder(nn.Module):
             session = zoo_onnx.OnnxEncoder(path)
             _SESSIONS[self] = {key: session}  # one session per encoder: its weights may change
         return lambda batch: session(batch.numpy())
+
+    def graph_key(self) -> str:
+        """What names this encoder's cached ONNX graph: the weights' fingerprint and the input
+        size, as a graph is fixed to one size (the same weights at a test resolution chosen
+        after training are another graph)."""
+        return f"{self.fingerprint()}-{self.preprocess.input_size}px"
 
     def fingerprint(self) -> str:
         """A hash of the architecture and every weight, so caches follow fine-tuning."""

@@ -1,0 +1,86 @@
+"""Choosing a test resolution on held-out training images, and shipping an encoder at it."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _train_recipes import tiny_recipe
+from zoo.training.loop import Trainer
+from zoo.training.recipe import recipe_from_dict
+from zoo.training.ship import measure, ship
+from zoo.training.test_resolution import holdout_knn, holdout_split, main, parse_candidate
+
+import zoo
+from zoo.evaluate import features, image_folder, knn_predict
+
+
+def test_the_held_out_split_takes_a_share_of_every_class() -> None:
+    labels = np.repeat([0, 1, 2], [20, 10, 3])
+    bank, query = holdout_split(labels, 0.1, seed=0)
+    assert sorted(np.concatenate([bank, query]).tolist()) == list(range(33))
+    assert np.bincount(labels[query]).tolist() == [2, 1, 1]
+    with pytest.raises(ValueError, match="class 1 has 1 training image"):
+        holdout_split(np.array([0, 0, 1]), 0.5)
+
+
+def test_candidates_parse_or_fail_clearly() -> None:
+    assert parse_candidate("146/128") == (146, 128)
+    for bad in ("128", "128/146", "a/b"):
+        with pytest.raises(ValueError, match=f"candidate '{bad}'"):
+            parse_candidate(bad)
+
+
+def test_held_out_knn_reads_only_the_training_split(tmp_path: Path, tiny_dataset: Path) -> None:
+    # No test split at all: the choice cannot look at it.
+    data = tmp_path / "data"
+    shutil.copytree(tiny_dataset / "train", data / "train")
+    encoder = zoo.create_model("resnet18_cifar_quarter")
+    scores = holdout_knn(encoder, data, [(32, 32), (40, 32)], k=5, fraction=0.25)
+    assert list(scores) == ["32/32", "40/32"]
+    # Each score is the direct computation: a quarter of each class queries the rest.
+    files, labels, _ = image_folder(data / "train")
+    bank, query = holdout_split(labels, 0.25)
+    feats = features(encoder, files, backend="torch")
+    predicted = knn_predict(feats[bank], labels[bank], feats[query], k=5, temperature=0.07, num_classes=3)
+    assert scores["32/32"] == round(float((predicted == labels[query]).mean() * 100), 2)
+
+
+def test_the_command_prints_every_candidate_and_the_best(
+    tmp_path: Path, tiny_dataset: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "enc"
+    zoo.create_model("resnet18_cifar_quarter").save(folder, card=False)
+    main([str(folder), "--data", str(tiny_dataset), "--candidates", "32/32", "36/32", "-k", "5"])
+    out = capsys.readouterr().out
+    assert '"32/32"' in out and '"36/32"' in out and '"best"' in out
+    with pytest.raises(SystemExit):
+        main([str(folder), "--data", str(tiny_dataset), "--candidates", "32"])
+
+
+def test_a_run_ships_at_the_chosen_test_size(tmp_path: Path, cifar_root: Path, tiny_dataset: Path) -> None:
+    run = tmp_path / "run"
+    recipe = recipe_from_dict(tiny_recipe(run, cifar_root, "simclr", run__export=True))
+    Trainer(recipe, command=f"zoo train simclr_r18q_cifar10 run.out_dir={run} train.epochs=2").fit()
+    (tmp_path / "run.log").write_text("[10:00:00] start\n[10:03:00] epoch 1 step 30/30 loss 3.0\n")
+    summary = ship(
+        run,
+        "simclr-r18q-tiny",
+        data=str(tiny_dataset),
+        weights_dir=tmp_path / "weights",
+        cards_dir=tmp_path / "cards",
+        results_file=tmp_path / "measured.csv",
+        test_size=(40, 36),
+    )
+    assert summary["test_size"] == {"resize": 40, "crop": 36}
+    assert summary["run_test_size"]["crop"] == recipe.augment.size
+    assert (summary["row"].resize, summary["row"].size) == (40, 36)
+    # The shipped file reads images at that size and gives the numbers recorded.
+    shipped = zoo.load(tmp_path / "weights" / "simclr-r18q-tiny.safetensors")
+    assert (shipped.preprocess.resize_size, shipped.preprocess.input_size) == (40, 36)
+    again = measure(shipped, str(tiny_dataset), "test")
+    assert {k: v["value"] for k, v in again.items()} == {
+        k: v["value"] for k, v in summary["measured"].items()
+    }
