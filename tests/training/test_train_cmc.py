@@ -112,6 +112,18 @@ def test_the_queue_form_trains_compiled(tmp_path: Path, cifar_root: Path) -> Non
     assert Trainer(recipe_from_dict(recipe)).fit().steps == 3
 
 
+def test_the_batch_normalised_embedding_trains_and_resumes_exactly(tmp_path: Path, cifar_root: Path) -> None:
+    stop_and_resume_equals_uninterrupted(
+        tmp_path, cifar_root, {**CMC_QUEUE, "embed_batch_norm": True}, stop=7
+    )
+    method = CMCMethod(
+        zoo.create_model("cmc_resnet18_cifar_quarter").backbone,
+        256,
+        CMCConfig(memory="queue", embed_batch_norm=True),
+    )
+    assert isinstance(method.key_l_embed[1], torch.nn.BatchNorm1d)
+
+
 def test_a_bad_memory_is_one_error() -> None:
     backbone = zoo.create_model("cmc_resnet18_cifar_quarter").backbone
     with pytest.raises(ValueError, match="cmc: memory must be one of"):
