@@ -11,7 +11,9 @@ concatenation of both halves' features, as the paper evaluates.
 
 What the CIFAR recipe changes from the paper: two quarter-width CIFAR ResNet-18s (the paper:
 halves of AlexNet / ResNet-50 width), 4,096 noise samples (paper: 16,384), cosine SGD, the
-softmax estimator and banks filled with the initial embeddings (``bank_init``); views
+softmax estimator and banks filled with the initial embeddings (``bank_init``) as options,
+and, in the recipe, MoCo's queue and momentum key encoders instead of banks (``memory: queue``,
+batch-normalised embeddings; why: training/README, "CMC (session 7)"); views
 are zoo's batched crop + flip + colour jitter of the RGB image before the Lab split (the
 paper: crop + flip, with colour jitter in later versions).
 """
