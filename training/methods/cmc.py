@@ -5,7 +5,7 @@ encoder per view (:class:`zoo.models.lab_split.LabSplitEncoder`, the registered 
 ``cmc_resnet18_cifar_quarter``), a 128-d linear embedding
 each; each view's embedding must pick the other view's stored embedding of the same image
 among noise entries of that view's memory bank (both ways, :class:`CMCLoss`; T 0.07,
-bank momentum 0.5), by NCE or, as the recipe does, the softmax cross-entropy over the sampled
+bank momentum 0.5), by NCE (their default) or the softmax cross-entropy over the sampled
 entries (``estimator``; the authors' ``--softmax``). The encoder zoo exports is the
 concatenation of both halves' features, as the paper evaluates.
 
