@@ -154,6 +154,11 @@ BASELINES = (
         scores={"knn-k20": 34.02, "knn-k200": 32.82, "linear": 36.23, "nmi": 7.99},
     ),
     Baseline(
+        like="cmc-r18q-cifar10",
+        label="random init, `cmc_resnet18_cifar_quarter`",
+        scores={"knn-k20": 32.39, "knn-k200": 32.09, "linear": 42.10, "nmi": 3.67},
+    ),
+    Baseline(
         like="simclr-r18-imagenette",
         label="random init, `resnet18` at 64 px",
         scores={"knn-k20": 34.90, "knn-k200": 31.64, "linear": 38.52, "nmi": 6.50},

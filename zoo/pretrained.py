@@ -951,6 +951,13 @@ TRAINED: tuple[Trained, ...] = (
         epochs=8, steps=1560, batch_size=256, minutes=7.3, hardware=_CPU_OWN_CORE,
         teacher="vicreg-r18q-cifar10",
     ),
+    Trained(
+        name="cmc-r18q-cifar10", arch="cmc_resnet18_cifar_quarter", method="cmc", paper=PAPERS["cmc"],
+        dataset="cifar10", size=32, resize=32, precision="fp16",
+        sha256="113598632bd5cdbfcd2995ac26b522e0f5c95b26b9a99b4b680256549d6e5577",
+        command="zoo train cmc_r18q_cifar10 train.epochs=8 run.knn_every_epochs=1",
+        epochs=8, steps=1560, batch_size=256, minutes=29.1, hardware=_CPU_OWN_CORE,
+    ),
 )
 # fmt: on
 
