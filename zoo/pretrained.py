@@ -958,6 +958,13 @@ TRAINED: tuple[Trained, ...] = (
         command="zoo train cmc_r18q_cifar10 train.epochs=8 run.knn_every_epochs=1",
         epochs=8, steps=1560, batch_size=256, minutes=29.1, hardware=_CPU_OWN_CORE,
     ),
+    Trained(
+        name="simclr-r18h-imagenette", arch="resnet18_half", method="simclr", paper=PAPERS["simclr"],
+        dataset="imagenette", size=128, resize=160, precision="fp16",
+        sha256="f2e7fe147cab6702ef85ce7903783e33aeeb463cc503c558d69dd9815c701c8f",
+        command="zoo train simclr_r18h_imagenette",
+        epochs=200, steps=14600, batch_size=128, minutes=616.2, hardware=_CPU,
+    ),
 )
 # fmt: on
 
