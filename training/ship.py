@@ -231,10 +231,9 @@ def ship(
     fp32 = zoo.load_folder(export_dir)
     trained_size = (fp32.preprocess.resize_size, fp32.preprocess.input_size)
     if test_size is not None:
-        resize, crop = test_size
-        preprocess = dataclasses.replace(fp32.preprocess, resize_size=resize, input_size=crop)
-        entry = dataclasses.replace(fp32.entry, preprocess=preprocess)
-        fp32 = Encoder(fp32.backbone, fp32.arch, preprocess, entry)
+        from zoo.training.test_resolution import at_test_size
+
+        fp32 = at_test_size(fp32, *test_size)
     fp16, half_state = rounded_to_fp16(fp32)
     measured = {"fp32": measure(fp32, data, test_split), "fp16": measure(fp16, data, test_split)}
     worst = max(abs(measured["fp16"][k]["value"] - measured["fp32"][k]["value"]) for k in measured["fp32"])

@@ -10,7 +10,7 @@ and the other nine tenths the kNN bank, and the test split is never read.
         --data ../shared/data/imagenette --candidates 128/112 146/128 128/128
 
 prints the held-out weighted-kNN top-1 of each ``resize/crop`` candidate and the best one;
-``python -m zoo.training.ship ... --input-size 128 --resize-size 146`` ships it.
+``python -m zoo.training.ship ... --test-size 146/128`` ships it.
 """
 
 from __future__ import annotations
@@ -35,6 +35,14 @@ def parse_candidate(text: str) -> tuple[int, int]:
     if not 0 < crop <= resize:
         raise ValueError(f"candidate {text!r}: need 0 < crop <= resize")
     return resize, crop
+
+
+def at_test_size(encoder: Encoder, resize: int, crop: int) -> Encoder:
+    """The same weights reading images resized to ``resize`` and centre-cropped to ``crop``
+    (its registry entry, when it has one, says so too)."""
+    preprocess = dataclasses.replace(encoder.preprocess, resize_size=resize, input_size=crop)
+    entry = None if encoder.entry is None else dataclasses.replace(encoder.entry, preprocess=preprocess)
+    return Encoder(encoder.backbone, encoder.arch, preprocess, entry)
 
 
 def holdout_split(labels: np.ndarray, fraction: float = 0.1, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -71,9 +79,7 @@ def holdout_knn(
     bank, query = holdout_split(labels, fraction, seed)
     scores = {}
     for resize, crop in candidates:
-        preprocess = dataclasses.replace(encoder.preprocess, resize_size=resize, input_size=crop)
-        sized = Encoder(encoder.backbone, encoder.arch, preprocess, encoder.entry)
-        feats = features(sized, files, backend=backend)
+        feats = features(at_test_size(encoder, resize, crop), files, backend=backend)
         predicted = knn_predict(
             feats[bank], labels[bank], feats[query], k=k, temperature=temperature, num_classes=len(classes)
         )

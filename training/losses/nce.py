@@ -84,7 +84,8 @@ class SampledSoftmaxLoss(nn.Module):
         self, features: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor
     ) -> torch.Tensor:
         logits = _memory_logits(features, positives, negatives) / self.temperature
-        return nn.functional.cross_entropy(logits, torch.zeros(len(logits), dtype=torch.long))
+        own = torch.zeros(len(logits), dtype=torch.long, device=logits.device)  # column 0
+        return nn.functional.cross_entropy(logits, own)
 
 
 def _memory_logits(features: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:

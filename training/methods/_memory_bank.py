@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 from zoo.training.losses.nce import ESTIMATORS
 from zoo.training.memory_bank import MemoryBank
@@ -39,7 +40,8 @@ class MemoryBankConfig(MethodConfig):
 class MemoryBankMethod(Method):
     """A method with banks of one entry per training image: validates the bank keys, asks the
     trainer for sample indices and, with ``bank_init: features``, for one epoch pass before
-    the first epoch (the subclass fills its banks in ``on_epoch_start``)."""
+    the first epoch, whose features (its ``epoch_encoder``'s embeddings of every bank, side by
+    side in the order of :meth:`banks`) fill the banks."""
 
     needs = Needs(indices=True, epoch_pass=True)
 
@@ -67,5 +69,13 @@ class MemoryBankMethod(Method):
         c = self.config
         return MemoryBank(info.num_samples, c.out_dim, c.memory_momentum, seed=info.seed + offset)
 
+    def banks(self) -> tuple[MemoryBank, ...]:
+        """The method's banks, in the order its epoch encoder's embeddings come in."""
+        raise NotImplementedError
+
     def epoch_pass_due(self, epoch: int) -> bool:
         return epoch == 0 and self.config.bank_init == "features"
+
+    def on_epoch_start(self, epoch: int, features: torch.Tensor) -> None:
+        for bank, part in zip(self.banks(), features.split(self.config.out_dim, dim=1), strict=True):
+            bank.fill(part)

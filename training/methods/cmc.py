@@ -28,6 +28,7 @@ from zoo.training.augment import ViewSpec
 from zoo.training.distributed import batch_shuffle, batch_unshuffle
 from zoo.training.losses import InfoNCELoss
 from zoo.training.losses.cmc import CMCLoss
+from zoo.training.memory_bank import MemoryBank
 from zoo.training.methods._memory_bank import MemoryBankConfig, MemoryBankMethod
 from zoo.training.methods.base import DataInfo, MethodConfig, register_method
 from zoo.training.momentum import cosine_momentum, momentum_copy, update_momentum
@@ -110,10 +111,8 @@ class CMC(MemoryBankMethod):
     def epoch_encoder(self) -> nn.Module:
         return _BothEmbeddings(self)
 
-    def on_epoch_start(self, epoch: int, features: torch.Tensor) -> None:
-        l_entries, ab_entries = features.split(self.config.out_dim, dim=1)
-        self.l_memory.fill(l_entries)
-        self.ab_memory.fill(ab_entries)
+    def banks(self) -> tuple[MemoryBank, ...]:
+        return self.l_memory, self.ab_memory
 
     def embed_halves(self, lab: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalised Lab views -> the L and ab embeddings (each (N, out_dim), unit norm, fp32)."""

@@ -28,6 +28,7 @@ from zoo.training.augment import ViewSpec
 from zoo.training.distill import FrozenTeacher
 from zoo.training.heads import Normalized
 from zoo.training.losses.crd import CRDLoss
+from zoo.training.memory_bank import MemoryBank
 from zoo.training.methods._memory_bank import MemoryBankConfig, MemoryBankMethod
 from zoo.training.methods.base import DataInfo, MethodConfig, MethodInputError, Needs, register_method
 
@@ -72,10 +73,8 @@ class CRD(MemoryBankMethod):
             Normalized(self.backbone, self.student_embed), Normalized(self.teacher, self.teacher_embed)
         )
 
-    def on_epoch_start(self, epoch: int, features: torch.Tensor) -> None:
-        student, teacher = features.split(self.config.out_dim, dim=1)
-        self.student_memory.fill(student)
-        self.teacher_memory.fill(teacher)
+    def banks(self) -> tuple[MemoryBank, ...]:
+        return self.student_memory, self.teacher_memory
 
     def training_step(self, views: list[torch.Tensor], indices: torch.Tensor) -> dict[str, torch.Tensor]:
         x = views[0]

@@ -25,6 +25,7 @@ from torch import nn
 from zoo.training.augment import ViewSpec
 from zoo.training.heads import Normalized
 from zoo.training.losses.nce import memory_loss
+from zoo.training.memory_bank import MemoryBank
 from zoo.training.methods._memory_bank import MemoryBankConfig, MemoryBankMethod
 from zoo.training.methods.base import DataInfo, MethodConfig, register_method
 
@@ -60,8 +61,8 @@ class NPID(MemoryBankMethod):
     def epoch_encoder(self) -> nn.Module:
         return Normalized(self.backbone, self.projection)
 
-    def on_epoch_start(self, epoch: int, features: torch.Tensor) -> None:
-        self.memory.fill(features)
+    def banks(self) -> tuple[MemoryBank, ...]:
+        return (self.memory,)
 
     def training_step(self, views: list[torch.Tensor], indices: torch.Tensor) -> dict[str, torch.Tensor]:
         if not hasattr(self, "memory"):
