@@ -965,6 +965,14 @@ TRAINED: tuple[Trained, ...] = (
         command="zoo train simclr_r18h_imagenette",
         epochs=200, steps=14600, batch_size=128, minutes=616.2, hardware=_CPU,
     ),
+    Trained(
+        name="colorization-r18q-cifar10", arch="resnet18_cifar_quarter",
+        method="colorization", paper=PAPERS["colorization"],
+        dataset="cifar10", size=32, resize=32, precision="fp16",
+        sha256="f3e5c2d7702ae30973721d90e54d0fadb0e576dc56ed35ff524e0d119d3b1a58",
+        command="zoo train colorization_r18q_cifar10 train.epochs=8 run.knn_every_epochs=1",
+        epochs=8, steps=1560, batch_size=256, minutes=20.5, hardware=_CPU_OWN_CORE,
+    ),
 )
 # fmt: on
 
