@@ -1,24 +1,38 @@
-"""Same time budget, same data: zoo's SimCLR against lightly's, then kNN accuracy.
+"""Same wall clock, same data: zoo's SimCLR recipe against lightly's, then kNN accuracy.
 
-    python benchmarks/budget.py [--minutes 10] [--threads 1] [--out benchmarks/results/budget.json]
+    python benchmarks/budget.py [--minutes 30] [--threads 1] [--recipe simclr_r18q_cifar10]
+                                [--out benchmarks/results/budget.json]
 
-Run it with lightly importable (see ``benchmarks/train_throughput.py`` for the separate
-environment). Each side trains the quarter-width CIFAR ResNet-18 with SimCLR on the real
-CIFAR-10 train split (batch 256, 32 px, SGD lr 0.06 constant, momentum 0.9), set up as in
-``train_throughput.py`` (zoo: in-memory data, batched views, bf16, channels-last,
-torch.compile; lightly: its docs' per-sample transforms, fp32), for ``--minutes`` of time
-spent in its own steps (data loading and zoo's compilation included). The two sides' steps
-are interleaved, so that on a shared machine both see the same load. Then both backbones
-embed the same images the same way (centre 32 px, ImageNet normalisation, eval mode) and
-weighted kNN (k=200, T=0.1, cosine; lightly's CIFAR-10 protocol) classifies the 10,000 test
-images from 10,000 train images. The issue's target: zoo ahead by >= 10 points.
+Run it with lightly importable (see ``benchmarks/train_throughput.py`` for its separate
+environment); without lightly only zoo's side runs. The issue's protocol: each side trains for
+``--minutes`` of wall clock on the real CIFAR-10 train split, one after the other, on an
+otherwise idle machine, then both backbones are evaluated the same way.
+
+* zoo: ``zoo train`` on the recipe (default ``simclr_r18q_cifar10``: quarter-width CIFAR
+  ResNet-18, batch 256, bf16, channels-last, torch.compile), its cosine schedule fitted to the
+  budget: a 60-step calibration run measures the step rate and the start-up time (decoding,
+  compilation), and the real run gets as many steps as fit (``train.max_steps``, with
+  ``train.epochs`` rounded up so the cosine ends within a fraction of an epoch of the last step).
+* lightly: its CIFAR-10 benchmark's SimCLR on the same backbone (``SimCLRTransform`` per
+  sample on PIL images in a ``DataLoader``, projection head 128-512-128, NT-Xent T 0.5, SGD
+  0.06 x batch/128, momentum 0.9, weight decay 5e-4, cosine), fp32 as its default, batch 256.
+  Its cosine is fitted to the budget the same way (rate from 10 timed steps).
+
+Each side's budget counts everything from its start to its last step; the calibration runs
+are outside it. Evaluation, identical for both: centre 32 px, ImageNet normalisation, eval
+mode, weighted kNN (k=200, T=0.1, cosine; lightly's protocol) of the 10,000 test images
+from 10,000 train images. Target (issue 9): zoo >= lightly + 20 points.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import math
+import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -26,31 +40,96 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 import train_throughput as tt
+from machine import describe
 
 ROOT = Path(__file__).resolve().parents[1]
 CIFAR = ROOT.parent / "shared" / "data" / "cifar10"
+CALIBRATION_STEPS = 60
 
 
-def train_interleaved(setups: dict[str, tuple], seconds: float) -> dict[str, dict]:
-    """Train every set-up until each has spent ``seconds`` in its own steps (data loading
-    included), always stepping the one that has used the least time so far: on a shared
-    machine both sides then see the same load."""
-    used = dict.fromkeys(setups, 0.0)
-    stats = {name: {"steps": 0, "views": 0} for name in setups}
-    iters = {name: iter(setup[1]) for name, setup in setups.items()}
-    for _, _, backbone in setups.values():
-        backbone.train()
-    while min(used.values()) < seconds:
-        name = min((n for n in setups if used[n] < seconds), key=used.get)
-        start = time.perf_counter()
-        batch = next(iters[name])
-        setups[name][0](batch)
-        used[name] += time.perf_counter() - start
-        stats[name]["steps"] += 1
-        stats[name]["views"] += sum(len(v) for v in batch)
-    for name in setups:
-        stats[name]["seconds"] = round(used[name], 1)
-    return stats
+def _zoo_recipe(name: str, out_dir: Path, threads: int, extra: list[str]):
+    from zoo.training.recipe import load_recipe
+
+    overrides = [
+        f"data.path={CIFAR}",
+        f"train.threads={threads}",
+        f"run.out_dir={out_dir}",
+        "run.knn_every_epochs=0",
+        "run.export=false",
+        "run.log_every_steps=10",
+        "run.checkpoint_every_steps=1000000",  # the benchmark times training, not saving
+        *extra,
+    ]
+    return load_recipe(name, overrides)
+
+
+def zoo_side(recipe_name: str, seconds: float, threads: int, workdir: Path) -> dict:
+    """Calibrate, then train zoo's recipe for ``seconds`` of wall clock."""
+    from zoo.training.loop import Trainer, view_configs
+
+    start = time.perf_counter()
+    calibration = Trainer(
+        _zoo_recipe(recipe_name, workdir / "calibration", threads, [f"train.max_steps={CALIBRATION_STEPS}"]),
+        progress=False,
+    )
+    calibration.fit()
+    calibration_s = time.perf_counter() - start
+    with open(workdir / "calibration" / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    recipe = calibration.recipe
+    views_per_step = recipe.train.batch_size * len(view_configs(recipe))
+    # Median of the 10-step windows after the first (compilation): one window is noisy on a CPU.
+    steps_per_s = statistics.median(float(r["views_per_s"]) for r in rows[1:]) / views_per_step
+    startup_s = max(0.0, calibration_s - CALIBRATION_STEPS / steps_per_s)
+    steps = max(1, math.floor((seconds - startup_s) * steps_per_s))
+    spe = calibration.steps_per_epoch
+    epochs = max(1, math.ceil(steps / spe))
+    recipe = _zoo_recipe(
+        recipe_name, workdir / "run", threads, [f"train.epochs={epochs}", f"train.max_steps={steps}"]
+    )
+    start = time.perf_counter()
+    trainer = Trainer(recipe, progress=False)
+    trainer.fit()
+    wall = time.perf_counter() - start
+    return {
+        "recipe": recipe_name,
+        "steps": steps,
+        "views": steps * views_per_step,
+        "epochs": round(steps / spe, 2),
+        "seconds": round(wall, 1),
+        "calibration": {"steps_per_s": round(steps_per_s, 3), "startup_s": round(startup_s, 1)},
+        "backbone": trainer.method.backbone,
+    }
+
+
+def lightly_side(seconds: float, batch: int = 256) -> dict:
+    """Calibrate, then train lightly's SimCLR for ``seconds`` of wall clock."""
+    lr = 0.06 * batch / 128  # lightly's CIFAR-10 benchmark
+    calibration = tt.lightly_setup("simclr", batch, 0, lr=lr, weight_decay=5e-4)
+    for _ in range(3):  # warm-up: first-call allocations
+        calibration.step(next(calibration.batches))
+    t0 = time.perf_counter()
+    for _ in range(10):
+        calibration.step(next(calibration.batches))
+    steps_per_s = 10 / (time.perf_counter() - t0)
+
+    # A fresh start for the timed run, with the cosine over the steps that fit.
+    start = time.perf_counter()
+    run = tt.lightly_setup("simclr", batch, 0, lr=lr, weight_decay=5e-4)
+    steps = max(1, math.floor(seconds * steps_per_s))
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(run.optimizer, steps)
+    for _ in range(steps):
+        run.step(next(run.batches))
+        schedule.step()
+    wall = time.perf_counter() - start
+    return {
+        "steps": steps,
+        "views": steps * 2 * batch,
+        "epochs": round(steps * batch / 50000, 2),
+        "seconds": round(wall, 1),
+        "calibration": {"steps_per_s": round(steps_per_s, 3)},
+        "backbone": run.backbone,
+    }
 
 
 @torch.no_grad()
@@ -67,7 +146,7 @@ def knn_top1(backbone: torch.nn.Module, train_images: int = 10000) -> float:
 
     def embed(images: torch.Tensor, indices: torch.Tensor | None = None) -> torch.Tensor:
         batches = evaluation_batches(images, 32, IMAGENET_MEAN, IMAGENET_STD, indices=indices)
-        return torch.cat([backbone(x) for x in batches]).numpy()
+        return torch.cat([backbone(x.contiguous()) for x in batches]).numpy()
 
     pred = knn_predict(
         embed(train, idx), y_train[idx].numpy(), embed(test), k=200, temperature=0.1, num_classes=len(classes)
@@ -77,24 +156,35 @@ def knn_top1(backbone: torch.nn.Module, train_images: int = 10000) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--recipe", default="simclr_r18q_cifar10", help="zoo's side (a recipe name or file)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "budget.json"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     seconds = args.minutes * 60
-    result = {"benchmark": "budget", "minutes": args.minutes, "threads": args.threads, "arch": tt.ARCH}
-    setups = {"zoo": tt.zoo_setup("simclr", 256)}
+    result = {
+        "benchmark": "budget",
+        "minutes": args.minutes,
+        "threads": args.threads,
+        "arch": tt.ARCH,
+        "machine": describe(),
+    }
     try:
-        import lightly  # noqa: F401
+        import lightly
 
-        setups["lightly"] = tt.lightly_setup("simclr", 256, 0)
+        result["lightly_version"] = lightly.__version__
     except ImportError:
         print("lightly is not installed here: training zoo only (see train_throughput.py)")
-    for name, run in train_interleaved(setups, seconds).items():
-        run["knn_top1"] = knn_top1(setups[name][2])
-        result[name] = run
-        print(name, json.dumps(run))
+    with tempfile.TemporaryDirectory(prefix="zoo-budget-") as tmp:
+        sides = {"zoo": lambda: zoo_side(args.recipe, seconds, args.threads, Path(tmp))}
+        if "lightly_version" in result:
+            sides["lightly"] = lambda: lightly_side(seconds)
+        for name, run_side in sides.items():  # one after the other, as the issue asks
+            run = run_side()
+            run["knn_top1"] = knn_top1(run.pop("backbone"))
+            result[name] = run
+            print(name, json.dumps(run), flush=True)
     if "lightly" in result:
         result["knn_gap_points"] = round(result["zoo"]["knn_top1"] - result["lightly"]["knn_top1"], 2)
         print(f"zoo - lightly: {result['knn_gap_points']:+.2f} kNN points after {args.minutes:g} min each")

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -32,6 +30,9 @@ import torch
 import torchvision
 
 import zoo
+
+sys.path.insert(0, str(Path(__file__).parent))
+from machine import describe
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -68,13 +69,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     results = {
-        "machine": {
-            "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "platform": platform.platform(),
-            "python": sys.version.split()[0],
-            "torch": torch.__version__,
-        },
+        "machine": describe(),
         "batch_size": 64,
         "models": {},
     }

@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -39,6 +37,9 @@ import numpy as np
 
 import zoo
 import zoo.index
+
+sys.path.insert(0, str(Path(__file__).parent))
+from machine import describe
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -213,13 +214,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "index.json")
     args = parser.parse_args()
     results: dict = {
-        "machine": {
-            "cpu_count": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": sys.version.split()[0],
-            "numpy": np.__version__,
-            "faiss": _faiss_version(),
-        },
+        "machine": describe(numpy=np.__version__, faiss=_faiss_version()),
         "model": zoo.DEFAULT_MODEL,
         "k": K,
     }

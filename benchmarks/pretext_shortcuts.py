@@ -33,8 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import shlex
 import statistics
 import sys
@@ -45,6 +43,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from machine import cpu_model
 
 ROOT = Path(__file__).resolve().parents[1]
 CIFAR = ROOT.parent / "shared" / "data" / "cifar10"
@@ -297,22 +298,6 @@ def run_benchmark(
         if temp:
             temp.cleanup()
     return result
-
-
-def cpu_model() -> str:
-    """``/proc/cpuinfo``'s model name with its family and model numbers (some virtual
-    machines name only the vendor line, e.g. "AMD EPYC"), and the logical CPU count."""
-    fields: dict[str, str] = {}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            fields.setdefault(key.strip(), value.strip())
-    except OSError:
-        pass
-    name = fields.get("model name") or platform.processor() or platform.machine()
-    if "cpu family" in fields and "model" in fields:
-        name += f" (family {fields['cpu family']}, model {fields['model']})"
-    return f"{name}, {os.cpu_count()} logical CPUs"
 
 
 def _cell(value: Any) -> str:

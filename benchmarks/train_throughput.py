@@ -7,7 +7,8 @@ lightly is installed in the benchmark's own environment, not zoo's (it pulls Lig
 Hydra), with zoo and torch visible from it, e.g.::
 
     python -m venv /tmp/lv && SITE=/tmp/lv/lib/python3.11/site-packages
-    echo "$PWD/.venv/lib/python3.11/site-packages" > $SITE/zoo-venv.pth   # torch + zoo's deps
+    # "0-" sorts before "__editable__...pth", whose finder module lives in zoo's venv
+    echo "$PWD/.venv/lib/python3.11/site-packages" > $SITE/0-zoo-venv.pth   # torch + zoo's deps
     cp .venv/lib/python3.11/site-packages/__editable__.zoo_ssl-*.pth $SITE/  # zoo itself
     /tmp/lv/bin/pip install lightly     # check first: --dry-run must not list torch
     /tmp/lv/bin/python benchmarks/train_throughput.py
@@ -34,36 +35,50 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import platform
 import statistics
+import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from machine import describe
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "cifar10" / "train"
 ARCH = "resnet18_cifar_quarter"
 
 
-def _time_interleaved(setups: dict[str, tuple], steps: int, warmup: int = 3) -> dict[str, float]:
+class Setup(NamedTuple):
+    """One side of a comparison: ``step(views)`` trains on one batch of views, ``batches``
+    yields batches of views forever."""
+
+    step: Callable[[list[torch.Tensor]], None]
+    batches: Iterator[list[torch.Tensor]]
+    backbone: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+
+
+def _time_interleaved(setups: dict[str, Setup], steps: int, warmup: int = 3) -> dict[str, float]:
     """Median views/s of each set-up's ``step(batch)``, data loading included, timing the
     set-ups in turn step by step, so that on a shared machine every side sees the same load
     (comparing back-to-back runs there mostly measures the neighbours)."""
     rates: dict[str, list[float]] = {name: [] for name in setups}
-    iters = {name: iter(setup[1]) for name, setup in setups.items()}
     for i in range(warmup + steps):
-        for name, (step, _, _) in setups.items():
+        for name, setup in setups.items():
             start = time.perf_counter()
-            views = next(iters[name])
-            step(views)
+            views = next(setup.batches)
+            setup.step(views)
             if i >= warmup:  # warm-up: compilation, first-call allocations, kernel selection
                 rates[name].append(sum(len(v) for v in views) / (time.perf_counter() - start))
     return {name: statistics.median(r) for name, r in rates.items()}
 
 
-def zoo_setup(method_name: str, batch: int, use_compile: bool = True) -> tuple:
-    """``(step, batches, backbone)`` of zoo's set-up: ``batches()`` yields views forever."""
+def zoo_setup(method_name: str, batch: int, use_compile: bool = True) -> Setup:
+    """zoo's set-up (see the module docstring)."""
     from zoo.training.augment import BatchedViews, byol_views, simclr_views
     from zoo.training.data import EpochBatches, load_split
     from zoo.training.methods import get_method
@@ -103,11 +118,14 @@ def zoo_setup(method_name: str, batch: int, use_compile: bool = True) -> tuple:
         opt.step()
         method.after_optimizer_step()
 
-    return step, batches(), method.backbone
+    return Setup(step, batches(), method.backbone, opt)
 
 
-def lightly_setup(method_name: str, batch: int, workers: int) -> tuple:
-    """``(step, batches, backbone)`` of lightly's default set-up (see the module docstring)."""
+def lightly_setup(
+    method_name: str, batch: int, workers: int, lr: float = 0.06, weight_decay: float = 0.0
+) -> Setup:
+    """lightly's default set-up (see the module docstring); ``lr`` and ``weight_decay`` as
+    its CIFAR-10 benchmark sets them for ``benchmarks/budget.py``."""
     import copy
 
     import torchvision
@@ -141,7 +159,7 @@ def lightly_setup(method_name: str, batch: int, workers: int) -> tuple:
         deactivate_requires_grad(target_head)
         criterion = NegativeCosineSimilarity()
         params = list(backbone.parameters()) + list(head.parameters()) + list(predictor.parameters())
-    opt = torch.optim.SGD(params, lr=0.06, momentum=0.9)
+    opt = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
     dataset = torchvision.datasets.ImageFolder(str(DATA), transform=transform)
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=batch, shuffle=True, drop_last=True, num_workers=workers
@@ -167,7 +185,7 @@ def lightly_setup(method_name: str, batch: int, workers: int) -> tuple:
         loss.backward()
         opt.step()
 
-    return step, batches(), backbone
+    return Setup(step, batches(), backbone, opt)
 
 
 def main() -> None:
@@ -209,8 +227,7 @@ def main() -> None:
         "lightly": lightly_version,
         "lightly_workers": args.lightly_workers,
         "zoo_compile": not args.no_compile,
-        "torch": torch.__version__,
-        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "machine": describe(),
         "results": rows,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

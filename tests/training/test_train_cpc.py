@@ -17,22 +17,26 @@ from zoo.training.recipe import recipe_from_dict
 CPC = {"name": "cpc_v2", "grid": 3, "patch": 8, "offsets": 2, "context_dim": 16, "context_blocks": 2}
 
 
-def test_cpc_loss_matches_its_formula() -> None:
+@pytest.mark.parametrize("first", [1, 2])
+def test_cpc_loss_matches_its_formula(first: int) -> None:
     g = torch.Generator().manual_seed(0)
-    z = torch.randn(2, 3, 3, 4, generator=g)
-    preds = [torch.randn(2, 2, 3, 4, generator=g), torch.randn(2, 1, 3, 4, generator=g)]
+    z = torch.randn(2, 4, 4, 4, generator=g)
+    offsets = [first, first + 1]  # row i predicts rows i + first and i + first + 1
+    preds = [torch.randn(2, 4 - k, 4, 4, generator=g) for k in offsets]
     flat = z.reshape(-1, 4)
     per_offset = []
-    for k, pred in enumerate(preds, start=1):
+    for k, pred in zip(offsets, preds, strict=True):
         terms = []
         for n in range(2):
-            for i in range(3 - k):
-                for j in range(3):
+            for i in range(4 - k):
+                for j in range(4):
                     scores = [float(pred[n, i, j] @ c) for c in flat]
-                    target = n * 9 + (i + k) * 3 + j
+                    target = n * 16 + (i + k) * 4 + j
                     terms.append(-(scores[target] - math.log(sum(math.exp(s) for s in scores))))
         per_offset.append(sum(terms) / len(terms))
-    assert float(CPCLoss()(preds, z)) == pytest.approx(sum(per_offset) / 2, rel=1e-5)
+    assert float(CPCLoss()(preds, z, first)) == pytest.approx(sum(per_offset) / 2, rel=1e-5)
+    with pytest.raises(ValueError, match="do not fit a 4x4 grid"):
+        CPCLoss()([preds[0]] * 3, z, 2)  # rows 2..4 below: the grid has 3
 
 
 def test_the_context_of_a_row_depends_only_on_the_rows_above_and_itself() -> None:

@@ -20,22 +20,27 @@ class CPCLoss(nn.Module):
     Every patch of the batch other than the target is a negative. Averaged over the
     predicted positions of each offset k, then over the offsets.
 
-    Shapes: ``forward(predictions, z)`` with ``z`` (N, G, G, D) the patch embeddings and
-    ``predictions`` a list over k = 1..K of (N, G - k, G, D) (row i predicts row i + k);
-    returns a scalar.
+    Shapes: ``forward(predictions, z, first_offset)`` with ``z`` (N, G, G, D) the patch
+    embeddings and ``predictions`` a list over k = first_offset, first_offset + 1, ... of
+    (N, G - k, G, D) (row i predicts row i + k); returns a scalar.
     """
 
     @full_precision
-    def forward(self, predictions: list[torch.Tensor], z: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, predictions: list[torch.Tensor], z: torch.Tensor, first_offset: int = 1
+    ) -> torch.Tensor:
         if z.ndim != 4 or z.shape[1] != z.shape[2]:
             raise ValueError(f"expected z (N, G, G, D), got {tuple(z.shape)}")
         n, g, _, d = z.shape
-        if not predictions or len(predictions) >= g:
-            raise ValueError(f"need 1 to {g - 1} offsets for a {g}x{g} grid, got {len(predictions)}")
+        last = first_offset + len(predictions) - 1
+        if not predictions or first_offset < 1 or last >= g:
+            raise ValueError(
+                f"offsets {first_offset}..{last} do not fit a {g}x{g} grid (1 <= first, last <= {g - 1})"
+            )
         candidates = z.reshape(n * g * g, d)
         index = torch.arange(n * g * g, device=z.device).view(n, g, g)
         total = 0.0
-        for k, pred in enumerate(predictions, start=1):
+        for k, pred in enumerate(predictions, start=first_offset):
             if pred.shape != (n, g - k, g, d):
                 raise ValueError(
                     f"offset {k}: expected predictions {(n, g - k, g, d)}, got {tuple(pred.shape)}"

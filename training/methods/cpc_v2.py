@@ -10,10 +10,11 @@ and the context of each position predicts, with one linear map per offset, the e
 What zoo and the CIFAR recipe change from the paper: a 7 x 7 grid of 8-pixel patches at
 stride 4 of the 32-pixel view (the paper: 7 x 7 of 64 px at stride 32 of 224 px) through the
 quarter-width CIFAR ResNet-18 (the paper: ResNet-161 with layer norm; this backbone keeps
-BatchNorm, which sees the patches of an image together), predictions 1..3 rows below, no
-per-patch augmentation; the context network is 3 causal residual blocks. The exported
-encoder is the backbone applied to the whole image (the paper evaluates pooled patch
-features), so the kNN figures measure how the patch features transfer to full images.
+BatchNorm, which sees the patches of an image together), predictions 2..4 rows below (the
+adjacent row overlaps the context's own patch by half), no per-patch augmentation; the
+context network is 3 causal residual blocks. The exported encoder is the backbone applied to
+the whole image (the paper evaluates pooled patch features), so the kNN figures measure how
+the patch features transfer to full images.
 """
 
 from __future__ import annotations
@@ -33,8 +34,12 @@ class CPCv2Config(MethodConfig):
     #: grid x grid patches of ``patch`` pixels (stride (size - patch) / (grid - 1)).
     grid: int = 7
     patch: int = 64
-    #: Rows below each context predicts ("predicting up to 5 rows" on ImageNet's 7x7 grid).
+    #: How many rows below each context predicts ("predicting up to 5 rows" on ImageNet's 7x7 grid)...
     offsets: int = 5
+    #: ...starting this many rows below. 2 skips the adjacent row: with patches at half-patch
+    #: stride, the context's own patch holds half of the patch right below it, so predicting
+    #: that one is partly copying (lightning-bolts' CPC also starts at 2).
+    first_offset: int = 1
     context_dim: int = 512
     context_blocks: int = 3
 
@@ -76,8 +81,13 @@ class CPCv2(Method):
     def __init__(self, backbone: nn.Module, embed_dim: int, config: CPCv2Config) -> None:
         super().__init__(backbone, embed_dim, config)
         c = config
-        if c.grid < 2 or not 1 <= c.offsets < c.grid or c.context_blocks < 1:
-            raise ValueError("grid >= 2, 1 <= offsets < grid and context_blocks >= 1 needed")
+        if c.grid < 2 or c.offsets < 1 or c.first_offset < 1 or c.context_blocks < 1:
+            raise ValueError("grid >= 2, offsets >= 1, first_offset >= 1 and context_blocks >= 1 needed")
+        if c.first_offset + c.offsets - 1 >= c.grid:
+            raise ValueError(
+                f"rows {c.first_offset}..{c.first_offset + c.offsets - 1} below do not fit a"
+                f" {c.grid}-row grid: lower offsets or first_offset"
+            )
         self.context = ContextNetwork(embed_dim, c.context_dim, c.context_blocks)
         self.predictors = nn.ModuleList(
             nn.Linear(c.context_dim, embed_dim, bias=False) for _ in range(c.offsets)
@@ -95,5 +105,6 @@ class CPCv2(Method):
         n = len(z) // (g * g)
         z = z.view(n, g, g, -1)
         c = self.context(z.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)  # (N, G, G, C)
-        predictions = [w(c[:, : g - k]) for k, w in enumerate(self.predictors, start=1)]
-        return {"loss": self.loss(predictions, z)}
+        first = self.config.first_offset
+        predictions = [w(c[:, : g - k]) for k, w in enumerate(self.predictors, start=first)]
+        return {"loss": self.loss(predictions, z, first)}
