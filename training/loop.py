@@ -25,7 +25,9 @@ import csv
 import math
 import os
 import random
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -305,77 +307,87 @@ class Trainer:
         )
         self.method.train()
         stopped = False
-        while progress.epoch < r.train.epochs and not stopped:
-            epoch = progress.epoch
-            batches = EpochBatches(
-                self.images,
-                self.labels,
-                self.augment,
-                batch_size=self.local_batch,
-                epoch=epoch,
-                seed=r.train.seed,
-                rank=self.rank,
-                world_size=self.world,
-            )
-            loader = torch.utils.data.DataLoader(
-                batches,
-                batch_size=None,
-                sampler=range(progress.step_in_epoch, len(batches)),
-                num_workers=r.augment.workers,
-                # Its own generator: a loader draws a base seed when iterated, and from torch's
-                # global one that would shift the RNG of steps that use it (NPID's noise
-                # samples, dropout) between a resumed run and an uninterrupted one.
-                generator=torch.Generator(),
-            )
-            # A resumed epoch (step_in_epoch > 0) already had its pass: the result is in the
-            # method's buffers, restored from the checkpoint.
-            if progress.step_in_epoch == 0 and progress.step < max_steps:
-                self._epoch_pass(epoch)
-            needs = self.method.needs
-            for views, labels, indices in loader:
-                if progress.step >= max_steps:
-                    stopped = True
+        # A process stopped (Ctrl-Z, SIGSTOP) and continued gets SIGCONT: the time it stood still is
+        # not training time, for the views/s window and for the minutes `ship` charges from the log.
+        watch = _ContinueWatch()
+        try:
+            while progress.epoch < r.train.epochs and not stopped:
+                epoch = progress.epoch
+                batches = EpochBatches(
+                    self.images,
+                    self.labels,
+                    self.augment,
+                    batch_size=self.local_batch,
+                    epoch=epoch,
+                    seed=r.train.seed,
+                    rank=self.rank,
+                    world_size=self.world,
+                )
+                loader = torch.utils.data.DataLoader(
+                    batches,
+                    batch_size=None,
+                    sampler=range(progress.step_in_epoch, len(batches)),
+                    num_workers=r.augment.workers,
+                    # Its own generator: a loader draws a base seed when iterated, and from torch's
+                    # global one that would shift the RNG of steps that use it (NPID's noise
+                    # samples, dropout) between a resumed run and an uninterrupted one.
+                    generator=torch.Generator(),
+                )
+                # A resumed epoch (step_in_epoch > 0) already had its pass: the result is in the
+                # method's buffers, restored from the checkpoint.
+                if progress.step_in_epoch == 0 and progress.step < max_steps:
+                    self._epoch_pass(epoch)
+                needs = self.method.needs
+                for views, labels, indices in loader:
+                    if progress.step >= max_steps:
+                        stopped = True
+                        break
+                    batch = {}
+                    if needs.indices:
+                        batch["indices"] = indices.to(self.device)
+                    if needs.labels:
+                        batch["labels"] = labels.to(self.device)
+                    out = self._step(views, progress.step, epoch, batch)
+                    if watch.continued():
+                        self.log("continued after a stop: the time stopped is not charged")
+                        window_start, window_views = time.perf_counter(), 0
+                        window_cpu = time.process_time()
+                    progress.step += 1
+                    progress.step_in_epoch += 1
+                    window_views += sum(len(v) for v in views) * self.world
+                    bar.update(1)
+                    if progress.step % r.run.log_every_steps == 0 or progress.step == max_steps:
+                        elapsed = time.perf_counter() - window_start
+                        row = {
+                            "step": progress.step,
+                            "epoch": epoch,
+                            "lr": self.optimizer.param_groups[0]["lr"],
+                            **{k: float(v) for k, v in out.items()},
+                            "views_per_s": round(window_views / max(elapsed, 1e-9), 1),
+                            # CPU seconds of this process since the last row: their sum over the
+                            # rows is the run's compute, whatever else shared the machine.
+                            "cpu_s": round(time.process_time() - window_cpu, 3),
+                        }
+                        self._report(row, elapsed, logger, tb, bar)
+                        window_start, window_views = time.perf_counter(), 0
+                        window_cpu = time.process_time()
+                    if progress.step % r.run.checkpoint_every_steps == 0:
+                        self._save(ckpt_path, progress, recipe_dict)
+                        last_saved = progress.step
+                if stopped:
                     break
-                batch = {}
-                if needs.indices:
-                    batch["indices"] = indices.to(self.device)
-                if needs.labels:
-                    batch["labels"] = labels.to(self.device)
-                out = self._step(views, progress.step, epoch, batch)
-                progress.step += 1
-                progress.step_in_epoch += 1
-                window_views += sum(len(v) for v in views) * self.world
-                bar.update(1)
-                if progress.step % r.run.log_every_steps == 0 or progress.step == max_steps:
-                    elapsed = time.perf_counter() - window_start
-                    row = {
-                        "step": progress.step,
-                        "epoch": epoch,
-                        "lr": self.optimizer.param_groups[0]["lr"],
-                        **{k: float(v) for k, v in out.items()},
-                        "views_per_s": round(window_views / max(elapsed, 1e-9), 1),
-                        # CPU seconds of this process since the last row: their sum over the
-                        # rows is the run's compute, whatever else shared the machine.
-                        "cpu_s": round(time.process_time() - window_cpu, 3),
-                    }
-                    self._report(row, elapsed, logger, tb, bar)
-                    window_start, window_views = time.perf_counter(), 0
-                    window_cpu = time.process_time()
-                if progress.step % r.run.checkpoint_every_steps == 0:
-                    self._save(ckpt_path, progress, recipe_dict)
-                    last_saved = progress.step
-            if stopped:
-                break
-            progress.epoch += 1
-            progress.step_in_epoch = 0
-            every = r.run.knn_every_epochs
-            if every and progress.epoch % every == 0 and progress.epoch < r.train.epochs:
-                result = self._monitor(progress)
-                knn_log.write(result)
-                if tb is not None:
-                    tb.add_scalar("knn/top1", result["top1"], progress.step)
-            self._save(ckpt_path, progress, recipe_dict)  # epoch boundaries are cheap to resume
-            last_saved = progress.step
+                progress.epoch += 1
+                progress.step_in_epoch = 0
+                every = r.run.knn_every_epochs
+                if every and progress.epoch % every == 0 and progress.epoch < r.train.epochs:
+                    result = self._monitor(progress)
+                    knn_log.write(result)
+                    if tb is not None:
+                        tb.add_scalar("knn/top1", result["top1"], progress.step)
+                self._save(ckpt_path, progress, recipe_dict)  # epoch boundaries are cheap to resume
+                last_saved = progress.step
+        finally:
+            watch.close()
         bar.close()
         if last_saved != progress.step:
             self._save(ckpt_path, progress, recipe_dict)
@@ -558,6 +570,30 @@ class Trainer:
 
 
 # -------------------------------------------------------------------- helpers
+
+
+class _ContinueWatch:
+    """Notes SIGCONT, which a stopped process (Ctrl-Z, ``kill -STOP``) receives when it goes on.
+    Only the main thread can install a handler; elsewhere (and off POSIX) it never fires."""
+
+    def __init__(self) -> None:
+        self._flag = False
+        self._previous: Any = None
+        if hasattr(signal, "SIGCONT") and threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGCONT, self._on_continue)
+
+    def _on_continue(self, signum: int, frame: Any) -> None:
+        self._flag = True
+
+    def continued(self) -> bool:
+        """Whether the process was continued since the last call."""
+        flag, self._flag = self._flag, False
+        return flag
+
+    def close(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGCONT, self._previous)
+            self._previous = None
 
 
 def _seed_everything(seed: int) -> None:

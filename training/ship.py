@@ -162,7 +162,8 @@ def run_minutes(log: Path) -> float:
 
     Each logged step is charged the time since the previous step line (or since its process
     started or resumed, so start-up and the kNN monitor count); a resume charges nothing for the
-    time the run was stopped, and steps redone after resuming from an earlier checkpoint replace
+    time the run was stopped, nor does a process stopped and continued (the trainer logs
+    "continued after a stop"); steps redone after resuming from an earlier checkpoint replace
     the lost ones; a fresh start (a new run in the same folder) forgets what came before.
     """
     charged: dict[int, timedelta] = {}  # step -> the time of the attempt that counts
@@ -175,6 +176,9 @@ def run_minutes(log: Path) -> float:
         t = datetime.strptime(m.group(1), "%H:%M:%S")
         if "resumed from" in line:
             since, resumed = t, True
+            continue
+        if "continued after a stop" in line:
+            since = t  # the steps of the window it stood still in are charged from here
             continue
         if "starting a new run" in line or ("process(es), batch" in line and not resumed):
             charged.clear()  # a fresh start: earlier attempts made none of these weights

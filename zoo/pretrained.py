@@ -973,6 +973,14 @@ TRAINED: tuple[Trained, ...] = (
         command="zoo train colorization_r18q_cifar10 train.epochs=8 run.knn_every_epochs=1",
         epochs=8, steps=1560, batch_size=256, minutes=20.5, hardware=_CPU_OWN_CORE,
     ),
+    Trained(
+        name="inpainting-r18q-cifar10", arch="resnet18_cifar_quarter",
+        method="inpainting", paper=PAPERS["inpainting"],
+        dataset="cifar10", size=32, resize=32, precision="fp16",
+        sha256="1e1ae46d50573534e947990de84e9c643547b84758b526c2e82ec2419f7d2746",
+        command="zoo train inpainting_r18q_cifar10 train.epochs=8 run.knn_every_epochs=1",
+        epochs=8, steps=1560, batch_size=256, minutes=10.9, hardware=_CPU_OWN_CORE,
+    ),
 )
 # fmt: on
 

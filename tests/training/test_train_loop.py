@@ -232,3 +232,28 @@ def test_resume_with_no_checkpoint_says_so_and_starts(
     Trainer(recipe, resume=True).fit()
     assert "--resume: no checkpoint at" in capsys.readouterr().err
     assert (tmp_path / "run" / CHECKPOINT_NAME).is_file()
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGCONT"), reason="POSIX job control")
+def test_a_stopped_and_continued_run_logs_it_and_keeps_training(
+    tmp_path: Path, cifar_root: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from zoo.training.methods.simclr import SimCLR
+
+    original = SimCLR.training_step
+    calls = {"n": 0}
+
+    def continued_at_step_2(self, views):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            os.kill(os.getpid(), signal.SIGCONT)  # what the process receives after a Ctrl-Z / SIGSTOP
+        return original(self, views)
+
+    monkeypatch.setattr(SimCLR, "training_step", continued_at_step_2)
+    before = signal.getsignal(signal.SIGCONT)
+    recipe = recipe_from_dict(tiny_recipe(tmp_path / "run", cifar_root, "simclr", train__max_steps=4))
+    Trainer(recipe, progress=False).fit()
+    err = capsys.readouterr().err
+    assert err.count("continued after a stop") == 1
+    assert max(_logged_steps(tmp_path / "run")) == 4
+    assert signal.getsignal(signal.SIGCONT) == before  # the handler is the trainer's only while it runs

@@ -38,6 +38,12 @@ def test_run_minutes_spans_the_log_to_the_last_step_across_midnight(tmp_path: Pa
         f.write("[09:00:10] byol-r18q-cifar10: byol on resnet18_cifar_quarter, 1 process(es), batch 256\n")
         f.write("[09:05:10] epoch 2 step 60/60 loss 3.8\n")
     assert run_minutes(log) == 25.2
+    # Stopped (Ctrl-Z / SIGSTOP) during the next window and continued an hour later: the trainer
+    # logs it, and only the minute after the continuation is charged for that window.
+    with log.open("a") as f:
+        f.write("[10:10:00] continued after a stop: the time stopped is not charged\n")
+        f.write("[10:11:00] epoch 3 step 80/80 loss 3.7\n")
+    assert run_minutes(log) == 26.2
 
 
 def test_run_minutes_charges_redone_steps_once_and_forgets_a_fresh_start(tmp_path: Path) -> None:
