@@ -236,12 +236,17 @@ def _grads(method, fn) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.parametrize(
-    "name,critic,player", [("dcgan", "logit", "generator"), ("inpainting", "discriminator", "decoder")]
+    "name,critic,player,changes",
+    [
+        ("dcgan", "logit", "generator", {}),
+        ("dcgan", "logit", "generator", {"mixed_batch": True}),
+        ("inpainting", "discriminator", "decoder", {}),
+    ],
 )
 def test_gan_players_get_only_the_gradient_of_their_own_loss(
-    name: str, critic: str, player: str, batch: torch.Tensor
+    name: str, critic: str, player: str, changes: dict, batch: torch.Tensor
 ) -> None:
-    method = build(name).train()
+    method = build(name, **changes).train()
     twin = copy.deepcopy(method)
     torch.manual_seed(5)
     both = _grads(method, lambda: method([batch])["loss"])
@@ -254,6 +259,28 @@ def test_gan_players_get_only_the_gradient_of_their_own_loss(
     assert any(k.startswith(critic) for k in d_only)
     assert not any(k.startswith(player) for k in d_only)  # D's loss does not reach the other player
     assert any(k.startswith(player) for k in both)
+
+
+@pytest.mark.parametrize("mixed", [False, True])
+def test_dcgan_discriminator_batches_real_and_generated_images_as_configured(
+    mixed: bool, batch: torch.Tensor
+) -> None:
+    method = build("dcgan", mixed_batch=mixed).train()
+    sizes: list[int] = []
+    handle = method.backbone.conv1.register_forward_hook(lambda m, i, o: sizes.append(len(i[0])))
+    try:
+        torch.manual_seed(3)
+        out = method([batch])
+    finally:
+        handle.remove()
+    n = len(batch)
+    # Mixed: one discriminator batch of real + generated images, and the generator's term
+    # through the frozen trunk on the same composition; separate: three batches of n.
+    assert sizes == ([2 * n, 2 * n] if mixed else [n, n, n])
+    torch.manual_seed(3)
+    fake = method.generate(n)
+    logits = method.discriminate(torch.cat([batch, fake]) if mixed else batch)[:n]
+    torch.testing.assert_close(out["d_real_acc"], (logits > 0).float().mean() * 100)
 
 
 def test_super_resolution_encodes_the_bicubic_low_resolution_view(batch: torch.Tensor) -> None:

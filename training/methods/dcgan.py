@@ -52,6 +52,11 @@ class DCGANConfig(MethodConfig):
     image_size: int = 32
     latent_dim: int = 100
     generator_width: int = 64
+    #: Real and generated images through the discriminator as one batch (DCGAN: separate
+    #: batches). With a BatchNorm trunk, separate batches hand the discriminator each batch's
+    #: statistics as a cue: at 32 px it called every image right from step ~180 on, the
+    #: generator's loss climbed to 7 and the trunk's features fell below random init.
+    mixed_batch: bool = False
 
 
 @register_method
@@ -85,13 +90,18 @@ class DCGAN(Method):
         real = single_view(views, "DCGAN")
         _check_size(self.config, real.shape[-1])
         fake = self.generate(len(real), real.device).contiguous(memory_format=memory_format_of(real))
-        real_logits = self.discriminate(real)
-        fake_logits = self.discriminate(fake.detach())
+        n = len(real)
+        if self.config.mixed_batch:
+            real_logits, fake_logits = self.discriminate(torch.cat([real, fake.detach()])).split(n)
+        else:
+            real_logits = self.discriminate(real)
+            fake_logits = self.discriminate(fake.detach())
         d_loss = self.gan.discriminator(real_logits, fake_logits)
-        # The generator's term through the discriminator frozen: gradients reach G only.
-        frozen_logits = F.linear(
-            frozen_call(self.backbone, fake), self.logit.weight.detach(), self.logit.bias.detach()
-        )
+        # The generator's term through the discriminator frozen: gradients reach G only (in
+        # the same batch composition the discriminator saw).
+        seen = torch.cat([real, fake]) if self.config.mixed_batch else fake
+        frozen_features = frozen_call(self.backbone, seen)[-n:]
+        frozen_logits = F.linear(frozen_features, self.logit.weight.detach(), self.logit.bias.detach())
         g_loss = self.gan.generator(frozen_logits)
         with torch.no_grad():
             real_acc = (real_logits > 0).float().mean() * 100
