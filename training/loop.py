@@ -347,11 +347,14 @@ class Trainer:
                         batch["indices"] = indices.to(self.device)
                     if needs.labels:
                         batch["labels"] = labels.to(self.device)
+                    step_cpu = time.process_time()
                     out = self._step(views, progress.step, epoch, batch)
                     if watch.continued():
                         self.log("continued after a stop: the time stopped is not charged")
-                        window_start, window_views = time.perf_counter(), 0
+                        # A new window from this step, whose wall time (the stop inside it aside)
+                        # is taken as its CPU time: a stopped process uses none.
                         window_cpu = time.process_time()
+                        window_start, window_views = time.perf_counter() - (window_cpu - step_cpu), 0
                     progress.step += 1
                     progress.step_in_epoch += 1
                     window_views += sum(len(v) for v in views) * self.world
