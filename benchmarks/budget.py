@@ -27,7 +27,6 @@ from 10,000 train images. Target (issue 9): zoo >= lightly + 20 points.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import statistics
@@ -65,7 +64,7 @@ def _zoo_recipe(name: str, out_dir: Path, threads: int, extra: list[str]):
 
 def zoo_side(recipe_name: str, seconds: float, threads: int, workdir: Path) -> dict:
     """Calibrate, then train zoo's recipe for ``seconds`` of wall clock."""
-    from zoo.training.loop import Trainer, view_configs
+    from zoo.training.loop import Trainer, read_csv, view_configs
 
     start = time.perf_counter()
     calibration = Trainer(
@@ -74,8 +73,7 @@ def zoo_side(recipe_name: str, seconds: float, threads: int, workdir: Path) -> d
     )
     calibration.fit()
     calibration_s = time.perf_counter() - start
-    with open(workdir / "calibration" / "metrics.csv") as f:
-        rows = list(csv.DictReader(f))
+    rows = read_csv(workdir / "calibration" / "metrics.csv")
     recipe = calibration.recipe
     views_per_step = recipe.train.batch_size * len(view_configs(recipe))
     # Median of the 10-step windows after the first (compilation): one window is noisy on a CPU.

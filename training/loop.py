@@ -351,10 +351,10 @@ class Trainer:
                     out = self._step(views, progress.step, epoch, batch)
                     if watch.continued():
                         self.log("continued after a stop: the time stopped is not charged")
-                        # A new window from this step, whose wall time (the stop inside it aside)
-                        # is taken as its CPU time: a stopped process uses none.
-                        window_cpu = time.process_time()
-                        window_start, window_views = time.perf_counter() - (window_cpu - step_cpu), 0
+                        # A new window from this step's start; its wall time (the stop inside it
+                        # aside) is taken as its CPU time: a stopped process uses none.
+                        window_start = time.perf_counter() - (time.process_time() - step_cpu)
+                        window_views, window_cpu = 0, step_cpu
                     progress.step += 1
                     progress.step_in_epoch += 1
                     window_views += sum(len(v) for v in views) * self.world
