@@ -53,9 +53,8 @@ class DCGANConfig(MethodConfig):
     latent_dim: int = 100
     generator_width: int = 64
     #: Real and generated images through the discriminator as one batch (DCGAN: separate
-    #: batches). With a BatchNorm trunk, separate batches hand the discriminator each batch's
-    #: statistics as a cue: at 32 px it called every image right from step ~180 on, the
-    #: generator's loss climbed to 7 and the trunk's features fell below random init.
+    #: batches), so a BatchNorm trunk cannot tell them apart by each batch's statistics. It
+    #: did not stop the ResNet discriminator from winning at once at 32 px (training/README).
     mixed_batch: bool = False
 
 
