@@ -249,6 +249,7 @@ class Trainer:
                     "weight_decay": 0.0 if exclude else o.weight_decay,
                     "lars_exclude": exclude,
                     "fixed_lr": bool(g.get("fixed_lr", False)),
+                    "lr_scale": float(g.get("lr_scale", 1.0)),
                 }
             )
         if o.name == "sgd":
@@ -447,7 +448,9 @@ class Trainer:
         r = self.recipe
         factor = warmup_cosine(step, self.total_steps, self.warmup_steps, r.optim.final_lr_ratio)
         for g in self.optimizer.param_groups:
-            g["lr"] = self.base_lr if g.get("fixed_lr") else self.base_lr * factor
+            # lr_scale: a group's own multiple of the schedule (e.g. a GAN's two players)
+            lr = self.base_lr if g.get("fixed_lr") else self.base_lr * factor
+            g["lr"] = lr * g.get("lr_scale", 1.0)
         self.method.schedule(step, self.total_steps, epoch)
         fmt = torch.channels_last if r.train.channels_last else torch.contiguous_format
         views = [v.to(self.device, non_blocking=True).contiguous(memory_format=fmt) for v in views]

@@ -38,6 +38,21 @@ def test_dim_loss_matches_the_local_global_infonce() -> None:
         assert float(DIMLoss(clip)(y, m)) == pytest.approx(sum(terms) / len(terms), rel=1e-5)
 
 
+def test_amdim_score_scale_and_penalty_follow_the_authors_code() -> None:
+    g = torch.Generator().manual_seed(1)
+    y, m = torch.randn(3, 4, generator=g), torch.randn(3, 4, 2, generator=g)
+    scaled = torch.einsum("if,jfp->ijp", y, m) / 2.0  # 1 / sqrt(critic_dim 4)
+    # Scaling the scores is scaling either side; the penalty is 0.05 x their mean square.
+    expected = float(DIMLoss(20.0)(y / 2.0, m)) + 0.05 * float(scaled.square().mean())
+    assert float(DIMLoss(20.0, scale=0.5, penalty=0.05)(y, m)) == pytest.approx(expected, rel=1e-6)
+    amdim = get_method("amdim")
+    method = amdim(zoo.create_model("resnet18_cifar_quarter").backbone, 128, amdim.Config(critic_dim=16))
+    assert (method.loss.scale, method.loss.penalty) == (0.25, 0.05)
+    assert get_method("dim").Config().score_penalty == 0.0  # DIM's paper has neither
+    with pytest.raises(ValueError, match="penalty >= 0"):
+        DIMLoss(penalty=-1.0)
+
+
 @pytest.mark.parametrize("name, layers", [("dim", ["layer3"]), ("amdim", ["layer3", "layer4"])])
 def test_local_features_come_from_the_named_layers(name: str, layers: list[str]) -> None:
     cls = get_method(name)

@@ -315,6 +315,12 @@ def test_masked_l2_and_gan_losses_by_hand() -> None:
     big = torch.full((4, 1), 20.0)
     assert gan.discriminator(big, -big).item() == pytest.approx(0.0, abs=1e-6)
     assert gan.generator(-big).item() == pytest.approx(20.0, rel=1e-6)
+    # One-sided label smoothing: real target 0.9 costs 0.1 x the logit when D is certain.
+    smooth = GANLoss(real_label=0.9)
+    assert smooth.discriminator(big, -big).item() == pytest.approx(0.1 * 20.0, rel=1e-4)
+    assert smooth.generator(-big).item() == pytest.approx(20.0, rel=1e-6)  # G's target stays 1
+    with pytest.raises(ValueError, match="real_label"):
+        GANLoss(real_label=0.4)
 
 
 def test_lightness_gray_keeps_l_and_drops_colour(cifar: torch.Tensor) -> None:

@@ -345,6 +345,48 @@ def test_rotnet_run_logs_rotation_accuracy_to_metrics_csv(tmp_path: Path, tiny_d
     assert len(rows) == 3 and all(0 <= float(r["rotation_acc"]) <= 100 for r in rows)
 
 
+def test_dcgan_instance_noise_decays_to_zero_in_pixel_units(batch: torch.Tensor) -> None:
+    method = build("dcgan", instance_noise=0.2).train()
+    method.schedule(25, 100, epoch=0)
+    assert method.noise_std == pytest.approx(0.15)
+    torch.manual_seed(0)
+    x = torch.zeros(64, 3, 32, 32)
+    pixel_noise = images.denormalize(method.noisy(x)) - images.denormalize(x)
+    assert pixel_noise.std().item() == pytest.approx(0.15, rel=0.02)  # the same in every channel
+    torch.testing.assert_close(method.eval().noisy(x), x)  # never outside training
+    method.train().schedule(100, 100, epoch=1)
+    torch.testing.assert_close(method.noisy(x), x)
+    assert method([batch])["instance_noise"].item() == 0.0
+
+
+def test_dcgan_players_learn_at_their_own_rates_through_the_trainer(
+    tmp_path: Path, tiny_dataset: Path
+) -> None:
+    recipe = recipe_from_dict(
+        pretext_recipe(
+            tmp_path / "run",
+            tiny_dataset,
+            "dcgan",
+            method={**SMALL["dcgan"][1], "discriminator_lr_scale": 0.5, "generator_lr_scale": 2.0},
+            optim={"name": "adamw", "lr": 0.01, "final_lr_ratio": 1.0, "weight_decay": 0.0},
+            train={"max_steps": 1},
+        )
+    )
+    trainer = Trainer(recipe, progress=False)
+    trainer.fit()
+    lrs = {g["name"]: g["lr"] for g in trainer.optimizer.param_groups}
+    base = 0.01 * 12 / 256
+    assert lrs["discriminator"] == pytest.approx(0.5 * base)
+    assert lrs["discriminator_biases_and_norms"] == pytest.approx(0.5 * base)
+    assert lrs["generator"] == pytest.approx(2.0 * base)
+    assert set(lrs) == {
+        "discriminator",
+        "discriminator_biases_and_norms",
+        "generator",
+        "generator_biases_and_norms",
+    }
+
+
 def test_colorization_weights_come_from_the_training_split_ab_histogram(
     tmp_path: Path, tiny_dataset: Path
 ) -> None:

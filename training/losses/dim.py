@@ -17,16 +17,20 @@ class DIMLoss(nn.Module):
     with ``T(y_i, m^p) = phi(y_i) . psi(m^p)`` (the "encoder-and-dot" critic), averaged over
     images and locations (the loss is its negative). ``clip`` > 0 soft-clips the scores to
     (-clip, clip) with ``clip tanh(s / clip)``, AMDIM's stabiliser (Bachman et al. 2019:
-    "tanh-based clipping ... at 20"); 0 leaves them as they are.
+    "tanh-based clipping ... at 20"); 0 leaves them as they are. AMDIM's code
+    (Philip-Bachman/amdim-public, ``costs.py``) also multiplies the scores by ``scale``
+    (``1 / sqrt(critic_dim)``) and adds ``penalty * mean(score^2)`` over every score, before the
+    clipping (its ``lgt_reg``, weight 0.05): both keep the critic's raw scores from growing
+    until the clipping flattens them and the gradient vanishes.
 
     Shapes: ``forward(global_ (N, F), local (N, F, L))`` (already projected); returns a scalar.
     """
 
-    def __init__(self, clip: float = 20.0) -> None:
+    def __init__(self, clip: float = 20.0, scale: float = 1.0, penalty: float = 0.0) -> None:
         super().__init__()
-        if clip < 0:
-            raise ValueError(f"clip must be >= 0, got {clip}")
-        self.clip = clip
+        if clip < 0 or scale <= 0 or penalty < 0:
+            raise ValueError(f"need clip >= 0, scale > 0 and penalty >= 0, got {clip}, {scale}, {penalty}")
+        self.clip, self.scale, self.penalty = clip, scale, penalty
 
     @full_precision
     def forward(self, global_: torch.Tensor, local: torch.Tensor) -> torch.Tensor:
@@ -36,7 +40,8 @@ class DIMLoss(nn.Module):
                 f" {tuple(global_.shape)}, {tuple(local.shape)}"
             )
         n, _, loc = local.shape
-        scores = torch.einsum("if,jfp->ijp", global_, local)  # (N images, N images, L)
+        scores = torch.einsum("if,jfp->ijp", global_, local) * self.scale  # (N images, N images, L)
+        regulariser = self.penalty * scores.square().mean() if self.penalty else 0.0
         if self.clip:
             scores = self.clip * torch.tanh(scores / self.clip)
         eye = torch.eye(n, dtype=torch.bool, device=scores.device)
@@ -45,4 +50,4 @@ class DIMLoss(nn.Module):
         # For each (i, p): log-softmax of the positive against all of image i's negatives,
         # which are the same for every p (so their log-sum-exp is computed once per image).
         negative_lse = torch.logsumexp(negatives, dim=1, keepdim=True)  # (N, 1)
-        return -(positives - torch.logaddexp(positives, negative_lse)).mean()
+        return -(positives - torch.logaddexp(positives, negative_lse)).mean() + regulariser

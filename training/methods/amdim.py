@@ -3,10 +3,11 @@ https://arxiv.org/abs/1906.00910.
 
 Deep InfoMax's local-global InfoNCE (:mod:`zoo.training.methods.dim`) between two augmented
 views of each image, at several scales: the global feature of one view must identify the
-other view's local features of the same image, from two feature maps, both ways; scores are
-soft-clipped at 20 ("tanh-based clipping"). What the CIFAR recipe changes: the quarter-width
+other view's local features of the same image, from two feature maps, both ways; as in the
+authors' code, scores are divided by sqrt(critic_dim), penalised by 0.05 x their mean square
+and soft-clipped at 20 ("tanh-based clipping"). What the CIFAR recipe changes: the quarter-width
 CIFAR ResNet-18's ``layer3`` (8 x 8) and ``layer4`` (4 x 4) maps as the scales (the paper: its
-own encoder's 1x1 / 5x5 / 7x7 features), no score-magnitude penalty, cosine SGD.
+own encoder's 1x1 / 5x5 / 7x7 features), cosine SGD.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from zoo.training.methods.dim import DIM, DIMConfig
 class AMDIMConfig(DIMConfig):
     local_layers: str = "layer3,layer4"
     multiview: bool = True
+    score_scale: bool = True
+    score_penalty: float = 0.05
 
 
 @register_method

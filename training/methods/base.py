@@ -193,7 +193,8 @@ class Method(nn.Module):
     def param_groups(self) -> list[dict[str, Any]]:
         """Trainable parameters in groups: ``{"name", "params", "exclude_decay"}`` with
         biases and norm parameters (``ndim <= 1``) excluded from weight decay and LARS
-        adaptation, as in SimCLR/BYOL; subclasses add flags such as ``fixed_lr``."""
+        adaptation, as in SimCLR/BYOL; subclasses add flags such as ``fixed_lr`` (no schedule)
+        or ``lr_scale`` (a multiple of the scheduled rate)."""
         decay, no_decay = [], []
         for p in self.parameters():
             if p.requires_grad:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -41,9 +41,11 @@ from zoo.training.methods._pretext import (
     one_view_spec,
     single_view,
 )
-from zoo.training.methods.base import Method, MethodConfig, register_method
+from zoo.training.methods.base import Method, MethodConfig, register_method, split_params
 from zoo.training.pretext import PretextSizeError
 from zoo.training.pretext.images import normalize
+
+from zoo.registry import IMAGENET_STD
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,18 @@ class DCGANConfig(MethodConfig):
     #: batches), so a BatchNorm trunk cannot tell them apart by each batch's statistics. It
     #: did not stop the ResNet discriminator from winning at once at 32 px (training/README).
     mixed_batch: bool = False
+    #: Stabilisers against a discriminator that wins at once (training/README): the
+    #: discriminator's target for real images (one-sided label smoothing, Salimans et al.
+    #: 2016; 1 = none), ...
+    real_label: float = 1.0
+    #: ... Gaussian instance noise of this standard deviation (in [0, 1] pixel units) on every
+    #: image the discriminator sees, real and generated, decaying linearly to 0 over training
+    #: (Sonderby et al. 2017, Arjovsky & Bottou 2017: it makes the two distributions overlap,
+    #: so the discriminator cannot separate them perfectly and its gradient stays useful), ...
+    instance_noise: float = 0.0
+    #: ... and each player's learning rate as a multiple of the recipe's (its schedule included).
+    discriminator_lr_scale: float = 1.0
+    generator_lr_scale: float = 1.0
 
 
 @register_method
@@ -71,11 +85,29 @@ class DCGAN(Method):
         super().__init__(backbone, embed_dim, config)
         self.generator = DCGANGenerator(config.image_size, config.latent_dim, config.generator_width)
         self.logit = nn.Linear(embed_dim, 1)
-        self.gan = GANLoss()
+        self.gan = GANLoss(real_label=config.real_label)
+        self.noise_std = config.instance_noise
 
     @classmethod
     def view_spec(cls, config: MethodConfig):
         return one_view_spec(functools.partial(_check_size, config))
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        c = self.config
+        return [
+            *split_params([self.backbone, self.logit], "discriminator", lr_scale=c.discriminator_lr_scale),
+            *split_params([self.generator], "generator", lr_scale=c.generator_lr_scale),
+        ]
+
+    def schedule(self, step: int, total_steps: int, epoch: int) -> None:
+        self.noise_std = self.config.instance_noise * max(0.0, 1.0 - step / max(total_steps, 1))
+
+    def noisy(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` (normalised images) with the current instance noise, drawn in pixel units."""
+        if not self.training or self.noise_std <= 0:
+            return x
+        std = torch.tensor(IMAGENET_STD, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+        return x + torch.randn_like(x) * (self.noise_std / std)
 
     def discriminate(self, x: torch.Tensor) -> torch.Tensor:
         return self.logit(self.backbone(x))
@@ -89,6 +121,7 @@ class DCGAN(Method):
         real = single_view(views, "DCGAN")
         _check_size(self.config, real.shape[-1])
         fake = self.generate(len(real), real.device).contiguous(memory_format=memory_format_of(real))
+        real, fake = self.noisy(real), self.noisy(fake)
         n = len(real)
         if self.config.mixed_batch:
             real_logits, fake_logits = self.discriminate(torch.cat([real, fake.detach()])).split(n)
@@ -111,6 +144,7 @@ class DCGAN(Method):
             "g_loss": g_loss,
             "d_real_acc": real_acc,
             "d_fake_acc": fake_acc,
+            "instance_noise": torch.tensor(self.noise_std),
         }
 
 

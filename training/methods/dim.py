@@ -31,6 +31,10 @@ class DIMConfig(MethodConfig):
     local_layers: str = "layer3"
     critic_dim: int = 128
     clip: float = 20.0
+    #: AMDIM's code: scores divided by sqrt(critic_dim) and ``score_penalty * mean(score^2)``
+    #: added to the loss (:class:`DIMLoss`); DIM's paper has neither.
+    score_scale: bool = False
+    score_penalty: float = 0.0
     #: AMDIM: the global feature of each view predicts the other view's local features.
     multiview: bool = False
 
@@ -62,7 +66,7 @@ class DIM(Method):
             nn.Linear(embed_dim, c.critic_dim), nn.ReLU(inplace=True), nn.Linear(c.critic_dim, c.critic_dim)
         )
         self.local_projections = nn.ModuleList(_LocalProjection(ch, c.critic_dim) for ch in channels)
-        self.loss = DIMLoss(c.clip)
+        self.loss = DIMLoss(c.clip, c.critic_dim**-0.5 if c.score_scale else 1.0, c.score_penalty)
 
     def _probe_channels(self) -> list[int]:
         """The channels of each local feature map (one forward of a blank 32-pixel image)."""
