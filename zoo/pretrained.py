@@ -981,6 +981,13 @@ TRAINED: tuple[Trained, ...] = (
         command="zoo train inpainting_r18q_cifar10 train.epochs=8 run.knn_every_epochs=1",
         epochs=8, steps=1560, batch_size=256, minutes=10.9, hardware=_CPU_OWN_CORE,
     ),
+    Trained(
+        name="iic-r18q-cifar10", arch="resnet18_cifar_quarter", method="iic", paper=PAPERS["iic"],
+        dataset="cifar10", size=32, resize=32, precision="fp16",
+        sha256="ad39ddefde58b6405d2a3e905f78305ece0c62376d5e4f2b7c05448d327a1e59",
+        command="zoo train iic_r18q_cifar10 train.epochs=8 run.knn_every_epochs=1",
+        epochs=8, steps=1560, batch_size=256, minutes=23.4, hardware=_CPU,
+    ),
 )
 # fmt: on
 

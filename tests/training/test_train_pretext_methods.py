@@ -493,7 +493,13 @@ SHORT_RUNS = {
     },
     "super_resolution": {"optim": {"name": "adamw", "lr": 1e-3, "weight_decay": 0.0}},
     "dcgan": {
-        "method": {"generator_width": 64, "latent_dim": 100},
+        "method": {
+            "generator_width": 64,
+            "latent_dim": 100,
+            "real_label": 0.9,
+            "instance_noise": 0.1,
+            "discriminator_lr_scale": 0.5,
+        },
         "augment": {"min_scale": 0.8},
         "optim": {
             "name": "adamw",
