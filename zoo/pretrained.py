@@ -988,6 +988,13 @@ TRAINED: tuple[Trained, ...] = (
         command="zoo train iic_r18q_cifar10 train.epochs=8 run.knn_every_epochs=1",
         epochs=8, steps=1560, batch_size=256, minutes=23.4, hardware=_CPU,
     ),
+    Trained(
+        name="amdim-r18q-cifar10", arch="resnet18_cifar_quarter", method="amdim", paper=PAPERS["amdim"],
+        dataset="cifar10", size=32, resize=32, precision="fp16",
+        sha256="d99fa9923c5bb5c0b953acc1e06dab7279c8e4a7d7be89ceeb6c87dbca8d17e1",
+        command="zoo train amdim_r18q_cifar10 train.epochs=8 run.knn_every_epochs=1",
+        epochs=8, steps=1560, batch_size=256, minutes=34.7, hardware=_CPU,
+    ),
 )
 # fmt: on
 
