@@ -375,7 +375,10 @@ def test_app_leaderboard_sorts_by_a_column_in_a_browser(tab_server, tmp_path: Pa
             values = sorted(r.value("nmi") for r in table if r.value("nmi") is not None)
             sort(page, "NMI", "ascending")
             shown = [float(v) for v in column(page, "NMI") if v]
-            assert len(shown) >= 5 and shown == values[: len(shown)]
+            # Gradio's grid puts cells without a number (transfer rows have no NMI: 26 of 56 rows
+            # today) first when ascending, and renders only the ~30 rows of its window, so fewer
+            # numbers are in view here than in the descending order below.
+            assert len(shown) >= 3 and shown == values[: len(shown)]
             page.goto(url)  # a fresh table: sorts of several columns combine
             page.get_by_text(table[0].name).first.wait_for()
             sort(page, "NMI", "descending")
