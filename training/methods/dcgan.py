@@ -43,9 +43,7 @@ from zoo.training.methods._pretext import (
 )
 from zoo.training.methods.base import Method, MethodConfig, register_method, split_params
 from zoo.training.pretext import PretextSizeError
-from zoo.training.pretext.images import normalize
-
-from zoo.registry import IMAGENET_STD
+from zoo.training.pretext.images import IMAGENET_STD, normalize
 
 
 @dataclass(frozen=True)
