@@ -314,12 +314,39 @@ def test_app_table_is_the_leaderboard_with_number_columns() -> None:
     assert [w.endswith("(transfer)") for w in where] == [r.transfer for r in rows]
 
 
+def test_app_table_shows_one_evaluation_set_at_a_time() -> None:
+    pytest.importorskip("gradio")
+    from zoo.app.leaderboard import ALL_SETS, evaluation_sets, table
+
+    rows = leaderboard.rows()
+    sets = evaluation_sets(rows)
+    # Own-dataset sets come before transfer ones, CIFAR-10 (the leaderboard's budget) first.
+    assert sets[0] == "CIFAR-10 test"
+    transfer = [s.endswith("(transfer)") for s in sets]
+    assert transfer == sorted(transfer) and any(transfer)
+    for chosen in sets:
+        headers, _, cells = table(rows, evaluated_on=chosen)
+        kept = [r for r in rows if leaderboard.data_label(r) == chosen]
+        assert [line[0] for line in cells] == [r.name.replace("`", "") for r in kept]
+        assert {line[headers.index("evaluated on")] for line in cells} == {chosen}
+        # A column is shown when one of this set's rows has a number in it.
+        for c in leaderboard.COLUMNS:
+            assert (c.header in headers) == any(r.value(c.key) is not None for r in kept)
+    # Every CIFAR-10 row has its NMI, so sorting that view never meets an empty cell.
+    headers, _, cells = table(rows, evaluated_on="CIFAR-10 test")
+    assert all(line[headers.index("NMI")] is not None for line in cells)
+    assert "NMI" not in table(rows, evaluated_on="Imagenette val (transfer)")[0]
+    assert table(rows, evaluated_on=ALL_SETS) == table(rows)
+    with pytest.raises(ValueError, match=r"STL-10 test.*choose one of"):
+        table(rows, evaluated_on="STL-10 test")
+
+
 def test_app_leaderboard_tab_over_http(tab_server) -> None:
     from gradio_client import Client
     from zoo.app.leaderboard import table
 
     url, board = tab_server
-    headers, _, data = table()
+    headers, _, data = table(evaluated_on="CIFAR-10 test")  # the set shown first
     assert board.value["headers"] == headers and board.value["data"] == data
     assert board.interactive is False and board.elem_id == "leaderboard"
     client = Client(url, verbose=False, httpx_kwargs={"timeout": 60})
@@ -346,15 +373,14 @@ def test_app_leaderboard_sorts_by_a_column_in_a_browser(tab_server, tmp_path: Pa
     from playwright.sync_api import sync_playwright
 
     url, _ = tab_server
-    table = leaderboard.rows()
+    # The tab opens on CIFAR-10 test, the set every trained encoder has rows on.
+    table = [r for r in leaderboard.rows() if leaderboard.data_label(r) == "CIFAR-10 test"]
 
-    headers = tab_table()[0]
-
-    def column(page, header: str) -> list[str]:
+    def column(page, header: str, evaluated_on: str = "CIFAR-10 test") -> list[str]:
         """The header's column as the page shows it, top to bottom (rows are virtual divs)."""
         rows = page.locator("#leaderboard [role=row].virtual-row")
         order = sorted(range(rows.count()), key=lambda i: int(rows.nth(i).get_attribute("data-index")))
-        col = headers.index(header)
+        col = tab_table(evaluated_on=evaluated_on)[0].index(header)
         return [rows.nth(i).locator(f"[role=gridcell][data-col='{col}']").inner_text().strip() for i in order]
 
     def sort(page, header: str, order: str) -> None:
@@ -372,13 +398,10 @@ def test_app_leaderboard_sorts_by_a_column_in_a_browser(tab_server, tmp_path: Pa
             page.get_by_text(table[0].name).first.wait_for()
             # The table scrolls inside its box (and renders only the rows in view): each sort is
             # checked on the rows it shows first, both ends of the order in turn.
-            values = sorted(r.value("nmi") for r in table if r.value("nmi") is not None)
+            values = sorted(r.value("nmi") for r in table)
             sort(page, "NMI", "ascending")
-            shown = [float(v) for v in column(page, "NMI") if v]
-            # Gradio's grid puts cells without a number (transfer rows have no NMI: 26 of 56 rows
-            # today) first when ascending, and renders only the ~30 rows of its window, so fewer
-            # numbers are in view here than in the descending order below.
-            assert len(shown) >= 3 and shown == values[: len(shown)]
+            shown = [float(v) for v in column(page, "NMI")]
+            assert len(shown) >= 5 and shown == values[: len(shown)]
             page.goto(url)  # a fresh table: sorts of several columns combine
             page.get_by_text(table[0].name).first.wait_for()
             sort(page, "NMI", "descending")
@@ -389,6 +412,11 @@ def test_app_leaderboard_sorts_by_a_column_in_a_browser(tab_server, tmp_path: Pa
             sort(page, "kNN k=20", "descending")
             best = max(table, key=lambda r: r.value("knn_k20") or -1)
             assert column(page, "encoder")[0] == best.name.replace("`", "")
+            # Choosing another set replaces the rows and the columns (transfer rows have no NMI).
+            page.locator("#leaderboard-set").get_by_text("Imagenette val (transfer)", exact=True).click()
+            page.locator("#leaderboard th[title='NMI']").wait_for(state="detached")
+            where = column(page, "evaluated on", "Imagenette val (transfer)")
+            assert len(where) >= 5 and set(where) == {"Imagenette val (transfer)"}
             page.screenshot(path=tmp_path / "leaderboard.png", full_page=True)
         finally:
             browser.close()
@@ -403,5 +431,6 @@ def test_the_demo_has_the_leaderboard_tab_and_endpoint() -> None:
 
     demo = create_app(AppConfig())
     blocks = {getattr(b, "elem_id", None): b for b in demo.blocks.values()}
-    assert "tab-leaderboard" in blocks and blocks["leaderboard"].value["data"] == table()[2]
+    assert "tab-leaderboard" in blocks and blocks["leaderboard-set"].value == "CIFAR-10 test"
+    assert blocks["leaderboard"].value["data"] == table(evaluated_on="CIFAR-10 test")[2]
     assert "leaderboard" in {d.get("api_name") for d in demo.config["dependencies"]}
