@@ -54,6 +54,11 @@ def test_cards_of_trained_encoders_show_how_to_retrain_them(name: str) -> None:
     recipe = Path(__file__).resolve().parents[1] / t.recipe
     assert recipe.is_file() and t.command.split()[2] == recipe.stem, "the command runs the recipe named"
     assert t.curves and (CARDS / t.curves).is_file() and f"]({t.curves})" in body
+    # The recipe's header comment (its settings, and what it changes from the paper) is quoted,
+    # without its `Run:` line; the first comment line is the recipe's title.
+    header = [line for line in recipe.read_text().splitlines() if line.startswith("#")]
+    quoted = next(line for line in body.splitlines() if line.startswith("> "))
+    assert quoted.startswith("> " + header[0].lstrip("# ").strip()) and "Run: zoo train" not in quoted
 
 
 def test_no_orphan_cards() -> None:

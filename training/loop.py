@@ -578,6 +578,36 @@ class Trainer:
 # -------------------------------------------------------------------- helpers
 
 
+def load_run(run_dir: str | Path, method: str, *, data: str | None = None) -> tuple[Trainer, Progress]:
+    """The trainer of the ``zoo train`` run in ``run_dir`` (its ``recipe.yaml`` and
+    ``checkpoint.pt``, finished or not), rebuilt with the trainer's own set-up and checkpoint
+    loading (tensors only, ``weights_only=True``), for tools that read a trained method's parts
+    beyond its backbone. ``method`` is the method the tool needs; ``data`` replaces the recipe's
+    ``data.path`` (paths are relative to where ``zoo train`` ran)."""
+    from zoo.training.recipe import load_recipe
+
+    run_dir = Path(run_dir)
+    recipe_path, ckpt = run_dir / "recipe.yaml", run_dir / CHECKPOINT_NAME
+    for path in (recipe_path, ckpt):
+        if not path.is_file():
+            raise ZooError(
+                f"{run_dir}: no {path.name}; give the run.out_dir of a `zoo train` run of {method}"
+            )
+    # Evaluation only: no compiled graph to build; the data path may have moved since the run.
+    recipe = load_recipe(recipe_path, ["train.compile=false", *([f"data.path={data}"] if data else [])])
+    if recipe.method_name != method:
+        raise ZooError(f"{run_dir} is a {recipe.method_name} run, not a {method} run")
+    if not Path(recipe.data.path).is_dir():
+        raise ZooError(
+            f"the run's dataset {recipe.data.path} is not a folder here (paths are relative to where"
+            " `zoo train` ran); pass --data ROOT"
+        )
+    trainer = Trainer(recipe)
+    trainer._setup()
+    progress = load_checkpoint(ckpt, model=trainer.method, optimizer=trainer.optimizer, scaler=trainer.scaler)
+    return trainer, progress
+
+
 class _ContinueWatch:
     """Notes SIGCONT, which a stopped process (Ctrl-Z, ``kill -STOP``) receives when it goes on.
     Only the main thread can install a handler; elsewhere (and off POSIX) it never fires."""

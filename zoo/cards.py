@@ -13,6 +13,7 @@ are these renders, checked in; a test keeps them equal to the registry.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -471,6 +472,7 @@ def _training_section(entry: ModelEntry) -> list[str]:
         t.command,
         "```",
         "",
+        *_recipe_notes(t.recipe),
     ]
     if t.curves:
         lines += [
@@ -480,6 +482,30 @@ def _training_section(entry: ModelEntry) -> list[str]:
             f" `{t.curves.rsplit('.', 1)[0]}.metrics.csv` and `.knn.csv` beside the plot).",
         ]
     return lines
+
+
+def _recipe_notes(recipe: str) -> list[str]:
+    """The recipe file's header comment, quoted: what it sets and what it changes from the paper
+    (each recipe says so there). Empty where the file is not beside the package (an install
+    without the repository's ``training/`` folder)."""
+    path = Path(__file__).resolve().parents[1] / recipe
+    if not path.is_file():
+        return []
+    notes = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("#"):
+            break
+        text = line.lstrip("#").strip()
+        if text and not text.startswith("Run:"):  # the command is in the block above
+            notes.append(text)
+    if not notes:
+        return []
+    return [
+        "The recipe's notes (its header comment; settings and changes from the paper):",
+        "",
+        "> " + " ".join(notes),
+        "",
+    ]
 
 
 def _weights_row(entry: ModelEntry) -> str:

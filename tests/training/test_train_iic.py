@@ -206,7 +206,7 @@ def test_the_command_names_what_is_wrong_with_the_run_folder(
     (tmp_path / "recipe.yaml").write_text(simclr.read_text())
     (tmp_path / "checkpoint.pt").write_bytes(b"")
     assert main([str(tmp_path)]) == 2
-    assert "is a simclr run; Hungarian accuracy needs an IIC run" in capsys.readouterr().err
+    assert "is a simclr run, not a iic run" in capsys.readouterr().err
     # An IIC run whose relative data.path does not resolve from here.
     iic = Path(__file__).parents[2] / "training" / "recipes" / "iic_r18q_cifar10.yaml"
     (tmp_path / "recipe.yaml").write_text(iic.read_text().replace("../shared/data", "../elsewhere/data"))

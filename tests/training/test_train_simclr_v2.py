@@ -54,3 +54,72 @@ def test_the_memory_option_fills_a_queue_from_a_momentum_network() -> None:
     assert int(v2.queue.pointer) == 12 % 12 and torch.isfinite(out["loss"])
     torch.testing.assert_close(v2.key_backbone[0].weight, 0.9 * key_before + 0.1 * v2.backbone[0].weight)
     assert all(p.grad is None for p in v2.key_backbone.parameters())
+
+
+# ------------------------------------------------------------------------------------------
+# Fine-tuning from the projector's middle layer
+# ------------------------------------------------------------------------------------------
+
+
+def test_the_middle_layer_encoder_is_the_backbone_and_the_projectors_first_layer() -> None:
+    from zoo.training.methods.simclr import middle_layer_encoder
+
+    v2 = build("simclr", proj_hidden_dim=16, proj_out_dim=8, proj_layers=3)
+    v2([torch.randn(6, 3, 16, 16), torch.randn(6, 3, 16, 16)])  # moves the BN statistics
+    v2.eval()
+    encoder = middle_layer_encoder(v2)
+    x = torch.randn(4, 3, 16, 16)
+    with torch.no_grad():
+        expected = v2.projection.layers[2](v2.projection.layers[1](v2.projection.layers[0](v2.backbone(x))))
+        torch.testing.assert_close(encoder(x), expected)
+    assert not encoder.training and expected.shape == (4, 16) and bool((expected >= 0).all())
+    # A copy: fine-tuning the encoder leaves the run's method as it was.
+    assert encoder.backbone[0].weight.data_ptr() != v2.backbone[0].weight.data_ptr()
+    with pytest.raises(ValueError, match="proj_layers: 3"):
+        middle_layer_encoder(build("simclr", proj_hidden_dim=16, proj_out_dim=8))
+
+
+def test_middle_layer_architectures_are_registered_per_backbone_and_width() -> None:
+    import zoo
+    from zoo.models.middle_layer import middle_layer_arch
+
+    arch = middle_layer_arch("resnet18_cifar_quarter", 512)
+    assert arch == "resnet18_cifar_quarter_mid512"
+    model = zoo.create_model(arch).eval()
+    assert model.embed_dim == 512 and model(torch.rand(2, 3, 32, 32)).shape == (2, 512)
+    keys = model.backbone.state_dict().keys()
+    assert {"projection.0.weight", "projection.1.running_mean"} <= keys and "projection.0.bias" not in keys
+    with pytest.raises(ValueError, match=r"resnet50.*add a line to zoo/models/middle_layer.py"):
+        middle_layer_arch("resnet50", 2048)
+
+
+def test_a_runs_middle_layer_exports_as_a_folder_that_fine_tunes(tmp_path, cifar_root, capsys) -> None:
+    """End to end on real images: a short SimCLR v2 run, its middle layer exported by the
+    command, loaded back by zoo.load with the same features as the run's method computes."""
+    from _seed_methods import seed_recipe
+    from zoo.training.loop import Trainer
+    from zoo.training.methods.simclr import main, middle_layer_encoder
+    from zoo.training.recipe import recipe_from_dict
+
+    import zoo
+
+    run, out = tmp_path / "run", tmp_path / "mid"
+    method = {"name": "simclr", "proj_hidden_dim": 512, "proj_out_dim": 16, "proj_layers": 3}
+    trainer = Trainer(recipe_from_dict(seed_recipe(run, cifar_root, method, run__export=True)))
+    assert trainer.fit().finished
+    assert main([str(run), "--middle-layer", str(out)]) == 0
+    assert f"zoo eval {out} --protocol finetune" in capsys.readouterr().out
+    encoder = zoo.load(str(out))
+    assert encoder.arch == "resnet18_cifar_quarter_mid512" and encoder.entry.name == "simclr-r18q-cifar10-mid"
+    assert encoder.preprocess == zoo.load(str(run / "export")).preprocess and encoder.entry.measured == ()
+    images = trainer.images[:8].float().div(255)  # decoded uint8 train images, as the run saw them
+    x = (images - torch.tensor(trainer.mean).view(1, 3, 1, 1)) / torch.tensor(trainer.std).view(1, 3, 1, 1)
+    with torch.no_grad():
+        torch.testing.assert_close(encoder.backbone(x), middle_layer_encoder(trainer.method.float())(x))
+    # A v1 run (2-layer projector) has no middle layer to export: one clear error, no folder.
+    v1 = tmp_path / "v1"
+    recipe = seed_recipe(v1, cifar_root, {"name": "simclr", "proj_hidden_dim": 32, "proj_out_dim": 16})
+    Trainer(recipe_from_dict({**recipe, "run": {**recipe["run"], "export": True}})).fit()
+    assert main([str(v1), "--middle-layer", str(tmp_path / "v1-mid")]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # after the rebuilt trainer's set-up log
+    assert last.startswith("zoo: error: ") and "proj_layers: 3" in last and not (tmp_path / "v1-mid").exists()

@@ -179,30 +179,10 @@ def run_cluster_accuracy(run_dir: str | Path, *, data: str | None = None) -> dic
     """Hungarian accuracy of the run in ``run_dir`` (its ``recipe.yaml`` and ``checkpoint.pt``,
     finished or not), rebuilt with the trainer's own set-up and checkpoint loading (tensors
     only, ``weights_only=True``). ``data`` replaces the recipe's ``data.path``."""
-    from zoo.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
-    from zoo.training.loop import Trainer
-    from zoo.training.recipe import load_recipe
+    from zoo.training.loop import load_run
 
-    from zoo.errors import ZooError
-
-    run_dir = Path(run_dir)
-    recipe_path, ckpt = run_dir / "recipe.yaml", run_dir / CHECKPOINT_NAME
-    for path in (recipe_path, ckpt):
-        if not path.is_file():
-            raise ZooError(f"{run_dir}: no {path.name}; give the run.out_dir of a `zoo train` run of IIC")
-    # Evaluation only: no compiled graph to build; the data path may have moved since the run.
-    overrides = ["train.compile=false", *([f"data.path={data}"] if data else [])]
-    recipe = load_recipe(recipe_path, overrides)
-    if recipe.method_name != IIC.name:
-        raise ZooError(f"{run_dir} is a {recipe.method_name} run; Hungarian accuracy needs an IIC run")
-    if not Path(recipe.data.path).is_dir():
-        raise ZooError(
-            f"the run's dataset {recipe.data.path} is not a folder here (paths are relative to where"
-            " `zoo train` ran); pass --data ROOT"
-        )
-    trainer = Trainer(recipe)
-    trainer._setup()
-    progress = load_checkpoint(ckpt, model=trainer.method, optimizer=trainer.optimizer, scaler=trainer.scaler)
+    trainer, progress = load_run(run_dir, IIC.name, data=data)
+    recipe = trainer.recipe
     method = trainer.method
     assert isinstance(method, IIC)
     accuracy = cluster_accuracy_on_test_split(trainer)

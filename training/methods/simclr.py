@@ -1,11 +1,15 @@
 """SimCLR (Chen, Kornblith, Norouzi & Hinton 2020), https://arxiv.org/abs/2002.05709, with
 SimCLR v2's options (Chen, Kornblith, Swersky, Norouzi & Hinton 2020,
-https://arxiv.org/abs/2006.10029): a 3-layer projector (``proj_layers: 3``) and a MoCo-style
-memory of momentum-encoder keys as extra negatives (``queue_size``)."""
+https://arxiv.org/abs/2006.10029): a 3-layer projector (``proj_layers: 3``), a MoCo-style
+memory of momentum-encoder keys as extra negatives (``queue_size``), and fine-tuning from the
+projector's middle layer: ``python -m zoo.training.methods.simclr RUN_DIR --middle-layer OUT``
+exports the backbone with the projector's first layer (:mod:`zoo.models.middle_layer`)."""
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -15,6 +19,13 @@ from zoo.training.losses.ntxent_memory import NTXentMemoryLoss
 from zoo.training.methods.base import Method, MethodConfig, forward_crops, register_method
 from zoo.training.momentum import momentum_copy, update_momentum
 from zoo.training.queue import FeatureQueue
+
+if __name__ == "__main__":
+    # `python -m zoo.training.methods.simclr RUN_DIR ...`: importing the package already ran (and
+    # registered) this module, so run that copy's main() rather than define SimCLR a second time.
+    from zoo.training.methods.simclr import main as _main
+
+    raise SystemExit(_main())
 
 
 @dataclass(frozen=True)
@@ -72,3 +83,93 @@ class SimCLR(Method):
         if self.config.queue_size:
             update_momentum(self.backbone, self.key_backbone, self.config.memory_momentum)
             update_momentum(self.projection, self.key_projection, self.config.memory_momentum)
+
+
+# ------------------------------------------------------------------------------------------
+# SimCLR v2's fine-tuning point: the backbone and the projector's first layer
+# ------------------------------------------------------------------------------------------
+
+
+def middle_layer_encoder(method: SimCLR) -> nn.Module:
+    """The backbone followed by the projector's first layer (Linear, BN, ReLU) as one module of
+    the registered middle-layer architecture (:mod:`zoo.models.middle_layer`), weights copied."""
+    from zoo.models.middle_layer import MiddleLayerEncoder
+
+    config = method.config
+    if config.proj_layers < 3 or not config.proj_batch_norm:
+        raise ValueError(
+            "SimCLR v2's middle layer needs a projector of 3 or more layers with BN (proj_layers: 3,"
+            f" proj_batch_norm: true); this run has {config.proj_layers} layers"
+            f"{'' if config.proj_batch_norm else ' without BN'}"
+        )
+    linear, norm = method.projection.layers[0], method.projection.layers[1]
+    encoder = MiddleLayerEncoder(copy.deepcopy(method.backbone), linear.in_features, linear.out_features)
+    encoder.projection[0].load_state_dict(linear.state_dict())
+    encoder.projection[1].load_state_dict(norm.state_dict())
+    return encoder.float().cpu().eval()
+
+
+def export_middle_layer(run_dir: str | Path, out: str | Path, *, data: str | None = None) -> Path:
+    """Export a finished SimCLR v2 run's middle-layer encoder as a zoo folder named
+    ``<run name>-mid``, with the run's preprocessing (``zoo eval OUT --protocol finetune`` then
+    fine-tunes from the head's middle layer, as SimCLR v2 does)."""
+    import dataclasses
+
+    from zoo.training.loop import load_run
+
+    import zoo
+    from zoo.errors import ZooError
+    from zoo.export import export
+    from zoo.models.middle_layer import middle_layer_arch
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "export" / "model.safetensors").is_file():
+        raise ZooError(f"{run_dir}: no export/ yet; the middle layer is exported from a finished run")
+    trainer, _ = load_run(run_dir, SimCLR.name, data=data)
+    method = trainer.method
+    assert isinstance(method, SimCLR)
+    try:
+        encoder = middle_layer_encoder(method)
+        arch = middle_layer_arch(trainer.recipe.arch, method.config.proj_hidden_dim)
+    except ValueError as e:
+        raise ZooError(f"{run_dir}: {e}") from None
+    run_export = zoo.load(str(run_dir / "export"))
+    entry = dataclasses.replace(
+        run_export.entry,
+        name=f"{run_export.entry.name}-mid",
+        arch=arch,
+        measured=(),
+        description=(
+            f"{run_export.entry.name}'s backbone and its projector's first layer (Linear, BN, ReLU):"
+            " SimCLR v2's fine-tuning point (Chen et al. 2020b, sec. 2)."
+        ),
+    )
+    export(zoo.Encoder(encoder, arch, run_export.preprocess, entry), out, onnx=False)
+    return Path(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m zoo.training.methods.simclr RUN_DIR --middle-layer OUT [--data ROOT]``."""
+    import argparse
+    import sys
+
+    from zoo.errors import ZooError
+
+    parser = argparse.ArgumentParser(
+        prog="python -m zoo.training.methods.simclr",
+        description="Export a SimCLR v2 run's encoder with its projector's first layer, the point"
+        " SimCLR v2 fine-tunes from.",
+    )
+    parser.add_argument("run_dir", type=Path, help="the run.out_dir of a finished `zoo train` SimCLR run")
+    parser.add_argument(
+        "--middle-layer", type=Path, required=True, metavar="OUT", help="the zoo folder to write"
+    )
+    parser.add_argument("--data", default=None, help="dataset root (default: the recipe's data.path)")
+    args = parser.parse_args(argv)
+    try:
+        out = export_middle_layer(args.run_dir, args.middle_layer, data=args.data)
+    except ZooError as e:
+        print(f"zoo: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}: fine-tune it with `zoo eval {out} --protocol finetune --label-fraction 0.1`")
+    return 0
