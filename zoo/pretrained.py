@@ -996,7 +996,8 @@ TRAINED: tuple[Trained, ...] = (
         epochs=8, steps=1560, batch_size=256, minutes=34.7, hardware=_CPU,
     ),
     Trained(
-        name="simclr-v2-r18q-cifar10", arch="resnet18_cifar_quarter", method="simclr", paper=PAPERS["simclr-v2"],
+        name="simclr-v2-r18q-cifar10", arch="resnet18_cifar_quarter", method="simclr",
+        paper=PAPERS["simclr-v2"],
         dataset="cifar10", size=32, resize=32, precision="fp16",
         sha256="e86e07e81faf7c4c959f82c0e39b72089201373f17e8817e870e962f014c47a4",
         command="zoo train simclr_v2_r18q_cifar10 train.epochs=8 run.knn_every_epochs=1",
