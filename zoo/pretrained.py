@@ -1003,6 +1003,13 @@ TRAINED: tuple[Trained, ...] = (
         command="zoo train simclr_v2_r18q_cifar10 train.epochs=8 run.knn_every_epochs=1",
         epochs=8, steps=1560, batch_size=256, minutes=27.5, hardware=_CPU,
     ),
+    Trained(
+        name="cpc-v2-r18q-cifar10", arch="resnet18_cifar_quarter", method="cpc-v2", paper=PAPERS["cpc-v2"],
+        dataset="cifar10", size=32, resize=32, precision="fp16",
+        sha256="9300f5f9c13584600ab78d3045aeb78af960f672df8172c26c10931ec6de8ce6",
+        command="zoo train cpc_v2_r18q_cifar10 train.epochs=8 run.knn_every_epochs=1",
+        epochs=8, steps=6248, batch_size=64, minutes=78.0, hardware=_CPU,
+    ),
 )
 # fmt: on
 
