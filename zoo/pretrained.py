@@ -1010,6 +1010,13 @@ TRAINED: tuple[Trained, ...] = (
         command="zoo train cpc_v2_r18q_cifar10 train.epochs=8 run.knn_every_epochs=1",
         epochs=8, steps=6248, batch_size=64, minutes=78.0, hardware=_CPU,
     ),
+    Trained(
+        name="mae-vitt4-cifar10", arch="vit_tiny_patch4_32", method="mae", paper=PAPERS["mae"],
+        dataset="cifar10", size=32, resize=32, precision="fp16",
+        sha256="12a53147899327668a2e75439322e7aa6df4a7e05c24866723afa5e904d55b9a",
+        command="zoo train mae_vitt4_cifar10 train.epochs=8 run.knn_every_epochs=1 optim.warmup_epochs=1",
+        epochs=8, steps=1560, batch_size=256, minutes=46.3, hardware=_CPU_OWN_CORE,
+    ),
 )
 # fmt: on
 
