@@ -8,7 +8,8 @@ A long CPU run (the flagship encoders) is judged by how its kNN curve compares w
 published set-ups reach at the same epoch, and by what it costs: the CPU-hours are the sum of
 the ``cpu_s`` column of ``metrics.csv`` (process CPU seconds between two logged rows, so time
 spent waiting for a busy machine is not counted, and resumed runs add up). The figure has two
-panels: kNN against epoch with the reference curve, and kNN against CPU-hours.
+panels: kNN against epoch with the reference curve, and kNN against hours of compute: this run's
+CPU-hours beside the reference's hours on its own device (a V100 for the MoCo demo) where known.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ class Reference:
     label: str
     points: tuple[tuple[int, float], ...]
     source: str
+    #: Hours per epoch on the reference's own device, and that device ("1 V100"), where published:
+    #: the compute panel draws the reference against those device-hours beside our CPU-hours.
+    hours_per_epoch: float | None = None
+    device: str = ""
 
 
 #: Published curves to compare against: kNN top-1 % against epochs.
@@ -39,11 +44,29 @@ REFERENCES = {
     "moco-cifar10-demo": Reference(
         label="MoCo CIFAR-10 demo (ResNet-18, batch 512, 200-epoch cosine, 1 V100)",
         points=(
-            (1, 31.98), (2, 33.52), (3, 34.71), (5, 37.95), (10, 48.03), (15, 54.84), (20, 61.38),
-            (25, 65.55), (30, 67.05), (40, 71.32), (50, 73.30), (60, 75.00), (75, 75.93),
-            (100, 78.06), (125, 79.92), (150, 81.18), (175, 82.42), (200, 82.58),
+            (1, 31.98),
+            (2, 33.52),
+            (3, 34.71),
+            (5, 37.95),
+            (10, 48.03),
+            (15, 54.84),
+            (20, 61.38),
+            (25, 65.55),
+            (30, 67.05),
+            (40, 71.32),
+            (50, 73.30),
+            (60, 75.00),
+            (75, 75.93),
+            (100, 78.06),
+            (125, 79.92),
+            (150, 81.18),
+            (175, 82.42),
+            (200, 82.58),
         ),
         source="facebookresearch/moco, branch colab-notebook, colab/moco_cifar10_demo.ipynb (log output)",
+        # About 20 s per epoch on one V100, 67 minutes for 200 (../shared/reference/small-budget-ssl.md).
+        hours_per_epoch=20 / 3600,
+        device="1 V100",
     ),
     # Only the final number is published (the max over epochs); the docs say k=20, the script
     # sets k=200, so the protocol is uncertain (../shared/reference/small-budget-ssl.md, sec. 2).
@@ -114,8 +137,21 @@ def plot(points: list[Point], reference: Reference | None, out: Path, title: str
     by_epoch.set(xlabel="epoch", ylabel=ylabel, title="kNN against epochs")
     by_epoch.legend(fontsize=7)
     by_epoch.grid(alpha=0.3)
-    by_hours.plot([p.cpu_hours for p in points], top1, "o-", color="C2")
-    by_hours.set(xlabel="CPU-hours (process CPU time, 1 thread)", title="kNN against compute")
+    by_hours.plot(
+        [p.cpu_hours for p in points], top1, "o-", color="C2", label="this run, CPU-hours (1 thread)"
+    )
+    if reference is not None and reference.hours_per_epoch:
+        hours = [epoch * reference.hours_per_epoch for epoch, _ in reference.points]
+        by_hours.plot(
+            hours,
+            [v for _, v in reference.points],
+            "s--",
+            color="C1",
+            alpha=0.7,
+            label=f"{reference.label.split(' (')[0]}, {reference.device}-hours",
+        )
+        by_hours.legend(fontsize=7)
+    by_hours.set(xlabel="hours of one device (process CPU time for this run)", title="kNN against compute")
     by_hours.grid(alpha=0.3)
     fig.suptitle(title)
     fig.tight_layout()
@@ -191,7 +227,13 @@ def main(argv: list[str] | None = None) -> int:
         data = {
             "run": str(args.run),
             "points": [p.__dict__ for p in points],
-            "reference": {"label": reference.label, "source": reference.source, "points": reference.points},
+            "reference": {
+                "label": reference.label,
+                "source": reference.source,
+                "points": reference.points,
+                "hours_per_epoch": reference.hours_per_epoch,
+                "device": reference.device,
+            },
         }
         atomic_write_text(args.json, json.dumps(data, indent=2) + "\n")
     return 0
