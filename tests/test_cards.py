@@ -146,3 +146,22 @@ def test_pretext_task_section() -> None:
     hungarian = Metric("cifar10-test", "task-cluster-accuracy", 19.36, "Hungarian", "python -m ...")
     iic = dataclasses.replace(base, method="iic", measured=(*base.measured, hungarian))
     assert "## Clustering task" in render_card(iic) and "## Pretext task" not in render_card(iic)
+
+
+def test_flagship_cards_state_cpu_hours_and_plot_them_next_to_the_reference() -> None:
+    import json
+
+    entry = zoo.model_info("simclr-r18h-imagenette")
+    assert entry.training is not None and entry.training.progress
+    figure = CARDS / entry.training.progress
+    progress = json.loads(figure.with_suffix(".json").read_text())
+    last = progress["points"][-1]
+    _, body = parse(render_card(entry))
+    compute = body.split("### Compute", 1)[1]
+    assert f"{last['cpu_hours']:.1f} CPU-hours to epoch {last['epoch']}" in compute
+    assert progress["reference"]["label"] in compute
+    assert f"]({entry.training.progress})" in compute and figure.is_file()
+    assert "flagship" in entry.description
+    # A short reference run has neither the section nor the flagship wording.
+    short = zoo.model_info("simclr-r18q-cifar10")
+    assert "### Compute" not in render_card(short) and "flagship" not in short.description

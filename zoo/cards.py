@@ -12,6 +12,7 @@ are these renders, checked in; a test keeps them equal to the registry.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -481,6 +482,38 @@ def _training_section(entry: ModelEntry) -> list[str]:
             "Training loss per step and the online kNN monitor of the run (the per-step values are in"
             f" `{t.curves.rsplit('.', 1)[0]}.metrics.csv` and `.knn.csv` beside the plot).",
         ]
+    if t.progress:
+        lines += ["", *_progress_section(t.progress)]
+    return lines
+
+
+def _progress_section(figure: str) -> list[str]:
+    """A long run's cost and curve: CPU-hours and kNN against them beside the published reference,
+    from the figure's ``.json`` (``python -m zoo.training.progress RUN --out F.png --json F.json``)
+    in ``model_cards/``. Only the figure where the file is not beside the package."""
+    lines = ["### Compute", ""]
+    path = Path(__file__).resolve().parents[1] / "model_cards" / Path(figure).with_suffix(".json")
+    if path.is_file():
+        progress = json.loads(path.read_text(encoding="utf-8"))
+        last, ref = progress["points"][-1], progress["reference"]
+        ref_epoch, ref_top1 = ref["points"][-1]
+        ref_cost = (
+            f" in {ref_epoch * ref['hours_per_epoch']:.1f} hours of {ref['device']}"
+            if ref.get("hours_per_epoch")
+            else ""
+        )
+        lines += [
+            f"{last['cpu_hours']:.1f} CPU-hours to epoch {last['epoch']} (process CPU time of its one"
+            " thread, summed over the run's logged steps: waiting for a busy machine is not counted,"
+            f" resumed sessions add up). The online kNN monitor (k={last['k']},"
+            f" T={last['temperature']:g}, {last['train_images']:,} train images) read {last['top1']:.2f}"
+            f" there; the reference, {ref['label']}, reads {ref_top1:.2f} at epoch {ref_epoch}{ref_cost}"
+            f" ({ref['source']}).",
+            "",
+        ]
+    lines += [
+        f"![online kNN against epochs and against CPU-hours, next to the reference]({figure})",
+    ]
     return lines
 
 

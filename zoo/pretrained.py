@@ -479,19 +479,39 @@ UPSTREAM: tuple[ModelEntry, ...] = (
     #     name, arch, what, file, kNN top-1, linear top-1, how the linear number was measured
     _dino("dino-r50", "resnet50", "ResNet-50", "dino_resnet50_pretrain", 67.5, 75.3, _DINO_LINEAR_R50),
     _dino(
-        "dino-vits16", "vit_small_patch16_224", "ViT-Small/16", "dino_deitsmall16_pretrain", 74.5, 77.0,
+        "dino-vits16",
+        "vit_small_patch16_224",
+        "ViT-Small/16",
+        "dino_deitsmall16_pretrain",
+        74.5,
+        77.0,
         _DINO_LINEAR_VITS,
     ),
     _dino(
-        "dino-vits8", "vit_small_patch8_224", "ViT-Small/8", "dino_deitsmall8_pretrain", 78.3, 79.7,
+        "dino-vits8",
+        "vit_small_patch8_224",
+        "ViT-Small/8",
+        "dino_deitsmall8_pretrain",
+        78.3,
+        79.7,
         _DINO_LINEAR_VITS,
     ),
     _dino(
-        "dino-vitb16", "vit_base_patch16_224", "ViT-Base/16", "dino_vitbase16_pretrain", 76.1, 78.2,
+        "dino-vitb16",
+        "vit_base_patch16_224",
+        "ViT-Base/16",
+        "dino_vitbase16_pretrain",
+        76.1,
+        78.2,
         _DINO_LINEAR_VITB,
     ),
     _dino(
-        "dino-vitb8", "vit_base_patch8_224", "ViT-Base/8", "dino_vitbase8_pretrain", 77.4, 80.1,
+        "dino-vitb8",
+        "vit_base_patch8_224",
+        "ViT-Base/8",
+        "dino_vitbase8_pretrain",
+        77.4,
+        80.1,
         _DINO_LINEAR_VITB,
     ),
     # Barlow Twins, VICReg (facebookresearch)
@@ -694,6 +714,9 @@ class Trained(NamedTuple):
     hardware: str
     #: The frozen zoo encoder a distillation method (CRD, feature regression) learned from.
     teacher: str = ""
+    #: A flagship's long-run progress figure beside the cards (``curves/flagship-<run>.png``, made
+    #: by ``python -m zoo.training.progress`` with its ``.json``): kNN against CPU-hours.
+    progress: str = ""
 
     def source(self) -> str:
         """This row as it is written in :data:`TRAINED` (shared text by the constant's name), so a
@@ -714,7 +737,9 @@ class Trained(NamedTuple):
             ("command",),
             ("epochs", "steps", "batch_size", "minutes", "hardware"),
             *([("teacher",)] if self.teacher else []),
+            *([("progress",)] if self.progress else []),
         ]
+
         def wrapped(keys: tuple[str, ...]) -> list[tuple[str, ...]]:
             # One line per group, split in two where it would pass the line length (110).
             if len(keys) > 1 and len(f"        {', '.join(arg(k) for k in keys)},") > 110:
@@ -772,7 +797,15 @@ def trained_entry(row: Trained) -> ModelEntry:
         hardware=row.hardware,
         minutes=row.minutes,
         curves=f"curves/{row.name}.png",
+        progress=row.progress,
     )
+    if row.progress:  # a flagship: the project's longest run of its kind, not a short reference
+        purpose = "The project's flagship encoder for this data, trained over several sessions."
+    else:
+        purpose = (
+            "Small and quickly trained: a reproducible reference for the method and the recipe,"
+            " not a state-of-the-art encoder."
+        )
     return ModelEntry(
         name=row.name,
         arch=row.arch,
@@ -780,8 +813,7 @@ def trained_entry(row: Trained) -> ModelEntry:
         dataset=row.dataset,
         description=(
             f"{_how_trained(row)} on the {n_train:,} {short} train images ({row.epochs} epochs at"
-            f" {row.size} px on a 2-core CPU). Small and quickly trained: a reproducible reference for"
-            " the method and the recipe, not a state-of-the-art encoder."
+            f" {row.size} px on a 2-core CPU). {purpose}"
         ),
         weights=Weights(file=f"zoo:weights/{row.name}.safetensors", sha256=row.sha256),
         # As the recipes train: ImageNet statistics; CIFAR-10 whole at 32 px, Imagenette's shorter
@@ -964,6 +996,7 @@ TRAINED: tuple[Trained, ...] = (
         sha256="f2e7fe147cab6702ef85ce7903783e33aeeb463cc503c558d69dd9815c701c8f",
         command="zoo train simclr_r18h_imagenette",
         epochs=200, steps=14600, batch_size=128, minutes=616.2, hardware=_CPU,
+        progress="curves/flagship-simclr-r18h-imagenette.png",
     ),
     Trained(
         name="colorization-r18q-cifar10", arch="resnet18_cifar_quarter",

@@ -92,7 +92,8 @@ class Training:
 
     ``command`` is the ``zoo train`` call (recipe + overrides) that produced the weights;
     ``recipe`` the recipe file it names; ``hardware`` and ``minutes`` the CPU budget it ran
-    in; ``curves`` the training-curves plot beside the checked-in cards (``model_cards/``).
+    in; ``curves`` the training-curves plot beside the checked-in cards (``model_cards/``);
+    ``progress``, for a long run, its kNN-against-CPU-hours figure there (with a ``.json``).
     """
 
     recipe: str
@@ -103,6 +104,7 @@ class Training:
     hardware: str
     minutes: float
     curves: str = ""
+    progress: str = ""
 
 
 @dataclass(frozen=True)
