@@ -159,6 +159,11 @@ BASELINES = (
         scores={"knn-k20": 32.39, "knn-k200": 32.09, "linear": 42.10, "nmi": 3.67},
     ),
     Baseline(
+        like="mae-vitt4-cifar10",
+        label="random init, `vit_tiny_patch4_32`",
+        scores={"knn-k20": 31.41, "knn-k200": 30.94, "linear": 41.58, "nmi": 7.68},
+    ),
+    Baseline(
         like="simclr-r18-imagenette",
         label="random init, `resnet18` at 64 px",
         scores={"knn-k20": 34.90, "knn-k200": 31.64, "linear": 38.52, "nmi": 6.50},
