@@ -37,9 +37,10 @@ def test_trained_entry_loads_its_verified_installed_weights(name: str) -> None:
     assert entry.weights.file == f"zoo:weights/{name}.safetensors" and len(entry.weights.sha256) == 64
     assert _package_file(entry.weights.file) == WEIGHTS / f"{name}.safetensors"
     tensors, _ = read_safetensors(WEIGHTS / f"{name}.safetensors")
-    # The first convolution's weights (CMC's two halves each have one; both share a precision).
-    first_conv = next(v for k, v in tensors.items() if k.endswith("conv1.weight"))
-    precision = "fp16" if first_conv.dtype == torch.float16 else "fp32"
+    # A layer's weight matrix or kernel (a ResNet's convolutions, a ViT's patch embedding and
+    # linear layers; every tensor of a file shares one precision).
+    weight = next(v for _, v in sorted(tensors.items()) if v.is_floating_point() and v.dim() >= 2)
+    precision = "fp16" if weight.dtype == torch.float16 else "fp32"
     # The four numbers ship measures on the entry's own dataset say which copy they measured.
     shipped = ("knn-k20", "knn-k200", "linear", "nmi")
     own = [m for m in entry.measured if m.dataset.startswith(entry.dataset) and m.protocol in shipped]
