@@ -79,7 +79,7 @@ def real_features(cifar_root: Path) -> tuple[torch.Tensor, torch.Tensor, torch.T
     """A real zoo encoder's features of real CIFAR-10 images: (views, truth) of 6 test images
     under 20 small shifts and flips each (clusters tighter than any two images are apart),
     and 200 training images (20 per class)."""
-    encoder = zoo.load("moco-v2-r18q-cifar10").eval()
+    encoder = zoo.load("moco-v2-r18q-cifar10.ep8").eval()
     mean = torch.tensor(encoder.preprocess.mean).view(1, 3, 1, 1)
     std = torch.tensor(encoder.preprocess.std).view(1, 3, 1, 1)
     test, _, _ = load_split(cifar_root / "test", 32, limit_per_class=1)

@@ -21,7 +21,7 @@ from zoo.training.recipe import RecipeError, load_recipe, recipe_from_dict
 
 import zoo
 
-TEACHER = "moco-v2-r18q-cifar10"
+TEACHER = "moco-v2-r18q-cifar10.ep8"
 CRD = {"name": "crd", "teacher": TEACHER, "out_dim": 16, "num_negatives": 32}
 REGRESSION = {"name": "feature_regression", "teacher": TEACHER}
 
