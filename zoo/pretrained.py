@@ -724,7 +724,7 @@ class Trained(NamedTuple):
         def wrapped(keys: tuple[str, ...]) -> list[tuple[str, ...]]:
             # One line per group, split in two where it would pass the line length (110).
             if len(keys) > 1 and len(f"        {', '.join(arg(k) for k in keys)},") > 110:
-                return [keys[: len(keys) // 2], keys[len(keys) // 2 :]]
+                return wrapped(keys[: len(keys) // 2]) + wrapped(keys[len(keys) // 2 :])
             return [keys]
 
         def line(keys: tuple[str, ...]) -> str:
