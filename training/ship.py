@@ -394,7 +394,8 @@ def main(argv: list[str] | None = None) -> None:
     print(
         "Paste this row into TRAINED in zoo/pretrained.py, replacing any row of that name (check"
         " `paper` and `hardware`: _CPU is a run sharing the machine, _CPU_OWN_CORE one with a core"
-        " of its own); until then `import zoo` refuses the new numbers:\n"
+        " of its own on the AMD EPYC, _CPU_XEON_OWN_CORE on the Intel Xeon); until then `import zoo`"
+        " refuses the new numbers:\n"
     )
     print(summary["row"].source())
 

@@ -511,9 +511,7 @@ def _progress_section(figure: str) -> list[str]:
             f" ({ref['source']}).",
             "",
         ]
-    lines += [
-        f"![online kNN against epochs and against CPU-hours, next to the reference]({figure})",
-    ]
+    lines.append(f"![online kNN against epochs and against CPU-hours, next to the reference]({figure})")
     return lines
 
 

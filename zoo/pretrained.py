@@ -665,6 +665,9 @@ _CPU_OWN_CORE = (
     "one thread of a 2-core AMD EPYC CPU (AVX-512 bf16) holding a core of its own (real-time priority);"
     " bf16 autocast, channels-last, torch.compile"
 )
+_CPU_XEON_OWN_CORE = (
+    "one thread of a 2-core Intel Xeon CPU (AMX bf16) holding a core of its own; bf16 autocast, channels-last"
+)
 
 #: dataset -> (display name, train images): the sets the recipes train on, in ../shared/data.
 _TRAIN_SETS = {"cifar10": ("CIFAR-10", 50_000), "imagenette": ("Imagenette", 9_469)}
@@ -704,7 +707,7 @@ class Trained(NamedTuple):
         """This row as it is written in :data:`TRAINED` (shared text by the constant's name), so a
         tool can print the line to paste there; ``eval`` of it in this module gives the row back."""
         named = {v: f'PAPERS["{k}"]' for k, v in PAPERS.items()}
-        named.update({_CPU: "_CPU", _CPU_OWN_CORE: "_CPU_OWN_CORE"})
+        named.update({_CPU: "_CPU", _CPU_OWN_CORE: "_CPU_OWN_CORE", _CPU_XEON_OWN_CORE: "_CPU_XEON_OWN_CORE"})
 
         def arg(key: str) -> str:
             value = getattr(self, key)
@@ -1031,10 +1034,7 @@ TRAINED: tuple[Trained, ...] = (
         dataset="cifar10", size=32, resize=32, precision="fp16",
         sha256="12a53147899327668a2e75439322e7aa6df4a7e05c24866723afa5e904d55b9a",
         command="zoo train mae_vitt4_cifar10 train.epochs=8 run.knn_every_epochs=1 optim.warmup_epochs=1",
-        epochs=8, steps=1560, batch_size=256, minutes=46.3, hardware=(
-            "one thread of a 2-core Intel Xeon CPU (AMX bf16) holding a core of its own; bf16 autocast,"
-            " channels-last"
-        ),
+        epochs=8, steps=1560, batch_size=256, minutes=46.3, hardware=_CPU_XEON_OWN_CORE,
     ),
     Trained(
         name="moco-v2-r18q-cifar10.ep200", arch="resnet18_cifar_quarter",
