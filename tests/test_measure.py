@@ -177,3 +177,11 @@ def test_measure_refuses_unknown_names_and_protocols(small_root: Path, table: Pa
     assert "--protocols takes finetune, transfer" in capsys.readouterr().err
     assert measure.main([CIFAR, "--data-root", str(small_root / "nowhere"), "--dry-run"]) == 2
     assert "dataset not found" in capsys.readouterr().err
+
+
+def test_a_bare_name_measures_its_default_tag_only() -> None:
+    tags = [n for n in zoo.list_models("moco-v2-r18q-cifar10.*") if zoo.model_info(n).training]
+    assert len(tags) > 1  # the 200-epoch flagship (default) and the 8-epoch leaderboard encoder
+    chosen = [e.name for e in measure.trained_entries(["moco-v2-r18q-cifar10"])]
+    assert chosen == [zoo.model_info("moco-v2-r18q-cifar10").name]
+    assert [e.name for e in measure.trained_entries(["moco-v2-r18q-cifar10.*"])] == tags

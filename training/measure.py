@@ -35,7 +35,7 @@ from typing import TextIO
 
 import zoo
 from zoo.evaluate import shown_path
-from zoo.registry import ModelEntry
+from zoo.registry import ModelEntry, is_registered, resolve_name
 from zoo.results import RESULTS_ENV, Result, load, results_file
 
 #: The datasets zoo trains on: the registry's ``dataset`` -> (folder under the data root, split scored).
@@ -78,7 +78,9 @@ def trained_entries(patterns: Sequence[str] = ()) -> list[ModelEntry]:
         return entries
     chosen: dict[str, ModelEntry] = {}
     for pattern in patterns:
-        found = [e for e in entries if fnmatch.fnmatchcase(e.name, pattern)]
+        # A bare name stands for its default tag, as everywhere else (``moco-v2-r18q-cifar10``).
+        name = resolve_name(pattern) if is_registered(pattern) else pattern
+        found = [e for e in entries if fnmatch.fnmatchcase(e.name, name)]
         if not found:
             raise zoo.ZooError(
                 f"{pattern!r} names no zoo-trained encoder; they are: {', '.join(e.name for e in entries)}"

@@ -964,10 +964,10 @@ TRAINED: tuple[Trained, ...] = (
         name="feature-regression-r10q-cifar10", arch="resnet10_cifar_quarter",
         method="feature-regression", paper=PAPERS["feature-regression"],
         dataset="cifar10", size=32, resize=32, precision="fp16",
-        sha256="0eee649a43dbffc6fcac312290c2c04e8761dc8e36eb02288e70086b2fbbba46",
+        sha256="d63b890ee1b98ec7a22226d6ecd39803b9176c2c8e7c8450cd431137d19adaa7",
         command="zoo train feature_regression_r10q_cifar10 train.epochs=8 run.knn_every_epochs=1",
-        epochs=8, steps=1560, batch_size=256, minutes=7.3, hardware=_CPU_OWN_CORE,
-        teacher="vicreg-r18q-cifar10",
+        epochs=8, steps=1560, batch_size=256, minutes=12.5, hardware=_CPU,
+        teacher="moco-v2-r18q-cifar10",
     ),
     Trained(
         name="cmc-r18q-cifar10", arch="cmc_resnet18_cifar_quarter", method="cmc", paper=PAPERS["cmc"],

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from _seed_methods import short_run_beats_random_init
 from zoo.training.checkpoint import CHECKPOINT_NAME, Progress
 from zoo.training.data import decode
 from zoo.training.loop import Trainer, read_csv
@@ -283,6 +284,25 @@ def test_dcgan_discriminator_batches_real_and_generated_images_as_configured(
     torch.testing.assert_close(out["d_real_acc"], (logits > 0).float().mean() * 100)
 
 
+def test_dcgan_discriminator_pools_every_layer_and_its_logit_reads_the_last(batch: torch.Tensor) -> None:
+    torch.manual_seed(0)
+    disc = zoo.create_model("dcgan_discriminator").backbone.eval()
+    cls = get_method("dcgan")
+    config = cls.Config(generator_width=8, latent_dim=16)
+    method = cls(disc, get_arch("dcgan_discriminator").embed_dim, config)
+    features = disc(batch)
+    # The paper's CIFAR-10 features: each layer's output max-pooled to 4x4, concatenated.
+    x, pooled = batch, []
+    for block in disc.blocks:
+        x = block(x)
+        pooled.append(torch.nn.functional.max_pool2d(x, x.shape[-1] // 4).flatten(1))
+    torch.testing.assert_close(features, torch.cat(pooled, 1))
+    assert features.shape == (len(batch), (64 + 128 + 256) * 16)
+    # DCGAN's last layer: a linear function of the last 4x4 map only, not of the earlier layers.
+    assert method.logit.in_features == 256 * 16
+    torch.testing.assert_close(method.discriminate(batch), method.logit(features[:, -256 * 16 :]))
+
+
 def test_super_resolution_encodes_the_bicubic_low_resolution_view(batch: torch.Tensor) -> None:
     method = build("super_resolution").train()
     out = {}
@@ -527,6 +547,11 @@ def test_short_run_beats_random_init_knn(name: str, tmp_path: Path, cifar_root: 
         f" {metric} {last[metric]}"
     )
     assert top1 > random_top1 + 1
+
+
+@pytest.mark.slow
+def test_the_paper_dcgan_recipe_beats_random_init(tmp_path: Path, cifar_root: Path) -> None:
+    short_run_beats_random_init(tmp_path, "dcgan_disc_cifar10", cifar_root)
 
 
 @pytest.mark.slow

@@ -3,8 +3,9 @@
 A generator maps noise to images and a discriminator tells them from real ones; to win, the
 discriminator has to model what real images look like, and the paper showed its features
 make a good image representation (section 5.1: CIFAR-10 classification from the
-discriminator's features). Here the discriminator's trunk *is* zoo's backbone (its pooled
-features feed a linear real/fake logit), and it is what ships; the generator is DCGAN's
+discriminator's features). Here the discriminator's trunk *is* zoo's backbone (its features,
+or the part of them the backbone names in ``logit_features``, feed a linear real/fake logit),
+and it is what ships; the generator is DCGAN's
 (:class:`DCGANGenerator`: a 4x4 projection of 100-d noise and stride-2 transposed
 convolutions with BN + ReLU, tanh output; N(0, 0.02) initialisation).
 
@@ -15,10 +16,12 @@ detached (:func:`frozen_call`), so each player's parameters get exactly the grad
 own loss, updated simultaneously (the paper alternates one D step and one G step).
 Real and generated images go through the discriminator as separate batches, as in DCGAN.
 
-What zoo's recipe changes from the paper: its all-convolutional discriminator (LeakyReLU, BN,
-no pooling) becomes zoo's CIFAR ResNet backbone with a linear head; the paper evaluated
-max-pooled features of every discriminator layer with an L2-SVM, zoo evaluates the
-backbone's pooled output like every other encoder. Adam lr 2e-4, beta1 0.5 (the paper's).
+Two recipes: ``dcgan_disc_cifar10`` keeps the paper's all-convolutional discriminator
+(:mod:`zoo.models.dcgan`, whose features are the paper's: every layer max-pooled to 4x4 and
+concatenated; its logit reads the last layer's map only, as the paper's last convolution);
+``dcgan_r18q_cifar10`` puts the leaderboard's quarter-width CIFAR ResNet in its place, with a
+linear logit on its pooled output (it needed the stabilisers below and still stayed below
+random init: training/README). Adam lr 2e-4, beta1 0.5 (the paper's).
 
 Logged in metrics.csv: ``d_loss``, ``g_loss``, ``d_real_acc`` and ``d_fake_acc`` (% of real /
 generated images the discriminator classifies correctly).
@@ -82,7 +85,10 @@ class DCGAN(Method):
     def __init__(self, backbone: nn.Module, embed_dim: int, config: DCGANConfig) -> None:
         super().__init__(backbone, embed_dim, config)
         self.generator = DCGANGenerator(config.image_size, config.latent_dim, config.generator_width)
-        self.logit = nn.Linear(embed_dim, 1)
+        # A backbone may name the part of its features the real/fake logit reads (DCGAN's own
+        # discriminator: its last layer's map, zoo.models.dcgan); otherwise all of them.
+        self.logit_features: slice = getattr(backbone, "logit_features", slice(0, embed_dim))
+        self.logit = nn.Linear(len(range(embed_dim)[self.logit_features]), 1)
         self.gan = GANLoss(real_label=config.real_label)
         self.noise_std = config.instance_noise
 
@@ -108,7 +114,7 @@ class DCGAN(Method):
         return x + torch.randn_like(x) * (self.noise_std / std)
 
     def discriminate(self, x: torch.Tensor) -> torch.Tensor:
-        return self.logit(self.backbone(x))
+        return self.logit(self.backbone(x)[:, self.logit_features])
 
     def generate(self, n: int, device: torch.device | str = "cpu") -> torch.Tensor:
         """``n`` generated images, normalised like the views (ImageNet statistics)."""
@@ -130,7 +136,7 @@ class DCGAN(Method):
         # The generator's term through the discriminator frozen: gradients reach G only (in
         # the same batch composition the discriminator saw).
         seen = torch.cat([real, fake]) if self.config.mixed_batch else fake
-        frozen_features = frozen_call(self.backbone, seen)[-n:]
+        frozen_features = frozen_call(self.backbone, seen)[-n:, self.logit_features]
         frozen_logits = F.linear(frozen_features, self.logit.weight.detach(), self.logit.bias.detach())
         g_loss = self.gan.generator(frozen_logits)
         with torch.no_grad():

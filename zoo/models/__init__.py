@@ -1,10 +1,19 @@
 """Backbone architectures; importing this package registers them."""
 
-from zoo.models import lab_split, middle_layer, resnet, students, tf_padding, timm_archs
+from zoo.models import dcgan, lab_split, middle_layer, resnet, students, tf_padding, timm_archs
 
 #: Architectures with a family's keys and shapes but other features (TF padding, a missing
 #: stem ReLU): offered only by the formats whose originals compute that way, never picked
 #: for a checkpoint by its shapes alone.
 FORMAT_SPECIFIC = (*tf_padding.TF_PADDED, "resnet18_cifar_lightly")
 
-__all__ = ["FORMAT_SPECIFIC", "lab_split", "middle_layer", "resnet", "students", "tf_padding", "timm_archs"]
+__all__ = [
+    "FORMAT_SPECIFIC",
+    "dcgan",
+    "lab_split",
+    "middle_layer",
+    "resnet",
+    "students",
+    "tf_padding",
+    "timm_archs",
+]
