@@ -159,6 +159,11 @@ BASELINES = (
         scores={"knn-k20": 32.39, "knn-k200": 32.09, "linear": 42.10, "nmi": 3.67},
     ),
     Baseline(
+        like="dcgan-disc-cifar10",
+        label="random init, `dcgan_discriminator`",
+        scores={"knn-k20": 48.99, "knn-k200": 42.44, "linear": 53.50, "nmi": 8.86},
+    ),
+    Baseline(
         like="mae-vitt4-cifar10",
         label="random init, `vit_tiny_patch4_32`",
         scores={"knn-k20": 31.41, "knn-k200": 30.94, "linear": 41.58, "nmi": 7.68},

@@ -940,10 +940,10 @@ TRAINED: tuple[Trained, ...] = (
     Trained(
         name="crd-r10q-cifar10", arch="resnet10_cifar_quarter", method="crd", paper=PAPERS["crd"],
         dataset="cifar10", size=32, resize=32, precision="fp16",
-        sha256="7f3763eae2579499751241ee3e7082636bcba4c28bcf3c60daef42fcca04ddd0",
+        sha256="0b427e8fb1cab068912b8ef94db60d25265f7ffd14505597691be5a03e7aa785",
         command="zoo train crd_r10q_cifar10 train.epochs=8 run.knn_every_epochs=1",
-        epochs=8, steps=1560, batch_size=256, minutes=10.8, hardware=_CPU_OWN_CORE,
-        teacher="vicreg-r18q-cifar10",
+        epochs=8, steps=1560, batch_size=256, minutes=16.2, hardware=_CPU,
+        teacher="moco-v2-r18q-cifar10",
     ),
     Trained(
         name="supcon-r18q-cifar10", arch="resnet18_cifar_quarter", method="supcon", paper=PAPERS["supcon"],
@@ -1049,6 +1049,13 @@ TRAINED: tuple[Trained, ...] = (
             " own from epoch 80; bf16 autocast, channels-last, torch.compile; minutes are CPU time"
         ),
         progress="curves/flagship-moco-v2-r18q-cifar10.png",
+    ),
+    Trained(
+        name="dcgan-disc-cifar10", arch="dcgan_discriminator", method="dcgan", paper=PAPERS["dcgan"],
+        dataset="cifar10", size=32, resize=32, precision="fp16",
+        sha256="ca6e6424e4e0f152018a6a172e077445ab43dd89d65246255719960959b8b418",
+        command="zoo train dcgan_disc_cifar10",
+        epochs=8, steps=3120, batch_size=128, minutes=20.7, hardware=_CPU,
     ),
 )
 # fmt: on
