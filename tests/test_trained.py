@@ -27,7 +27,7 @@ def test_every_method_the_issue_asks_for_is_published() -> None:
 
 def test_shipped_weights_are_small_and_all_registered() -> None:
     files = sorted(WEIGHTS.glob("*.safetensors"))
-    assert sum(f.stat().st_size for f in files) < 100 * 2**20
+    assert sum(f.stat().st_size for f in files) < 150 * 10**6  # the project's budget for shipped weights
     assert sorted(f.stem for f in files) == sorted(TRAINED), "every shipped file has its entry, and back"
 
 

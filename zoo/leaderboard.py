@@ -174,6 +174,11 @@ BASELINES = (
         scores={"knn-k20": 34.90, "knn-k200": 31.64, "linear": 38.52, "nmi": 6.50},
     ),
     Baseline(
+        like="jigsaw-r18-imagenette",
+        label="random init, `resnet18` at 96 px",
+        scores={"knn-k20": 34.88, "knn-k200": 32.15, "linear": 41.32, "nmi": 6.76},
+    ),
+    Baseline(
         like="simclr-r18h-imagenette",
         label="random init, `resnet18_half` at 128 px",
         scores={"knn-k20": 36.92, "knn-k200": 35.26, "linear": 41.22, "nmi": 8.81},

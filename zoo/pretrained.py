@@ -940,8 +940,8 @@ TRAINED: tuple[Trained, ...] = (
     Trained(
         name="crd-r10q-cifar10", arch="resnet10_cifar_quarter", method="crd", paper=PAPERS["crd"],
         dataset="cifar10", size=32, resize=32, precision="fp16",
-        sha256="0b427e8fb1cab068912b8ef94db60d25265f7ffd14505597691be5a03e7aa785",
-        command="zoo train crd_r10q_cifar10 train.epochs=8 run.knn_every_epochs=1",
+        sha256="9b3d3f963d94794ae3277467faf760c28d2c53fa8d2efebe2ab0a52b7a12a5f7",
+        command="zoo train crd_r10q_cifar10 train.epochs=8 run.knn_every_epochs=1 method.estimator=softmax",
         epochs=8, steps=1560, batch_size=256, minutes=16.2, hardware=_CPU,
         teacher="moco-v2-r18q-cifar10",
     ),
@@ -1056,6 +1056,13 @@ TRAINED: tuple[Trained, ...] = (
         sha256="ca6e6424e4e0f152018a6a172e077445ab43dd89d65246255719960959b8b418",
         command="zoo train dcgan_disc_cifar10",
         epochs=8, steps=3120, batch_size=128, minutes=20.7, hardware=_CPU,
+    ),
+    Trained(
+        name="jigsaw-r18-imagenette", arch="resnet18", method="jigsaw", paper=PAPERS["jigsaw"],
+        dataset="imagenette", size=96, resize=112, precision="fp16",
+        sha256="63ed26eeefa57b04666fed4cc37d33f5fc4c87a90dc09ea55fe8002784a09ac4",
+        command="zoo train jigsaw_r18_imagenette train.epochs=20 run.knn_every_epochs=5",
+        epochs=20, steps=1460, batch_size=128, minutes=93.2, hardware=_CPU,
     ),
 )
 # fmt: on
