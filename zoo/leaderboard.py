@@ -199,6 +199,7 @@ class Row:
     minutes: float | None = None
     baseline: bool = False
     transfer: bool = False  # a zoo-trained encoder evaluated on another dataset than its own
+    size: int | None = None  # the input size the encoder reads: one architecture, several baselines
 
     def value(self, key: str) -> float | None:
         m = self.metrics.get(key)
@@ -228,6 +229,7 @@ def _entry_rows(entry: ModelEntry) -> list[Row]:
             epochs=t.epochs if t else None,
             minutes=t.minutes if t else None,
             transfer=is_transfer(entry, data),
+            size=entry.preprocess.input_size,
         )
         for data, metrics in by_data.items()
     ]
@@ -236,13 +238,17 @@ def _entry_rows(entry: ModelEntry) -> list[Row]:
 SCRATCH = "scratch-"
 
 
-def scratch_metrics(arch: str, dataset: str, entries: Iterable[ModelEntry]) -> dict[str, Metric]:
+def scratch_metrics(
+    arch: str, dataset: str, entries: Iterable[ModelEntry], size: int | None = None
+) -> dict[str, Metric]:
     """Column key -> the from-scratch fine-tuning number of ``arch`` on ``dataset``: the
-    ``scratch-finetune-*`` rows of the zoo-trained entries of that architecture (the first in
-    ``entries``' order where several entries ran the same one)."""
+    ``scratch-finetune-*`` rows of the zoo-trained entries of that architecture reading ``size``
+    px when given (the first in ``entries``' order where several entries ran the same one)."""
     out: dict[str, Metric] = {}
     for entry in entries:
         if entry.arch != arch or entry.training is None:
+            continue
+        if size is not None and entry.preprocess.input_size != size:
             continue
         for m in entry.measured:
             if m.dataset == dataset and m.protocol.startswith(SCRATCH):
@@ -263,8 +269,9 @@ def rows(
         metrics = {column_of(m.protocol): m for m in b.metrics()}
         for data in sorted({m.dataset for m in metrics.values()}):
             chosen = {k: m for k, m in metrics.items() if k is not None and m.dataset == data}
-            chosen.update(scratch_metrics(entry.arch, data, entries))
-            out.append(Row(b.label, "none", entry.arch, data, chosen, baseline=True))
+            size = entry.preprocess.input_size
+            chosen.update(scratch_metrics(entry.arch, data, entries, size))
+            out.append(Row(b.label, "none", entry.arch, data, chosen, baseline=True, size=size))
 
     def order(row: Row) -> tuple:
         rank = _DATA_ORDER.index(row.dataset) if row.dataset in _DATA_ORDER else len(_DATA_ORDER)

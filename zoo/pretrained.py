@@ -1077,11 +1077,13 @@ _PROTOCOL_ORDER = ("knn-k20", "knn-k200", "linear", "nmi")
 
 
 def _metric_order(entry: ModelEntry, row: results.Result) -> tuple:
-    # The entry's own evaluation set first (its leaderboard row comes first), then transfer
-    # sets by name; within a set the four standard protocols, then the others by name.
+    # The entry's own evaluation set first (its leaderboard row comes first), then its own task
+    # numbers (measured on its training split, whose name may sort first: imagenette-train),
+    # then transfer sets by name; within a set the four standard protocols, then the others.
     home = row.dataset == entry.dataset or row.dataset.startswith(f"{entry.dataset}-")
+    task = row.protocol.startswith("task-")
     rank = _PROTOCOL_ORDER.index(row.protocol) if row.protocol in _PROTOCOL_ORDER else len(_PROTOCOL_ORDER)
-    return (not home, row.dataset, rank, row.protocol)
+    return (not home, task, row.dataset, rank, row.protocol)
 
 
 def attach_measured(
