@@ -9,6 +9,8 @@ import torch
 from torch import nn
 from zoo.training.augment import ViewConfig, ViewSpec
 
+from zoo.models.dcgan import dcgan_init
+
 
 def single_view(views: list[torch.Tensor], name: str) -> torch.Tensor:
     """The image a pretext task is built from: the first view (the others, if the trainer
@@ -120,12 +122,7 @@ class DCGANGenerator(nn.Module):
             ch //= 2
         layers += [nn.ConvTranspose2d(ch, 3, 4, 2, 1, bias=False), nn.Tanh()]
         self.net = nn.Sequential(*layers)
-        for m in self.modules():  # DCGAN's initialisation: N(0, 0.02), BN scale N(1, 0.02)
-            if isinstance(m, nn.ConvTranspose2d):
-                nn.init.normal_(m.weight, 0.0, 0.02)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.normal_(m.weight, 1.0, 0.02)
-                nn.init.zeros_(m.bias)
+        dcgan_init(self)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z[:, :, None, None])

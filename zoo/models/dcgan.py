@@ -20,7 +20,20 @@ from torch import nn
 
 from zoo.registry import register_arch
 
-__all__ = ["DCGANDiscriminator", "dcgan_discriminator"]
+__all__ = ["DCGANDiscriminator", "dcgan_discriminator", "dcgan_init"]
+
+
+def dcgan_init(module: nn.Module) -> None:
+    """DCGAN's initialisation (sec. 4): convolution weights N(0, 0.02), BatchNorm scales
+    N(1, 0.02), biases 0; for its generator and its discriminator alike."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d | nn.ConvTranspose2d):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
 
 
 class DCGANDiscriminator(nn.Module):
@@ -42,14 +55,7 @@ class DCGANDiscriminator(nn.Module):
         self.embed_dim = sum(widths) * grid * grid
         #: Where the last layer's pooled map lies in the features: what DCGAN's logit reads.
         self.logit_features = slice(self.embed_dim - widths[-1] * grid * grid, self.embed_dim)
-        for m in self.modules():  # DCGAN's initialisation: N(0, 0.02), BN scale N(1, 0.02)
-            if isinstance(m, nn.Conv2d):
-                nn.init.normal_(m.weight, 0.0, 0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.normal_(m.weight, 1.0, 0.02)
-                nn.init.zeros_(m.bias)
+        dcgan_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pooled = []
