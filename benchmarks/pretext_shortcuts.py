@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from zoo.training.batch_norm import recalibrated
 
 sys.path.insert(0, str(Path(__file__).parent))
 from machine import cpu_model
@@ -126,25 +127,6 @@ def pair_accuracy(method: torch.nn.Module, pairs: tuple[torch.Tensor, ...], batc
         correct += int((method.head(torch.cat([f_c, f_o], dim=1)).argmax(1) == y).sum())
     method.train(was_training)
     return round(100.0 * correct / len(labels), 2)
-
-
-@torch.no_grad()
-def recalibrated(backbone: torch.nn.Module, batches: list[torch.Tensor]) -> torch.nn.Module:
-    """A copy of ``backbone`` whose batch-norm statistics are re-estimated on ``batches`` of
-    whole images (the average of the batches' statistics: give equal batches). A relative-patch
-    backbone's own statistics come from 8 px patches (with two channels blanked when colour
-    dropping), not from what kNN embeds."""
-    import copy
-
-    copy_ = copy.deepcopy(backbone).float()
-    norms = [m for m in copy_.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average over the batches
-    copy_.train()
-    for x in batches:
-        copy_(x)
-    return copy_.eval()
 
 
 def _knn(trainer: Any, knn_data: dict[str, torch.Tensor], encoder: torch.nn.Module | None = None) -> float:

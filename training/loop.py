@@ -521,6 +521,23 @@ class Trainer:
         backbone.train(was_training)
         return torch.cat(feats).numpy()
 
+    def evaluation_backbone(self) -> nn.Module:
+        """The backbone that evaluations embed with and the export ships: the training one, or
+        with ``run.bn_recalibration_images`` a copy whose batch-norm statistics are re-estimated
+        on that many whole training images (centre crops, as embedded; always the same images,
+        drawn with ``train.seed``; no labels). The training backbone is left as it is."""
+        n = self.recipe.run.bn_recalibration_images
+        if not n:
+            return self.method.backbone
+        from zoo.training.batch_norm import recalibrated
+
+        seed = torch.Generator().manual_seed(self.recipe.train.seed)
+        order = torch.randperm(len(self.images), generator=seed)
+        batch = min(256, n, len(order))
+        idx = order[: min(n, len(order)) // batch * batch]  # equal batches weigh equally in the average
+        batches = evaluation_batches(self.images, self.eval_size, self.mean, self.std, batch, indices=idx)
+        return recalibrated(self.method.backbone, (x.to(self.device) for x in batches))
+
     def test_split(self) -> tuple[torch.Tensor, torch.Tensor]:
         if not hasattr(self, "_test"):
             r = self.recipe
@@ -547,8 +564,9 @@ class Trainer:
             test_images, test_labels = self.test_split()
             train_idx = subset_per_class(self.labels, r.knn_train_images)
             test_idx = subset_per_class(test_labels, r.knn_test_images)
-            train = self.embed(self.images, train_idx)
-            test = self.embed(test_images, test_idx)
+            backbone = self.evaluation_backbone()
+            train = self.embed(self.images, train_idx, encoder=backbone)
+            test = self.embed(test_images, test_idx, encoder=backbone)
             pred = knn_predict(
                 train,
                 self.labels[train_idx].numpy(),

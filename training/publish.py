@@ -48,16 +48,18 @@ def paper_of(recipe: Recipe) -> str:
     return PAPERS.get(registry_method(name), "")
 
 
-def final_evaluation(trainer: Trainer) -> list[Metric]:
-    """On the full train and test splits, fp32 features: weighted kNN (solo-learn's k=20,
+def final_evaluation(trainer: Trainer, backbone: torch.nn.Module | None = None) -> list[Metric]:
+    """On the full train and test splits, fp32 features of ``backbone`` (default: the one
+    the export ships, :meth:`Trainer.evaluation_backbone`): weighted kNN (solo-learn's k=20,
     T=0.07 and lightly's k=200, T=0.1), the linear probe and k-means NMI of
     :mod:`zoo.evaluate`, each with the ``zoo eval`` command that reproduces it."""
     from zoo.evaluate import cluster_scores, knn_predict, linear_probe
 
     r = trainer.recipe
+    backbone = trainer.evaluation_backbone() if backbone is None else backbone
     test_images, test_labels = trainer.test_split()
-    train = trainer.embed(trainer.images, autocast=False)
-    test = trainer.embed(test_images, autocast=False)
+    train = trainer.embed(trainer.images, autocast=False, encoder=backbone)
+    test = trainer.embed(test_images, autocast=False, encoder=backbone)
     y_train, y_test = trainer.labels.numpy(), test_labels.numpy()
     dataset = Path(r.data.path).name
     num_classes = len(trainer.classes)
@@ -94,7 +96,8 @@ def export_run(trainer: Trainer, progress: Progress) -> Path:
     r = trainer.recipe
     out = trainer.out_dir / "export"
     arch = exported_arch(trainer)
-    metrics = final_evaluation(trainer)
+    evaluated = trainer.evaluation_backbone()
+    metrics = final_evaluation(trainer, evaluated)
     pre = Preprocess(
         input_size=r.augment.size,
         resize_size=max(r.augment.size, r.data.image_size),
@@ -122,7 +125,7 @@ def export_run(trainer: Trainer, progress: Progress) -> Path:
             f" ({r.augment.size} px); expect much lower quality on other domains."
         ),
     )
-    backbone = copy.deepcopy(trainer.method.backbone).float().cpu().eval()
+    backbone = copy.deepcopy(evaluated).float().cpu().eval()
     backbone.to(memory_format=torch.contiguous_format)
     encoder = zoo.Encoder(backbone, arch, pre, entry)
     export(encoder, out, onnx=r.run.export_onnx)

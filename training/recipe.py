@@ -136,6 +136,11 @@ class RunConfig:
     knn_train_images: int = 10000
     #: Test images the monitor classifies (0 = all).
     knn_test_images: int = 0
+    #: Before every evaluation (the monitor, the final one) and in the export, re-estimate the
+    #: backbone's batch-norm statistics on this many whole training images, a fixed random
+    #: subset (0 = keep those of training). For methods whose backbone trains on patches or
+    #: tiles, whose own statistics describe inputs the encoder never embeds in use.
+    bn_recalibration_images: int = 0
     #: At the end, write ``export/`` (zoo folder + ONNX + card) with the final evaluation.
     export: bool = True
     export_onnx: bool = True
@@ -146,6 +151,7 @@ class RunConfig:
             self.knn_every_epochs >= 0 and self.knn_k >= 1 and self.knn_temperature > 0,
             "invalid kNN settings",
         )
+        _check(self.bn_recalibration_images >= 0, "bn_recalibration_images must be >= 0")
 
 
 @dataclass(frozen=True)

@@ -133,7 +133,8 @@ def _cmd_export(args: argparse.Namespace) -> None:
     if report.onnx is not None:
         print(
             f"wrote {report.onnx}: ONNX Runtime matches PyTorch on {report.images_checked} images"
-            f" (max abs diff {report.max_abs_diff:.2e})"
+            f" (max abs diff {report.max_abs_diff:.2e}"
+            + (f" on features up to {report.feature_scale:.4g})" if report.feature_scale > 1 else ")")
         )
 
 

@@ -37,6 +37,8 @@ from zoo.registry import ModelEntry
 #: Images that install with zoo (see PROVENANCE.md there), used when no others are given.
 SAMPLES_DIR = Path(__file__).parent / "data" / "samples"
 
+#: Largest ONNX-vs-PyTorch feature difference an export accepts, relative to the largest
+#: feature magnitude where that is above 1 (:func:`zoo.onnx.relative_parity`).
 ONNX_TOLERANCE = 1e-4
 
 
@@ -46,6 +48,9 @@ class ExportReport:
     onnx: Path | None
     max_abs_diff: float | None
     images_checked: int
+    #: The largest PyTorch feature magnitude on the checked images (1 when below 1): the
+    #: tolerance bounds ``max_abs_diff / feature_scale``.
+    feature_scale: float = 1.0
 
 
 def sample_images() -> list[Path]:
@@ -139,7 +144,8 @@ def export(
 
     The ONNX graph (dynamic batch, ``opset``) is exported to a temporary name, run by ONNX
     Runtime on ``check_images`` (default: the bundled samples) and compared with PyTorch;
-    only when the max absolute difference is below ``tolerance`` is it renamed into place.
+    only when the max absolute difference, relative to the largest feature where that is above 1
+    (:func:`zoo.onnx.relative_parity`), is below ``tolerance`` is it renamed into place.
     ``directory`` must be new, empty, or an export of the same model (see
     :func:`check_export_target`) unless ``overwrite=True``.
 
@@ -166,15 +172,20 @@ def export(
     tmp = directory / f".{ONNX_NAME}.unchecked"
     try:
         zoo_onnx.export_onnx(encoder.backbone, tmp, (encoder.preprocess.input_size,) * 2, opset=opset)
-        diff = zoo_onnx.parity(encoder.backbone, tmp, batch)
+        diff, scale = zoo_onnx.relative_parity(encoder.backbone, tmp, batch)
         if not np.isfinite(diff) or diff >= tolerance:
             raise ExportError(
-                f"ONNX Runtime features differ from PyTorch by {diff:.3g} (max abs) on {len(batch)}"
-                f" images, above the tolerance {tolerance:g}; model.onnx was not written"
+                f"ONNX Runtime features differ from PyTorch by {diff:.3g} ({parity_how(scale)}) on"
+                f" {len(batch)} images, above the tolerance {tolerance:g}; model.onnx was not written"
             )
         os.replace(tmp, directory / ONNX_NAME)
     except OSError as e:
         raise output_error(e, directory / ONNX_NAME) from None
     finally:
         tmp.unlink(missing_ok=True)
-    return ExportReport(directory, directory / ONNX_NAME, diff, len(batch))
+    return ExportReport(directory, directory / ONNX_NAME, diff * scale, len(batch), scale)
+
+
+def parity_how(scale: float) -> str:
+    """How a :func:`zoo.onnx.relative_parity` difference was measured, for messages."""
+    return "max abs" if scale == 1.0 else f"max abs over the largest feature, {scale:.4g}"

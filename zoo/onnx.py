@@ -534,16 +534,35 @@ def parity(module: nn.Module, onnx_path: str | os.PathLike | OnnxEncoder, batch:
     are restored afterwards). ``onnx_path`` may also be an :class:`OnnxEncoder`, to reuse a
     session. Returns ``inf`` if the shapes differ and ``nan`` if either side has NaNs.
     """
+    return _differences(module, onnx_path, batch)[0]
+
+
+def relative_parity(
+    module: nn.Module, onnx_path: str | os.PathLike | OnnxEncoder, batch: torch.Tensor
+) -> tuple[float, float]:
+    """``(difference, scale)``: :func:`parity` divided by ``scale``, the largest PyTorch
+    feature magnitude where that is above 1 (else 1, so small features are compared in
+    absolute terms). What a tolerance should bound: float32 rounding grows with the values, and
+    a backbone whose features reach the thousands (one trained on patches, say) differs from a
+    faithful graph by 1e-4 in absolute terms through rounding alone."""
+    diff, scale = _differences(module, onnx_path, batch)
+    scale = max(1.0, scale) if np.isfinite(scale) else 1.0
+    return diff / scale, scale
+
+
+def _differences(
+    module: nn.Module, onnx_path: str | os.PathLike | OnnxEncoder, batch: torch.Tensor
+) -> tuple[float, float]:
     encoder = onnx_path if isinstance(onnx_path, OnnxEncoder) else OnnxEncoder(onnx_path)
     device = next(_tensors(module), torch.empty(0)).device
     with _eval_mode(module), torch.inference_mode():
         ref = module(batch.to(device)).float().cpu().numpy()
     got = encoder(batch.detach().cpu().float().numpy())
     if got.shape != ref.shape:
-        return float("inf")
+        return float("inf"), 1.0
     if got.size == 0:
-        return 0.0
-    return float(np.max(np.abs(got - ref)))
+        return 0.0, 1.0
+    return float(np.max(np.abs(got - ref))), float(np.max(np.abs(ref)))
 
 
 # --------------------------------------------------------------------------------------

@@ -217,7 +217,7 @@ def check_folder(folder: str | os.PathLike) -> tuple[list[PushFile], float]:
 def _onnx_parity(encoder: Any, onnx_path: Path) -> float:
     from zoo import images as _images
     from zoo import onnx as zoo_onnx
-    from zoo.export import ONNX_TOLERANCE, sample_images
+    from zoo.export import ONNX_TOLERANCE, parity_how, sample_images
 
     if not onnx_path.is_file():
         raise PublishError(
@@ -227,16 +227,16 @@ def _onnx_parity(encoder: Any, onnx_path: Path) -> float:
     items = sample_images()
     batch = next(_images.batches(items, encoder.preprocess, len(items)))
     try:
-        diff = zoo_onnx.parity(encoder.backbone, onnx_path, batch)
+        diff, scale = zoo_onnx.relative_parity(encoder.backbone, onnx_path, batch)
     except Exception as e:  # ONNX Runtime raises its own types for a corrupted or foreign graph
         raise PublishError(f"{onnx_path} cannot be run by ONNX Runtime ({type(e).__name__}: {e})") from None
     if not np.isfinite(diff) or diff >= ONNX_TOLERANCE:
         raise PublishError(
-            f"{onnx_path} does not match the PyTorch weights beside it: max abs difference {diff:.3g} on"
-            f" {len(batch)} sample images, above {ONNX_TOLERANCE:g}. Re-export the folder"
-            f" (`zoo export {onnx_path.parent} --out NEW_DIR`) and push NEW_DIR"
+            f"{onnx_path} does not match the PyTorch weights beside it: difference {diff:.3g}"
+            f" ({parity_how(scale)}) on {len(batch)} sample images, above {ONNX_TOLERANCE:g}. Re-export"
+            f" the folder (`zoo export {onnx_path.parent} --out NEW_DIR`) and push NEW_DIR"
         )
-    return float(diff)
+    return float(diff * scale)
 
 
 def check_card(text: str, folder: Path | None = None) -> list[str]:
