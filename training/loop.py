@@ -178,6 +178,13 @@ class Trainer:
                 "train.sync_batchnorm needs GPUs: torch's SyncBatchNorm has no CPU kernel;"
                 " set train.sync_batchnorm=false for gloo runs on CPU"
             )
+        if r.train.sync_batchnorm and self.distributed and r.run.bn_recalibration_images:
+            # The re-estimation runs on rank 0 alone; a SyncBatchNorm in training mode would
+            # wait for the other ranks' statistics.
+            raise ZooError(
+                "run.bn_recalibration_images cannot be combined with train.sync_batchnorm in a"
+                " distributed run; set one of them off"
+            )
         if r.train.sync_batchnorm and self.distributed:
             self.method = nn.SyncBatchNorm.convert_sync_batchnorm(self.method)
         self.method.to(self.device)

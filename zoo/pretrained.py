@@ -1064,6 +1064,14 @@ TRAINED: tuple[Trained, ...] = (
         command="zoo train jigsaw_r18_imagenette train.epochs=20 run.knn_every_epochs=5",
         epochs=20, steps=1460, batch_size=128, minutes=93.2, hardware=_CPU,
     ),
+    Trained(
+            name="super-resolution-r18-imagenette", arch="resnet18",
+            method="super-resolution", paper=PAPERS["super-resolution"],
+            dataset="imagenette", size=96, resize=112, precision="fp16",
+            sha256="30ea7ac4760295845da4fc9a3e479cdadbac299f696fead79ca647c0f4e87f72",
+            command="zoo train super_resolution_r18_imagenette train.epochs=20 run.knn_every_epochs=5",
+            epochs=20, steps=1460, batch_size=128, minutes=89.3, hardware=_CPU,
+        ),
 )
 # fmt: on
 

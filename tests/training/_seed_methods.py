@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from _train_recipes import tiny_recipe
 from torch import nn
+from zoo.training.batch_norm import recalibrated
 from zoo.training.checkpoint import Progress
 from zoo.training.data import evaluation_batches
 from zoo.training.loop import Trainer, read_csv
@@ -86,14 +87,9 @@ def random_init_knn(recipe: Recipe) -> tuple[float, float]:
     trainer = Trainer(recipe)
     trainer._setup()
     as_is = trainer._monitor(Progress())["top1"]
-    backbone = trainer.method.backbone.train()
-    norms = [m for m in backbone.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # a cumulative average over every batch
-    with torch.no_grad():
-        for x in evaluation_batches(trainer.images, trainer.eval_size, trainer.mean, trainer.std):
-            backbone(x)
+    backbone = trainer.method.backbone
+    batches = evaluation_batches(trainer.images, trainer.eval_size, trainer.mean, trainer.std)
+    backbone.load_state_dict(recalibrated(backbone, batches).state_dict())
     return as_is, trainer._monitor(Progress())["top1"]
 
 

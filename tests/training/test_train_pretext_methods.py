@@ -551,7 +551,10 @@ def test_short_run_beats_random_init_knn(name: str, tmp_path: Path, cifar_root: 
 
 @pytest.mark.slow
 def test_the_paper_dcgan_recipe_beats_random_init(tmp_path: Path, cifar_root: Path) -> None:
-    short_run_beats_random_init(tmp_path, "dcgan_disc_cifar10", cifar_root)
+    # The whole training split (780 steps, ~8 minutes): on the short runs' 10,000 images (156
+    # steps) the discriminator is still winning its first epoch and its features sit below
+    # random init (36.75 against 39.45, session 14); on all 50,000 they read 40.95 against 39.50.
+    short_run_beats_random_init(tmp_path, "dcgan_disc_cifar10", cifar_root, "data.limit_per_class=0")
 
 
 @pytest.mark.slow

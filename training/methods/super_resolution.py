@@ -14,7 +14,10 @@ image; the loss is the mean squared error over all pixels and channels (normalis
 The decoder is discarded; the encoder ships.
 
 Logged in metrics.csv: ``reconstruction_mse`` and ``bicubic_mse`` (the error of the bicubic
-input itself: the network learns something only once it beats it).
+input itself: below it, the network sharpens the image). The encoder can learn before that: the
+Imagenette recipe's decoder reads a 3x3 map and never beat the bicubic error in 20 epochs, while
+the encoder's features rose 5 points of kNN and 9 of linear probe above random init
+(training/README.md, session 14).
 """
 
 from __future__ import annotations
