@@ -1163,11 +1163,12 @@ def test_export_of_a_converted_folder(key: str, twin_dir, tmp_path: Path) -> Non
 
     folder, twin = twin_dir(key)
     converted = convert_to_folder(main_file(folder, twin), tmp_path / "converted")
-    # Random weights give features in the thousands, where float32 rounding alone exceeds 1e-4
-    # in absolute terms: the default tolerance bounds the difference relative to the largest
-    # feature (zoo.onnx.relative_parity).
+    # The ResNet-50's random weights give features in the thousands, where float32 rounding
+    # alone exceeds 1e-4 in absolute terms: the default tolerance bounds the difference relative
+    # to the largest feature (zoo.onnx.relative_parity). The ViT's LayerNorm keeps its small.
     report = zoo.export(zoo.load(converted), tmp_path / "exported")
-    assert report.onnx is not None and report.feature_scale > 1000
+    assert report.onnx is not None
+    assert report.feature_scale > 1000 if key.startswith("resnet") else report.feature_scale < 100
     assert report.max_abs_diff / report.feature_scale < ONNX_TOLERANCE
     assert {p.name for p in report.folder.iterdir()} == {
         "README.md",
