@@ -354,7 +354,7 @@ def export_onnx_checked(
 
     from zoo import onnx as zoo_onnx
     from zoo.errors import ExportError
-    from zoo.export import ONNX_TOLERANCE, parity_how
+    from zoo.export import ONNX_TOLERANCE
     from zoo.folder import ONNX_NAME, atomic_write_bytes
 
     directory = Path(directory)
@@ -371,7 +371,7 @@ def export_onnx_checked(
         diff, scale = zoo_onnx.relative_parity(model, tmp, batch)
         if not np.isfinite(diff) or diff >= ONNX_TOLERANCE:
             raise ExportError(
-                f"ONNX Runtime logits differ from PyTorch by {diff:.3g} ({parity_how(scale)}) on"
+                f"ONNX Runtime logits differ from PyTorch by {diff:.3g} ({zoo_onnx.parity_how(scale)}) on"
                 f" {len(batch)} images, above the tolerance {ONNX_TOLERANCE:g}; model.onnx was not written"
             )
         os.replace(tmp, directory / ONNX_NAME)

@@ -175,7 +175,7 @@ def export(
         diff, scale = zoo_onnx.relative_parity(encoder.backbone, tmp, batch)
         if not np.isfinite(diff) or diff >= tolerance:
             raise ExportError(
-                f"ONNX Runtime features differ from PyTorch by {diff:.3g} ({parity_how(scale)}) on"
+                f"ONNX Runtime features differ from PyTorch by {diff:.3g} ({zoo_onnx.parity_how(scale)}) on"
                 f" {len(batch)} images, above the tolerance {tolerance:g}; model.onnx was not written"
             )
         os.replace(tmp, directory / ONNX_NAME)
@@ -185,7 +185,3 @@ def export(
         tmp.unlink(missing_ok=True)
     return ExportReport(directory, directory / ONNX_NAME, diff * scale, len(batch), scale)
 
-
-def parity_how(scale: float) -> str:
-    """How a :func:`zoo.onnx.relative_parity` difference was measured, for messages."""
-    return "max abs" if scale == 1.0 else f"max abs over the largest feature, {scale:.4g}"

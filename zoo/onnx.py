@@ -550,6 +550,11 @@ def relative_parity(
     return diff / scale, scale
 
 
+def parity_how(scale: float) -> str:
+    """How a :func:`relative_parity` difference was measured, for messages."""
+    return "max abs" if scale == 1.0 else f"max abs over the largest feature, {scale:.4g}"
+
+
 def _differences(
     module: nn.Module, onnx_path: str | os.PathLike | OnnxEncoder, batch: torch.Tensor
 ) -> tuple[float, float]:

@@ -217,7 +217,7 @@ def check_folder(folder: str | os.PathLike) -> tuple[list[PushFile], float]:
 def _onnx_parity(encoder: Any, onnx_path: Path) -> float:
     from zoo import images as _images
     from zoo import onnx as zoo_onnx
-    from zoo.export import ONNX_TOLERANCE, parity_how, sample_images
+    from zoo.export import ONNX_TOLERANCE, sample_images
 
     if not onnx_path.is_file():
         raise PublishError(
@@ -233,8 +233,8 @@ def _onnx_parity(encoder: Any, onnx_path: Path) -> float:
     if not np.isfinite(diff) or diff >= ONNX_TOLERANCE:
         raise PublishError(
             f"{onnx_path} does not match the PyTorch weights beside it: difference {diff:.3g}"
-            f" ({parity_how(scale)}) on {len(batch)} sample images, above {ONNX_TOLERANCE:g}. Re-export"
-            f" the folder (`zoo export {onnx_path.parent} --out NEW_DIR`) and push NEW_DIR"
+            f" ({zoo_onnx.parity_how(scale)}) on {len(batch)} sample images, above {ONNX_TOLERANCE:g}."
+            f" Re-export the folder (`zoo export {onnx_path.parent} --out NEW_DIR`) and push NEW_DIR"
         )
     return float(diff * scale)
 
