@@ -61,7 +61,20 @@ def test_trained_entry_loads_its_verified_installed_weights(name: str) -> None:
             assert m.source.startswith(f"zoo eval {name} --data ../shared/data/"), m.source
 
 
-@pytest.mark.parametrize("name", [n for n in TRAINED if zoo.model_info(n).dataset == "cifar10"])
+# The two whose check costs over a minute on one core: the DCGAN trunk's 7,168-d features make
+# k-means slow, the ViT embeds slowly; the slow run keeps them (their training tests and the
+# full-split card check cover them too).
+_WIDE = {"dcgan-disc-cifar10", "mae-vitt4-cifar10"}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=pytest.mark.slow) if n in _WIDE else n
+        for n in TRAINED
+        if zoo.model_info(n).dataset == "cifar10"
+    ],
+)
 def test_trained_cifar_encoder_clusters_better_than_its_random_initialisation(
     name: str, data_root: Path, pick_images
 ) -> None:
@@ -69,12 +82,23 @@ def test_trained_cifar_encoder_clusters_better_than_its_random_initialisation(
     classes' structure, which its random initialisation lacks (NMI ~6 here; kNN separates the
     two less sharply, since random 32 px conv features already reach ~33% kNN top-1)."""
     images, labels = pick_images(data_root / "cifar10" / "test", 200)
-    scores = {}
-    for pretrained in (True, False):
+    trained = cluster_scores(zoo.load(name).embed(images, backend="torch"), np.array(labels), num_classes=10)
+    entry = zoo.model_info(name)
+    # Most entries share one network and preprocessing: their random initialisation is measured once.
+    network = (entry.arch, repr(entry.arch_kwargs), entry.preprocess)
+    untrained = _random_init_nmi(name, network, images, labels)
+    assert trained["nmi"] >= untrained + 5, (trained["nmi"], untrained)
+
+
+_RANDOM_INIT_NMI: dict[tuple, float] = {}
+
+
+def _random_init_nmi(name: str, key: tuple, images: list[Path], labels: list[int]) -> float:
+    if key not in _RANDOM_INIT_NMI:
         torch.manual_seed(0)
-        features = zoo.load(name, pretrained=pretrained).embed(images, backend="torch")
-        scores[pretrained] = cluster_scores(features, np.array(labels), num_classes=10)["nmi"]
-    assert scores[True] >= scores[False] + 5, scores
+        features = zoo.load(name, pretrained=False).embed(images, backend="torch")
+        _RANDOM_INIT_NMI[key] = cluster_scores(features, np.array(labels), num_classes=10)["nmi"]
+    return _RANDOM_INIT_NMI[key]
 
 
 @pytest.mark.slow

@@ -71,6 +71,25 @@ def test_local_features_come_from_the_named_layers(name: str, layers: list[str])
         cls(zoo.create_model("resnet18_cifar_quarter").backbone, 128, cls.Config(local_layers="layer9"))
 
 
+def test_local_grid_pools_an_early_layer_before_the_critic() -> None:
+    dim = get_method("dim")
+    torch.manual_seed(0)
+    backbone = zoo.create_model("resnet18_cifar_quarter").backbone
+    method = dim(backbone, 128, dim.Config(critic_dim=16, local_layers="layer1", local_grid=8))
+    x = torch.randn(2, 3, 32, 16)
+    _, (layer1,) = method._forward_with_maps(x)
+    assert layer1.shape[2:] == (32, 16)  # the CIFAR stem keeps the input's size
+    pooled = method._local_map(layer1)
+    # Each location: the mean of its 4 x 2 block of the map; a side already within the grid stays.
+    assert pooled.shape[2:] == (8, 8)
+    torch.testing.assert_close(pooled[:, :, 1, 3], layer1[:, :, 4:8, 6:8].mean((2, 3)))
+    _, (projected,) = method._encode(x)
+    assert projected.shape == (2, 16, 64)
+    assert method._local_map(layer1[:, :, :8, :4]).shape[2:] == (8, 4)
+    with pytest.raises(ValueError, match="local_grid must be >= 0"):
+        dim(backbone, 128, dim.Config(local_grid=-1))
+
+
 @pytest.mark.parametrize("method", [DIM, AMDIM], ids=["dim", "amdim"])
 def test_dim_and_amdim_train_through_the_trainer(tmp_path: Path, cifar_root: Path, method: dict) -> None:
     recipe = recipe_from_dict(seed_recipe(tmp_path / "run", cifar_root, method, train__max_steps=2))

@@ -35,6 +35,11 @@ class DIMConfig(MethodConfig):
     #: added to the loss (:class:`DIMLoss`); DIM's paper has neither.
     score_scale: bool = False
     score_penalty: float = 0.0
+    #: Average-pool each local map to at most this many locations a side before the critic (0:
+    #: every location). An early layer (``layer1``: 11 px receptive fields, as local as the
+    #: paper's 10 px on CIFAR-10) has 32 x 32 locations at 32 px, whose scores against every
+    #: image of the batch would cost 16 times those of ``layer3``'s 8 x 8.
+    local_grid: int = 0
     #: AMDIM: the global feature of each view predicts the other view's local features.
     multiview: bool = False
 
@@ -61,6 +66,8 @@ class DIM(Method):
         self.layers = [name.strip() for name in c.local_layers.split(",") if name.strip()]
         if not self.layers:
             raise ValueError("local_layers names at least one backbone module")
+        if c.local_grid < 0:
+            raise ValueError(f"local_grid must be >= 0 (0: every location), got {c.local_grid}")
         channels = self._probe_channels()
         self.global_projection = nn.Sequential(
             nn.Linear(embed_dim, c.critic_dim), nn.ReLU(inplace=True), nn.Linear(c.critic_dim, c.critic_dim)
@@ -103,10 +110,16 @@ class DIM(Method):
     def view_spec(cls, config: MethodConfig) -> ViewSpec:
         return ViewSpec() if config.multiview else ViewSpec(count=1)  # type: ignore[attr-defined]
 
+    def _local_map(self, m: torch.Tensor) -> torch.Tensor:
+        grid = self.config.local_grid
+        if grid and max(m.shape[-2:]) > grid:
+            m = nn.functional.adaptive_avg_pool2d(m, (min(grid, m.shape[-2]), min(grid, m.shape[-1])))
+        return m
+
     def _encode(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         h, maps = self._forward_with_maps(x)
         return self.global_projection(h), [
-            proj(m) for proj, m in zip(self.local_projections, maps, strict=True)
+            proj(self._local_map(m)) for proj, m in zip(self.local_projections, maps, strict=True)
         ]
 
     def training_step(self, views: list[torch.Tensor]) -> dict[str, torch.Tensor]:
