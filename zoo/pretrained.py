@@ -1065,13 +1065,20 @@ TRAINED: tuple[Trained, ...] = (
         epochs=20, steps=1460, batch_size=128, minutes=93.2, hardware=_CPU,
     ),
     Trained(
-            name="super-resolution-r18-imagenette", arch="resnet18",
-            method="super-resolution", paper=PAPERS["super-resolution"],
-            dataset="imagenette", size=96, resize=112, precision="fp16",
-            sha256="30ea7ac4760295845da4fc9a3e479cdadbac299f696fead79ca647c0f4e87f72",
-            command="zoo train super_resolution_r18_imagenette train.epochs=20 run.knn_every_epochs=5",
-            epochs=20, steps=1460, batch_size=128, minutes=89.3, hardware=_CPU,
-        ),
+        name="super-resolution-r18-imagenette", arch="resnet18",
+        method="super-resolution", paper=PAPERS["super-resolution"],
+        dataset="imagenette", size=96, resize=112, precision="fp16",
+        sha256="30ea7ac4760295845da4fc9a3e479cdadbac299f696fead79ca647c0f4e87f72",
+        command="zoo train super_resolution_r18_imagenette train.epochs=20 run.knn_every_epochs=5",
+        epochs=20, steps=1460, batch_size=128, minutes=89.3, hardware=_CPU,
+    ),
+    Trained(
+        name="dim-r18q-cifar10", arch="resnet18_cifar_quarter", method="dim", paper=PAPERS["dim"],
+        dataset="cifar10", size=32, resize=32, precision="fp16",
+        sha256="b0ca5771118574791407862e19c6510f2da47a4385f3629533db7acede1c6ded",
+        command="zoo train dim_r18q_cifar10 train.epochs=8 run.knn_every_epochs=1",
+        epochs=8, steps=1560, batch_size=256, minutes=18.2, hardware=_CPU,
+    ),
 )
 # fmt: on
 
