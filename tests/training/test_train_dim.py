@@ -100,4 +100,7 @@ def test_dim_and_amdim_train_through_the_trainer(tmp_path: Path, cifar_root: Pat
 @pytest.mark.slow
 @pytest.mark.parametrize("recipe", ["dim_r18q_cifar10", "amdim_r18q_cifar10"])
 def test_a_short_dim_run_beats_random_init(tmp_path: Path, cifar_root: Path, recipe: str) -> None:
-    short_run_beats_random_init(tmp_path, recipe, cifar_root)
+    # The whole training split (390 steps, ~5 and ~10 minutes): on the short runs' 10,000 images
+    # (78 steps) both still read below random init (DIM 28.80, AMDIM 29.10 against 30.35); on all
+    # 50,000 they read 32.45 and 32.85 (session 15).
+    short_run_beats_random_init(tmp_path, recipe, cifar_root, "data.limit_per_class=0")
