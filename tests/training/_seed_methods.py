@@ -103,7 +103,7 @@ def short_run_beats_random_init(tmp_path: Path, recipe_name: str, cifar_root: Pa
     after = trainer.fit().knn[-1]["top1"]
     print(
         f"{recipe_name}: kNN top-1 random init {as_is:.2f}% (BatchNorm statistics refreshed:"
-        f" {refreshed:.2f}%), after 2 epochs {after:.2f}%"
+        f" {refreshed:.2f}%), after {recipe.train.epochs} epochs {after:.2f}%"
     )
     assert after > before, (as_is, refreshed, after)
     return {

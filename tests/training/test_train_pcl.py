@@ -130,4 +130,8 @@ def test_pcl_stops_and_resumes_exactly(tmp_path: Path, cifar_root: Path) -> None
 
 @pytest.mark.slow
 def test_a_short_pcl_run_beats_random_init(tmp_path: Path, cifar_root: Path) -> None:
-    short_run_beats_random_init(tmp_path, "pcl_r18q_cifar10", cifar_root, "method.warmup_epochs=1")
+    # The whole training split (390 steps): on the short runs' 10,000 images (78 steps) it still
+    # read below random init (27.80 against 30.35, session 15).
+    short_run_beats_random_init(
+        tmp_path, "pcl_r18q_cifar10", cifar_root, "method.warmup_epochs=1", "data.limit_per_class=0"
+    )

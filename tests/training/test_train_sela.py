@@ -67,4 +67,8 @@ def test_sela_stops_and_resumes_exactly(tmp_path: Path, cifar_root: Path) -> Non
 
 @pytest.mark.slow
 def test_a_short_sela_run_beats_random_init(tmp_path: Path, cifar_root: Path) -> None:
-    short_run_beats_random_init(tmp_path, "sela_r18q_cifar10", cifar_root, "method.label_update_every=1")
+    # The whole training split (390 steps): on the short runs' 10,000 images (78 steps) it still
+    # read below random init (26.80 against 30.35, session 15).
+    short_run_beats_random_init(
+        tmp_path, "sela_r18q_cifar10", cifar_root, "method.label_update_every=1", "data.limit_per_class=0"
+    )
