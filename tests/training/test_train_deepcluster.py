@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from _seed_methods import (
+    WHOLE_SPLIT,
     build,
     seed_recipe,
     short_run_beats_random_init,
@@ -289,5 +290,5 @@ def test_deepcluster_v2_stops_and_resumes_exactly(tmp_path: Path, cifar_root: Pa
 def test_a_short_deepcluster_run_beats_random_init(tmp_path: Path, cifar_root: Path, recipe: str) -> None:
     # DeepCluster on the whole training split (390 steps): on the short runs' 10,000 images (78
     # steps) it still read below random init (29.50 against 30.35; DeepCluster-v2 31.60, session 15).
-    whole_split = ("data.limit_per_class=0",) if recipe == "deepcluster_r18q_cifar10" else ()
+    whole_split = (WHOLE_SPLIT,) if recipe == "deepcluster_r18q_cifar10" else ()
     short_run_beats_random_init(tmp_path, recipe, cifar_root, *whole_split)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from _seed_methods import seed_recipe, short_run_beats_random_init
+from _seed_methods import WHOLE_SPLIT, seed_recipe, short_run_beats_random_init
 from zoo.training.loop import Trainer
 from zoo.training.losses.dim import DIMLoss
 from zoo.training.methods import get_method
@@ -103,4 +103,4 @@ def test_a_short_dim_run_beats_random_init(tmp_path: Path, cifar_root: Path, rec
     # The whole training split (390 steps, ~5 and ~10 minutes): on the short runs' 10,000 images
     # (78 steps) both still read below random init (DIM 28.80, AMDIM 29.10 against 30.35); on all
     # 50,000 they read 32.45 and 32.85 (session 15).
-    short_run_beats_random_init(tmp_path, recipe, cifar_root, "data.limit_per_class=0")
+    short_run_beats_random_init(tmp_path, recipe, cifar_root, WHOLE_SPLIT)

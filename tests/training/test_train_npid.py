@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from _seed_methods import (
+    WHOLE_SPLIT,
     build,
     seed_recipe,
     short_run_beats_random_init,
@@ -141,9 +142,7 @@ def test_a_short_npid_run_beats_random_init(tmp_path: Path, cifar_root: Path) ->
     # The leaderboard's 8 epochs of the whole split (1,560 steps, ~15 minutes): a bank refreshed
     # once per epoch learns slowly, and 2 epochs read below random init on 10,000 images (29.15
     # against 30.35) and on all 50,000 (27.70; session 15).
-    short_run_beats_random_init(
-        tmp_path, "npid_r18q_cifar10", cifar_root, "data.limit_per_class=0", "train.epochs=8"
-    )
+    short_run_beats_random_init(tmp_path, "npid_r18q_cifar10", cifar_root, WHOLE_SPLIT, "train.epochs=8")
 
 
 def test_nce_loss_with_shared_noise_equals_the_same_noise_given_per_sample() -> None:

@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from _seed_methods import build, short_run_beats_random_init, stop_and_resume_equals_uninterrupted
+from _seed_methods import (
+    WHOLE_SPLIT,
+    build,
+    short_run_beats_random_init,
+    stop_and_resume_equals_uninterrupted,
+)
 from zoo.training.kmeans import kmeans
 from zoo.training.losses.proto_nce import ProtoNCELoss
 from zoo.training.methods.base import DataInfo
@@ -133,5 +138,5 @@ def test_a_short_pcl_run_beats_random_init(tmp_path: Path, cifar_root: Path) -> 
     # The whole training split (390 steps): on the short runs' 10,000 images (78 steps) it still
     # read below random init (27.80 against 30.35, session 15).
     short_run_beats_random_init(
-        tmp_path, "pcl_r18q_cifar10", cifar_root, "method.warmup_epochs=1", "data.limit_per_class=0"
+        tmp_path, "pcl_r18q_cifar10", cifar_root, "method.warmup_epochs=1", WHOLE_SPLIT
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from _seed_methods import short_run_beats_random_init
+from _seed_methods import WHOLE_SPLIT, short_run_beats_random_init
 from zoo.training.checkpoint import CHECKPOINT_NAME, Progress
 from zoo.training.data import decode
 from zoo.training.loop import Trainer, read_csv
@@ -554,7 +554,7 @@ def test_the_paper_dcgan_recipe_beats_random_init(tmp_path: Path, cifar_root: Pa
     # The whole training split (780 steps, ~8 minutes): on the short runs' 10,000 images (156
     # steps) the discriminator is still winning its first epoch and its features sit below
     # random init (36.75 against 39.45, session 14); on all 50,000 they read 40.95 against 39.50.
-    short_run_beats_random_init(tmp_path, "dcgan_disc_cifar10", cifar_root, "data.limit_per_class=0")
+    short_run_beats_random_init(tmp_path, "dcgan_disc_cifar10", cifar_root, WHOLE_SPLIT)
 
 
 @pytest.mark.slow

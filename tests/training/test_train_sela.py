@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from _seed_methods import build, short_run_beats_random_init, stop_and_resume_equals_uninterrupted
+from _seed_methods import (
+    WHOLE_SPLIT,
+    build,
+    short_run_beats_random_init,
+    stop_and_resume_equals_uninterrupted,
+)
 from zoo.training.methods.base import DataInfo
 from zoo.training.self_label import equipartition_labels
 
@@ -70,5 +75,5 @@ def test_a_short_sela_run_beats_random_init(tmp_path: Path, cifar_root: Path) ->
     # The whole training split (390 steps): on the short runs' 10,000 images (78 steps) it still
     # read below random init (26.80 against 30.35, session 15).
     short_run_beats_random_init(
-        tmp_path, "sela_r18q_cifar10", cifar_root, "method.label_update_every=1", "data.limit_per_class=0"
+        tmp_path, "sela_r18q_cifar10", cifar_root, "method.label_update_every=1", WHOLE_SPLIT
     )
