@@ -3,6 +3,7 @@ backbone, an in-process stop/resume check and the slow "beats random init" check
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -89,8 +90,10 @@ def random_init_knn(recipe: Recipe) -> tuple[float, float]:
     mean 0 and variance 1), then with those statistics re-estimated on the training images
     the monitor embeds (train mode, no weight update): what a run that learnt nothing would
     measure. Either can be the higher (IIC's recipe: 30.35 as is, 23.80 refreshed), so a
-    run must beat both."""
-    trainer = Trainer(recipe)
+    run must beat both. A recipe with ``run.bn_recalibration_images`` has its monitor refresh
+    them itself, so its "as is" floor is measured without that (else both would be refreshed)."""
+    raw = replace(recipe, run=replace(recipe.run, bn_recalibration_images=0))
+    trainer = Trainer(raw)
     trainer._setup()
     as_is = trainer._monitor(Progress())["top1"]
     backbone = trainer.method.backbone

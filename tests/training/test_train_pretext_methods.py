@@ -129,6 +129,31 @@ def test_rotnet_probe_of_an_exported_folder(tmp_path: Path, tiny_dataset: Path) 
     assert list(res) == ["stem", "layer1", "layer2", "layer3", "layer4"]
 
 
+def test_block_probe_random_init_probes_the_seeded_architecture(
+    tmp_path: Path, tiny_dataset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from zoo.training.pretext import probe
+
+    from zoo.export import save_folder
+
+    torch.manual_seed(1)
+    trained = zoo.create_model("resnet18_cifar_quarter")
+    with torch.no_grad():
+        trained.backbone.conv1.weight.add_(1.0)  # unlike any initialisation
+    folder = save_folder(trained, tmp_path / "enc", card=False)
+    probed = []
+    monkeypatch.setattr(probe, "probe_blocks", lambda backbone, *a, **k: probed.append(backbone.state_dict()))
+    small = {"train_per_class": 2, "test_per_class": 1, "epochs": 1}
+    probe.probe_folder(str(folder), str(tiny_dataset), **small)
+    probe.probe_folder(str(folder), str(tiny_dataset), random_init=True, **small)
+    torch.manual_seed(0)
+    seeded = zoo.create_model("resnet18_cifar_quarter").backbone.state_dict()
+    assert torch.equal(probed[0]["conv1.weight"], trained.backbone.conv1.weight)
+    assert all(torch.equal(probed[1][k], v) for k, v in seeded.items())
+    with pytest.raises(SystemExit):  # the floor is never recorded as the encoder's numbers
+        probe.main(["simclr-r18q-cifar10", str(tiny_dataset), "--random-init", "--record"])
+
+
 def test_block_probe_records_its_numbers(
     tmp_path: Path, tiny_dataset: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -9,7 +9,8 @@ backbone is a torchvision ResNet:
 
 prints the linear-probe top-1 (%) of the globally average-pooled output of the stem and of
 layer1 .. layer4, each through ``zoo.evaluate.linear_probe`` (standardised features, AdamW,
-cosine, a fixed seed), on ``--train-per-class`` / ``--test-per-class`` images of each class.
+cosine, a fixed seed), on ``--train-per-class`` / ``--test-per-class`` images of each class;
+``--random-init`` gives the same for the architecture with seeded random weights, the floor.
 With ``--record`` (a registry name) the five numbers go into the measured table as protocols
 ``linear-stem`` .. ``linear-layer4``, so the encoder's card shows which block is best.
 """
@@ -59,15 +60,28 @@ def probe_blocks(
 
 
 def probe_folder(
-    model: str, data: str, *, train_per_class: int = 1000, test_per_class: int = 1000, epochs: int = 100
+    model: str,
+    data: str,
+    *,
+    train_per_class: int = 1000,
+    test_per_class: int = 1000,
+    epochs: int = 100,
+    random_init: bool = False,
 ) -> dict[str, float]:
     """:func:`probe_blocks` of a zoo encoder (name or folder, e.g. ``runs/<name>/export``) on an
-    ImageFolder dataset's train and test (or val) splits, ``*_per_class`` images of each class."""
+    ImageFolder dataset's train and test (or val) splits, ``*_per_class`` images of each class.
+    With ``random_init`` the encoder's architecture and preprocessing with seeded random weights
+    (``torch.manual_seed(0)``, as ``zoo eval --random-init``): the floor each block must beat."""
     from zoo.training.data import evaluation_batches, find_split, load_split, subset_per_class
 
     import zoo
+    from zoo.registry import get_arch
 
     encoder = zoo.load(model, progress=False)
+    if random_init:
+        torch.manual_seed(0)
+        kwargs = encoder.entry.arch_kwargs if encoder.entry is not None else {}
+        encoder.backbone.load_state_dict(get_arch(encoder.arch).builder(**kwargs).state_dict())
     size, pre = encoder.preprocess.input_size, encoder.preprocess
     split_data = []
     for split, per in (("train", train_per_class), ("", test_per_class)):
@@ -111,11 +125,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--test-per-class", type=int, default=1000)
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--record", action="store_true", help="keep the numbers in the measured table")
+    parser.add_argument(
+        "--random-init", action="store_true", help="the architecture with seeded random weights (the floor)"
+    )
     a = parser.parse_args(argv)
+    if a.record and a.random_init:
+        parser.error("--record keeps the encoder's own numbers, not --random-init ones")
     if a.record:
         recordable_weights(a.model)  # a registry name with pinned weights, checked before the work
     per = {"train_per_class": a.train_per_class, "test_per_class": a.test_per_class, "epochs": a.epochs}
-    result = probe_folder(a.model, a.data, **per)
+    result = probe_folder(a.model, a.data, random_init=a.random_init, **per)
     print(json.dumps(result, indent=2))
     if a.record:
         record_blocks(a.model, a.data, result, **per)
