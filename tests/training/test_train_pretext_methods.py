@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from _seed_methods import WHOLE_SPLIT, short_run_beats_random_init
+from torch import nn
 from zoo.training.checkpoint import CHECKPOINT_NAME, Progress
 from zoo.training.data import decode
 from zoo.training.loop import Trainer, read_csv
@@ -152,6 +153,40 @@ def test_block_probe_random_init_probes_the_seeded_architecture(
     assert all(torch.equal(probed[1][k], v) for k, v in seeded.items())
     with pytest.raises(SystemExit):  # the floor is never recorded as the encoder's numbers
         probe.main(["simclr-r18q-cifar10", str(tiny_dataset), "--random-init", "--record"])
+
+
+def test_grid_features_average_the_backbone_over_each_patch() -> None:
+    from zoo.training.pretext.grid_knn import grid_features
+
+    torch.manual_seed(0)
+    backbone = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveMaxPool2d(1), nn.Flatten()).eval()
+    x = torch.randn(2, 3, 32, 32)
+    expected = torch.stack(
+        [
+            torch.stack(
+                [
+                    backbone(x[n : n + 1, :, r : r + 8, c : c + 8])[0]
+                    for r in range(0, 25, 4)
+                    for c in range(0, 25, 4)
+                ]
+            ).mean(0)
+            for n in range(2)
+        ]
+    )
+    assert torch.allclose(grid_features(backbone, x, 7, 8), expected, atol=1e-6)
+
+
+def test_grid_knn_reads_whole_images_and_patch_grids(tmp_path: Path, tiny_dataset: Path) -> None:
+    from zoo.training.pretext.grid_knn import grid_knn
+
+    from zoo.export import save_folder
+
+    folder = str(save_folder(zoo.create_model("resnet18_cifar_quarter"), tmp_path / "enc", card=False))
+    res = grid_knn(folder, str(tiny_dataset), grid=3, patch=16, recalibrate=True)
+    assert list(res) == ["whole k=20", "whole k=200", "grid k=20", "grid k=200"]
+    assert all(0 <= v <= 100 for v in res.values())
+    with pytest.raises(ValueError, match="does not tile 32 px inputs"):
+        grid_knn(folder, str(tiny_dataset), grid=3, patch=15)
 
 
 def test_block_probe_records_its_numbers(

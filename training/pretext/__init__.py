@@ -13,6 +13,8 @@ random, a ``torch.Generator``, and returns the inputs and targets of one pretext
 * :mod:`.masks`: MAE's random patch masks and the context encoder's centre / random blocks;
 * :mod:`.images`: undoing the views' normalisation, downsampling (super-resolution);
 * :mod:`.features`: the spatial feature maps of a torchvision ResNet backbone, per block.
+* :mod:`.probe`, :mod:`.grid_knn`: read-outs of a trained encoder (a linear probe per block;
+  kNN of whole images against averaged patch-grid features).
 
 A task whose grid or mask does not fit the image size raises :class:`PretextSizeError`
 naming both sizes, before any training step.

@@ -22,6 +22,8 @@ import torch
 from torch import nn
 from zoo.training.pretext.features import BLOCKS, block_features
 
+from zoo.encoder import Encoder
+
 
 @torch.no_grad()
 def probe_blocks(
@@ -59,6 +61,20 @@ def probe_blocks(
     }
 
 
+def load_encoder(model: str, *, random_init: bool = False) -> Encoder:
+    """A zoo encoder (name or folder); with ``random_init`` its architecture and preprocessing
+    with seeded random weights (``torch.manual_seed(0)``, as ``zoo eval --random-init``)."""
+    import zoo
+    from zoo.registry import get_arch
+
+    encoder = zoo.load(model, progress=False)
+    if random_init:
+        torch.manual_seed(0)
+        kwargs = encoder.entry.arch_kwargs if encoder.entry is not None else {}
+        encoder.backbone.load_state_dict(get_arch(encoder.arch).builder(**kwargs).state_dict())
+    return encoder
+
+
 def probe_folder(
     model: str,
     data: str,
@@ -74,14 +90,7 @@ def probe_folder(
     (``torch.manual_seed(0)``, as ``zoo eval --random-init``): the floor each block must beat."""
     from zoo.training.data import evaluation_batches, find_split, load_split, subset_per_class
 
-    import zoo
-    from zoo.registry import get_arch
-
-    encoder = zoo.load(model, progress=False)
-    if random_init:
-        torch.manual_seed(0)
-        kwargs = encoder.entry.arch_kwargs if encoder.entry is not None else {}
-        encoder.backbone.load_state_dict(get_arch(encoder.arch).builder(**kwargs).state_dict())
+    encoder = load_encoder(model, random_init=random_init)
     size, pre = encoder.preprocess.input_size, encoder.preprocess
     split_data = []
     for split, per in (("train", train_per_class), ("", test_per_class)):
