@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from _seed_methods import seed_recipe, short_run_beats_random_init
+from _seed_methods import WHOLE_SPLIT, seed_recipe, short_run_beats_random_init
 from zoo.training.loop import Trainer
 from zoo.training.losses.cpc import CPCLoss
 from zoo.training.methods.cpc_v2 import ContextNetwork
@@ -70,4 +70,7 @@ def test_cpc_trains_on_the_patch_grid_it_declares(tmp_path: Path, cifar_root: Pa
 
 @pytest.mark.slow
 def test_a_short_cpc_run_beats_random_init(tmp_path: Path, cifar_root: Path) -> None:
-    short_run_beats_random_init(tmp_path, "cpc_v2_r18q_cifar10", cifar_root)
+    # The whole training split (1,562 steps, ~23 minutes). Session 16, against 30.35 at random
+    # init: the recipe's learning rate 0.2 reads 31.20 on 10,000 images and 32.15 on all 50,000;
+    # the former 0.06 read 28.90 / 30.10.
+    short_run_beats_random_init(tmp_path, "cpc_v2_r18q_cifar10", cifar_root, WHOLE_SPLIT)
