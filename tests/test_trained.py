@@ -70,6 +70,10 @@ _BELOW_BAR = {
     "dim-r18q-cifar10": "one-view Deep InfoMax clusters 4.8 NMI points above its random init on the"
     " full test split (10.14 against 5.34), under this check's 5; it ships on kNN (+7.4) and linear"
     " probe (+9.2) gains (training/README.md, session 15)",
+    "cpc-v2-r18q-cifar10.grid7x8": "CPC v2 read on its patch grid clusters 4.2 NMI points above the same"
+    " read-out at random init on the full test split (11.96 against 7.78: averaging 49 patches already"
+    " lifts random features from 5.34), under this check's 5; its kNN (+10.3 / +8.6) and linear (+9.7)"
+    " gains are the largest of its read-outs, and .whole meets the bar (training/README.md, session 17)",
 }
 
 

@@ -47,6 +47,7 @@ from zoo.training.publish import registry_method
 import zoo
 from zoo import results
 from zoo.encoder import Encoder
+from zoo.errors import ZooError
 from zoo.folder import atomic_write_text, save_safetensors
 from zoo.pretrained import _CPU, PAPERS, Trained, recipe_of
 
@@ -215,13 +216,17 @@ def ship(
     log: Path | None = None,
     results_file: Path = results.RESULTS_FILE,
     test_size: tuple[int, int] | None = None,
+    patch_grid: tuple[int, int] | None = None,
 ) -> dict:
     """Ship ``run_dir`` as ``name`` (see the module's docstring). Returns what ``ship.json`` holds,
     plus ``row`` (the :class:`Trained` row for ``zoo/pretrained.py``), ``recorded`` (the rows
     written to ``results_file``) and ``stale`` (rows of ``name`` dropped from it: other weights).
 
     ``test_size`` (resize, crop) ships the encoder reading images at that size instead of the
-    run's (choose it on held-out training images: :mod:`zoo.training.test_resolution`)."""
+    run's (choose it on held-out training images: :mod:`zoo.training.test_resolution`).
+    ``patch_grid`` (grid, patch) ships it read on that grid of patches, features averaged, as
+    patch-trained networks read best (:mod:`zoo.models.patch_grid`; compare the two read-outs
+    first with :mod:`zoo.training.pretext.grid_knn`)."""
     from zoo.training.methods import get_method
     from zoo.training.publish import plot_curves
     from zoo.training.recipe import load_recipe
@@ -238,6 +243,13 @@ def ship(
         from zoo.training.test_resolution import at_test_size
 
         fp32 = at_test_size(fp32, *test_size)
+    if patch_grid is not None:
+        from zoo.models.patch_grid import read_on_patch_grid
+
+        try:
+            fp32 = read_on_patch_grid(fp32, *patch_grid)
+        except ValueError as e:  # no such grid architecture, or images that do not tile
+            raise ZooError(f"{run_dir}: {e}") from None
     fp16, half_state = rounded_to_fp16(fp32)
     measured = {"fp32": measure(fp32, data, test_split), "fp16": measure(fp16, data, test_split)}
     worst = max(abs(measured["fp16"][k]["value"] - measured["fp32"][k]["value"]) for k in measured["fp32"])
@@ -266,6 +278,7 @@ def ship(
         "fp16_max_change": round(worst, 3),
         "test_size": {"resize": fp32.preprocess.resize_size, "crop": fp32.preprocess.input_size},
         "run_test_size": {"resize": trained_size[0], "crop": trained_size[1]},
+        "patch_grid": None if patch_grid is None else {"grid": patch_grid[0], "patch": patch_grid[1]},
         "measured": measured[precision],
         "measured_fp32": measured["fp32"],
         "measured_fp16": measured["fp16"],
@@ -356,6 +369,13 @@ def main(argv: list[str] | None = None) -> None:
         help="read images at this size instead of the run's (chosen on held-out training images with"
         " python -m zoo.training.test_resolution)",
     )
+    parser.add_argument(
+        "--patch-grid",
+        default=None,
+        metavar="GRIDxPATCH",
+        help="read images as a GRID x GRID grid of PATCH px patches, features averaged (e.g. 7x8: CPC v2's"
+        " training grid; compare first with python -m zoo.training.pretext.grid_knn)",
+    )
     parser.add_argument("--log", type=Path, default=None, help="the run's log (default: <run_dir>.log)")
     parser.add_argument(
         "--weights-dir", type=Path, default=Path("zoo/weights"), help="where the weights go (zoo/weights)"
@@ -376,17 +396,27 @@ def main(argv: list[str] | None = None) -> None:
             test_size = parse_candidate(args.test_size)
         except ValueError as e:
             parser.error(str(e))
-    summary = ship(
-        args.run_dir,
-        args.name,
-        data=args.data,
-        test_split=args.test_split,
-        tolerance=args.tolerance,
-        log=args.log,
-        weights_dir=args.weights_dir,
-        results_file=args.results,
-        test_size=test_size,
-    )
+    patch_grid = None
+    if args.patch_grid:
+        m = re.fullmatch(r"(\d+)x(\d+)", args.patch_grid)
+        if not m:
+            parser.error(f"--patch-grid takes GRIDxPATCH, e.g. 7x8; got {args.patch_grid!r}")
+        patch_grid = (int(m[1]), int(m[2]))
+    try:
+        summary = ship(
+            args.run_dir,
+            args.name,
+            data=args.data,
+            test_split=args.test_split,
+            tolerance=args.tolerance,
+            log=args.log,
+            weights_dir=args.weights_dir,
+            results_file=args.results,
+            test_size=test_size,
+            patch_grid=patch_grid,
+        )
+    except ZooError as e:
+        parser.exit(2, f"zoo: error: {' '.join(str(e).split())}\n")
     print(json.dumps({k: v for k, v in summary.items() if k not in ("row", "recorded", "stale")}, indent=2))
     print(f"\nRecorded {len(summary['recorded'])} numbers in {args.results}.")
     for r in summary["stale"]:

@@ -111,7 +111,10 @@ METHOD_NOTES = {
     "cpc-v2": (
         "Contrastive predictive coding v2: the image is a grid of overlapping patches encoded one by one;"
         " a masked context network predicts the embeddings of patches below from those above, each"
-        " against the other patches of the batch (InfoNCE)."
+        " against the other patches of the batch (InfoNCE). Trained on patches, the backbone can read an"
+        " image as its training grid of patches, features averaged (Kolesnikov et al. 2019; zoo's tag"
+        " `.grid7x8`, the default, better frozen features), or as one whole image, a scale it never saw in"
+        " training (`.whole`, which fine-tunes better); the architecture row says which this one does."
     ),
     "dim": (
         "Deep InfoMax (local-global): the global feature of an image is contrasted with the local"
@@ -280,6 +283,13 @@ def front_matter(entry: ModelEntry) -> dict[str, Any]:
     return meta
 
 
+def _arch_note(arch) -> str:
+    """``: <first paragraph of the builder's docstring>`` (what the network is, and for wrappers
+    such as a patch-grid read-out how it reads images), or nothing for a builder without one."""
+    doc = (arch.builder.__doc__ or "").strip().split("\n\n")[0]
+    return f": {' '.join(doc.split())}" if doc else ""
+
+
 def render_card(entry: ModelEntry) -> str:
     """The full README.md of ``entry``."""
     arch = get_arch(entry.arch)
@@ -298,7 +308,7 @@ def render_card(entry: ModelEntry) -> str:
         "|---|---|",
         f"| method | {entry.method} |",
         f"| architecture | `{entry.arch}` ({arch.source}), {arch.embed_dim}-d pooled features,"
-        " no classifier |",
+        f" no classifier{_arch_note(arch)} |",
         f"| pretraining data | {DATASET_NAMES.get(entry.dataset, entry.dataset)} |",
         f"| input | {pre.input_size} px: resize shorter side to {pre.resize_size} ({pre.interpolation}),"
         f" centre crop {pre.input_size}, mean {list(pre.mean)}, std {list(pre.std)} |",

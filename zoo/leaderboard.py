@@ -149,6 +149,11 @@ BASELINES = (
         scores={"knn-k20": 33.37, "knn-k200": 32.36, "linear": 36.27, "nmi": 5.34},
     ),
     Baseline(
+        like="cpc-v2-r18q-cifar10.grid7x8",
+        label="random init, `resnet18_cifar_quarter_grid7x8`",
+        scores={"knn-k20": 34.39, "knn-k200": 33.87, "linear": 39.60, "nmi": 7.78},
+    ),
+    Baseline(
         like="crd-r10q-cifar10",
         label="random init, `resnet10_cifar_quarter`",
         scores={"knn-k20": 34.02, "knn-k200": 32.82, "linear": 36.23, "nmi": 7.99},

@@ -640,6 +640,9 @@ DEFAULT_TAGS = frozenset(
         "moco-v2-r50.ep800",
         # The 200-epoch flagship; the 8-epoch leaderboard run stays reachable as .ep8.
         "moco-v2-r18q-cifar10.ep200",
+        # Frozen features read on CPC's training grid of patches; the whole-image read-out of the same
+        # weights, which fine-tunes better, stays reachable as .whole.
+        "cpc-v2-r18q-cifar10.grid7x8",
         "moco-v3-r50.ep1000",
         "simsiam-r50.ep100_bs512",
         "swav-r50.ep800",
@@ -1023,8 +1026,15 @@ TRAINED: tuple[Trained, ...] = (
         epochs=8, steps=1560, batch_size=256, minutes=27.5, hardware=_CPU,
     ),
     Trained(
-        name="cpc-v2-r18q-cifar10", arch="resnet18_cifar_quarter", method="cpc-v2", paper=PAPERS["cpc-v2"],
-        dataset="cifar10", size=32, resize=32, precision="fp16",
+        name="cpc-v2-r18q-cifar10.grid7x8", arch="resnet18_cifar_quarter_grid7x8", method="cpc-v2",
+        paper=PAPERS["cpc-v2"], dataset="cifar10", size=32, resize=32, precision="fp16",
+        sha256="b21611f69a751406eb0ee56b599b99371f8a94a18e700621f69fcf27ef8cc3c3",
+        command="zoo train cpc_v2_r18q_cifar10 train.epochs=8 run.knn_every_epochs=1",
+        epochs=8, steps=6248, batch_size=64, minutes=87.3, hardware=_CPU,
+    ),
+    Trained(
+        name="cpc-v2-r18q-cifar10.whole", arch="resnet18_cifar_quarter", method="cpc-v2",
+        paper=PAPERS["cpc-v2"], dataset="cifar10", size=32, resize=32, precision="fp16",
         sha256="9e2dff27297f0c713f9a4ce57c4c7453a37f35d8a8648f524b128647878548f7",
         command="zoo train cpc_v2_r18q_cifar10 train.epochs=8 run.knn_every_epochs=1",
         epochs=8, steps=6248, batch_size=64, minutes=87.3, hardware=_CPU,

@@ -171,6 +171,37 @@ def test_a_pretext_run_records_its_task_accuracy(tmp_path: Path, cifar_root: Pat
         rows({"jigsaw_acc": "permutation accuracy"})
 
 
+def test_a_run_ships_read_on_a_patch_grid(tmp_path: Path, cifar_root: Path, tiny_dataset: Path) -> None:
+    """``patch_grid``: the same weights, shipped under the grid architecture, measured and
+    loaded as that read-out (CPC v2's 7 x 7 grid of 8 px patches)."""
+    from zoo.errors import ZooError
+    from zoo.models.patch_grid import read_on_patch_grid
+
+    run = tmp_path / "run"
+    recipe = recipe_from_dict(tiny_recipe(run, cifar_root, "rotnet", run__export=True, augment__size=32))
+    Trainer(recipe, command=f"zoo train rotnet_r18q_cifar10 run.out_dir={run} train.epochs=2").fit()
+    (tmp_path / "run.log").write_text("[10:00:00] start\n[10:01:00] epoch 1 step 30/30 loss 1.0\n")
+    where = dict(data=str(tiny_dataset), cards_dir=tmp_path / "cards", results_file=tmp_path / "measured.csv")
+    with pytest.raises(
+        ZooError, match="no patch-grid architecture is registered for 'resnet18_cifar_quarter' on a 5x8"
+    ):
+        ship(run, "rotnet-r18q-tiny", weights_dir=tmp_path / "no", patch_grid=(5, 8), **where)
+
+    summary = ship(run, "rotnet-r18q-tiny", weights_dir=tmp_path / "weights", patch_grid=(7, 8), **where)
+    assert summary["row"].arch == "resnet18_cifar_quarter_grid7x8"
+    assert summary["patch_grid"] == {"grid": 7, "patch": 8}
+    shipped = zoo.load(tmp_path / "weights" / "rotnet-r18q-tiny.safetensors")
+    assert shipped.arch == "resnet18_cifar_quarter_grid7x8"
+    expected = read_on_patch_grid(zoo.load_folder(run / "export"), 7, 8)
+    x = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(shipped.backbone(x), expected.backbone(x), rtol=1e-2, atol=1e-2)
+    again = measure(shipped, str(tiny_dataset), "test")
+    assert {k: v["value"] for k, v in again.items()} == {
+        k: v["value"] for k, v in summary["measured"].items()
+    }
+
+
 def test_ship_writes_the_rows_of_the_shipped_table(monkeypatch: pytest.MonkeyPatch) -> None:
     """The rows measured_rows writes for each zoo-trained encoder are those the registry holds
     (same how, command and weights), so a re-ship changes only its numbers."""
@@ -208,3 +239,13 @@ def test_main_prints_the_summary_then_the_row_to_paste(
     assert '"sha256": "' + row.sha256 in out and '"row"' not in out
     assert "Recorded 4 numbers" in out and "finetune-1pct, measured on weights 0000" in out
     assert out.rstrip().endswith(row.source())
+
+
+def test_main_refuses_a_patch_grid_it_cannot_read(capsys: pytest.CaptureFixture[str]) -> None:
+    import zoo.training.ship as ship_module
+
+    with pytest.raises(SystemExit) as e:
+        ship_module.main(["runs/x", "--name", "x", "--patch-grid", "7-8"])
+    assert (
+        e.value.code == 2 and "--patch-grid takes GRIDxPATCH, e.g. 7x8; got '7-8'" in capsys.readouterr().err
+    )

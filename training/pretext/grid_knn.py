@@ -6,7 +6,8 @@ Zhai & Beyer (2019, sec. 3) read such networks the way they were trained: the im
 patches, each encoded, the features averaged. This measures both read-outs side by side, so a
 card or a training note can say whether the whole-image export loses anything:
 
-    python -m zoo.training.pretext.grid_knn cpc-v2-r18q-cifar10 ../shared/data/cifar10 --grid 7 --patch 8
+    python -m zoo.training.pretext.grid_knn cpc-v2-r18q-cifar10.whole ../shared/data/cifar10 \\
+        --grid 7 --patch 8
     python -m zoo.training.pretext.grid_knn runs/<run>/export ../shared/data/imagenette --grid 3 --patch 32 \\
         --recalibrate [--random-init]
 
