@@ -165,3 +165,32 @@ def test_flagship_cards_state_cpu_hours_and_plot_them_next_to_the_reference() ->
     # A short reference run has neither the section nor the flagship wording.
     short = zoo.model_info("simclr-r18q-cifar10")
     assert "### Compute" not in render_card(short) and "flagship" not in short.description
+
+
+def test_trained_cards_set_the_evaluation_beside_random_init_of_the_same_network() -> None:
+    """A card shows each number beside the leaderboard's random-init row of the same network
+    (architecture, input size), with the difference, and the command that reproduces the floor
+    under the card's own name; an encoder read at another size has no such row to compare with."""
+    from zoo.leaderboard import BASELINES
+
+    for baseline in BASELINES:
+        like = zoo.model_info(baseline.like)
+        same = [
+            n
+            for n in zoo.list_models()
+            if (e := zoo.model_info(n)).training and (e.arch, e.preprocess) == (like.arch, like.preprocess)
+        ]
+        assert baseline.like in same
+        for name in same:
+            body = (CARDS / f"{name}.md").read_text()
+            assert "what the pretraining bought" in body
+            own = {(m.dataset, m.protocol): m.value for m in zoo.model_info(name).measured}
+            for floor in baseline.metrics():
+                if (floor.dataset, floor.protocol) not in own:
+                    continue
+                value = own[floor.dataset, floor.protocol]
+                row = f"| {value:.2f} | {floor.value:.2f} | {value - floor.value:+.2f} |"
+                assert row in body, (name, floor.protocol)
+                assert f"zoo eval {name} --random-init " in body
+    # The flagship reads 48 px images: the 32 px floor is no comparison for it.
+    assert "what the pretraining bought" not in (CARDS / "moco-v2-r18q-cifar10.ep200.md").read_text()

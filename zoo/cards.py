@@ -143,9 +143,10 @@ METHOD_NOTES = {
         " rotation, which needs knowing where the top of an object is."
     ),
     "relative-patch": (
-        "Context prediction (relative patch location): the network sees a centre patch and one of its 8"
-        " neighbours, each on its own, and classifies where the second sits; gaps, jitter and colour"
-        " dropping keep low-level shortcuts out."
+        "Context prediction (relative patch location): the network sees a centre patch and a neighbour"
+        " from the 3x3 grid around it, each on its own, and classifies where the neighbour sits (zoo's"
+        " recipe pairs the centre with all 8 neighbours of every image); gaps, jitter and colour dropping"
+        " keep low-level shortcuts out."
     ),
     "jigsaw": (
         "Jigsaw puzzles: 3x3 tiles of an image, shuffled by one of a fixed set of permutations (chosen for"
@@ -373,6 +374,7 @@ def render_card(entry: ModelEntry) -> str:
                 f"| {DATASET_NAMES.get(m.dataset, m.dataset)} | {PROTOCOL_NAMES.get(m.protocol, m.protocol)}"
                 f" | {m.value:.2f} | {m.how} | {kind}: {_source(m.source)} |"
             )
+        lines += _random_init_lines(entry, [m for _, m in metrics])
     else:
         lines.append("No evaluation has been recorded for this encoder yet.")
     lines += _pretext_section(entry) + _few_labels_section(entry) + _transfer_section(entry)
@@ -382,6 +384,42 @@ def render_card(entry: ModelEntry) -> str:
     if entry.citation:
         lines += ["## Citation", "", "```bibtex", entry.citation, "```", ""]
     return "\n".join(lines)
+
+
+def _random_init_lines(entry: ModelEntry, metrics: list[Metric]) -> list[str]:
+    """The evaluation beside the same network with random weights (the leaderboard's random-init
+    row of this architecture, input size and data), so a reader sees what pretraining bought; nothing
+    when the leaderboard has no such row (upstream encoders, or one read at another size)."""
+    from zoo.leaderboard import BASELINES
+    from zoo.registry import model_info
+
+    def network(e: ModelEntry) -> tuple:
+        return (e.arch, repr(e.arch_kwargs), e.preprocess)
+
+    floors = [b for b in BASELINES if b.like != entry.name and network(model_info(b.like)) == network(entry)]
+    floors += [b for b in BASELINES if b.like == entry.name]
+    if not floors:
+        return []
+    floor = {(f.dataset, f.protocol): f for f in floors[0].metrics()}
+    pairs = [(m, floor[m.dataset, m.protocol]) for m in metrics if (m.dataset, m.protocol) in floor]
+    if not pairs:
+        return []
+    lines = [
+        "",
+        "Beside it, the same network with random weights (built after `torch.manual_seed(0)`; the"
+        " leaderboard's random-init row), measured the same way: what the pretraining bought.",
+        "",
+        "| dataset | protocol | this encoder | random init | difference | random init, reproduced by |",
+        "|---|---|---|---|---|---|",
+    ]
+    like = f"zoo eval {floors[0].like} "  # the same network: this entry's name gives the same number
+    for m, f in pairs:
+        lines.append(
+            f"| {DATASET_NAMES.get(m.dataset, m.dataset)} | {PROTOCOL_NAMES.get(m.protocol, m.protocol)}"
+            f" | {m.value:.2f} | {f.value:.2f} | {m.value - f.value:+.2f}"
+            f" | {_source(f.source.replace(like, f'zoo eval {entry.name} ', 1))} |"
+        )
+    return lines
 
 
 def _few_labels_section(entry: ModelEntry) -> list[str]:

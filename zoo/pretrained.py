@@ -1089,6 +1089,13 @@ TRAINED: tuple[Trained, ...] = (
         command="zoo train dim_r18q_cifar10 train.epochs=8 run.knn_every_epochs=1",
         epochs=8, steps=1560, batch_size=256, minutes=18.2, hardware=_CPU,
     ),
+    Trained(
+        name="relative-patch-r18-imagenette", arch="resnet18", method="relative-patch",
+        paper=PAPERS["relative-patch"], dataset="imagenette", size=96, resize=112, precision="fp16",
+        sha256="e30a27af66d792a123189b43b8252b81a412c31f97997d1a8e75c067c5faa58a",
+        command="zoo train relative_patch_r18_imagenette train.epochs=20 run.knn_every_epochs=5",
+        epochs=20, steps=1460, batch_size=128, minutes=55.0, hardware=_CPU,
+    ),
 )
 # fmt: on
 

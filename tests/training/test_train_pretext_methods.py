@@ -15,7 +15,7 @@ from zoo.training.checkpoint import CHECKPOINT_NAME, Progress
 from zoo.training.data import decode
 from zoo.training.loop import Trainer, read_csv
 from zoo.training.methods import get_method
-from zoo.training.pretext import PretextSizeError, images
+from zoo.training.pretext import PretextSizeError, images, patches
 from zoo.training.recipe import recipe_from_dict
 
 import zoo
@@ -390,6 +390,27 @@ def test_relative_patch_pairs_go_through_the_backbone_separately(batch: torch.Te
     torch.testing.assert_close(seen[:16], batch[:, :, 12:20, 12:20])
     with pytest.raises(PretextSizeError, match=r"at least 36 px \(3 x 8 \+ 2 x 4 \+ 2 x 2\), got 32 px"):
         build("relative_patch", gap=4, jitter=2)([batch])
+
+
+def test_relative_patch_all_neighbours_pairs_the_centre_with_each_neighbour(batch: torch.Tensor) -> None:
+    """``all_neighbours``: 9 patches per image through the backbone, and the loss is the
+    cross-entropy of the head over (centre, neighbour k) with label k for all 8 k, computed here
+    from patches cut by hand."""
+    method = build("relative_patch", color_drop=False, jitter=0, all_neighbours=True).eval()
+    seen = _input_of(method.backbone, lambda: method([batch]))
+    assert seen.shape == (16 * 9, 3, 8, 8)
+    with torch.no_grad():
+        out = method([batch])
+        # The 28 px grid starts at 2 in 32 px; cell (r, c) at 2 + 10 r, 2 + 10 c.
+        grid = [(2 + 10 * r, 2 + 10 * c) for r in range(3) for c in range(3)]
+        cells = [batch[:, :, top : top + 8, left : left + 8] for top, left in grid]
+        torch.testing.assert_close(seen.unflatten(0, (16, 9))[:, 4], cells[4])
+        f = [method.backbone(p) for p in cells]
+        losses = []
+        for label, (r, c) in enumerate(patches.NEIGHBOURS):
+            logits = method.head(torch.cat([f[4], f[3 * r + c]], dim=1))
+            losses.append(torch.nn.functional.cross_entropy(logits, torch.full((16,), label)))
+    assert out["loss"].item() == pytest.approx(torch.stack(losses).mean().item(), rel=1e-4)
 
 
 # ---------------------------------------------------------------------------- through the trainer
