@@ -950,8 +950,8 @@ def finetune_eval(
     initialisation, the same labelled images (same seed) and the same recipe, so only the
     initialisation differs. That recipe trains the encoder at the head's learning rate
     (``encoder_lr_scale=1``, ``layer_decay=1``, as SimCLR's fine-tuning): random weights
-    have nothing to keep, and on CIFAR-10 at 1% labels (30 epochs) the pretrained
-    simclr-r18q-cifar10 measured 47.27% this way against 42.14% with ``zoo finetune``'s
+    have nothing to keep, and on CIFAR-10 at 1% labels (30 epochs) an earlier
+    simclr-r18q-cifar10 (T 0.5) measured 47.27% this way against 42.14% with ``zoo finetune``'s
     gentler defaults (0.1, 0.75), which underfit in so short a schedule.
     """
     import tempfile
