@@ -396,11 +396,10 @@ def _random_init_lines(entry: ModelEntry, metrics: list[Metric]) -> list[str]:
     def network(e: ModelEntry) -> tuple:
         return (e.arch, repr(e.arch_kwargs), e.preprocess)
 
-    floors = [b for b in BASELINES if b.like != entry.name and network(model_info(b.like)) == network(entry)]
-    floors += [b for b in BASELINES if b.like == entry.name]
-    if not floors:
+    baseline = next((b for b in BASELINES if network(model_info(b.like)) == network(entry)), None)
+    if baseline is None:
         return []
-    floor = {(f.dataset, f.protocol): f for f in floors[0].metrics()}
+    floor = {(f.dataset, f.protocol): f for f in baseline.metrics()}
     pairs = [(m, floor[m.dataset, m.protocol]) for m in metrics if (m.dataset, m.protocol) in floor]
     if not pairs:
         return []
@@ -412,7 +411,7 @@ def _random_init_lines(entry: ModelEntry, metrics: list[Metric]) -> list[str]:
         "| dataset | protocol | this encoder | random init | difference | random init, reproduced by |",
         "|---|---|---|---|---|---|",
     ]
-    like = f"zoo eval {floors[0].like} "  # the same network: this entry's name gives the same number
+    like = f"zoo eval {baseline.like} "  # the same network: this entry's name gives the same number
     for m, f in pairs:
         lines.append(
             f"| {DATASET_NAMES.get(m.dataset, m.dataset)} | {PROTOCOL_NAMES.get(m.protocol, m.protocol)}"

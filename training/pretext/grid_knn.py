@@ -25,6 +25,8 @@ from torch import nn
 from zoo.training.augment import patch_grid
 from zoo.training.pretext.probe import load_encoder
 
+from zoo.models.patch_grid import PatchGridEncoder
+
 #: (k, temperature) of the two kNN protocols of the leaderboard.
 PROTOCOLS = ((20, 0.07), (200, 0.1))
 
@@ -33,9 +35,10 @@ PROTOCOLS = ((20, 0.07), (200, 0.1))
 def grid_features(backbone: nn.Module, x: torch.Tensor, grid: int, patch: int) -> torch.Tensor:
     """The mean of ``backbone``'s features over a ``grid x grid`` grid of ``patch`` px patches at
     an equal stride (overlapping where ``grid * patch`` exceeds the image), as
-    :func:`zoo.training.augment.patch_grid` cuts CPC's views."""
-    feats = backbone(patch_grid(x, grid, patch))
-    return feats.view(len(x), grid * grid, -1).mean(dim=1)
+    :func:`zoo.training.augment.patch_grid` cuts CPC's views: the read-out the shipped patch-grid
+    architectures compute (:class:`zoo.models.patch_grid.PatchGridEncoder`), so this measures
+    exactly what ships."""
+    return PatchGridEncoder(backbone, grid, patch)(x)
 
 
 def grid_knn(

@@ -18,6 +18,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from zoo.encoder import Encoder
 from zoo.models.resnet import resnet18_cifar_quarter
 from zoo.registry import get_arch, register_arch
 
@@ -91,11 +92,9 @@ def patch_grid_arch(arch: str, grid: int, patch: int) -> str:
     return PATCH_GRID_ARCHS[arch, grid, patch]
 
 
-def read_on_patch_grid(encoder, grid: int, patch: int):
+def read_on_patch_grid(encoder: Encoder, grid: int, patch: int) -> Encoder:
     """The same weights as ``encoder`` (a :class:`zoo.Encoder`), read on the patch grid: a new
     Encoder of the registered grid architecture, whose registry entry (if any) says so."""
-    from zoo.encoder import Encoder
-
     arch = patch_grid_arch(encoder.arch, grid, patch)
     module = PatchGridEncoder(encoder.backbone, grid, patch)
     module.stride(encoder.preprocess.input_size)  # the images it will read must tile
