@@ -302,6 +302,11 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
         raise RecipeError(f"{prefix or 'recipe'}: {e}") from None
 
 
+#: PyYAML follows YAML 1.1, whose floats need a dot: it reads ``1e-5`` as a string (``1.0e-5`` as
+#: a number). Python and YAML 1.2 read it as a number, and so do recipes: ``weight_decay=1e-5``.
+_EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
 def _convert(hint: Any, value: Any, key: str) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
@@ -336,6 +341,8 @@ def _convert(hint: Any, value: Any, key: str) -> Any:
             raise RecipeError(f"{key}: expected an integer, got {value!r}")
         return value
     if hint is float:
+        if isinstance(value, str) and _EXPONENT_FLOAT.fullmatch(value):
+            value = float(value)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise RecipeError(f"{key}: expected a number, got {value!r}")
         return float(value)

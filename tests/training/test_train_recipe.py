@@ -45,6 +45,19 @@ def test_overrides_are_typed_and_nested() -> None:
     assert recipe.augment.global_scale == (0.3, 1.0) and recipe.run.export is False
 
 
+def test_exponent_floats_read_as_numbers() -> None:
+    # PyYAML (YAML 1.1) reads 1e-5 as a string; a recipe must take it as Python does, in a
+    # file and on the command line, and still refuse an integer key written that way.
+    data = _minimal()
+    for item in ["optim.weight_decay=1e-5", "optim.lr=3E-1", "method.temperature=+2.5e-1"]:
+        apply_override(data, item)
+    recipe = recipe_from_dict(data)
+    assert (recipe.optim.weight_decay, recipe.optim.lr, recipe.method.temperature) == (1e-5, 0.3, 0.25)
+    apply_override(data, "train.epochs=1e2")
+    with pytest.raises(RecipeError, match=r"train.epochs: expected an integer, got '1e2'"):
+        recipe_from_dict(data)
+
+
 @pytest.mark.parametrize(
     "item,message",
     [

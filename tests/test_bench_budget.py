@@ -1,0 +1,47 @@
+"""benchmarks/budget.py's zoo side on a few seconds of real CIFAR-10 images: the overrides that
+tune it for the budget reach the recipe it trains, and its cosine is fitted to the steps that fit."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from zoo.training.loop import read_csv
+
+ROOT = Path(__file__).resolve().parents[1]
+CIFAR = (ROOT.parent / "shared" / "data" / "cifar10").resolve()
+# A small, uncompiled run: 200 images, 5 steps per epoch.
+SMALL = ["data.limit_per_class=20", "train.batch_size=40", "train.compile=false"]
+
+
+def _load_benchmark():
+    sys.path.insert(0, str(ROOT / "benchmarks"))  # budget.py imports its neighbours
+    spec = importlib.util.spec_from_file_location("budget", ROOT / "benchmarks" / "budget.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_zoo_side_trains_the_tuned_recipe_for_the_seconds_given(tmp_path: Path) -> None:
+    if not (CIFAR / "train").is_dir():
+        pytest.fail(f"real data not found at {CIFAR}; the repository expects ../shared/data beside it")
+    budget = _load_benchmark()
+    overrides = [*budget.BUDGET_OVERRIDES, *SMALL]
+    run = budget.zoo_side("simclr_r18q_cifar10", 8.0, 1, tmp_path, overrides)
+
+    assert run["overrides"] == overrides
+    recipe = yaml.safe_load((tmp_path / "run" / "recipe.yaml").read_text())
+    assert recipe["augment"]["size"] == 20 and recipe["optim"]["name"] == "lars"
+    assert recipe["optim"]["weight_decay"] == 1e-5  # written 1e-5, which YAML 1.1 reads as text
+    # The calibration's rate decides the steps; the run takes exactly those, and its cosine,
+    # fitted to them (epochs rounded up), has nearly annealed by the last one.
+    steps = run["steps"]
+    assert recipe["train"]["max_steps"] == steps > 1
+    assert run["views"] == steps * 40 * 2
+    rows = read_csv(tmp_path / "run" / "metrics.csv")
+    assert int(rows[-1]["step"]) == steps
+    assert float(rows[-1]["lr"]) < 0.25 * recipe["optim"]["lr"] * 40 / 256
+    assert sum(p.numel() for p in run["backbone"].parameters()) > 0
