@@ -4,30 +4,25 @@ tune it for the budget reach the recipe it trains, and its cosine is fitted to t
 from __future__ import annotations
 
 import importlib.util
-import sys
 from pathlib import Path
 
-import pytest
 import yaml
 from zoo.training.loop import read_csv
 
 ROOT = Path(__file__).resolve().parents[1]
-CIFAR = (ROOT.parent / "shared" / "data" / "cifar10").resolve()
 # A small, uncompiled run: 200 images, 5 steps per epoch.
 SMALL = ["data.limit_per_class=20", "train.batch_size=40", "train.compile=false"]
 
 
 def _load_benchmark():
-    sys.path.insert(0, str(ROOT / "benchmarks"))  # budget.py imports its neighbours
     spec = importlib.util.spec_from_file_location("budget", ROOT / "benchmarks" / "budget.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def test_zoo_side_trains_the_tuned_recipe_for_the_seconds_given(tmp_path: Path) -> None:
-    if not (CIFAR / "train").is_dir():
-        pytest.fail(f"real data not found at {CIFAR}; the repository expects ../shared/data beside it")
+def test_zoo_side_trains_the_tuned_recipe_for_the_seconds_given(data_root: Path, tmp_path: Path) -> None:
+    # data_root: the real data beside the repository, where budget.py reads CIFAR-10.
     budget = _load_benchmark()
     overrides = [*budget.BUDGET_OVERRIDES, *SMALL]
     run = budget.zoo_side("simclr_r18q_cifar10", 8.0, 1, tmp_path, overrides)
