@@ -139,6 +139,8 @@ def test_the_demo_offers_the_installed_photo_encoders_first() -> None:
     offered = ModelPool(gallery=None).installed_photo_encoders()  # type: ignore[arg-type]
     photos = [n for n in TRAINED if zoo.model_info(n).dataset == "imagenette"]
     assert zoo.DEFAULT_MODEL in offered and set(photos) <= set(offered)
+    # Best first: the supervised default (98 kNN on Imagenette val), then the photo flagship.
+    assert offered[:2] == [zoo.DEFAULT_MODEL, "simclr-r18h-imagenette"]
     assert not any(zoo.model_info(n).dataset == "cifar10" for n in offered), "32 px encoders stay unticked"
 
 
