@@ -9,7 +9,7 @@ environment); without lightly only zoo's side runs. The issue's protocol: each s
 otherwise idle machine, then both backbones are evaluated the same way.
 
 * zoo: ``zoo train`` on the recipe (default ``simclr_r18q_cifar10``: quarter-width CIFAR
-  ResNet-18, batch 256, bf16, channels-last, torch.compile) with the overrides that tune it for
+  ResNet-18, batch 256, bf16, channels-last, torch.compile where it pays) with the overrides that tune it for
   a half hour (``BUDGET_OVERRIDES``: 20 px views, LARS; ``--set`` replaces them, and the JSON
   records which were used), its cosine schedule fitted to the budget: a 60-step calibration run
   measures the step rate and the start-up time (decoding, compilation), and the real run gets

@@ -22,8 +22,9 @@ CIFAR-10 train images at 32 px with batch 256 and plain SGD, one process with
   step) in a ``DataLoader`` (``--lightly-workers``, default 0: one process, the same budget),
   lightly's heads and losses, fp32, contiguous layout;
 * zoo: the split decoded once into memory, views made by ``BatchedViews``, the method from
-  ``zoo.training.methods``, bf16 autocast, channels-last and ``torch.compile`` (off with
-  ``--no-compile``), as ``zoo train`` runs the CIFAR recipes.
+  ``zoo.training.methods``, bf16 autocast, channels-last and ``torch.compile`` where it pays
+  (``--compile auto``, the recipes' ``train.compile: auto``: GPUs and CPUs with AMX tiles), as
+  ``zoo train`` runs the CIFAR recipes.
 
 Reported: views/s (median over ``--steps`` timed steps after 3 warm-up steps, each step
 including its data; zoo's and lightly's steps alternate, so both see the same machine load)
@@ -194,7 +195,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--lightly-workers", type=int, default=0)
-    parser.add_argument("--no-compile", action="store_true", help="zoo without torch.compile")
+    parser.add_argument(
+        "--compile",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="torch.compile zoo's step: auto (as zoo train: on with AMX tiles or a GPU), on, off",
+    )
     parser.add_argument("--methods", nargs="+", default=["simclr", "byol"])
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "train_throughput.json"))
     args = parser.parse_args()
@@ -206,9 +212,12 @@ def main() -> None:
     except ImportError:
         lightly_version = None
         print("lightly is not installed here: measuring zoo only (see the module docstring)")
+    from zoo.training.loop import compile_pays
+
+    use_compile = compile_pays(torch.device("cpu")) if args.compile == "auto" else args.compile == "on"
     rows = []
     for name in args.methods:
-        setups = {"zoo": zoo_setup(name, args.batch, use_compile=not args.no_compile)}
+        setups = {"zoo": zoo_setup(name, args.batch, use_compile=use_compile)}
         if lightly_version:
             setups["lightly"] = lightly_setup(name, args.batch, args.lightly_workers)
         rates = _time_interleaved(setups, args.steps)
@@ -226,7 +235,7 @@ def main() -> None:
         "threads": args.threads,
         "lightly": lightly_version,
         "lightly_workers": args.lightly_workers,
-        "zoo_compile": not args.no_compile,
+        "zoo_compile": use_compile,
         "machine": describe(),
         "results": rows,
     }

@@ -43,7 +43,11 @@ def run(args: argparse.Namespace, argv: Sequence[str] | None = None) -> None:
     if result.export_dir is not None:
         print(f"exported {result.export_dir}")
     elif not result.finished:
-        print(f"stopped at step {result.steps}; continue with: {command} --resume")
+        # Without the step cap that stopped it: the resumed run goes on to the schedule's end
+        # (a cap is a change --resume accepts; repeating it would stop again at once).
+        rest = [a for a in args.overrides if not a.startswith("train.max_steps=")]
+        again = "zoo train " + " ".join(shlex.quote(a) for a in [args.recipe, *rest])
+        print(f"stopped at step {result.steps}; continue with: {again} --resume")
     else:
         print(f"finished at step {result.steps} in {result.out_dir}")
 

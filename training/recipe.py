@@ -109,7 +109,9 @@ class TrainConfig:
     #: ``auto``: bf16 autocast on CPU and on GPUs that support it, else fp16 with scaling.
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
     channels_last: bool = True
-    compile: bool = False
+    #: ``auto``: compile where it was measured to pay (GPUs, CPUs with AMX tiles); see
+    #: :func:`zoo.training.loop.compile_pays`.
+    compile: bool | Literal["auto"] = False
     #: torch threads per process (0 = torch's default).
     threads: int = 0
     sync_batchnorm: bool = False
@@ -315,15 +317,15 @@ def _convert(hint: Any, value: Any, key: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        errors = []
         for arg in args:
             if arg is type(None):
                 continue
             try:
                 return _convert(arg, value, key)
-            except RecipeError as e:
-                errors.append(str(e))
-        raise RecipeError(errors[0])
+            except RecipeError:
+                pass
+        wanted = " or ".join(_describe(arg) for arg in args if arg is not type(None))
+        raise RecipeError(f"{key}: expected {wanted}, got {value!r}")
     if origin is Literal:
         if value not in args:
             raise RecipeError(f"{key}: expected one of {', '.join(map(repr, args))}, got {value!r}")
@@ -351,6 +353,14 @@ def _convert(hint: Any, value: Any, key: str) -> Any:
             raise RecipeError(f"{key}: expected a string, got {value!r}")
         return value
     raise RecipeError(f"{key}: unsupported type {hint}")  # a recipe field zoo forgot to handle
+
+
+def _describe(hint: Any) -> str:
+    """What a value of ``hint`` looks like in a recipe, for the error of a union-typed key."""
+    if typing.get_origin(hint) is Literal:
+        return ", ".join(map(repr, typing.get_args(hint)))
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    return names.get(hint, "a mapping" if dataclasses.is_dataclass(hint) else str(hint))
 
 
 def _join(prefix: str, key: str) -> str:
