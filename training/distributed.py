@@ -87,9 +87,12 @@ def batch_shuffle(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """MoCo's shuffling BN (He et al. 2020, sec. 3.3): the key encoder sees a batch whose
     samples come from other ranks, so its BN statistics cannot leak which key is the query's
     positive. Returns this rank's shuffled chunk and the permutation to undo it with
-    :func:`batch_unshuffle`. In one process BN sees the whole batch anyway: identity."""
+    :func:`batch_unshuffle`. In one process the batch is shuffled in place of ranks, which
+    matters where batch norm normalises groups of it
+    (:class:`zoo.training.batch_norm.SplitBatchNorm2d`) and changes nothing where it sees all of it."""
     if not is_distributed():
-        return x, torch.arange(len(x), device=x.device)
+        perm = torch.randperm(len(x), device=x.device)
+        return x[perm], perm
     full = gather_no_grad(x)
     perm = torch.randperm(len(full), device=x.device)
     dist.broadcast(perm, src=0)  # every rank must apply the same permutation

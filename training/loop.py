@@ -333,7 +333,7 @@ class Trainer:
         stopped = False
         # A process stopped (Ctrl-Z, SIGSTOP) and continued gets SIGCONT: the time it stood still is
         # not training time, for the views/s window and for the minutes `ship` charges from the log.
-        watch = _ContinueWatch()
+        watch = _SignalWatch(stop=not self.distributed)
         try:
             while progress.epoch < r.train.epochs and not stopped:
                 epoch = progress.epoch
@@ -401,6 +401,10 @@ class Trainer:
                     if progress.step % r.run.checkpoint_every_steps == 0:
                         self._save(ckpt_path, progress, recipe_dict)
                         last_saved = progress.step
+                    if watch.stop_signal:
+                        self.log(f"{watch.stop_signal}: stopping after step {progress.step}, saved to resume")
+                        stopped = True
+                        break
                 if stopped:
                     break
                 progress.epoch += 1
@@ -649,28 +653,47 @@ def load_run(run_dir: str | Path, method: str, *, data: str | None = None) -> tu
     return trainer, progress
 
 
-class _ContinueWatch:
-    """Notes SIGCONT, which a stopped process (Ctrl-Z, ``kill -STOP``) receives when it goes on.
-    Only the main thread can install a handler; elsewhere (and off POSIX) it never fires."""
+class _SignalWatch:
+    """Notes SIGCONT, which a stopped process (Ctrl-Z, ``kill -STOP``) receives when it goes on,
+    and a request to stop: SIGTERM (what ``kill`` and a machine shutting down send), or SIGINT
+    (Ctrl-C) unless it was ignored, as it is for a background job. The run then stops at the
+    end of the step, saves its checkpoint and says how to continue; a second Ctrl-C interrupts
+    at once. Only the main thread can install handlers; elsewhere (and off POSIX) none fires.
+    ``stop=False`` (distributed runs, whose ranks must stop at the same step) leaves SIGTERM and
+    SIGINT alone."""
 
-    def __init__(self) -> None:
-        self._flag = False
-        self._previous: Any = None
-        if hasattr(signal, "SIGCONT") and threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGCONT, self._on_continue)
+    def __init__(self, *, stop: bool = True) -> None:
+        self._continued = False
+        self.stop_signal: str | None = None
+        self._previous: dict[int, Any] = {}
+        if threading.current_thread() is not threading.main_thread():
+            return
+        handlers = {"SIGCONT": self._on_continue}
+        if stop:
+            handlers |= {"SIGTERM": self._on_stop, "SIGINT": self._on_stop}
+        for name, handler in handlers.items():
+            signum = getattr(signal, name, None)
+            if signum is None or (name == "SIGINT" and signal.getsignal(signum) == signal.SIG_IGN):
+                continue
+            self._previous[signum] = signal.signal(signum, handler)
 
     def _on_continue(self, signum: int, frame: Any) -> None:
-        self._flag = True
+        self._continued = True
+
+    def _on_stop(self, signum: int, frame: Any) -> None:
+        if self.stop_signal == "SIGINT" and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C: stop now, from the last checkpoint
+        self.stop_signal = signal.Signals(signum).name
 
     def continued(self) -> bool:
         """Whether the process was continued since the last call."""
-        flag, self._flag = self._flag, False
+        flag, self._continued = self._continued, False
         return flag
 
     def close(self) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGCONT, self._previous)
-            self._previous = None
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous = {}
 
 
 def _seed_everything(seed: int) -> None:

@@ -1,15 +1,19 @@
-"""Batch-norm re-estimation on whole images (zoo.training.batch_norm, run.bn_recalibration_images)."""
+"""zoo.training.batch_norm: re-estimation on whole images (run.bn_recalibration_images), and batch
+norm over groups of a batch (MoCo's shuffling BN in one process, method.bn_splits)."""
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
-from zoo.training.batch_norm import recalibrated
+from zoo.training.batch_norm import SplitBatchNorm2d, recalibrated, split_batch_norm
 from zoo.training.data import evaluation_batches, load_split
+from zoo.training.distributed import batch_shuffle, batch_unshuffle
 from zoo.training.loop import Trainer, load_run
+from zoo.training.methods import get_method
 from zoo.training.recipe import recipe_from_dict
 
 import zoo
@@ -101,3 +105,87 @@ def test_a_patch_method_exports_the_backbone_with_whole_image_statistics(
         torch.testing.assert_close(exported[k], trained[k].float())
     # The same 24 images each time: the recalibrated copy is deterministic.
     torch.testing.assert_close(trainer.evaluation_backbone().state_dict()[stats[0]], expected[stats[0]])
+
+
+def _grouped_bn(
+    x: torch.Tensor, groups: int, weight: torch.Tensor, bias: torch.Tensor, eps: float
+) -> torch.Tensor:
+    """The direct formula: each group of consecutive samples by its own biased mean and variance."""
+    out = []
+    for g in x.chunk(groups):
+        mean = g.mean(dim=(0, 2, 3), keepdim=True)
+        var = g.var(dim=(0, 2, 3), unbiased=False, keepdim=True)
+        out.append((g - mean) / torch.sqrt(var + eps) * weight.view(1, -1, 1, 1) + bias.view(1, -1, 1, 1))
+    return torch.cat(out)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_split_batch_norm_normalises_each_group_by_its_own_statistics(
+    images: torch.Tensor, channels_last: bool
+) -> None:
+    torch.manual_seed(1)
+    x = images[:12].clone()
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    bn = SplitBatchNorm2d(3, 3, momentum=0.2)
+    nn.init.normal_(bn.weight)
+    nn.init.normal_(bn.bias)
+    x.requires_grad_(True)
+    out = bn(x)
+    ref_x = x.detach().clone().requires_grad_(True)
+    ref = _grouped_bn(ref_x, 3, bn.weight, bn.bias, bn.eps)
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
+    # The next convolution gets the layout it was given.
+    assert out.is_contiguous(memory_format=torch.channels_last) == channels_last
+    # Gradients are those of the formula.
+    grad = torch.randn_like(out)
+    (out * grad).sum().backward()
+    (ref * grad).sum().backward()
+    torch.testing.assert_close(x.grad, ref_x.grad, rtol=1e-4, atol=1e-5)
+    # Running statistics: the momentum update with the groups' average (unbiased) statistics.
+    groups = x.detach().chunk(3)
+    mean = torch.stack([g.mean(dim=(0, 2, 3)) for g in groups]).mean(0)
+    var = torch.stack([g.var(dim=(0, 2, 3), unbiased=True) for g in groups]).mean(0)
+    torch.testing.assert_close(bn.running_mean, 0.2 * mean, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(bn.running_var, 0.8 + 0.2 * var, rtol=1e-4, atol=1e-6)
+    assert int(bn.num_batches_tracked) == 1
+    # Eval mode is plain batch norm on the running statistics.
+    plain = nn.BatchNorm2d(3)
+    plain.load_state_dict(bn.state_dict())
+    torch.testing.assert_close(bn.eval()(x.detach()), plain.eval()(x.detach()))
+
+
+def test_a_batch_that_does_not_split_is_an_error_that_says_so(images: torch.Tensor) -> None:
+    with pytest.raises(ValueError, match="a batch of 10 does not split into 4 batch-norm groups"):
+        SplitBatchNorm2d(3, 4)(images[:10])
+
+
+def test_split_batch_norm_keeps_the_backbone_s_weights_and_state_dict_keys(images: torch.Tensor) -> None:
+    torch.manual_seed(0)
+    plain = zoo.create_model("resnet18_cifar_quarter").backbone
+    plain.train()(images)  # running statistics that are not the initial ones
+    split = split_batch_norm(copy.deepcopy(plain), 4)
+    norms = [m for m in split.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert norms and all(type(m) is SplitBatchNorm2d for m in norms)
+    state, plain_state = split.state_dict(), plain.state_dict()
+    assert list(state) == list(plain_state)
+    assert all(torch.equal(state[k], plain_state[k]) for k in state)
+    torch.testing.assert_close(split.eval()(images), plain.eval()(images))  # what evaluation and export see
+
+
+def test_moco_v2_in_one_process_splits_both_encoders_and_shuffles_the_keys(images: torch.Tensor) -> None:
+    cls = get_method("moco_v2")
+    config = cls.Config(proj_hidden_dim=16, proj_out_dim=8, queue_size=24, bn_splits=4)
+    torch.manual_seed(0)
+    method = cls(zoo.create_model("resnet18_cifar_quarter").backbone, 128, config)
+    for encoder in (method.backbone, method.key_backbone):
+        assert any(type(m) is SplitBatchNorm2d for m in encoder.modules())
+    # One process: a real permutation, and unshuffling restores the order.
+    torch.manual_seed(3)
+    shuffled, perm = batch_shuffle(images[:12])
+    assert not torch.equal(perm, torch.arange(12))
+    assert torch.equal(batch_unshuffle(shuffled, perm), images[:12])
+    loss = method([images[:12], images[12:24]])["loss"]
+    assert torch.isfinite(loss)
+    with pytest.raises(ValueError, match="bn_splits must be >= 1"):
+        cls(zoo.create_model("resnet18_cifar_quarter").backbone, 128, cls.Config(bn_splits=0))

@@ -3,6 +3,7 @@ and a run that ends as an exported, evaluated zoo folder."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -79,6 +80,30 @@ def test_a_killed_run_resumes_exactly(tmp_path: Path, cifar_root: Path) -> None:
     assert len(full_losses) == 10 * 5  # 80 images / batch 16 = 5 steps per epoch
     assert resumed_losses == full_losses
     assert interrupted_at < len(full_losses)
+
+
+def test_sigterm_stops_after_the_step_saves_it_and_says_how_to_continue(
+    tmp_path: Path, cifar_root: Path
+) -> None:
+    """What a machine shutting down sends: the run ends cleanly, nothing after its last checkpoint lost."""
+    recipe = tmp_path / "run.yaml"
+    out = tmp_path / "run"
+    tiny = tiny_recipe(out, cifar_root, "simclr", train__epochs=10, run__checkpoint_every_steps=100)
+    recipe.write_text(yaml.safe_dump(tiny))
+    proc = _train_cli(recipe)
+    deadline = time.monotonic() + 300
+    while not (len(steps := _logged_steps(out)) >= 3 and steps[-1] % 5):  # mid-epoch: no checkpoint there
+        assert proc.poll() is None, f"the run ended before the signal: {proc.communicate()[1][-2000:]}"
+        assert time.monotonic() < deadline, "the run made no progress"
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr
+    assert "SIGTERM: stopping after step" in stderr
+    stopped_at = int(stdout.split("stopped at step ")[1].split(";")[0])
+    assert f"continue with: zoo train {recipe} --resume" in stdout
+    state = json.loads(torch.load(out / CHECKPOINT_NAME, weights_only=True)["state"])
+    assert state["progress"]["step"] == stopped_at == _logged_steps(out)[-1] and stopped_at % 5
 
 
 def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(
