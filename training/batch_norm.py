@@ -33,6 +33,8 @@ def recalibrated(model: nn.Module, batches: Iterable[torch.Tensor]) -> nn.Module
         raise ValueError("the model has no batch-norm layer to re-estimate")
     momenta = [m.momentum for m in norms]
     for m in norms:
+        if isinstance(m, SplitBatchNorm2d):
+            m.num_splits = 1  # statistics of whole batches, whatever their size
         m.reset_running_stats()
         m.momentum = None  # cumulative average over the batches, not an exponential one
         m.train()

@@ -43,9 +43,13 @@ def run(args: argparse.Namespace, argv: Sequence[str] | None = None) -> None:
     if result.export_dir is not None:
         print(f"exported {result.export_dir}")
     elif not result.finished:
-        # Without the step cap that stopped it: the resumed run goes on to the schedule's end
-        # (a cap is a change --resume accepts; repeating it would stop again at once).
-        rest = [a for a in args.overrides if not a.startswith("train.max_steps=")]
+        rest = list(args.overrides)
+        if result.stopped_by == "max_steps":
+            # Without the step cap that stopped it, the resumed run goes on to the schedule's end
+            # (a cap is a change --resume accepts; repeating it would stop again at once).
+            rest = [a for a in rest if a.split("=", 1)[0].strip() != "train.max_steps"]
+            if load_recipe(args.recipe, rest).train.max_steps:  # the cap is in the recipe file
+                rest.append("train.max_steps=0")
         again = "zoo train " + " ".join(shlex.quote(a) for a in [args.recipe, *rest])
         print(f"stopped at step {result.steps}; continue with: {again} --resume")
     else:

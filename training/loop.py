@@ -82,6 +82,8 @@ class TrainResult:
     steps: int
     finished: bool
     knn: list[dict[str, Any]]
+    #: Why an unfinished run stopped: ``"max_steps"``, or the signal (``"SIGTERM"``, ``"SIGINT"``).
+    stopped_by: str | None = None
 
 
 def compile_pays(device: torch.device) -> bool:
@@ -93,7 +95,9 @@ def compile_pays(device: torch.device) -> bool:
     network, 2 threads), so there eager mode is the faster default.
     """
     if device.type == "cuda":
-        return True
+        import importlib.util
+
+        return importlib.util.find_spec("triton") is not None  # Inductor's GPU kernels need it
     amx = getattr(torch.cpu, "_is_amx_tile_supported", None)  # private, but the only probe torch has
     return bool(amx and amx())
 
@@ -200,6 +204,13 @@ class Trainer:
                 " distributed run; set one of them off"
             )
         if r.train.sync_batchnorm and self.distributed:
+            from zoo.training.batch_norm import SplitBatchNorm2d
+
+            if any(isinstance(m, SplitBatchNorm2d) for m in self.method.modules()):
+                raise ZooError(
+                    "train.sync_batchnorm would undo method.bn_splits (batch norm over groups of each"
+                    " process's batch); set one of them off"
+                )
             self.method = nn.SyncBatchNorm.convert_sync_batchnorm(self.method)
         self.method.to(self.device)
         if r.train.channels_last:
@@ -435,7 +446,8 @@ class Trainer:
             tb.close()
         if self.distributed:
             torch.distributed.barrier()
-        return TrainResult(self.out_dir, export_dir, progress.step, finished, progress.knn)
+        stopped_by = None if finished else watch.stop_signal or "max_steps"
+        return TrainResult(self.out_dir, export_dir, progress.step, finished, progress.knn, stopped_by)
 
     def _report(self, row: dict[str, Any], elapsed: float, logger: _CsvLogger, tb: Any, bar: Any) -> None:
         """One metrics row to the CSV, TensorBoard and the progress bar (or the log)."""

@@ -171,6 +171,10 @@ def test_split_batch_norm_keeps_the_backbone_s_weights_and_state_dict_keys(image
     assert list(state) == list(plain_state)
     assert all(torch.equal(state[k], plain_state[k]) for k in state)
     torch.testing.assert_close(split.eval()(images), plain.eval()(images))  # what evaluation and export see
+    # Re-estimated statistics are those of whole batches, whatever their size (here 10, not a multiple of 4).
+    torch.testing.assert_close(
+        recalibrated(split, [images[:10]]).state_dict(), recalibrated(plain, [images[:10]]).state_dict()
+    )
 
 
 def test_moco_v2_in_one_process_splits_both_encoders_and_shuffles_the_keys(images: torch.Tensor) -> None:

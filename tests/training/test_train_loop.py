@@ -319,3 +319,10 @@ def test_a_capped_run_prints_a_continue_command_that_goes_on(
     assert main(command) == 0  # resumed, to the end of the 2-epoch schedule (10 steps)
     assert "stopped" not in capsys.readouterr().out
     assert read_csv(tmp_path / "run" / "metrics.csv")[-1]["step"] == "10"
+    # A cap written in the recipe file is lifted by the command instead.
+    capped = tmp_path / "capped.yaml"
+    tiny = tiny_recipe(tmp_path / "run2", cifar_root, "simclr", train__max_steps=2)
+    capped.write_text(yaml.safe_dump(tiny))
+    assert main(["train", str(capped)]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.endswith(f"continue with: zoo train {capped} train.max_steps=0 --resume")
