@@ -9,13 +9,24 @@ always a complete checkpoint of a step whose loss was finite. A write killed bef
 rename (kill -9, power loss) leaves a hidden ``.checkpoint.pt.*.tmp`` beside it, as large as
 a checkpoint; the next :func:`save_checkpoint` or :func:`load_checkpoint` of the run deletes
 such orphans (:func:`remove_orphans`).
+
+A checkpoint can also travel as parts no larger than a limit (:func:`pack_checkpoint`:
+``checkpoint.pt.part-00``, ``-01``, ... and the manifest ``checkpoint.pt.parts.json`` with the
+SHA-256 of each part and of the whole), for a repository that refuses large files: a run that
+must continue on another machine commits its parts, and ``--resume`` on a fresh clone joins
+them in memory, checks every hash and continues bit-exactly. Where both a checkpoint and parts
+exist, the later step wins.
 """
 
 from __future__ import annotations
 
+import argparse
+import hashlib
 import io
 import json
 import random
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +38,10 @@ from zoo.errors import ZooError
 from zoo.folder import atomic_write_bytes
 
 CHECKPOINT_NAME = "checkpoint.pt"
+PARTS_SUFFIX = ".parts.json"
+PARTS_FORMAT = "zoo checkpoint parts 1"
+#: Below GitHub's 50 MiB warning and this project's 30 MiB limit per file, with room to spare.
+DEFAULT_PART_MIB = 25
 #: Recipe keys that may differ between a run and its resume (besides every ``run.*``).
 RESUMABLE_CHANGES = ("train.epochs", "train.max_steps", "train.threads", "train.compile", "augment.workers")
 
@@ -107,9 +122,120 @@ def remove_orphans(out_dir: str | Path, name: str = CHECKPOINT_NAME) -> list[Pat
 def resume_note(out_dir: str | Path, resume: bool) -> str | None:
     """What to tell the user when ``resume`` was asked for and there is nothing to resume."""
     path = Path(out_dir) / CHECKPOINT_NAME
-    if resume and not path.is_file():
+    if resume and not has_checkpoint(path):
         return f"--resume: no checkpoint at {path} (nothing to resume); starting a new run there"
     return None
+
+
+def parts_manifest(path: str | Path) -> Path:
+    """Where the manifest of ``path``'s parts lives: ``checkpoint.pt.parts.json`` beside it."""
+    path = Path(path)
+    return path.with_name(path.name + PARTS_SUFFIX)
+
+
+def has_checkpoint(path: str | Path) -> bool:
+    """Whether there is a checkpoint to resume from at ``path``, whole or as parts."""
+    return Path(path).is_file() or parts_manifest(path).is_file()
+
+
+def _progress_of(data: bytes, where: str) -> dict[str, Any]:
+    try:
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        return json.loads(state["state"])["progress"]
+    except Exception as e:  # torch raises several private types for damaged files
+        raise CheckpointError(f"{where}: damaged checkpoint ({e}); delete it to start over") from None
+
+
+def pack_checkpoint(path: str | Path, part_bytes: int = DEFAULT_PART_MIB << 20) -> list[Path]:
+    """Write the checkpoint at ``path`` as parts of at most ``part_bytes`` beside it, and
+    their manifest last; parts of an earlier packing that are no longer needed are deleted.
+    Returns the files written, manifest last. The checkpoint itself is left in place."""
+    path = Path(path)
+    if part_bytes < 1:
+        raise ValueError(f"part_bytes must be >= 1, got {part_bytes}")
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no checkpoint to pack")
+    data = path.read_bytes()
+    progress = _progress_of(data, str(path))  # never publish parts of a damaged file
+    parts, written = [], []
+    count = -(-len(data) // part_bytes)
+    for i in range(count):
+        chunk = data[i * part_bytes : (i + 1) * part_bytes]
+        name = f"{path.name}.part-{i:02d}"
+        written.append(atomic_write_bytes(path.with_name(name), chunk))
+        parts.append({"name": name, "bytes": len(chunk), "sha256": hashlib.sha256(chunk).hexdigest()})
+    manifest = {
+        "format": PARTS_FORMAT,
+        "bytes": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "step": progress["step"],
+        "epoch": progress["epoch"],
+        "parts": parts,
+    }
+    written.append(atomic_write_bytes(parts_manifest(path), (json.dumps(manifest, indent=1) + "\n").encode()))
+    keep = {p["name"] for p in parts}
+    for stale in path.parent.glob(f"{path.name}.part-*"):
+        if stale.name not in keep and _part_name(path).fullmatch(stale.name):
+            stale.unlink()
+    return written
+
+
+def _part_name(path: Path) -> re.Pattern[str]:
+    return re.compile(re.escape(path.name) + r"\.part-\d{2,}")
+
+
+def _joined_parts(path: Path) -> tuple[bytes, dict[str, Any]]:
+    """The checkpoint that ``path``'s parts hold, every hash checked, and its manifest."""
+    manifest_path = parts_manifest(path)
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        parts = manifest["parts"]
+        ok = (
+            manifest["format"] == PARTS_FORMAT
+            and isinstance(parts, list)
+            and parts
+            and all(isinstance(p["name"], str) and _part_name(path).fullmatch(p["name"]) for p in parts)
+        )
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{manifest_path}: not a checkpoint-parts manifest ({e})") from None
+    if not ok:
+        raise CheckpointError(
+            f"{manifest_path}: not a {PARTS_FORMAT!r} manifest naming parts {path.name}.part-NN"
+        )
+    chunks = []
+    for p in parts:
+        part = path.with_name(p["name"])
+        if not part.is_file():
+            raise CheckpointError(f"{part}: missing part of the checkpoint {manifest_path} describes")
+        chunk = part.read_bytes()
+        if hashlib.sha256(chunk).hexdigest() != p.get("sha256"):
+            raise CheckpointError(
+                f"{part}: damaged part (its SHA-256 is not the manifest's); pack the checkpoint again"
+                " from the machine that wrote it, or delete the parts to start over"
+            )
+        chunks.append(chunk)
+    data = b"".join(chunks)
+    if len(data) != manifest.get("bytes") or hashlib.sha256(data).hexdigest() != manifest.get("sha256"):
+        raise CheckpointError(f"{manifest_path}: the joined parts are not the checkpoint it describes")
+    return data, manifest
+
+
+def read_checkpoint_bytes(path: str | Path) -> tuple[bytes, str]:
+    """The bytes of the checkpoint at ``path`` and where they came from: the file itself, or
+    its parts where there is no file or the parts hold a later step."""
+    path = Path(path)
+    if not parts_manifest(path).is_file():
+        if not path.is_file():
+            raise CheckpointError(f"{path}: no checkpoint to resume from")
+        return path.read_bytes(), str(path)
+    joined, manifest = _joined_parts(path)
+    source = f"{len(manifest['parts'])} parts of {path}"
+    if not path.is_file():
+        return joined, source
+    data = path.read_bytes()
+    if _progress_of(joined, source)["step"] > _progress_of(data, str(path))["step"]:
+        return joined, source  # e.g. parts committed on another machine, pulled here
+    return data, str(path)
 
 
 def load_checkpoint(
@@ -119,21 +245,22 @@ def load_checkpoint(
     optimizer: torch.optim.Optimizer,
     scaler: torch.amp.GradScaler | None,
     recipe: dict[str, Any] | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> Progress:
-    """Restore everything :func:`save_checkpoint` wrote; returns the run's progress.
+    """Restore everything :func:`save_checkpoint` wrote; returns the run's progress. ``log``
+    (when given) is told where the checkpoint came from: the file, or its parts.
 
     ``recipe`` (when given) must match the checkpoint's in everything that shapes the
     trajectory: resuming under another recipe would not continue the same run.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no checkpoint to resume from")
+    data, source = read_checkpoint_bytes(path)
     remove_orphans(path.parent, path.name)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         meta = json.loads(state["state"])
     except Exception as e:  # torch raises several private types for damaged files
-        raise CheckpointError(f"{path}: damaged checkpoint ({e}); delete it to start over") from None
+        raise CheckpointError(f"{source}: damaged checkpoint ({e}); delete it to start over") from None
     if recipe is not None:
         from zoo.training.recipe import RecipeError, recipe_from_dict
 
@@ -161,7 +288,10 @@ def load_checkpoint(
     if state["cuda_rng"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda_rng"])
     set_rng_state(meta["rng"])
-    return Progress(**meta["progress"])
+    progress = Progress(**meta["progress"])
+    if log is not None:
+        log(f"resumed from {source} at step {progress.step} (epoch {progress.epoch})")
+    return progress
 
 
 def _differences(a: Any, b: Any, prefix: str) -> list[str]:
@@ -173,3 +303,29 @@ def _differences(a: Any, b: Any, prefix: str) -> list[str]:
     if isinstance(a, list | tuple) and isinstance(b, list | tuple):
         a, b = list(a), list(b)
     return [] if a == b else [prefix]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m zoo.training.checkpoint",
+        description="Pack a run's checkpoint into parts small enough to commit; --resume joins them.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    pack = sub.add_parser("pack", help="write RUN_DIR/checkpoint.pt as parts and their manifest")
+    pack.add_argument("run_dir", type=Path, help="a zoo train run.out_dir")
+    pack.add_argument("--part-mib", type=float, default=DEFAULT_PART_MIB, help="largest part, MiB")
+    args = parser.parse_args(argv)
+    try:
+        written = pack_checkpoint(args.run_dir / CHECKPOINT_NAME, int(args.part_mib * (1 << 20)))
+    except (CheckpointError, ValueError) as e:
+        raise SystemExit(f"error: {e}") from None
+    manifest = json.loads(written[-1].read_text())
+    print(
+        f"{args.run_dir / CHECKPOINT_NAME}: step {manifest['step']} (epoch {manifest['epoch']}) in"
+        f" {len(written) - 1} parts of at most {args.part_mib:g} MiB; commit them with"
+        f" git add -f {' '.join(str(p) for p in written)}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -47,7 +47,9 @@ from zoo.training.augment import (
 from zoo.training.checkpoint import (
     CHECKPOINT_NAME,
     Progress,
+    has_checkpoint,
     load_checkpoint,
+    parts_manifest,
     resume_note,
     save_checkpoint,
 )
@@ -313,14 +315,19 @@ class Trainer:
         note = resume_note(self.out_dir, self.resume)
         if note:  # `--resume` is "continue if there is something to continue": say which it was
             self.log(note)
-        if self.resume and ckpt_path.is_file():
+        if self.resume and has_checkpoint(ckpt_path):
             progress = load_checkpoint(
-                ckpt_path, model=self.method, optimizer=self.optimizer, scaler=self.scaler, recipe=recipe_dict
+                ckpt_path,
+                model=self.method,
+                optimizer=self.optimizer,
+                scaler=self.scaler,
+                recipe=recipe_dict,
+                log=self.log,
             )
-            self.log(f"resumed from {ckpt_path} at step {progress.step} (epoch {progress.epoch})")
-        elif ckpt_path.is_file():
+        elif has_checkpoint(ckpt_path):
             raise ZooError(
-                f"{ckpt_path} exists: pass --resume to continue that run, or choose another run.out_dir"
+                f"{ckpt_path if ckpt_path.is_file() else parts_manifest(ckpt_path)} exists: pass --resume"
+                " to continue that run, or choose another run.out_dir"
             )
         if self.rank == 0:
             from zoo.folder import atomic_write_text
@@ -646,7 +653,7 @@ def load_run(run_dir: str | Path, method: str, *, data: str | None = None) -> tu
     run_dir = Path(run_dir)
     recipe_path, ckpt = run_dir / "recipe.yaml", run_dir / CHECKPOINT_NAME
     for path in (recipe_path, ckpt):
-        if not path.is_file():
+        if not (path.is_file() or (path == ckpt and has_checkpoint(ckpt))):
             raise ZooError(
                 f"{run_dir}: no {path.name}; give the run.out_dir of a `zoo train` run of {method}"
             )

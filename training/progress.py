@@ -2,7 +2,8 @@
 
     python -m zoo.training.progress runs/flagship/moco_v2_r18q_cifar10 \
         [--reference moco-cifar10-demo] [--out curve.png] [--json progress.json]
-    python -m zoo.training.progress --compare [LABEL=]A.knn.csv [LABEL=]B.knn.csv ... --out curves.png
+    python -m zoo.training.progress --compare [LABEL=]RUN_DIR [LABEL=]B.knn.csv ... --out curves.png \
+        [--reference moco-cifar10-demo|none] [--title ...]
 
 A long CPU run (the flagship encoders) is judged by how its kNN curve compares with what the
 published set-ups reach at the same epoch, and by what it costs: the CPU-hours are the sum of
@@ -10,6 +11,8 @@ the ``cpu_s`` column of ``metrics.csv`` (process CPU seconds between two logged 
 spent waiting for a busy machine is not counted, and resumed runs add up). The figure has two
 panels: kNN against epoch with the reference curve, and kNN against hours of compute: this run's
 CPU-hours beside the reference's hours on its own device (a V100 for the MoCo demo) where known.
+``--compare`` draws several runs on the same two panels (a bare ``knn.csv`` without its run's
+``metrics.csv`` only against epochs), e.g. a flagship beside the attempts that led to it.
 """
 
 from __future__ import annotations
@@ -44,9 +47,24 @@ REFERENCES = {
     "moco-cifar10-demo": Reference(
         label="MoCo CIFAR-10 demo (ResNet-18, batch 512, 200-epoch cosine, 1 V100)",
         points=(
-            (1, 31.98), (2, 33.52), (3, 34.71), (5, 37.95), (10, 48.03), (15, 54.84), (20, 61.38),
-            (25, 65.55), (30, 67.05), (40, 71.32), (50, 73.30), (60, 75.00), (75, 75.93),
-            (100, 78.06), (125, 79.92), (150, 81.18), (175, 82.42), (200, 82.58),
+            (1, 31.98),
+            (2, 33.52),
+            (3, 34.71),
+            (5, 37.95),
+            (10, 48.03),
+            (15, 54.84),
+            (20, 61.38),
+            (25, 65.55),
+            (30, 67.05),
+            (40, 71.32),
+            (50, 73.30),
+            (60, 75.00),
+            (75, 75.93),
+            (100, 78.06),
+            (125, 79.92),
+            (150, 81.18),
+            (175, 82.42),
+            (200, 82.58),
         ),
         source="facebookresearch/moco, branch colab-notebook, colab/moco_cifar10_demo.ipynb (log output)",
         # About 20 s per epoch on one V100, 67 minutes for 200 (../shared/reference/small-budget-ssl.md).
@@ -67,11 +85,38 @@ REFERENCES = {
 class Point:
     epoch: int
     top1: float
-    cpu_hours: float
+    #: Process CPU time (all threads) up to this point; None where the run logged none.
+    cpu_hours: float | None
     #: The monitor's protocol at this point (``knn.csv``'s columns).
     k: int = 200
     temperature: float = 0.1
     train_images: int = 10_000
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One run's points and its label on a figure."""
+
+    label: str
+    points: list[Point]
+
+
+def _points(knn_path: Path, steps: list[tuple[int, float]] | None) -> list[Point]:
+    points = []
+    for row in read_csv(knn_path):
+        step = int(row["step"])
+        hours = None if steps is None else sum(cpu for s, cpu in steps if s <= step) / 3600
+        k, temperature = int(row.get("k") or 200), float(row.get("temperature") or 0.1)
+        images = int(row.get("train_images") or 0)
+        points.append(Point(int(row["epoch"]), float(row["top1"]), hours, k, temperature, images))
+    return points
+
+
+def _cpu_steps(metrics_path: Path) -> list[tuple[int, float]]:
+    metrics = read_csv(metrics_path)
+    if metrics and "cpu_s" not in metrics[0]:
+        raise ZooError(f"{metrics_path} has no cpu_s column: the run predates CPU-time logging")
+    return [(int(row["step"]), float(row["cpu_s"] or 0)) for row in metrics]
 
 
 def read_progress(run: Path) -> list[Point]:
@@ -80,18 +125,26 @@ def read_progress(run: Path) -> list[Point]:
     for path in (knn_path, metrics_path):
         if not path.is_file():
             raise ZooError(f"{path} does not exist: is {run} the out_dir of a zoo training run?")
-    metrics = read_csv(metrics_path)
-    if metrics and "cpu_s" not in metrics[0]:
-        raise ZooError(f"{metrics_path} has no cpu_s column: the run predates CPU-time logging")
-    steps = [(int(row["step"]), float(row["cpu_s"] or 0)) for row in metrics]
-    points = []
-    for row in read_csv(knn_path):
-        step = int(row["step"])
-        seconds = sum(cpu for s, cpu in steps if s <= step)
-        k, temperature = int(row.get("k") or 200), float(row.get("temperature") or 0.1)
-        images = int(row.get("train_images") or 0)
-        points.append(Point(int(row["epoch"]), float(row["top1"]), seconds / 3600, k, temperature, images))
-    return points
+    return _points(knn_path, _cpu_steps(metrics_path))
+
+
+def read_curve(spec: str) -> Curve:
+    """``[LABEL=]PATH``: a run's out_dir, or a kNN CSV file; CPU-hours come from the
+    ``metrics.csv`` beside a run's ``knn.csv`` where there is one with CPU time in it."""
+    label, _, name = spec.rpartition("=")
+    path = Path(name)
+    knn_path = path / KNN_NAME if path.is_dir() else path
+    if not knn_path.is_file():
+        raise ZooError(f"{knn_path} does not exist")
+    metrics_path = knn_path.parent / METRICS_NAME
+    steps = None
+    if knn_path.name == KNN_NAME and metrics_path.is_file():
+        try:
+            steps = _cpu_steps(metrics_path)
+        except ZooError:
+            steps = None  # an older run: drawn against epochs only
+    label = label or (path.name if path.is_dir() else path.name.removesuffix(".csv").removesuffix(".knn"))
+    return Curve(label, _points(knn_path, steps))
 
 
 def reference_at(reference: Reference, epoch: int) -> float | None:
@@ -105,68 +158,64 @@ def reference_at(reference: Reference, epoch: int) -> float | None:
     return pts[-1][1]
 
 
-def plot(points: list[Point], reference: Reference | None, out: Path, title: str) -> None:
+def plot(curves: list[Curve], reference: Reference | None, out: Path, title: str) -> None:
+    """kNN against epochs, and, where the runs logged CPU time, against hours of compute:
+    each run's process CPU-hours beside the reference's hours on its own device."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (by_epoch, by_hours) = plt.subplots(1, 2, figsize=(11, 4.2))
-    epochs = [p.epoch for p in points]
-    top1 = [p.top1 for p in points]
-    last = points[-1]
-    by_epoch.plot(epochs, top1, "o-", label=f"this run (online kNN, {last.train_images:,} train images)")
+    timed = [c for c in curves if c.points and all(p.cpu_hours is not None for p in c.points)]
+    fig, axes = plt.subplots(1, 2 if timed else 1, figsize=(11, 4.2) if timed else (6.5, 4.2), squeeze=False)
+    by_epoch = axes[0][0]
+    for i, curve in enumerate(curves):
+        by_epoch.plot(
+            [p.epoch for p in curve.points],
+            [p.top1 for p in curve.points],
+            "o-",
+            color=f"C{i}",
+            label=curve.label,
+        )
     if reference is not None:
-        by_epoch.plot(*zip(*reference.points, strict=True), "s--", alpha=0.7, label=reference.label)
-    ylabel = f"kNN top-1 (%), k={last.k}, T={last.temperature:g}"
-    by_epoch.set(xlabel="epoch", ylabel=ylabel, title="kNN against epochs")
+        by_epoch.plot(
+            *zip(*reference.points, strict=True), "s--", color="0.45", alpha=0.8, label=reference.label
+        )
+    last = curves[-1].points[-1]
+    by_epoch.set(
+        xlabel="epoch",
+        ylabel=f"kNN top-1 (%), k={last.k}, T={last.temperature:g}",
+        title="kNN against epochs",
+    )
     by_epoch.legend(fontsize=7)
     by_epoch.grid(alpha=0.3)
-    by_hours.plot(
-        [p.cpu_hours for p in points], top1, "o-", color="C2", label="this run, CPU-hours (1 thread)"
-    )
-    if reference is not None and reference.hours_per_epoch:
-        hours = [epoch * reference.hours_per_epoch for epoch, _ in reference.points]
-        by_hours.plot(
-            hours,
-            [v for _, v in reference.points],
-            "s--",
-            color="C1",
-            alpha=0.7,
-            label=f"{reference.label.split(' (')[0]}, {reference.device}-hours",
-        )
+    if timed:
+        by_hours = axes[0][1]
+        for i, curve in enumerate(curves):
+            if curve in timed:
+                by_hours.plot(
+                    [p.cpu_hours for p in curve.points],
+                    [p.top1 for p in curve.points],
+                    "o-",
+                    color=f"C{i}",
+                    label=f"{curve.label}, CPU-hours",
+                )
+        if reference is not None and reference.hours_per_epoch:
+            by_hours.plot(
+                [epoch * reference.hours_per_epoch for epoch, _ in reference.points],
+                [v for _, v in reference.points],
+                "s--",
+                color="0.45",
+                alpha=0.8,
+                label=f"{reference.label.split(' (')[0]}, {reference.device}-hours",
+            )
         by_hours.legend(fontsize=7)
-    by_hours.set(xlabel="hours of one device (process CPU time for this run)", title="kNN against compute")
-    by_hours.grid(alpha=0.3)
+        by_hours.set(
+            xlabel="hours: process CPU time of all threads (zoo), device time (reference)",
+            title="kNN against compute",
+        )
+        by_hours.grid(alpha=0.3)
     fig.suptitle(title)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(out)
-
-
-def plot_compare(curves: list[str], out: Path) -> None:
-    """kNN against epoch of several runs (their ``knn.csv`` files), each ``LABEL=PATH`` or a
-    path (labelled by its file name)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    for curve in curves:
-        label, _, name = curve.rpartition("=")
-        path = Path(name)
-        if not path.is_file():
-            raise ZooError(f"{path} does not exist")
-        rows = read_csv(path)
-        label = label or path.name.removesuffix(".csv").removesuffix(".knn")
-        ax.plot([int(r["epoch"]) for r in rows], [float(r["top1"]) for r in rows], "o-", label=label)
-    ax.set(xlabel="epoch", ylabel="online kNN top-1 (%), k=200, T=0.1")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp.png")
@@ -180,18 +229,26 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m zoo.training.progress", description=__doc__.split("\n")[0]
     )
     parser.add_argument("run", type=Path, nargs="?", help="a run's out_dir (with knn.csv and metrics.csv)")
-    parser.add_argument("--compare", nargs="+", metavar="[LABEL=]KNN_CSV", help="plot these curves")
-    parser.add_argument("--reference", choices=sorted(REFERENCES), default="moco-cifar10-demo")
-    parser.add_argument("--out", type=Path, help="write the two-panel figure here (PNG)")
+    parser.add_argument(
+        "--compare",
+        nargs="+",
+        metavar="[LABEL=]RUN_DIR|KNN_CSV",
+        help="plot these runs together (against CPU-hours too where they logged CPU time)",
+    )
+    parser.add_argument("--reference", choices=[*sorted(REFERENCES), "none"], default="moco-cifar10-demo")
+    parser.add_argument("--title", default="", help="the figure's title (default: the run's folder name)")
+    parser.add_argument("--out", type=Path, help="write the figure here (PNG)")
     parser.add_argument("--json", type=Path, help="write the points and the reference here")
     args = parser.parse_args(argv)
+    reference = None if args.reference == "none" else REFERENCES[args.reference]
     if args.compare:
         if not args.out:
             parser.error("--compare needs --out")
         try:
-            plot_compare(args.compare, args.out)
+            curves = [read_curve(spec) for spec in args.compare]
         except ZooError as e:
             parser.exit(2, f"zoo: error: {e}\n")
+        plot(curves, reference, args.out, args.title)
         print(f"wrote {args.out}")
         return 0
     if args.run is None:
@@ -200,19 +257,21 @@ def main(argv: list[str] | None = None) -> int:
         points = read_progress(args.run)
     except ZooError as e:
         parser.exit(2, f"zoo: error: {e}\n")
-    reference = REFERENCES[args.reference]
     print(f"{'epoch':>5} {'kNN':>6} {'CPU-h':>6} {'reference':>9}")
     for p in points:
-        ref = reference_at(reference, p.epoch)
+        ref = None if reference is None else reference_at(reference, p.epoch)
         print(f"{p.epoch:5d} {p.top1:6.2f} {p.cpu_hours:6.2f} {'' if ref is None else f'{ref:9.2f}'}")
     if args.out:
-        plot(points, reference, args.out, args.run.name)
+        label = f"this run (online kNN, {points[-1].train_images:,} train images)"
+        plot([Curve(label, points)], reference, args.out, args.title or args.run.name)
         print(f"wrote {args.out}")
     if args.json:
         data = {
             "run": str(args.run),
             "points": [p.__dict__ for p in points],
-            "reference": {
+            "reference": None
+            if reference is None
+            else {
                 "label": reference.label,
                 "source": reference.source,
                 "points": reference.points,

@@ -34,6 +34,7 @@ import argparse
 import csv
 import dataclasses
 import hashlib
+import io
 import json
 import platform
 import re
@@ -42,6 +43,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import torch
+from zoo.training.checkpoint import CHECKPOINT_NAME, read_checkpoint_bytes
 from zoo.training.publish import registry_method
 
 import zoo
@@ -268,7 +270,8 @@ def ship(
             shutil.copyfile(run_dir / src, curves / f"{name}.{src}")
 
     command = reproduce_command(export_dir)
-    progress = json.loads(torch.load(run_dir / "checkpoint.pt", weights_only=True)["state"])["progress"]
+    ckpt, _ = read_checkpoint_bytes(run_dir / CHECKPOINT_NAME)
+    progress = json.loads(torch.load(io.BytesIO(ckpt), weights_only=True)["state"])["progress"]
     summary = {
         "name": name,
         "file": f"zoo:weights/{name}.safetensors",

@@ -59,13 +59,39 @@ def test_cli_writes_the_figure_and_json_and_refuses_runs_without_cpu_time(
     assert "no cpu_s column" in capsys.readouterr().err
 
 
-def test_compare_plots_several_knn_curves(tmp_path: Path) -> None:
+def test_compare_plots_several_runs_against_epochs_and_cpu_hours(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from zoo.training import progress
+
     run = _run(tmp_path)
     before = tmp_path / "swav-before.knn.csv"
     before.write_text((run / "knn.csv").read_text().replace("40.5", "30.8"))
+    drawn = {}
+    real_plot = progress.plot
+    monkeypatch.setattr(
+        progress,
+        "plot",
+        lambda curves, ref, out, title: (
+            drawn.update(curves=curves, ref=ref) or real_plot(curves, ref, out, title)
+        ),
+    )
     out = tmp_path / "cmp.png"
-    assert main(["--compare", str(before), f"after={run / 'knn.csv'}", "--out", str(out)]) == 0
+    assert main(["--compare", str(before), f"after={run}", "--out", str(out)]) == 0
     assert out.stat().st_size > 10_000
+    bare, timed = drawn["curves"]
+    # A bare CSV has no CPU time; a run's folder has its metrics.csv: 10 rows of 36 s per epoch.
+    assert (bare.label, [p.top1 for p in bare.points], bare.points[0].cpu_hours) == (
+        "swav-before",
+        [30.8, 45.0],
+        None,
+    )
+    assert timed.label == "after" and [p.cpu_hours for p in timed.points] == pytest.approx([0.1, 0.2])
+    assert drawn["ref"] is REFERENCES["moco-cifar10-demo"]
+    assert main(["--compare", f"after={run}", "--reference", "none", "--out", str(out)]) == 0
+    assert drawn["ref"] is None
+    with pytest.raises(SystemExit):
+        main(["--compare", str(tmp_path / "nowhere"), "--out", str(out)])
 
 
 def test_points_carry_the_monitors_protocol(tmp_path: Path) -> None:
