@@ -60,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = add_arguments(
         argparse.ArgumentParser(prog="python -m zoo.training", description=__doc__.split("\n\n")[0])
     )
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # `RECIPE --resume key=value` too
     try:
         run(args)
     except ZooError as e:

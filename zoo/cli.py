@@ -683,12 +683,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     # argparse gives a trailing `key=value ...` positional nothing once options came between
-    # it and the command's first positional; collect those here (zoo finetune / eval).
+    # it and the command's first positional; collect those here (zoo train / finetune / eval).
     late = [e for e in extra if "=" in e and not e.startswith("-")]
-    if extra and (late != extra or not isinstance(getattr(args, "override", None), list)):
+    dest = next((d for d in ("override", "overrides") if isinstance(getattr(args, d, None), list)), None)
+    if extra and (late != extra or dest is None):
         parser.parse_args(argv)  # argparse's own error for what is really unrecognised
     if late:
-        args.override = [*args.override, *late]
+        setattr(args, dest, [*getattr(args, dest), *late])
     try:
         args.func(args)
     except ZooError as e:

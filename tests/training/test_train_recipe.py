@@ -97,3 +97,20 @@ def test_zoo_train_list_prints_the_resolved_recipe_and_bad_keys_exit_2(capsys) -
     assert main(["train", "simclr_r18q_cifar10", "train.epoch=3"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("zoo: error:") and "unknown key 'train.epoch'" in err
+
+
+@pytest.mark.parametrize("entry", ["zoo", "python -m zoo.training"])
+def test_overrides_may_follow_the_options(entry: str, capsys) -> None:
+    """`zoo train RECIPE --resume key=value` is how one continues a run with a change."""
+    from zoo.training.cli import main as training_main
+
+    from zoo.cli import main as zoo_main
+
+    def run(*argv: str) -> int:
+        return zoo_main(["train", *argv]) if entry == "zoo" else training_main(list(argv))
+
+    assert run("simclr_r18q_cifar10", "--list", "train.epochs=3", "train.threads=2") == 0
+    out = capsys.readouterr().out
+    assert "epochs: 3" in out and "threads: 2" in out
+    with pytest.raises(SystemExit):
+        run("simclr_r18q_cifar10", "--list", "--bogus", "train.epochs=3")
