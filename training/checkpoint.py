@@ -194,6 +194,7 @@ def _joined_parts(path: Path) -> tuple[bytes, dict[str, Any]]:
             manifest["format"] == PARTS_FORMAT
             and isinstance(parts, list)
             and parts
+            and isinstance(manifest["step"], int)
             and all(isinstance(p["name"], str) and _part_name(path).fullmatch(p["name"]) for p in parts)
         )
     except (OSError, ValueError, KeyError, TypeError) as e:
@@ -233,7 +234,8 @@ def read_checkpoint_bytes(path: str | Path) -> tuple[bytes, str]:
     if not path.is_file():
         return joined, source
     data = path.read_bytes()
-    if _progress_of(joined, source)["step"] > _progress_of(data, str(path))["step"]:
+    # The manifest's step is the joined checkpoint's: pack wrote both, and the hash ties them.
+    if manifest["step"] > _progress_of(data, str(path))["step"]:
         return joined, source  # e.g. parts committed on another machine, pulled here
     return data, str(path)
 
