@@ -192,6 +192,12 @@ class Trainer:
         backbone = zoo.create_model(r.arch).backbone
         method_cls = get_method(r.method_name)
         self.method: Method = method_cls(backbone, get_arch(r.arch).embed_dim, r.method)
+        if r.run.export_backbone == "momentum" and self.method.momentum_backbone() is None:
+            raise ZooError(
+                f"run.export_backbone=momentum: {r.method_name} keeps no momentum copy of its backbone"
+                f"{' in this configuration' if self.method.momentum_backbone_name else ''};"
+                " use run.export_backbone=online"
+            )
         self._provide_needs(data_root / r.data.train_split)
         if r.train.sync_batchnorm and self.distributed and self.device.type == "cpu":
             raise ZooError(
@@ -568,13 +574,17 @@ class Trainer:
         return torch.cat(feats).numpy()
 
     def evaluation_backbone(self) -> nn.Module:
-        """The backbone that evaluations embed with and the export ships: the training one, or
-        with ``run.bn_recalibration_images`` a copy whose batch-norm statistics are re-estimated
-        on that many whole training images (centre crops, as embedded; always the same images,
-        drawn with ``train.seed``; no labels). The training backbone is left as it is."""
-        n = self.recipe.run.bn_recalibration_images
+        """The backbone that evaluations embed with and the export ships: the training one (or
+        its momentum copy, ``run.export_backbone: momentum``), or with
+        ``run.bn_recalibration_images`` a copy of it whose batch-norm statistics are
+        re-estimated on that many whole training images (centre crops, as embedded; always the
+        same images, drawn with ``train.seed``; no labels). The training backbone is left as it is."""
+        run = self.recipe.run
+        source = self.method.momentum_backbone() if run.export_backbone == "momentum" else None
+        source = self.method.backbone if source is None else source
+        n = run.bn_recalibration_images
         if not n:
-            return self.method.backbone
+            return source
         from zoo.training.batch_norm import recalibrated
 
         seed = torch.Generator().manual_seed(self.recipe.train.seed)
@@ -582,7 +592,7 @@ class Trainer:
         batch = min(256, n, len(order))
         idx = order[: min(n, len(order)) // batch * batch]  # equal batches weigh equally in the average
         batches = evaluation_batches(self.images, self.eval_size, self.mean, self.std, batch, indices=idx)
-        return recalibrated(self.method.backbone, (x.to(self.device) for x in batches))
+        return recalibrated(source, (x.to(self.device) for x in batches))
 
     def test_split(self) -> tuple[torch.Tensor, torch.Tensor]:
         if not hasattr(self, "_test"):

@@ -124,6 +124,9 @@ class TrainConfig:
         _check(self.threads >= 0 and self.max_steps >= 0, "threads and max_steps must be >= 0")
 
 
+EXPORT_BACKBONES = ("online", "momentum")
+
+
 @dataclass(frozen=True)
 class RunConfig:
     #: Output folder; ``{name}`` is replaced by the recipe's name.
@@ -143,6 +146,11 @@ class RunConfig:
     #: subset (0 = keep those of training). For methods whose backbone trains on patches or
     #: tiles, whose own statistics describe inputs the encoder never embeds in use.
     bn_recalibration_images: int = 0
+    #: The encoder that evaluations measure and the export ships: ``online`` (the backbone the
+    #: gradients train) or ``momentum``, its EMA copy in the methods that keep one (MoCo's key
+    #: encoder, BYOL's target, DINO's teacher: DINO's authors evaluate the teacher, which read
+    #: higher than the student throughout their training). May change on ``--resume``.
+    export_backbone: str = "online"
     #: At the end, write ``export/`` (zoo folder + ONNX + card) with the final evaluation.
     export: bool = True
     export_onnx: bool = True
@@ -154,6 +162,10 @@ class RunConfig:
             "invalid kNN settings",
         )
         _check(self.bn_recalibration_images >= 0, "bn_recalibration_images must be >= 0")
+        _check(
+            self.export_backbone in EXPORT_BACKBONES,
+            f"export_backbone must be one of {', '.join(EXPORT_BACKBONES)}, got {self.export_backbone!r}",
+        )
 
 
 @dataclass(frozen=True)

@@ -160,6 +160,46 @@ def test_a_run_ends_with_an_exported_evaluated_zoo_folder(tmp_path: Path, cifar_
     torch.testing.assert_close(encoder.backbone.state_dict()["conv1.weight"], trained)
 
 
+def test_the_momentum_encoder_is_exported_on_request_even_from_a_finished_run(
+    tmp_path: Path, cifar_root: Path
+) -> None:
+    import zoo
+
+    recipe = tiny_recipe(tmp_path / "run", cifar_root, "moco_v2", run__export=True, run__export_onnx=False)
+    online = zoo.load(Trainer(recipe_from_dict(recipe)).fit().export_dir).backbone.state_dict()
+    # A finished run resumed with the key changed re-exports, now MoCo's key encoder.
+    recipe["run"]["export_backbone"] = "momentum"
+    result = Trainer(recipe_from_dict(recipe), resume=True).fit()
+    exported = zoo.load(result.export_dir).backbone.state_dict()
+    model = torch.load(tmp_path / "run" / CHECKPOINT_NAME, weights_only=True)["model"]
+    floats = [k for k, v in exported.items() if v.is_floating_point()]
+    assert "conv1.weight" in floats and any(k.endswith("running_var") for k in floats)
+    for k in floats:
+        torch.testing.assert_close(exported[k], model[f"key_backbone.{k}"].float())
+    assert not torch.allclose(exported["conv1.weight"], online["conv1.weight"])
+    torch.testing.assert_close(online["conv1.weight"], model["backbone.conv1.weight"].float())
+
+
+@pytest.mark.parametrize(
+    ("method", "message"),
+    [
+        ("simclr", "simclr keeps no momentum copy of its backbone in this configuration"),
+        ("rotnet", "rotnet keeps no momentum copy of its backbone;"),
+    ],
+)
+def test_a_momentum_export_without_a_momentum_encoder_is_refused_before_training(
+    tmp_path: Path, cifar_root: Path, method: str, message: str
+) -> None:
+    recipe = recipe_from_dict(
+        tiny_recipe(tmp_path / "run", cifar_root, method, run__export_backbone="momentum")
+    )
+    with pytest.raises(ZooError, match=message):
+        Trainer(recipe).fit()
+    assert not (tmp_path / "run" / CHECKPOINT_NAME).exists()
+    with pytest.raises(RecipeError, match="export_backbone must be one of online, momentum, got 'teacher'"):
+        recipe_from_dict(tiny_recipe(tmp_path / "run", cifar_root, method, run__export_backbone="teacher"))
+
+
 def test_starting_over_an_existing_run_needs_resume(tmp_path: Path, cifar_root: Path) -> None:
     recipe = recipe_from_dict(tiny_recipe(tmp_path / "run", cifar_root, "simclr", train__max_steps=2))
     Trainer(recipe).fit()

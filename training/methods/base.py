@@ -134,6 +134,10 @@ class Method(nn.Module):
     #: metrics.csv): column -> what it measures. Pretext methods name their task accuracy or
     #: reconstruction error; shipping records the last epoch's mean beside the downstream numbers.
     task_metrics: ClassVar[dict[str, str]] = {}
+    #: The attribute holding the backbone's momentum (EMA) copy, for methods that keep one
+    #: (MoCo's key encoder, BYOL's target, DINO's teacher): what ``run.export_backbone:
+    #: momentum`` evaluates and exports in place of the backbone.
+    momentum_backbone_name: ClassVar[str] = ""
 
     @classmethod
     def evaluate_task(cls, run_dir: Path, run_name: str, data: str) -> list[TaskEvaluation]:
@@ -171,6 +175,11 @@ class Method(nn.Module):
         """Called once the training split is loaded, before the checkpoint is restored and
         before training: allocate per-sample buffers, and raise :class:`MethodInputError`
         for data the method cannot use."""
+
+    def momentum_backbone(self) -> nn.Module | None:
+        """The backbone's momentum copy, or None where the method (or this configuration of
+        it: SimCLR without a queue) keeps none."""
+        return getattr(self, self.momentum_backbone_name, None) if self.momentum_backbone_name else None
 
     def epoch_pass_due(self, epoch: int) -> bool:
         """Whether the epoch pass runs before ``epoch`` (``needs.epoch_pass`` methods)."""

@@ -29,6 +29,7 @@ class BYOL(Method):
     is symmetrised: ``L(q(z1), z2') + L(q(z2), z1')`` (the paper's L + L~)."""
 
     name = "byol"
+    momentum_backbone_name = "target_backbone"
     Config = BYOLConfig
 
     def __init__(self, backbone: nn.Module, embed_dim: int, config: BYOLConfig) -> None:

@@ -65,6 +65,7 @@ class CMC(MemoryBankMethod):
     view, split in Lab)."""
 
     name = "cmc"
+    momentum_backbone_name = "key_backbone"
     Config = CMCConfig
 
     def __init__(self, backbone: nn.Module, embed_dim: int, config: CMCConfig) -> None:

@@ -39,6 +39,7 @@ class DINO(Method):
     crops. Expects multi-crop views: the first two are the global crops."""
 
     name = "dino"
+    momentum_backbone_name = "teacher_backbone"
     Config = DINOConfig
     multicrop = True
 

@@ -31,6 +31,7 @@ class MoCoV3(Method):
     (Algorithm 1). The momentum encoder follows a cosine schedule to 1."""
 
     name = "moco_v3"
+    momentum_backbone_name = "key_backbone"
     Config = MoCoV3Config
 
     def __init__(self, backbone: nn.Module, embed_dim: int, config: MoCoV3Config) -> None:

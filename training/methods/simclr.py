@@ -52,6 +52,7 @@ class SimCLR(Method):
     the batch: ``NT-Xent(g(f(x1)), g(f(x2)))``."""
 
     name = "simclr"
+    momentum_backbone_name = "key_backbone"
     Config = SimCLRConfig
 
     def __init__(self, backbone: nn.Module, embed_dim: int, config: SimCLRConfig) -> None:
