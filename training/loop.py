@@ -158,6 +158,9 @@ class Trainer:
             raise ZooError("train.device=cuda but CUDA is not available; use train.device=auto")
         local = int(os.environ.get("LOCAL_RANK", "0"))
         self.device = torch.device(f"cuda:{local}" if want_cuda else "cpu")
+        if want_cuda:
+            # Every step has the same shapes, so cuDNN's timed choice of kernels pays at once.
+            torch.backends.cudnn.benchmark = True
         if r.train.batch_size % self.world:
             raise ZooError(
                 f"train.batch_size {r.train.batch_size} is not divisible by {self.world} processes"
