@@ -582,9 +582,9 @@ class Trainer:
         ``run.bn_recalibration_images`` a copy of it whose batch-norm statistics are
         re-estimated on that many whole training images (centre crops, as embedded; always the
         same images, drawn with ``train.seed``; no labels). The training backbone is left as it is."""
-        run = self.recipe.run
-        source = self.method.momentum_backbone() if run.export_backbone == "momentum" else None
-        source = self.method.backbone if source is None else source
+        method, run = self.method, self.recipe.run
+        # _setup refused a momentum export from a method without a momentum copy.
+        source = method.momentum_backbone() if run.export_backbone == "momentum" else method.backbone
         n = run.bn_recalibration_images
         if not n:
             return source

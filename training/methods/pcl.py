@@ -76,7 +76,6 @@ class PCL(MoCoV2):
     """MoCo v2 + ProtoNCE over k-means prototypes of the momentum encoder's embeddings."""
 
     name = "pcl"
-    momentum_backbone_name = "key_backbone"
     Config = PCLConfig  # type: ignore[assignment]
     needs = Needs(indices=True, epoch_pass=True)
 
