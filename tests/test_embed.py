@@ -19,6 +19,10 @@ def feats(encoder, images, **kw) -> np.ndarray:
     return encoder.embed(images, backend="torch", **kw)
 
 
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+
+
 def test_input_forms_agree(default_encoder) -> None:
     path = SAMPLES[2]
     pil = Image.open(path).convert("RGB")
@@ -43,12 +47,26 @@ def test_batching_does_not_change_features(default_encoder) -> None:
 def test_normalize_and_no_grad(default_encoder) -> None:
     out = feats(default_encoder, SAMPLES[:3], normalize=True)
     np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
-    default_encoder.train()
-    try:
-        default_encoder.embed(SAMPLES[:1], backend="torch")
-        assert default_encoder.training, "embed must leave a fine-tuning model in train mode"
-    finally:
-        default_encoder.eval()
+
+
+def test_a_model_in_train_mode_embeds_every_batch_in_eval_mode(cifar_test) -> None:
+    # Fine-tuning code calls embed() on a model in train mode: every batch must still run in
+    # eval mode (BatchNorm's running statistics, not the batch's, and left untouched), and the
+    # model's own flags come back, including a BatchNorm deliberately kept in eval.
+    enc = zoo.create_model("resnet10_cifar_quarter")
+    files, _ = cifar_test
+    images = files[:6]
+    ref = enc.embed(images, backend="torch", batch_size=2)
+    frozen = next(m for m in enc.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    enc.train()
+    frozen.eval()
+    before = {k: v.clone() for k, v in enc.state_dict().items()}
+    out = enc.embed(images, backend="torch", batch_size=2)
+    np.testing.assert_array_equal(out, ref)
+    for k, v in enc.state_dict().items():
+        assert torch.equal(v, before[k]), f"embed changed {k}"
+    assert enc.training and not frozen.training
+    assert all(m.training for m in enc.modules() if m is not frozen)
 
 
 def test_cifar_resnet_at_32px(cifar_test) -> None:
@@ -93,6 +111,25 @@ def test_grayscale_and_special_modes(default_encoder, tmp_path: Path) -> None:
     i16, i8 = paths.index(tmp_path / "gray16.png"), paths.index(tmp_path / "gray.png")
     cos = out[i16] @ out[i8] / np.linalg.norm(out[i16]) / np.linalg.norm(out[i8])
     assert cos > 0.999
+
+
+def test_transparent_pixels_are_composited_on_white_in_every_form(default_encoder, tmp_path: Path) -> None:
+    rgba = np.asarray(Image.open(SAMPLES[2]).convert("RGBA")).copy()
+    rgba[: rgba.shape[0] // 2, :, 3] = 0  # top half fully transparent
+    rgba[rgba.shape[0] // 2 :, : rgba.shape[1] // 2, 3] = 90  # a translucent quarter
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "t.png")
+    ref = feats(default_encoder, [tmp_path / "t.png"])
+    chw = torch.from_numpy(rgba).permute(2, 0, 1)
+    for form in (rgba, chw):  # uint8 pixels: exactly the file's compositing
+        np.testing.assert_array_equal(feats(default_encoder, form), ref)
+    # Float pixels are composited in float, without the file path's rounding to 8 bits (up to
+    # half a grey level in the translucent quarter): near-identical, not bit-equal.
+    for form in (rgba.astype(np.float32) / 255, chw.float() / 255):
+        assert cosine(feats(default_encoder, form)[0], ref[0]) > 0.9995
+    # The transparent half reads as white, not as the colours stored under it (cosine ~0.5).
+    opaque = rgba.copy()
+    opaque[..., 3] = 255
+    assert cosine(feats(default_encoder, opaque)[0], ref[0]) < 0.9
 
 
 def test_exif_rotation_is_applied(default_encoder, tmp_path: Path) -> None:

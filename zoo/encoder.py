@@ -31,6 +31,7 @@ from torch import nn
 
 from zoo import derived
 from zoo import images as _images
+from zoo.modes import eval_mode
 from zoo.registry import ModelEntry, Preprocess
 
 Backend = Literal["auto", "torch", "torch-bf16", "onnx", "onnx-int8"]
@@ -193,8 +194,6 @@ class Encoder(nn.Module):
         return self._onnx_runner(int8=backend == "onnx-int8", calibration=calibration)
 
     def _torch_runner(self, *, bf16: bool) -> Callable[[torch.Tensor], np.ndarray]:
-        was_training = self.training
-        self.eval()
         # channels_last lets oneDNN pick its fastest convolution kernels on CPU.
         if any(p.ndim == 4 for p in self.parameters()):
             self.to(memory_format=torch.channels_last)
@@ -202,18 +201,12 @@ class Encoder(nn.Module):
         def run(batch: torch.Tensor) -> np.ndarray:
             device = next(self.parameters()).device
             x = batch.to(device).contiguous(memory_format=torch.channels_last)
-            with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16, enabled=bf16):
-                return self(x).float().cpu().numpy()
+            # Eval mode per batch, each module's own flag restored after it: embed() on a model
+            # being fine-tuned must neither use nor update batch statistics, nor leave it in eval.
+            with eval_mode(self), torch.inference_mode():
+                with torch.autocast(device.type, torch.bfloat16, enabled=bf16):
+                    return self(x).float().cpu().numpy()
 
-        if was_training:
-            # embed() must not silently leave a fine-tuning model in eval mode.
-            def run_and_restore(batch: torch.Tensor, _run=run) -> np.ndarray:
-                try:
-                    return _run(batch)
-                finally:
-                    self.train()
-
-            return run_and_restore
         return run
 
     def _onnx_runner(

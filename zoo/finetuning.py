@@ -63,6 +63,7 @@ from zoo.classifier import (
 )
 from zoo.encoder import Encoder
 from zoo.errors import ImageError
+from zoo.modes import eval_mode
 
 MODES = ("linear", "partial", "full")
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -662,19 +663,17 @@ class _Run:
         from zoo.training.data import evaluation_batches
 
         pre = self.model.preprocess
-        was_training = self.model.training
-        self.model.eval()
         preds, loss = [], 0.0
         labels = torch.from_numpy(self.splits.val_labels)
         done = 0
-        for x in evaluation_batches(self.val_images, pre.input_size, pre.mean, pre.std, batch_size=256):
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-                logits = self.model(x.contiguous(memory_format=torch.channels_last)).float()
-            y = labels[done : done + len(x)]
-            loss += float(F.cross_entropy(logits, y, reduction="sum"))
-            preds.append(logits.argmax(1))
-            done += len(x)
-        self.model.train(was_training)
+        with eval_mode(self.model):
+            for x in evaluation_batches(self.val_images, pre.input_size, pre.mean, pre.std, batch_size=256):
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+                    logits = self.model(x.contiguous(memory_format=torch.channels_last)).float()
+                y = labels[done : done + len(x)]
+                loss += float(F.cross_entropy(logits, y, reduction="sum"))
+                preds.append(logits.argmax(1))
+                done += len(x)
         pred = torch.cat(preds).numpy()
         return {
             "loss": loss / max(1, len(pred)),

@@ -131,9 +131,16 @@ def _from_array(t: torch.Tensor, *, channels_last: bool) -> torch.Tensor:
         )
     if t.shape[1] == 0 or t.shape[2] == 0:
         raise ImageError(f"empty image array of shape {tuple(t.shape)}")
-    t = t[:3] if t.shape[0] == 4 else t.expand(3, -1, -1) if t.shape[0] == 1 else t
+    t = _pixel_values(t)
+    if t.shape[0] == 4:
+        t = _composite_on_white(t)
+    return t.expand(3, -1, -1).contiguous() if t.shape[0] == 1 else t.contiguous()
+
+
+def _pixel_values(t: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels, or float32 in [0, 1]; anything else refused with what to do."""
     if t.dtype == torch.uint8:
-        return t.contiguous()
+        return t
     if t.is_floating_point():
         t = t.float()
         if not torch.isfinite(t).all():
@@ -144,12 +151,23 @@ def _from_array(t: torch.Tensor, *, channels_last: bool) -> torch.Tensor:
                 f"float images must be scaled to [0, 1], got values in [{lo:.3g}, {hi:.3g}];"
                 " pass uint8 pixels or divide by 255"
             )
-        return t.clamp(0, 1).contiguous()
+        return t.clamp(0, 1)
     if t.dtype in (torch.int16, torch.int32, torch.int64, torch.uint16):
         if t.min() < 0 or t.max() > 255:
             raise ImageError("integer images must hold 0-255 pixel values; convert 16-bit images to uint8")
-        return t.to(torch.uint8).contiguous()
+        return t.to(torch.uint8)
     raise ImageError(f"unsupported image dtype {t.dtype}")
+
+
+def _composite_on_white(rgba: torch.Tensor) -> torch.Tensor:
+    """(4, H, W) -> (3, H, W) over a white background, as :func:`to_rgb` does for files, so
+    a transparent image embeds alike as a path, a PIL image or its pixels."""
+    if rgba.dtype == torch.uint8:
+        # Pillow's own compositing, for the same rounding as the file path.
+        image = Image.fromarray(rgba.permute(1, 2, 0).numpy(), "RGBA")
+        return TF.pil_to_tensor(to_rgb(image))
+    alpha = rgba[3:4]
+    return rgba[:3] * alpha + (1.0 - alpha)
 
 
 def preprocess(image: torch.Tensor, cfg: Preprocess) -> torch.Tensor:

@@ -21,7 +21,6 @@ ONNX Runtime fp32 47.3, ONNX Runtime int8 165.5 (``benchmarks/README.md`` has th
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import os
 import platform
@@ -38,6 +37,7 @@ import torch
 from torch import nn
 
 from zoo.errors import ExportError, WeightsError
+from zoo.modes import eval_mode
 from zoo.output import output_error
 
 if TYPE_CHECKING:
@@ -158,7 +158,7 @@ def export_onnx(
         exporters = [] if external else [("TorchScript exporter", _export_torchscript)]
         exporters.append(("dynamo exporter", _export_dynamo))
         failures: list[str] = []
-        with _eval_mode(module):
+        with eval_mode(module):
             # Module problems (forward raises, wrong output) fail here, once, with a plain
             # message, instead of once per exporter in its own words.
             refs = _reference_outputs(module, (height, width), device)
@@ -368,19 +368,6 @@ def _check_float32(module: nn.Module) -> torch.device:
     return device
 
 
-@contextlib.contextmanager
-def _eval_mode(module: nn.Module) -> Iterator[nn.Module]:
-    """Eval mode for the duration; restores each submodule's own flag (a model can be
-    partly frozen, e.g. BatchNorm kept in eval during fine-tuning)."""
-    flags = [(m, m.training) for m in module.modules()]
-    module.eval()
-    try:
-        yield module
-    finally:
-        for m, training in flags:
-            m.training = training
-
-
 def _describe(e: BaseException) -> str:
     """``Type: first line`` of the innermost cause: the dynamo exporter wraps the real error
     in a generic "step 1/3 failed" one."""
@@ -560,7 +547,7 @@ def _differences(
 ) -> tuple[float, float]:
     encoder = onnx_path if isinstance(onnx_path, OnnxEncoder) else OnnxEncoder(onnx_path)
     device = next(_tensors(module), torch.empty(0)).device
-    with _eval_mode(module), torch.inference_mode():
+    with eval_mode(module), torch.inference_mode():
         ref = module(batch.to(device)).float().cpu().numpy()
     got = encoder(batch.detach().cpu().float().numpy())
     if got.shape != ref.shape:
