@@ -224,3 +224,68 @@ def test_shared_fallback_folder_is_created_private(tmp_path: Path, monkeypatch: 
     got = derived.private_dir("zoo-onnx")
     assert got == tmp_path / f"zoo-onnx-{os.getuid()}"
     assert stat.S_IMODE(got.stat().st_mode) == 0o700
+
+
+# ---------------------------------------------------------------------------------------------
+# array caches: evaluation features, decoded datasets
+# ---------------------------------------------------------------------------------------------
+
+
+def test_evaluation_features_follow_the_images_not_just_their_names(
+    default_encoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PIL import Image
+
+    from zoo.evaluate import features
+
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "home"))
+    files = [tmp_path / "a.png", tmp_path / "b.png"]
+    for f, sample in zip(files, SAMPLES[:2]):
+        Image.open(sample).convert("RGB").save(f)
+    first = features(default_encoder, files, backend="torch")
+    np.testing.assert_array_equal(features(default_encoder, files, backend="torch"), first)
+    # The same name, another picture (and another size on disk): features computed again.
+    Image.open(SAMPLES[5]).convert("RGB").save(files[0])
+    fresh = features(default_encoder, files, backend="torch", cache=False)
+    np.testing.assert_array_equal(features(default_encoder, files, backend="torch"), fresh)
+    assert np.abs(fresh[0] - first[0]).max() > 0.1
+
+
+@pytest.mark.parametrize("damage", ["garbage", "other-shape", "edited"])
+def test_a_damaged_array_cache_is_computed_again(tmp_path: Path, damage: str) -> None:
+    import io
+
+    path = tmp_path / "cache" / "0123abcd.npy"
+    calls = []
+
+    def compute() -> np.ndarray:
+        calls.append(1)
+        return np.arange(12, dtype=np.float32).reshape(3, 4)
+
+    first = derived.cached_array(path, compute, shape=(3, 4), dtype=np.float32)
+    again = derived.cached_array(path, compute, shape=(3, 4), dtype=np.float32)
+    assert len(calls) == 1 and np.array_equal(first, again)
+    if damage == "garbage":
+        path.write_bytes(b"not an array")
+    elif damage == "other-shape":  # a valid .npy of another shape, manifest updated to match
+        buf = io.BytesIO()
+        np.save(buf, np.zeros((2, 4), np.float32))
+        path.write_bytes(buf.getvalue())
+        derived.write_manifest(path, f"npy:{path.stem}")
+    else:  # same shape, other numbers, manifest left as it was
+        buf = io.BytesIO()
+        np.save(buf, np.ones((3, 4), np.float32))
+        path.write_bytes(buf.getvalue())
+    got = derived.cached_array(path, compute, shape=(3, 4), dtype=np.float32)
+    assert len(calls) == 2 and np.array_equal(got, first)
+    assert derived.is_intact(path, f"npy:{path.stem}")  # written again, with its manifest
+
+
+def test_a_manifest_that_is_not_an_object_means_derive_again(tmp_path: Path) -> None:
+    target = tmp_path / "graph.onnx"
+    target.write_bytes(b"x")
+    derived.write_manifest(target, "src")
+    assert derived.is_intact(target, "src")
+    for text in ("[]", '"src"', "null", "{"):
+        derived.manifest_path(target).write_text(text)
+        assert not derived.is_intact(target, "src")

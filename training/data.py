@@ -17,9 +17,8 @@ of loader workers give the same batches.
 from __future__ import annotations
 
 import hashlib
-import io
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -80,29 +79,26 @@ def load_split(
         files, labels = [files[i] for i in keep], labels[keep]
     if not in_memory:
         return LazyImages(files, image_size), torch.from_numpy(labels), classes
-    key = hashlib.blake2b(digest_size=12)
-    key.update(f"v1-{image_size}".encode())
-    for f in files:
-        st = f.stat()
-        key.update(f"{f.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode())
+    images = decode_files(files, image_size, cache=cache)
+    return images, torch.from_numpy(labels), classes
+
+
+def decode_files(files: Sequence[Path], size: int, *, cache: bool = True) -> torch.Tensor:
+    """uint8 (N, 3, size, size) of :func:`decode` for each file, cached under
+    ``$ZOO_HOME/datasets`` by file list, sizes and modification times, and verified (sha256,
+    shape) before every use."""
+    from zoo.derived import cached_array, files_key
     from zoo.hub import cache_dir
 
-    path = cache_dir() / "datasets" / f"{key.hexdigest()}.npy"
-    if cache and path.is_file():
-        return torch.from_numpy(np.load(path)), torch.from_numpy(labels), classes
-    images = torch.empty(len(files), 3, image_size, image_size, dtype=torch.uint8)
-    for i, f in enumerate(files):
-        images[i] = decode(f, image_size)
-    if cache:
-        from zoo.folder import atomic_write_bytes
+    def decode_all() -> np.ndarray:
+        images = np.empty((len(files), 3, size, size), dtype=np.uint8)
+        for i, f in enumerate(files):
+            images[i] = decode(f, size).numpy()
+        return images
 
-        buf = io.BytesIO()
-        np.save(buf, images.numpy())
-        try:
-            atomic_write_bytes(path, buf.getvalue())
-        except OSError:
-            pass  # an unwritable cache only costs decoding again
-    return images, torch.from_numpy(labels), classes
+    path = cache_dir() / "datasets" / f"{files_key(f'v1-{size}', files)}.npy"
+    shape = (len(files), 3, size, size)
+    return torch.from_numpy(cached_array(path, decode_all, shape=shape, dtype=np.uint8, enabled=cache))
 
 
 def decode(path: str | os.PathLike, size: int) -> torch.Tensor:

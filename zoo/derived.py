@@ -15,14 +15,25 @@ could write into) would let them plant graphs that zoo runs.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import stat
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-__all__ = ["MANIFEST", "is_intact", "manifest_path", "private_dir", "write_manifest"]
+import numpy as np
+
+__all__ = [
+    "MANIFEST",
+    "cached_array",
+    "files_key",
+    "is_intact",
+    "manifest_path",
+    "private_dir",
+    "write_manifest",
+]
 
 MANIFEST = "derived.json"
 _CHUNK = 1 << 20
@@ -65,7 +76,9 @@ def is_intact(target: Path, source: str) -> bool:
         record = json.loads(manifest_path(target).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    files = record.get("files") if isinstance(record, dict) else None
+    if not isinstance(record, dict):
+        return False
+    files = record.get("files")
     if record.get("source") != source or not isinstance(files, dict) or not files:
         return False
     base = target if target.is_dir() else target.parent
@@ -78,6 +91,53 @@ def is_intact(target: Path, source: str) -> bool:
         except OSError:
             return False
     return True
+
+
+def files_key(tag: str, files: Sequence[str | os.PathLike]) -> str:
+    """A cache key for something computed from ``files``: their resolved paths, sizes and
+    modification times, so an image replaced under the same name is computed again."""
+    key = hashlib.blake2b(digest_size=12)
+    key.update(tag.encode())
+    for f in files:
+        st = os.stat(f)
+        key.update(f"{Path(f).resolve()}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return key.hexdigest()
+
+
+def cached_array(
+    path: Path,
+    compute: Callable[[], np.ndarray],
+    *,
+    shape: tuple[int, ...],
+    dtype: np.dtype | type,
+    enabled: bool = True,
+) -> np.ndarray:
+    """``compute()``, kept in the ``.npy`` file ``path`` (its name being the cache key).
+
+    A cached array is used only when its manifest's sha256 matches and it has the ``shape``
+    and ``dtype`` expected; anything else (missing, truncated, edited, another shape) is
+    computed again. An unwritable cache only costs the computation.
+    """
+    from zoo.folder import atomic_write_bytes
+
+    source = f"npy:{path.stem}"
+    if enabled and path.is_file() and is_intact(path, source):
+        try:
+            array = np.load(path, allow_pickle=False)
+            if array.shape == tuple(shape) and array.dtype == np.dtype(dtype):
+                return array
+        except (OSError, ValueError):
+            pass
+    array = compute()
+    if enabled:
+        buf = io.BytesIO()
+        np.save(buf, array)
+        try:
+            atomic_write_bytes(path, buf.getvalue())
+            write_manifest(path, source)
+        except OSError:
+            pass
+    return array
 
 
 _PRIVATE: dict[str, Path] = {}

@@ -14,8 +14,6 @@ data costs no forward pass.
 
 from __future__ import annotations
 
-import hashlib
-import io
 import os
 from pathlib import Path
 
@@ -83,30 +81,23 @@ def features(
     cache: bool = True,
     calibration: list[Path] | None = None,
 ) -> np.ndarray:
-    """Features of ``files``, cached under ``$ZOO_HOME/features`` by weights and file list."""
-    from zoo.folder import atomic_write_bytes
+    """Features of ``files``, cached under ``$ZOO_HOME/features`` by weights, preprocessing,
+    backend and file list (paths, sizes, modification times), verified before every use."""
+    from zoo.derived import cached_array, files_key
     from zoo.hub import cache_dir
 
-    key = hashlib.blake2b(digest_size=12)
-    key.update(encoder.fingerprint().encode())
-    key.update(repr(encoder.preprocess).encode())
-    key.update(backend.encode())  # int8 and fp32 features differ
-    for f in calibration or ():
-        key.update(str(f).encode())
-    for f in files:
-        key.update(str(Path(f).resolve()).encode())
-    path = cache_dir() / "features" / f"{key.hexdigest()}.npy"
-    if cache and path.is_file():
-        return np.load(path)
-    feats = encoder.embed(files, backend=backend, progress=True, calibration=calibration)
-    if cache:
-        buf = io.BytesIO()
-        np.save(buf, feats)
-        try:
-            atomic_write_bytes(path, buf.getvalue())
-        except OSError:
-            pass  # an unwritable cache only costs recomputation
-    return feats
+    tag = "|".join(
+        [encoder.fingerprint(), repr(encoder.preprocess), backend]  # int8 and fp32 features differ
+        + [str(Path(f).resolve()) for f in calibration or ()]
+    )
+    path = cache_dir() / "features" / f"{files_key(tag, files)}.npy"
+    return cached_array(
+        path,
+        lambda: encoder.embed(files, backend=backend, progress=True, calibration=calibration),
+        shape=(len(files), encoder.embed_dim),
+        dtype=np.float32,
+        enabled=cache,
+    )
 
 
 def knn_eval(

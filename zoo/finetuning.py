@@ -289,38 +289,6 @@ def label_subset(
     return np.asarray(sorted(chosen), dtype=np.int64)
 
 
-def decode_files(files: list[Path], size: int) -> torch.Tensor:
-    """uint8 (N, 3, size, size): shorter side resized to ``size``, centre square; cached under
-    ``$ZOO_HOME/datasets`` by file list, sizes and times (as zoo.training's split cache)."""
-    from zoo.folder import atomic_write_bytes
-    from zoo.hub import cache_dir
-    from zoo.training.data import decode
-
-    key = hashlib.blake2b(digest_size=12)
-    key.update(f"ft-v1-{size}".encode())
-    for f in files:
-        st = f.stat()
-        key.update(f"{f.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode())
-    path = cache_dir() / "datasets" / f"{key.hexdigest()}.npy"
-    if path.is_file():
-        try:
-            cached = np.load(path, allow_pickle=False)
-            if cached.shape == (len(files), 3, size, size):
-                return torch.from_numpy(cached)
-        except (OSError, ValueError):
-            pass  # a damaged cache file is decoded again
-    images = torch.empty(len(files), 3, size, size, dtype=torch.uint8)
-    for i, f in enumerate(files):
-        images[i] = decode(f, size)
-    buf = io.BytesIO()
-    np.save(buf, images.numpy())
-    try:
-        atomic_write_bytes(path, buf.getvalue())
-    except OSError:
-        pass  # an unwritable cache only costs decoding again
-    return images
-
-
 # --------------------------------------------------------------------------- model
 
 
@@ -489,6 +457,7 @@ class _Run:
         self.model = create_classifier(source, classes=s.classes, pretrained=self.pretrained)
         from zoo.classifier import train_view
         from zoo.training.augment import BatchedViews, v2_transform
+        from zoo.training.data import decode_files
 
         pre = self.model.preprocess
         view = train_view(pre, min_scale=c.min_scale)
