@@ -121,6 +121,55 @@ def test_damaged_index_file(tmp_path: Path) -> None:
         zoo.index.load(tmp_path / "missing.npz")
 
 
+def _rewritten(src: Path, dst: Path, **changes) -> Path:
+    """A copy of the saved index ``src`` with some of its entries replaced."""
+    import json
+
+    with np.load(src, allow_pickle=False) as z:
+        entries = {name: z[name] for name in z.files}
+    meta = json.loads(str(entries["meta"]))
+    for key, value in changes.pop("meta", {}).items():
+        if value is None:
+            meta.pop(key)
+        else:
+            meta[key] = value
+    entries["meta"] = np.array(json.dumps(changes.pop("meta_json", meta)))
+    entries.update(changes)
+    np.savez(dst, **entries)
+    return dst
+
+
+@pytest.mark.parametrize(
+    ("damage", "named"),
+    [
+        ({"meta_json": ["not", "an", "object"]}, "its meta is not an object"),
+        ({"meta": {"model": None}}, "meta.model is not a string"),
+        ({"meta": {"root": 3}}, "meta.root is not a string"),
+        ({"paths": np.array(["a.png", "b.png"])}, "rows disagree: features 3, paths 2"),
+        ({"features": np.zeros((3,), np.float32)}, "features must be a 2-D float array"),
+        ({"features": np.full((3, 4), np.nan, np.float32)}, "features hold NaN"),
+        ({"stamps": np.zeros((3, 3), np.int64)}, "stamps must be an integer (N, 2) array"),
+        ({"labels": np.zeros(3)}, "labels must be a 1-D string array"),
+    ],
+)
+def test_a_damaged_index_names_what_is_wrong(tmp_path: Path, damage: dict, named: str) -> None:
+    identity = ModelIdentity("m", "f" * 16, "p" * 16)
+    index = GalleryIndex(
+        identity=identity,
+        root=tmp_path,
+        paths=["a.png", "b.png", "c.png"],
+        labels=["x", None, "y"],
+        features=np.eye(3, 4, dtype=np.float32),
+        stamps=np.zeros((3, 2), np.int64),
+    )
+    index.save(tmp_path / "ok.npz")
+    assert zoo.index.load(tmp_path / "ok.npz").paths == index.paths
+    bad = _rewritten(tmp_path / "ok.npz", tmp_path / "bad.npz", **damage)
+    with pytest.raises(zoo.ZooError) as e:
+        zoo.index.load(bad)
+    assert named in str(e.value) and "bad.npz" in str(e.value)
+
+
 def clustered(n: int, dim: int, centres: int, seed: int = 0) -> np.ndarray:
     """Unit vectors around random centres, like embeddings of a few hundred kinds of thing."""
     rng = np.random.default_rng(seed)

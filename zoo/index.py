@@ -371,11 +371,14 @@ def load(path: str | os.PathLike, *, search: str = "auto") -> GalleryIndex:
             arrays = {name: z[name] for name in ("features", "paths", "labels", "stamps")}
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
         raise ZooError(f"{path}: not a zoo gallery index, or a damaged one ({e})") from None
+    if not isinstance(meta, dict):
+        raise ZooError(f"{path}: not a zoo gallery index, or a damaged one (its meta is not an object)")
     if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
         raise ZooError(
             f"{path}: gallery index format {meta.get('format')!r} version"
             f" {meta.get('format_version')!r} is not supported (expected {FORMAT} {FORMAT_VERSION})"
         )
+    _check_index(path, meta, arrays)
     return GalleryIndex(
         identity=ModelIdentity(meta["model"], meta["fingerprint"], meta["preprocess_hash"]),
         root=Path(meta["root"]),
@@ -386,6 +389,36 @@ def load(path: str | os.PathLike, *, search: str = "auto") -> GalleryIndex:
         skipped=list(meta.get("skipped", [])),
         search_kind=search,
     )
+
+
+def _check_index(path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    """What a saved index must hold, so that a damaged or hand-made file fails here, by name,
+    and not later as a wrong neighbour or an IndexError."""
+    problems = [
+        f"meta.{key} is not a string"
+        for key in ("model", "fingerprint", "preprocess_hash", "root")
+        if not isinstance(meta.get(key), str)
+    ]
+    if not isinstance(meta.get("skipped", []), list):
+        problems.append("meta.skipped is not a list")
+    features, stamps = arrays["features"], arrays["stamps"]
+    if features.ndim != 2 or not np.issubdtype(features.dtype, np.floating):
+        problems.append(f"features must be a 2-D float array, got {features.dtype} {features.shape}")
+    elif not np.isfinite(features).all():
+        problems.append("features hold NaN or infinity")
+    if stamps.ndim != 2 or stamps.shape[1:] != (2,) or not np.issubdtype(stamps.dtype, np.integer):
+        problems.append(f"stamps must be an integer (N, 2) array, got {stamps.dtype} {stamps.shape}")
+    for name in ("paths", "labels"):
+        a = arrays[name]
+        if a.ndim != 1 or a.dtype.kind != "U":
+            problems.append(f"{name} must be a 1-D string array, got {a.dtype} {a.shape}")
+    counts = {name: len(a) for name, a in arrays.items()}
+    if len(set(counts.values())) > 1:
+        problems.append("rows disagree: " + ", ".join(f"{n} {c}" for n, c in counts.items()))
+    if problems:
+        raise ZooError(
+            f"{path}: damaged gallery index ({'; '.join(problems)}); build it again with `zoo index build`"
+        )
 
 
 # --------------------------------------------------------------------------------------------
