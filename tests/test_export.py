@@ -75,3 +75,10 @@ def test_failed_parity_writes_no_onnx(default_encoder, tmp_path: Path) -> None:
         zoo.export(default_encoder, tmp_path / "out", tolerance=0.0)
     assert not (tmp_path / "out" / ONNX_NAME).exists()
     assert not list((tmp_path / "out").glob(".*unchecked*"))
+
+
+def test_no_check_images_is_refused_before_anything_is_written(default_encoder, exported: Path) -> None:
+    before = {p.name: p.read_bytes() for p in exported.iterdir()}
+    with pytest.raises(zoo.ExportError, match="check_images is empty"):
+        zoo.export(default_encoder, exported, check_images=[], overwrite=True)
+    assert {p.name: p.read_bytes() for p in exported.iterdir()} == before

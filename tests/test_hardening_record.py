@@ -52,6 +52,8 @@ CASES = [
     ("arch_kwargs", {"width": 64}, "arch_kwargs.width"),
     ("arch_kwargs", [1, 2], "arch_kwargs"),
     ("preprocess.input_size", 10**9, "preprocess.input_size"),
+    ("preprocess.input_size", 10**400, "preprocess.input_size"),  # too large for a float
+    ("preprocess.std", [1.0, -(10**400), 1.0], "preprocess.std[1]"),
     ("preprocess.input_size", 4, "preprocess.input_size"),
     ("preprocess.input_size", "32", "preprocess.input_size"),
     ("preprocess.input_size", True, "preprocess.input_size"),

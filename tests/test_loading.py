@@ -248,6 +248,12 @@ def test_missing_paths_and_bad_ids(tmp_path: Path) -> None:
         zoo.load("hf-hub:just-a-name")
     with pytest.raises(zoo.WeightsError, match="not a zoo folder"):
         zoo.load(tmp_path)
+    with pytest.raises(zoo.WeightsError, match="not a zoo folder"):  # not a FileNotFoundError
+        zoo.load(tmp_path, sha256="0" * 64)
+    with pytest.raises(zoo.WeightsError, match="no such file"):
+        zoo.load(tmp_path / "nope.safetensors", sha256="0" * 64)
+    with pytest.raises(zoo.WeightsError, match="another host"):
+        zoo.load("file://elsewhere/tmp/model.safetensors")
 
 
 def test_atomic_writes_get_the_mode_a_plain_open_gives(tmp_path: Path) -> None:

@@ -156,6 +156,10 @@ def export(
     """
     from zoo import onnx as zoo_onnx
 
+    if check_images is not None and not len(check_images):
+        raise ExportError(
+            "check_images is empty; pass images to check the ONNX graph on, or None for the bundled samples"
+        )
     directory = check_export_target(directory, folder_entry(encoder), overwrite=overwrite)
     # The graph there belongs to the weights about to be replaced: it goes first, so no moment
     # (and no failed or interrupted export) leaves new weights beside an old graph.

@@ -130,7 +130,7 @@ def _build(
 
 def _load_path(path: Path, *, sha256: str | None, arch: str | None) -> Encoder:
     if path.is_dir():
-        if sha256:
+        if sha256 and (path / WEIGHTS_NAME).is_file():  # else load_folder says what is missing
             _verify(path / WEIGHTS_NAME, sha256)
         return load_folder(path)
     if sha256:
@@ -157,6 +157,11 @@ def _load_path(path: Path, *, sha256: str | None, arch: str | None) -> Encoder:
 def _load_url(url: str, *, sha256: str | None, arch: str | None, progress: bool) -> Encoder:
     parsed = urlparse(url)
     if parsed.scheme == "file":
+        if parsed.netloc not in ("", "localhost"):
+            raise WeightsError(
+                f"{url}: file:// URLs on another host ({parsed.netloc}) are not supported;"
+                " mount the file locally and pass its path"
+            )
         return _load_path(Path(unquote(parsed.path)), sha256=sha256, arch=arch)
     if url.endswith("/"):
         # A folder URL: config.json and model.safetensors side by side, as on a static host.
@@ -380,6 +385,8 @@ def _package_file(spec: str) -> Path:
 
 
 def _verify(path: Path, sha256: str) -> None:
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such file")
     actual = hub.sha256_file(path)
     if actual != sha256.lower():
         raise ChecksumError(

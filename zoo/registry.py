@@ -397,8 +397,11 @@ def _number(value: Any, where: str, kind: type, lo: float, hi: float) -> None:
     ok = isinstance(value, int) if kind is int else isinstance(value, (int, float))
     if isinstance(value, bool) or not ok:
         raise RecordError(where, f"must be {'an integer' if kind is int else 'a number'}, got {value!r}")
-    if not math.isfinite(value) or not lo <= value <= hi:
-        raise RecordError(where, f"must be a finite number in [{lo:g}, {hi:g}], got {value!r}")
+    # Range first: math.isfinite(10**400) raises OverflowError instead of answering.
+    if not lo <= value <= hi or not math.isfinite(value):
+        text = repr(value)
+        shown = text if len(text) <= 40 else f"{text[:20]}... ({len(text)} characters)"
+        raise RecordError(where, f"must be a finite number in [{lo:g}, {hi:g}], got {shown}")
 
 
 def _mapping(value: Any, where: str, cls: type, required: tuple[str, ...] = ()) -> Mapping[str, Any]:
