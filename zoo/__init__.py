@@ -9,6 +9,14 @@ Data flows one way: registry (:mod:`zoo.registry`, :mod:`zoo.pretrained`) -> wei
 embedding, export and cards.
 """
 
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import torch
+
 from zoo import models as _models  # noqa: F401  (registers architectures)
 from zoo import pretrained as _pretrained  # noqa: F401  (registers pretrained entries)
 from zoo.encoder import Encoder
@@ -28,6 +36,7 @@ from zoo.errors import (
     ZooError,
 )
 from zoo.export import export, sample_images, save_folder
+from zoo.images import ImageInput
 from zoo.loading import create_model, load, load_folder
 from zoo.pretrained import DEFAULT_MODEL
 from zoo.registry import (
@@ -42,16 +51,24 @@ from zoo.registry import (
     register_model,
 )
 
+if TYPE_CHECKING:  # imported on use: fine-tuning pulls in zoo.training
+    from zoo.classifier import Classifier
+    from zoo.finetuning import FinetuneResult
+
 __version__ = "0.1.0"
 
 
-def create_encoder(name: str = DEFAULT_MODEL, **kwargs) -> tuple[Encoder, "object"]:
+def create_encoder(
+    name: str = DEFAULT_MODEL, **kwargs: Any
+) -> tuple[Encoder, Callable[[ImageInput], torch.Tensor]]:
     """``(encoder, preprocess)``: the loaded encoder and its image -> tensor transform."""
     encoder = load(name, **kwargs)
     return encoder, encoder.transform
 
 
-def create_classifier(name_or_dir, num_classes: int | None = None, **kwargs):
+def create_classifier(
+    name_or_dir: str | os.PathLike | Encoder, num_classes: int | None = None, **kwargs: Any
+) -> Classifier:
     """An encoder + linear head (``zoo.classifier.Classifier``), or a fine-tuned folder loaded
     back; see :func:`zoo.classifier.create_classifier`."""
     from zoo.classifier import create_classifier as _create
@@ -59,7 +76,9 @@ def create_classifier(name_or_dir, num_classes: int | None = None, **kwargs):
     return _create(name_or_dir, num_classes, **kwargs)
 
 
-def finetune(model, data, out, **kwargs):
+def finetune(
+    model: str | os.PathLike | Encoder, data: str | os.PathLike, out: str | os.PathLike, **kwargs: Any
+) -> FinetuneResult:
     """Fine-tune an encoder on a labelled ImageFolder; see :func:`zoo.finetuning.finetune`."""
     from zoo.finetuning import finetune as _finetune
 

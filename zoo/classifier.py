@@ -20,7 +20,7 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -29,7 +29,10 @@ from torch import nn
 from zoo import images as _images
 from zoo.encoder import Encoder
 from zoo.errors import WeightsError, ZooError
-from zoo.registry import Preprocess
+from zoo.registry import ModelEntry, Preprocess
+
+if TYPE_CHECKING:  # zoo.training is imported on use
+    from zoo.training.augment import ViewConfig
 
 CLASSIFIER_KEY = "zoo_classifier"
 HEAD_NAME = "head.safetensors"
@@ -41,7 +44,7 @@ class FinetuneError(ZooError, ValueError):
     and what to do."""
 
 
-def train_view(preprocess: Preprocess, *, min_scale: float = 0.25):
+def train_view(preprocess: Preprocess, *, min_scale: float = 0.25) -> ViewConfig:
     """The fine-tuning augmentation for an encoder's input: random resized crop (scale
     ``min_scale``-1) at the input size + horizontal flip, normalised with the encoder's
     mean and std. No colour jitter: SimCLR's fine-tuning (appendix B.5) uses crop and flip
@@ -241,7 +244,7 @@ def is_classifier_folder(path: Path) -> bool:
         return False
 
 
-def base_entry(model: Classifier):
+def base_entry(model: Classifier) -> ModelEntry:
     """The encoder's record as a fine-tuned folder carries it: its name, architecture and
     preprocessing, but no weights source or metrics (those described the pretrained file,
     not these weights; the classifier's own results are in the ``zoo_classifier`` record)."""

@@ -50,7 +50,9 @@ class Predictor:
     def classes(self) -> list[str]:
         return self.model.classes
 
-    def __call__(self, images: _images.ImageInput | Sequence[_images.ImageInput], batch_size: int = 64):
+    def __call__(
+        self, images: _images.ImageInput | Sequence[_images.ImageInput], batch_size: int = 64
+    ) -> np.ndarray:
         if self.session is None:
             return self.model.predict_proba(images, batch_size=batch_size)
         items = _images.split_inputs(images)

@@ -541,4 +541,5 @@ FORMATS: tuple[Format, ...] = (
     ),
 )
 
-CONVERTERS = {f.name: register_converter(f.converter()) for f in FORMATS}
+for _format in FORMATS:
+    register_converter(_format.converter())
