@@ -240,7 +240,7 @@ def test_evaluation_features_follow_the_images_not_just_their_names(
 
     monkeypatch.setenv("ZOO_HOME", str(tmp_path / "home"))
     files = [tmp_path / "a.png", tmp_path / "b.png"]
-    for f, sample in zip(files, SAMPLES[:2]):
+    for f, sample in zip(files, SAMPLES[:2], strict=True):
         Image.open(sample).convert("RGB").save(f)
     first = features(default_encoder, files, backend="torch")
     np.testing.assert_array_equal(features(default_encoder, files, backend="torch"), first)

@@ -78,7 +78,11 @@ def test_orphan_of_a_killed_write_is_removed_when_the_run_resumes(tmp_path: Path
     _save(tmp_path, 3)
     shutil.copy(orphan, tmp_path / orphan.name)
     model, opt = _parts()
-    progress = load_checkpoint(tmp_path / CHECKPOINT_NAME, model=model, optimizer=opt, scaler=None)
+    # A reader that does not own the run leaves it: beside a live run it may be a write in flight.
+    load_checkpoint(tmp_path / CHECKPOINT_NAME, model=model, optimizer=opt, scaler=None)
+    assert _orphans(tmp_path) == [tmp_path / orphan.name]
+    path = tmp_path / CHECKPOINT_NAME
+    progress = load_checkpoint(path, model=model, optimizer=opt, scaler=None, owner=True)
     assert progress.step == 3
     assert _orphans(tmp_path) == []
 
@@ -91,7 +95,14 @@ def test_orphan_is_removed_by_the_next_save(tmp_path: Path, orphan: Path) -> Non
 
 
 def test_remove_orphans_leaves_other_files_alone(tmp_path: Path) -> None:
-    keep = [tmp_path / CHECKPOINT_NAME, tmp_path / ".metrics.csv.abcd1234.tmp", tmp_path / "notes.tmp"]
+    keep = [
+        tmp_path / CHECKPOINT_NAME,
+        tmp_path / ".metrics.csv.abcd1234.tmp",
+        tmp_path / "notes.tmp",
+        # a pack's parts being written beside the run
+        tmp_path / f".{CHECKPOINT_NAME}.part-00.ab12cd34.tmp",
+        tmp_path / f".{CHECKPOINT_NAME}.parts.json.x1y2z3w4.tmp",
+    ]
     for f in keep:
         f.write_bytes(b"x")
     (tmp_path / f".{CHECKPOINT_NAME}.q1w2e3r4.tmp").write_bytes(b"y")

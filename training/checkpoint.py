@@ -7,8 +7,10 @@ torch's RNG states, and a JSON string with the counters, numpy's and Python's RN
 and the recipe. It replaces the previous one in a single rename, so the file on disk is
 always a complete checkpoint of a step whose loss was finite. A write killed before that
 rename (kill -9, power loss) leaves a hidden ``.checkpoint.pt.*.tmp`` beside it, as large as
-a checkpoint; the next :func:`save_checkpoint` or :func:`load_checkpoint` of the run deletes
-such orphans (:func:`remove_orphans`).
+a checkpoint; the run's next :func:`save_checkpoint`, or its trainer resuming
+(:func:`load_checkpoint` with ``owner=True``), deletes such orphans (:func:`remove_orphans`).
+Readers that do not own the run (evaluation scripts, ``pack``) never delete anything: beside a
+live run, a temporary file may be a write in flight.
 
 A checkpoint can also travel as parts no larger than a limit (:func:`pack_checkpoint`:
 ``checkpoint.pt.part-00``, ``-01``, ... and the manifest ``checkpoint.pt.parts.json`` with the
@@ -108,8 +110,14 @@ def remove_orphans(out_dir: str | Path, name: str = CHECKPOINT_NAME) -> list[Pat
     Only the run's own process writes its checkpoint, so any such file is an orphan: its write
     was killed before the rename that publishes it. Returns the files deleted.
     """
+    # Exactly what zoo.folder.atomic_write_bytes names its temporary file for ``name``
+    # (mkstemp: 8 random characters): not the temporaries of checkpoint.pt.part-00 or
+    # checkpoint.pt.parts.json, which a pack beside the run may be writing.
+    pattern = re.compile(rf"\.{re.escape(name[:32])}\.[a-z0-9_]{{8}}\.tmp")
     removed = []
-    for tmp in Path(out_dir).glob(f".{name}.*.tmp"):
+    for tmp in Path(out_dir).glob(f".{name[:32]}.*.tmp"):
+        if not pattern.fullmatch(tmp.name):
+            continue
         try:
             if tmp.is_file() and not tmp.is_symlink():
                 tmp.unlink()
@@ -248,16 +256,19 @@ def load_checkpoint(
     scaler: torch.amp.GradScaler | None,
     recipe: dict[str, Any] | None = None,
     log: Callable[[str], None] | None = None,
+    owner: bool = False,
 ) -> Progress:
     """Restore everything :func:`save_checkpoint` wrote; returns the run's progress. ``log``
     (when given) is told where the checkpoint came from: the file, or its parts.
 
     ``recipe`` (when given) must match the checkpoint's in everything that shapes the
-    trajectory: resuming under another recipe would not continue the same run.
+    trajectory: resuming under another recipe would not continue the same run. ``owner``: the
+    caller is the run's trainer, resuming it, and deletes orphans of killed checkpoint writes.
     """
     path = Path(path)
     data, source = read_checkpoint_bytes(path)
-    remove_orphans(path.parent, path.name)
+    if owner:
+        remove_orphans(path.parent, path.name)
     try:
         state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         meta = json.loads(state["state"])

@@ -332,6 +332,7 @@ class Trainer:
                 scaler=self.scaler,
                 recipe=recipe_dict,
                 log=self.log,
+                owner=True,
             )
         elif has_checkpoint(ckpt_path):
             raise ZooError(
