@@ -182,6 +182,8 @@ def evaluation_batches(
     """Deterministic evaluation inputs: centre crop ``size`` of the stored images (those at
     ``indices``, default all), normalised."""
     s = images.shape[-1]
+    if size > s:
+        raise ValueError(f"cannot centre-crop {size} px from {s} px images")
     top = (s - size) // 2
     m = torch.tensor(mean).view(1, 3, 1, 1)
     sd = torch.tensor(std).view(1, 3, 1, 1)

@@ -79,6 +79,9 @@ class AugmentConfig:
         _check(0 < self.min_scale <= 1, "min_scale must be in (0, 1]")
         _check(self.num_local >= 0 and self.workers >= 0, "num_local and workers must be >= 0")
         _check(self.jitter_strength >= 0, "jitter_strength must be >= 0")
+        for key in ("local_scale", "global_scale"):
+            lo, hi = getattr(self, key)
+            _check(0 < lo <= hi <= 1, f"{key} must satisfy 0 < min <= max <= 1, got {[lo, hi]}")
 
 
 @dataclass(frozen=True)
@@ -160,6 +163,10 @@ class RunConfig:
         _check(
             self.knn_every_epochs >= 0 and self.knn_k >= 1 and self.knn_temperature > 0,
             "invalid kNN settings",
+        )
+        _check(
+            self.knn_train_images >= 0 and self.knn_test_images >= 0,
+            "knn_train_images and knn_test_images must be >= 0 (0 = all)",
         )
         _check(self.bn_recalibration_images >= 0, "bn_recalibration_images must be >= 0")
         _check(
@@ -280,6 +287,13 @@ def recipe_from_dict(data: dict[str, Any]) -> Recipe:
     if cls.multicrop != (recipe.augment.preset == "multicrop"):
         want = "multicrop" if cls.multicrop else "simclr or byol"
         raise RecipeError(f"augment.preset: {cls.name} needs {want} views, got {recipe.augment.preset!r}")
+    if recipe.augment.size > recipe.data.image_size:
+        # Views are crops of the stored images, and evaluations centre-crop augment.size from
+        # them: a larger size would evaluate on a corner of nothing.
+        raise RecipeError(
+            f"augment.size: {recipe.augment.size} is larger than data.image_size"
+            f" {recipe.data.image_size}; store the images at least that large"
+        )
     if cls.needs.teacher and not getattr(recipe.method, "teacher", ""):
         raise RecipeError(f"method.teacher: {cls.name} distils a teacher; name one (a zoo name or a folder)")
     return recipe

@@ -71,6 +71,10 @@ def test_exponent_floats_read_as_numbers() -> None:
         ("method.name=simclrr", "method.name: unknown method 'simclrr'"),
         ("name=SimCLR_R18", "name: 'SimCLR_R18' must be lower case"),
         ("augment.size=0", "augment:"),
+        ("augment.size=48", "augment.size: 48 is larger than data.image_size 32"),
+        ("augment.global_scale=[0.9,0.2]", "global_scale must satisfy 0 < min <= max <= 1"),
+        ("augment.local_scale=[0,0.1]", "local_scale must satisfy 0 < min <= max <= 1"),
+        ("run.knn_train_images=-3", "knn_train_images and knn_test_images must be >= 0"),
     ],
 )
 def test_bad_recipes_name_the_key(item: str, message: str) -> None:
