@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import math
 import os
 import random
@@ -68,6 +69,7 @@ from zoo.training.optim import LARS, warmup_cosine
 from zoo.training.recipe import Recipe
 
 from zoo.errors import ZooError
+from zoo.folder import atomic_write_text
 
 METRICS_NAME = "metrics.csv"
 KNN_NAME = "knn.csv"
@@ -340,8 +342,6 @@ class Trainer:
                 " to continue that run, or choose another run.out_dir"
             )
         if self.rank == 0:
-            from zoo.folder import atomic_write_text
-
             atomic_write_text(self.out_dir / "recipe.yaml", r.to_yaml())
         logger = _CsvLogger(self.out_dir / METRICS_NAME, progress.step, enabled=self.rank == 0)
         knn_log = _CsvLogger(self.out_dir / KNN_NAME, progress.step, enabled=self.rank == 0)
@@ -737,38 +737,47 @@ def _seed_everything(seed: int) -> None:
 
 class _CsvLogger:
     """Append rows to a CSV file; on resume, rows past the checkpoint's step are dropped
-    (they were logged after the checkpoint by the run that was interrupted)."""
+    (they were logged after the checkpoint by the run that was interrupted). One row per step:
+    a row for a step already logged replaces it (resuming a finished run measures its final
+    step again, e.g. with the other export_backbone)."""
 
     def __init__(self, path: Path, resume_step: int, *, enabled: bool) -> None:
         self.path, self.enabled = path, enabled
         self.fields: list[str] | None = None
+        self.rows: list[dict[str, Any]] = []
         if not enabled:
             return
         if path.is_file() and resume_step > 0:
             with path.open(newline="") as f:
                 rows = list(csv.DictReader(f))
             self.fields = list(rows[0]) if rows else None
-            kept = [row for row in rows if int(row["step"]) <= resume_step]
-            self._rewrite(kept)
+            self._rewrite([row for row in rows if int(row["step"]) <= resume_step])
         elif path.is_file():
             path.unlink()
 
     def _rewrite(self, rows: list[dict[str, Any]]) -> None:
-        with self.path.open("w", newline="") as f:
-            if self.fields:
-                writer = csv.DictWriter(f, fieldnames=self.fields)
-                writer.writeheader()
-                writer.writerows(rows)
+        # Atomic: a kill during the rewrite must not cost the run its whole history.
+        self.rows = rows
+        if self.fields:
+            buf = io.StringIO()
+            writer = csv.DictWriter(buf, fieldnames=self.fields, extrasaction="ignore", lineterminator="\r\n")
+            writer.writeheader()
+            writer.writerows(rows)
+            atomic_write_text(self.path, buf.getvalue())
 
     def write(self, row: dict[str, Any]) -> None:
         if not self.enabled:
             return
         if self.fields is None:
             self.fields = list(row)
-            with self.path.open("w", newline="") as f:
-                csv.DictWriter(f, fieldnames=self.fields).writeheader()
+        if self.rows and str(self.rows[-1]["step"]) == str(row["step"]):
+            self._rewrite([*self.rows[:-1], row])
+            return
+        if not self.rows and not self.path.is_file():
+            self._rewrite([])
         with self.path.open("a", newline="") as f:
             csv.DictWriter(f, fieldnames=self.fields, extrasaction="ignore").writerow(row)
+        self.rows.append(row)
 
 
 def read_csv(path: str | Path) -> list[dict[str, str]]:

@@ -167,9 +167,14 @@ def test_the_momentum_encoder_is_exported_on_request_even_from_a_finished_run(
 
     recipe = tiny_recipe(tmp_path / "run", cifar_root, "moco_v2", run__export=True, run__export_onnx=False)
     online = zoo.load(Trainer(recipe_from_dict(recipe)).fit().export_dir).backbone.state_dict()
+    knn_before = read_csv(tmp_path / "run" / "knn.csv")
     # A finished run resumed with the key changed re-exports, now MoCo's key encoder.
     recipe["run"]["export_backbone"] = "momentum"
     result = Trainer(recipe_from_dict(recipe), resume=True).fit()
+    # knn.csv keeps one row per step: the final step's measurement is replaced, not repeated.
+    knn_after = read_csv(tmp_path / "run" / "knn.csv")
+    assert [r["step"] for r in knn_after] == [r["step"] for r in knn_before]
+    assert float(knn_after[-1]["top1"]) == pytest.approx(result.knn[-1]["top1"])
     exported = zoo.load(result.export_dir).backbone.state_dict()
     model = torch.load(tmp_path / "run" / CHECKPOINT_NAME, weights_only=True)["model"]
     floats = [k for k, v in exported.items() if v.is_floating_point()]
