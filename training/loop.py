@@ -32,7 +32,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
@@ -516,16 +516,7 @@ class Trainer:
             out = self.model(views, **(batch or {}))
         loss = out["loss"]
         if not torch.isfinite(loss.detach()).all():
-            ckpt = self.out_dir / CHECKPOINT_NAME
-            kept = (
-                f"the last good checkpoint {ckpt} is kept"
-                if ckpt.is_file()
-                else "no checkpoint was written yet"
-            )
-            raise TrainingDiverged(
-                f"loss is {float(loss.detach())} at step {step + 1} (epoch {epoch}); training stopped"
-                f" and {kept}. Lower optim.lr, add warm-up (optim.warmup_epochs) or use train.precision=fp32"
-            )
+            self._diverged(f"loss is {float(loss.detach())} at step {step + 1} (epoch {epoch})")
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)
@@ -535,7 +526,23 @@ class Trainer:
         self.method.after_optimizer_step()
         return {k: v.detach() for k, v in out.items()}
 
+    def _diverged(self, what: str) -> NoReturn:
+        ckpt = self.out_dir / CHECKPOINT_NAME
+        kept = "no checkpoint was written yet"
+        if ckpt.is_file():
+            kept = f"the last good checkpoint {ckpt} is kept"
+        raise TrainingDiverged(
+            f"{what}; training stopped and {kept}. Lower optim.lr, add warm-up (optim.warmup_epochs)"
+            " or use train.precision=fp32"
+        )
+
     def _save(self, path: Path, progress: Progress, recipe: dict[str, Any]) -> None:
+        # A finite loss is computed before the update: an update can still make weights (or a
+        # momentum copy, or BatchNorm's statistics) non-finite. Such a state is never saved, so
+        # "the last good checkpoint" stays true. Every rank checks: they hold the same weights.
+        for name, value in self.method.state_dict().items():
+            if value.is_floating_point() and not torch.isfinite(value).all():
+                self._diverged(f"{name} became non-finite at step {progress.step} (epoch {progress.epoch})")
         if self.rank == 0:
             save_checkpoint(
                 path,

@@ -134,6 +134,32 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(
     assert all(torch.isfinite(v).all() for v in trainer.method.state_dict().values() if v.is_floating_point())
 
 
+def test_weights_that_become_non_finite_are_never_checkpointed(
+    tmp_path: Path, cifar_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The loss of step 6 is finite (computed before the update); the update then poisons a
+    # BatchNorm statistic, which no later loss would notice. The checkpoint due at step 6 is
+    # refused and the one of step 5 (the epoch boundary) stays.
+    from zoo.training.methods.simclr import SimCLR
+
+    original = SimCLR.after_optimizer_step
+    calls = {"n": 0}
+
+    def poisoning(self):
+        original(self)
+        calls["n"] += 1
+        if calls["n"] == 6:
+            self.backbone.bn1.running_var.fill_(float("inf"))
+
+    monkeypatch.setattr(SimCLR, "after_optimizer_step", poisoning)
+    recipe = recipe_from_dict(tiny_recipe(tmp_path / "run", cifar_root, "simclr"))
+    with pytest.raises(TrainingDiverged, match=r"backbone.bn1.running_var became non-finite at step 6 "):
+        Trainer(recipe).fit()
+    data = torch.load(tmp_path / "run" / CHECKPOINT_NAME, weights_only=True)
+    assert json.loads(data["state"])["progress"]["step"] == 5
+    assert all(torch.isfinite(v).all() for v in data["model"].values() if v.is_floating_point())
+
+
 def test_a_run_ends_with_an_exported_evaluated_zoo_folder(tmp_path: Path, cifar_root: Path) -> None:
     import zoo
 
