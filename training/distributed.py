@@ -9,6 +9,7 @@ process, so methods call them unconditionally.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -37,8 +38,25 @@ def init_from_env(backend: str | None = None) -> bool:
         backend = "nccl" if torch.cuda.is_available() else "gloo"
     if backend == "nccl":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    dist.init_process_group(backend=backend)
+    dist.init_process_group(backend=backend, timeout=collective_timeout())
     return True
+
+
+def collective_timeout() -> timedelta:
+    """How long a rank waits in a collective: ``ZOO_DIST_TIMEOUT_MINUTES``, default 180.
+
+    Rank 0 alone runs the kNN monitor and the final evaluation and export (embedding the whole
+    training split: 1.28 M images for the ImageNet recipes) while the other ranks wait in a
+    barrier; NCCL's default of 10 minutes would abort them, and torchrun then rank 0 with them.
+    """
+    raw = os.environ.get("ZOO_DIST_TIMEOUT_MINUTES", "180")
+    try:
+        minutes = float(raw)
+    except ValueError:
+        minutes = -1.0
+    if not minutes > 0:
+        raise ValueError(f"ZOO_DIST_TIMEOUT_MINUTES must be a positive number of minutes, got {raw!r}")
+    return timedelta(minutes=minutes)
 
 
 def gather_with_grad(x: torch.Tensor) -> torch.Tensor:

@@ -59,3 +59,23 @@ def test_moco_shuffle_bn_round_trips_and_queues_stay_identical_across_ranks(resu
     # Every rank enqueued the keys of both ranks' two views: identical queues, pointer 2 x 16.
     torch.testing.assert_close(ranks[0]["queue"], ranks[1]["queue"])
     assert int(ranks[0]["pointer"]) == 32
+
+
+def test_ranks_wait_long_enough_for_rank_0s_evaluation(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Rank 0 evaluates and exports alone while the others wait in a barrier: the process
+    # group must outlast that (NCCL's default is 10 minutes), and the setting must be sane.
+    import torch.distributed as dist
+    from zoo.training import distributed as D
+
+    seen = {}
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(dist, "init_process_group", lambda **kw: seen.update(kw))
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.delenv("ZOO_DIST_TIMEOUT_MINUTES", raising=False)
+    assert D.init_from_env("gloo") and seen["timeout"].total_seconds() == 180 * 60
+    monkeypatch.setenv("ZOO_DIST_TIMEOUT_MINUTES", "600")
+    assert D.init_from_env("gloo") and seen["timeout"].total_seconds() == 600 * 60
+    for bad in ("0", "-5", "soon"):
+        monkeypatch.setenv("ZOO_DIST_TIMEOUT_MINUTES", bad)
+        with pytest.raises(ValueError, match="ZOO_DIST_TIMEOUT_MINUTES must be a positive number"):
+            D.init_from_env("gloo")
