@@ -101,6 +101,14 @@ def all_reduce_sum(x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
+def all_reduce_max(x: torch.Tensor) -> torch.Tensor:
+    """The elementwise maximum of ``x`` over ranks (in place, returned for chaining)."""
+    if is_distributed():
+        dist.all_reduce(x, op=dist.ReduceOp.MAX)
+    return x
+
+
+@torch.no_grad()
 def batch_shuffle(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """MoCo's shuffling BN (He et al. 2020, sec. 3.3): the key encoder sees a batch whose
     samples come from other ranks, so its BN statistics cannot leak which key is the query's

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from zoo.training.distributed import all_reduce_sum, world_size
+from zoo.training.distributed import all_reduce_max, all_reduce_sum, world_size
 
 
 @torch.no_grad()
@@ -22,8 +22,10 @@ def sinkhorn_knopp(scores: torch.Tensor, *, epsilon: float = 0.05, iterations: i
         raise ValueError(f"epsilon must be positive, got {epsilon}")
     if iterations < 1:
         raise ValueError(f"iterations must be >= 1, got {iterations}")
-    # Subtracting the max keeps exp() finite; it cancels in the normalisations.
-    q = torch.exp((scores.float() - scores.float().max()) / epsilon).T  # (K, B)
+    # Subtracting the max keeps exp() finite; it cancels in the normalisations, provided every
+    # rank subtracts the same one (the global max): the sums below mix the ranks' values.
+    scores = scores.float()
+    q = torch.exp((scores - all_reduce_max(scores.max())) / epsilon).T  # (K, B)
     batch = q.shape[1] * world_size()
     prototypes = q.shape[0]
     total = all_reduce_sum(q.sum())

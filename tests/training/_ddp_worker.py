@@ -17,10 +17,11 @@ from pathlib import Path
 import torch
 from torch import nn
 from zoo.training import distributed as D
-from zoo.training.losses import BarlowTwinsLoss, InfoNCELoss, VICRegLoss
+from zoo.training.losses import BarlowTwinsLoss, InfoNCELoss, NTXentLoss, VICRegLoss
 from zoo.training.methods import get_method
 
 GLOBAL_BATCH = 16
+CASES = ("simclr", "barlow_twins", "vicreg", "moco_v3_infonce", "swav_queue", "simclr_v2_memory")
 
 
 def tiny_backbone() -> nn.Module:
@@ -32,16 +33,32 @@ def tiny_backbone() -> nn.Module:
 
 
 class PairLoss(nn.Module):
-    """A linear embedding of flattened views scored by a two-view loss."""
+    """A linear embedding of flattened views scored by a two-view loss (with ``memory``, a
+    fixed bank of extra negatives, the same on every rank)."""
 
-    def __init__(self, loss: nn.Module) -> None:
+    def __init__(self, loss: nn.Module, memory: int = 0) -> None:
         super().__init__()
         self.embed = nn.Linear(3 * 8 * 8, 12)
         self.loss = loss
+        self.memory = torch.randn(memory, 12) if memory else None
 
     def forward(self, views: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         z0, z1 = (self.embed(v.flatten(1)) for v in views)
-        return {"loss": self.loss(z0, z1)}
+        extra = () if self.memory is None else (self.memory,)
+        return {"loss": self.loss(z0, z1, *extra)}
+
+
+def swav_with_a_full_queue() -> nn.Module:
+    """SwAV whose Sinkhorn batch joins a full queue of 24 embeddings; a linear projector (no
+    BatchNorm, whose per-rank statistics would differ from the global ones)."""
+    cls = get_method("swav")
+    config = cls.Config(proj_out_dim=8, num_prototypes=6, queue_size=24, queue_start_epoch=0)
+    swav = cls(tiny_backbone(), 8, config)
+    swav.projection = nn.Linear(8, 8)
+    for q in swav.queues:
+        q.queue.copy_(nn.functional.normalize(torch.randn(24, 8), dim=1))
+    swav.queue_seen.fill_(24)
+    return swav
 
 
 def build(case: str) -> nn.Module:
@@ -50,6 +67,10 @@ def build(case: str) -> nn.Module:
         cls = get_method("simclr")
         config = cls.Config(proj_hidden_dim=16, proj_out_dim=8, proj_batch_norm=False, temperature=0.2)
         return cls(tiny_backbone(), 8, config)
+    if case == "swav_queue":
+        return swav_with_a_full_queue()
+    if case == "simclr_v2_memory":
+        return PairLoss(NTXentLoss(0.2, gather_distributed=True), memory=20)
     losses = {
         "barlow_twins": BarlowTwinsLoss(gather_distributed=True),
         "vicreg": VICRegLoss(gather_distributed=True),
@@ -62,7 +83,7 @@ def main(out_dir: Path) -> None:
     D.init_from_env("gloo")
     rank, world = D.rank(), D.world_size()
     local = GLOBAL_BATCH // world
-    for case in ("simclr", "barlow_twins", "vicreg", "moco_v3_infonce"):
+    for case in CASES:
         module = build(case)
         g = torch.Generator().manual_seed(1)
         views = [torch.randn(GLOBAL_BATCH, 3, 8, 8, generator=g) for _ in range(2)]

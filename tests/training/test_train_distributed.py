@@ -1,6 +1,8 @@
 """Two gloo processes give the loss and gradients of one process over the same global batch:
 SimCLR's negatives (and MoCo v3's keys, Barlow Twins' and VICReg's statistics) are
-gathered across ranks *with* gradients, and DDP averages the rest."""
+gathered across ranks *with* gradients, and DDP averages the rest; SwAV's Sinkhorn over the
+global batch and its queue counts the queue once; SimCLR v2's memory joins the gathered
+negatives."""
 
 from __future__ import annotations
 
@@ -12,9 +14,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from _ddp_worker import CASES
 
 WORKER = Path(__file__).with_name("_ddp_worker.py")
-CASES = ("simclr", "barlow_twins", "vicreg", "moco_v3_infonce")
 
 
 def _free_port() -> int:

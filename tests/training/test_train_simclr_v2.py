@@ -10,13 +10,12 @@ import torch
 import torch.nn.functional as F
 from _seed_methods import build
 from zoo.training.losses import NTXentLoss
-from zoo.training.losses.ntxent_memory import NTXentMemoryLoss
 
 
 def test_with_an_empty_memory_it_is_ntxent() -> None:
     g = torch.Generator().manual_seed(0)
     z0, z1 = torch.randn(6, 5, generator=g), torch.randn(6, 5, generator=g)
-    torch.testing.assert_close(NTXentMemoryLoss(0.5)(z0, z1, torch.empty(0, 5)), NTXentLoss(0.5)(z0, z1))
+    torch.testing.assert_close(NTXentLoss(0.5)(z0, z1, torch.empty(0, 5)), NTXentLoss(0.5)(z0, z1))
 
 
 def test_memory_entries_are_extra_negatives_of_every_anchor() -> None:
@@ -34,7 +33,7 @@ def test_memory_entries_are_extra_negatives_of_every_anchor() -> None:
         den = sum(math.exp(float(z[i] @ z[k]) / 0.2) for k in range(6) if k != i)
         den += sum(math.exp(float(z[i] @ row) / 0.2) for row in m)
         total += -math.log(math.exp(float(z[i] @ z[j]) / 0.2) / den)
-    assert float(NTXentMemoryLoss(0.2)(z0, z1, mem)) == pytest.approx(total / 6, rel=1e-5)
+    assert float(NTXentLoss(0.2)(z0, z1, mem)) == pytest.approx(total / 6, rel=1e-5)
 
 
 def test_the_memory_option_fills_a_queue_from_a_momentum_network() -> None:

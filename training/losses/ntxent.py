@@ -20,12 +20,22 @@ class NTXentLoss(nn.Module):
     are the views of every rank, gathered *with* gradients, so the loss and its gradients
     equal those of one process over the global batch.
 
+    A ``memory`` (K, D) adds K negatives to every anchor, no gradient through them: SimCLR v2
+    (Chen, Kornblith, Swersky, Norouzi & Hinton 2020, sec. 2) "incorporate[s] the memory
+    mechanism from MoCo, which designates a memory network (with a moving average of weights
+    for stabilization) whose output will be buffered as negative examples":
+
+        l(i, j) = -log exp(s_ij / tau) / (sum_{k != i} exp(s_ik / tau) + sum_m exp(s_im / tau))
+
+    With an empty memory it is NT-Xent exactly. The memory is the same on every rank (a
+    :class:`~zoo.training.queue.FeatureQueue` enqueues every rank's keys).
+
     Args:
         temperature: tau (SimCLR: 0.1 at batch 4096 on ImageNet; 0.5 on CIFAR).
         gather_distributed: use every rank's views as negatives.
 
-    Shapes: ``forward(z0, z1)`` with z0, z1 (N, D), the two views' projections, row i of
-    each from the same image; returns a scalar.
+    Shapes: ``forward(z0, z1, memory=None)`` with z0, z1 (N, D), the two views' projections,
+    row i of each from the same image, and memory (K, D); returns a scalar.
     """
 
     def __init__(self, temperature: float = 0.5, gather_distributed: bool = False) -> None:
@@ -36,9 +46,11 @@ class NTXentLoss(nn.Module):
         self.gather_distributed = gather_distributed
 
     @full_precision
-    def forward(self, z0: torch.Tensor, z1: torch.Tensor) -> torch.Tensor:
+    def forward(self, z0: torch.Tensor, z1: torch.Tensor, memory: torch.Tensor | None = None) -> torch.Tensor:
         if z0.shape != z1.shape or z0.ndim != 2:
             raise ValueError(f"expected two (N, D) tensors, got {tuple(z0.shape)} and {tuple(z1.shape)}")
+        if memory is not None and (memory.ndim != 2 or memory.shape[1] != z0.shape[1]):
+            raise ValueError(f"expected a memory (K, {z0.shape[1]}), got {tuple(memory.shape)}")
         n = len(z0)
         z0, z1 = F.normalize(z0.float(), dim=1), F.normalize(z1.float(), dim=1)
         if self.gather_distributed:
@@ -56,4 +68,7 @@ class NTXentLoss(nn.Module):
         self_idx = torch.cat([local, local + total])
         logits[torch.arange(2 * n, device=z0.device), self_idx] = float("-inf")
         positives = torch.cat([local + total, local])
+        if memory is not None:
+            extra = anchors @ F.normalize(memory.detach().float(), dim=1).T / self.temperature
+            logits = torch.cat([logits, extra], 1)
         return F.cross_entropy(logits, positives)

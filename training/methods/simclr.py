@@ -15,7 +15,6 @@ import torch
 from torch import nn
 from zoo.training.heads import SimCLRProjectionHead
 from zoo.training.losses import NTXentLoss
-from zoo.training.losses.ntxent_memory import NTXentMemoryLoss
 from zoo.training.methods.base import Method, MethodConfig, forward_crops, register_method
 from zoo.training.momentum import momentum_copy, update_momentum
 from zoo.training.queue import FeatureQueue
@@ -66,7 +65,6 @@ class SimCLR(Method):
             self.key_backbone = momentum_copy(backbone)
             self.key_projection = momentum_copy(self.projection)
             self.queue = FeatureQueue(config.queue_size, config.proj_out_dim)
-            self.memory_loss = NTXentMemoryLoss(config.temperature)
 
     def training_step(self, views: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         if len(views) != 2:
@@ -74,7 +72,7 @@ class SimCLR(Method):
         h0, h1 = forward_crops(self.backbone, views)
         if not self.config.queue_size:
             return {"loss": self.loss(self.projection(h0), self.projection(h1))}
-        loss = self.memory_loss(self.projection(h0), self.projection(h1), self.queue())
+        loss = self.loss(self.projection(h0), self.projection(h1), self.queue())
         with torch.no_grad():
             for keys in forward_crops(self.key_backbone, views):
                 self.queue.enqueue(nn.functional.normalize(self.key_projection(keys).float(), dim=1))

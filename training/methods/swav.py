@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from zoo.training.distributed import rank, world_size
 from zoo.training.heads import SwAVProjectionHead, SwAVPrototypes
 from zoo.training.losses import SwAVLoss
 from zoo.training.methods.base import Method, MethodConfig, forward_crops, register_method
@@ -64,10 +65,14 @@ class SwAV(Method):
             # Only a full queue holds real embeddings (it starts as random vectors).
             if int(self.queue_seen) >= self.config.queue_size:
                 with torch.no_grad():
-                    queue_scores = [self.prototypes(q()) for q in self.queues]
+                    # Every rank holds the same whole queue (keys of all ranks) while Sinkhorn
+                    # sums over ranks: each rank adds its own share, so the queue counts once,
+                    # as in the authors' code (queue_length // world_size entries per rank).
+                    share = [torch.tensor_split(q(), world_size())[rank()] for q in self.queues]
+                    queue_scores = [self.prototypes(s) for s in share]
             for q, z in zip(self.queues, embeddings[:2], strict=True):
                 q.enqueue(z.detach())
-            self.queue_seen += len(embeddings[0])
+            self.queue_seen += len(embeddings[0]) * world_size()  # the queue holds every rank's keys
         return {"loss": self.loss(scores[:2], scores[2:], queue_scores)}
 
     def schedule(self, step: int, total_steps: int, epoch: int) -> None:
