@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
+from zoo.training.momentum import cosine_momentum, momentum_copy, update_momentum
 
 from zoo.errors import ZooError
 
@@ -136,8 +137,13 @@ class Method(nn.Module):
     task_metrics: ClassVar[dict[str, str]] = {}
     #: The attribute holding the backbone's momentum (EMA) copy, for methods that keep one
     #: (MoCo's key encoder, BYOL's target, DINO's teacher): what ``run.export_backbone:
-    #: momentum`` evaluates and exports in place of the backbone.
+    #: momentum`` evaluates and exports in place of the backbone. Made, with the copies of the
+    #: heads, by :meth:`keep_momentum_copies`.
     momentum_backbone_name: ClassVar[str] = ""
+    #: (online attribute, copy attribute) of every momentum copy; empty: none kept.
+    momentum_pairs: tuple[tuple[str, str], ...] = ()
+    #: The copies' current momentum m (``copy = m copy + (1 - m) online`` after each step).
+    momentum: float = 0.0
 
     @classmethod
     def evaluate_task(cls, run_dir: Path, run_name: str, data: str) -> list[TaskEvaluation]:
@@ -176,10 +182,29 @@ class Method(nn.Module):
         before training: allocate per-sample buffers, and raise :class:`MethodInputError`
         for data the method cannot use."""
 
+    def keep_momentum_copies(self, heads: dict[str, str]) -> None:
+        """Keep momentum (EMA) copies of the backbone (as :attr:`momentum_backbone_name`) and
+        of the ``heads`` (online attribute -> copy attribute): frozen deep copies, which the
+        base :meth:`after_optimizer_step` moves towards the online modules with
+        :attr:`momentum`, which the base :meth:`schedule` raises along
+        :meth:`momentum_range` (BYOL's cosine). One mechanism for MoCo's key encoder, BYOL's
+        target, DINO's teacher and the momentum memories of SimCLR v2 and CMC."""
+        if not self.momentum_backbone_name:
+            raise TypeError(f"{type(self).__name__} names no momentum_backbone_name")
+        self.momentum_pairs = (("backbone", self.momentum_backbone_name), *heads.items())
+        for online, copy in self.momentum_pairs:
+            setattr(self, copy, momentum_copy(getattr(self, online)))
+        self.momentum = self.momentum_range()[0]
+
+    def momentum_range(self) -> tuple[float, float]:
+        """The copies' momentum at the first and the last step (cosine between): the config's
+        ``base_momentum`` and ``final_momentum``."""
+        return self.config.base_momentum, self.config.final_momentum  # type: ignore[attr-defined]
+
     def momentum_backbone(self) -> nn.Module | None:
         """The backbone's momentum copy, or None where the method (or this configuration of
         it: SimCLR without a queue) keeps none."""
-        return getattr(self, self.momentum_backbone_name, None) if self.momentum_backbone_name else None
+        return getattr(self, self.momentum_backbone_name) if self.momentum_pairs else None
 
     def epoch_pass_due(self, epoch: int) -> bool:
         """Whether the epoch pass runs before ``epoch`` (``needs.epoch_pass`` methods)."""
@@ -214,13 +239,19 @@ class Method(nn.Module):
         ]
 
     def schedule(self, step: int, total_steps: int, epoch: int) -> None:
-        """Set progress-dependent values (EMA momentum, temperatures) before a step."""
+        """Set progress-dependent values (EMA momentum, temperatures) before a step; an
+        override calls ``super().schedule(...)`` to keep the momentum schedule."""
+        if self.momentum_pairs:
+            self.momentum = cosine_momentum(step, total_steps, *self.momentum_range())
 
     def before_optimizer_step(self, epoch: int) -> None:
         """Adjust gradients after ``backward`` (e.g. freeze a layer during warm-up)."""
 
     def after_optimizer_step(self) -> None:
-        """Update momentum encoders and other non-gradient state after the step."""
+        """Update momentum copies (and, in overrides, other non-gradient state) after the
+        step; an override calls ``super().after_optimizer_step()``."""
+        for online, copy in self.momentum_pairs:
+            update_momentum(getattr(self, online), getattr(self, copy), self.momentum)
 
 
 def split_params(modules: list[nn.Module], name: str, **flags: Any) -> list[dict[str, Any]]:

@@ -9,7 +9,6 @@ from torch import nn
 from zoo.training.heads import BYOLPredictionHead, BYOLProjectionHead
 from zoo.training.losses import BYOLLoss
 from zoo.training.methods.base import Method, MethodConfig, forward_crops, register_method
-from zoo.training.momentum import cosine_momentum, momentum_copy, update_momentum
 
 
 @dataclass(frozen=True)
@@ -36,10 +35,8 @@ class BYOL(Method):
         super().__init__(backbone, embed_dim, config)
         self.projection = BYOLProjectionHead(embed_dim, config.proj_hidden_dim, config.proj_out_dim)
         self.prediction = BYOLPredictionHead(config.proj_out_dim, config.pred_hidden_dim, config.proj_out_dim)
-        self.target_backbone = momentum_copy(backbone)
-        self.target_projection = momentum_copy(self.projection)
+        self.keep_momentum_copies({"projection": "target_projection"})
         self.loss = BYOLLoss()
-        self.momentum = config.base_momentum
 
     def training_step(self, views: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         if len(views) != 2:
@@ -50,12 +47,3 @@ class BYOL(Method):
             t0, t1 = (self.target_projection(h) for h in forward_crops(self.target_backbone, views))
         loss = self.loss(p0, t1) + self.loss(p1, t0)
         return {"loss": loss, "momentum": torch.tensor(self.momentum)}
-
-    def schedule(self, step: int, total_steps: int, epoch: int) -> None:
-        self.momentum = cosine_momentum(
-            step, total_steps, self.config.base_momentum, self.config.final_momentum
-        )
-
-    def after_optimizer_step(self) -> None:
-        update_momentum(self.backbone, self.target_backbone, self.momentum)
-        update_momentum(self.projection, self.target_projection, self.momentum)

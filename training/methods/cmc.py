@@ -31,7 +31,6 @@ from zoo.training.losses.cmc import CMCLoss
 from zoo.training.memory_bank import MemoryBank
 from zoo.training.methods._memory_bank import MemoryBankConfig, MemoryBankMethod
 from zoo.training.methods.base import DataInfo, MethodConfig, register_method
-from zoo.training.momentum import cosine_momentum, momentum_copy, update_momentum
 from zoo.training.queue import FeatureQueue
 
 from zoo.models.lab_split import LabSplitEncoder
@@ -87,13 +86,10 @@ class CMC(MemoryBankMethod):
         if config.memory == "queue":
             if config.queue_size < 1 or not 0 <= config.base_momentum <= config.final_momentum <= 1:
                 raise ValueError("cmc: queue_size must be >= 1 and 0 <= base_momentum <= final_momentum <= 1")
-            self.key_backbone = momentum_copy(self.backbone)
-            self.key_l_embed = momentum_copy(self.l_embed)
-            self.key_ab_embed = momentum_copy(self.ab_embed)
+            self.keep_momentum_copies({"l_embed": "key_l_embed", "ab_embed": "key_ab_embed"})
             self.l_queue = FeatureQueue(config.queue_size, config.out_dim)
             self.ab_queue = FeatureQueue(config.queue_size, config.out_dim)
             self.queue_loss = InfoNCELoss(config.temperature)
-            self.momentum = config.base_momentum
 
     @classmethod
     def view_spec(cls, config: MethodConfig) -> ViewSpec:
@@ -156,19 +152,12 @@ class CMC(MemoryBankMethod):
         self.ab_memory.update(indices, z_ab)
         return {"loss": loss}
 
-    def schedule(self, step: int, total_steps: int, epoch: int) -> None:
-        if self.config.memory == "queue":
-            c = self.config
-            self.momentum = cosine_momentum(step, total_steps, c.base_momentum, c.final_momentum)
-
     def after_optimizer_step(self) -> None:
         if self.config.memory == "queue":
             k_l, k_ab = self._new_keys
             self.l_queue.enqueue(k_l)
             self.ab_queue.enqueue(k_ab)
-            update_momentum(self.backbone, self.key_backbone, self.momentum)
-            update_momentum(self.l_embed, self.key_l_embed, self.momentum)
-            update_momentum(self.ab_embed, self.key_ab_embed, self.momentum)
+        super().after_optimizer_step()  # the key encoders (queue form)
 
 
 def _embedding(in_dim: int, out_dim: int, batch_norm: bool) -> nn.Module:

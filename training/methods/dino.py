@@ -10,7 +10,6 @@ from torch import nn
 from zoo.training.heads import DINOProjectionHead
 from zoo.training.losses import DINOLoss
 from zoo.training.methods.base import Method, MethodConfig, forward_crops, register_method
-from zoo.training.momentum import cosine_momentum, momentum_copy, update_momentum
 
 
 @dataclass(frozen=True)
@@ -49,10 +48,8 @@ class DINO(Method):
         self.head = DINOProjectionHead(
             embed_dim, c.proj_hidden_dim, c.bottleneck_dim, c.out_dim, c.batch_norm_head, c.head_layers
         )
-        self.teacher_backbone = momentum_copy(backbone)
-        self.teacher_head = momentum_copy(self.head)
+        self.keep_momentum_copies({"head": "teacher_head"})
         self.loss = DINOLoss(c.out_dim, c.student_temperature, c.center_momentum)
-        self.momentum = c.base_momentum
         self.teacher_temperature = c.warmup_teacher_temperature
 
     def training_step(self, views: list[torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -65,8 +62,8 @@ class DINO(Method):
         return {"loss": loss, "teacher_temperature": torch.tensor(self.teacher_temperature)}
 
     def schedule(self, step: int, total_steps: int, epoch: int) -> None:
+        super().schedule(step, total_steps, epoch)
         c = self.config
-        self.momentum = cosine_momentum(step, total_steps, c.base_momentum, c.final_momentum)
         if epoch < c.warmup_teacher_temperature_epochs:
             frac = epoch / c.warmup_teacher_temperature_epochs
             self.teacher_temperature = c.warmup_teacher_temperature + frac * (
@@ -78,7 +75,3 @@ class DINO(Method):
     def before_optimizer_step(self, epoch: int) -> None:
         if epoch < self.config.freeze_last_layer_epochs:
             self.head.cancel_last_layer_gradients()
-
-    def after_optimizer_step(self) -> None:
-        update_momentum(self.backbone, self.teacher_backbone, self.momentum)
-        update_momentum(self.head, self.teacher_head, self.momentum)

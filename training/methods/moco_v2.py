@@ -12,7 +12,6 @@ from zoo.training.distributed import batch_shuffle, batch_unshuffle
 from zoo.training.heads import MoCoV2ProjectionHead
 from zoo.training.losses import InfoNCELoss
 from zoo.training.methods.base import Method, MethodConfig, register_method
-from zoo.training.momentum import cosine_momentum, momentum_copy, update_momentum
 from zoo.training.queue import FeatureQueue
 
 
@@ -50,11 +49,9 @@ class MoCoV2(Method):
             raise ValueError(f"bn_splits must be >= 1, got {config.bn_splits}")
         super().__init__(split_batch_norm(backbone, config.bn_splits), embed_dim, config)
         self.projection = MoCoV2ProjectionHead(embed_dim, config.proj_hidden_dim, config.proj_out_dim)
-        self.key_backbone = momentum_copy(backbone)
-        self.key_projection = momentum_copy(self.projection)
+        self.keep_momentum_copies({"projection": "key_projection"})
         self.queue = FeatureQueue(config.queue_size, config.proj_out_dim)
         self.loss = InfoNCELoss(config.temperature)
-        self.momentum = config.base_momentum
 
     @torch.no_grad()
     def _keys(self, x: torch.Tensor) -> torch.Tensor:
@@ -78,12 +75,3 @@ class MoCoV2(Method):
         for k in keys:
             self.queue.enqueue(k)
         return {"loss": loss}
-
-    def schedule(self, step: int, total_steps: int, epoch: int) -> None:
-        self.momentum = cosine_momentum(
-            step, total_steps, self.config.base_momentum, self.config.final_momentum
-        )
-
-    def after_optimizer_step(self) -> None:
-        update_momentum(self.backbone, self.key_backbone, self.momentum)
-        update_momentum(self.projection, self.key_projection, self.momentum)

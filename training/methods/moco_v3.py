@@ -9,7 +9,6 @@ from torch import nn
 from zoo.training.heads import MoCoV3PredictionHead, MoCoV3ProjectionHead
 from zoo.training.losses import InfoNCELoss
 from zoo.training.methods.base import Method, MethodConfig, forward_crops, register_method
-from zoo.training.momentum import cosine_momentum, momentum_copy, update_momentum
 
 
 @dataclass(frozen=True)
@@ -39,12 +38,10 @@ class MoCoV3(Method):
         c = config
         self.projection = MoCoV3ProjectionHead(embed_dim, c.proj_hidden_dim, c.proj_out_dim)
         self.prediction = MoCoV3PredictionHead(c.proj_out_dim, c.pred_hidden_dim, c.proj_out_dim)
-        self.key_backbone = momentum_copy(backbone)
-        self.key_projection = momentum_copy(self.projection)
+        self.keep_momentum_copies({"projection": "key_projection"})
         self.loss = InfoNCELoss(
             c.temperature, scale_by_temperature=True, gather_distributed=c.gather_distributed
         )
-        self.momentum = c.base_momentum
 
     def training_step(self, views: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         if len(views) != 2:
@@ -54,12 +51,3 @@ class MoCoV3(Method):
         with torch.no_grad():
             k0, k1 = (self.key_projection(h) for h in forward_crops(self.key_backbone, views))
         return {"loss": self.loss(q0, k1) + self.loss(q1, k0)}
-
-    def schedule(self, step: int, total_steps: int, epoch: int) -> None:
-        self.momentum = cosine_momentum(
-            step, total_steps, self.config.base_momentum, self.config.final_momentum
-        )
-
-    def after_optimizer_step(self) -> None:
-        update_momentum(self.backbone, self.key_backbone, self.momentum)
-        update_momentum(self.projection, self.key_projection, self.momentum)

@@ -27,7 +27,6 @@ from zoo.training.losses.proto_nce import ProtoNCELoss
 from zoo.training.methods.base import DataInfo, Method, MethodConfig, MethodInputError, Needs, register_method
 from zoo.training.methods.deepcluster import _seeded
 from zoo.training.methods.moco_v2 import MoCoV2
-from zoo.training.momentum import momentum_copy
 from zoo.training.queue import FeatureQueue
 
 
@@ -88,10 +87,8 @@ class PCL(MoCoV2):
             raise ValueError("num_clusters must all be >= 2, warmup_epochs >= 0 and alpha > 0")
         # MoCo v2's parts (one-sided as PCL's code unless ``symmetric``).
         self.projection = MoCoV2ProjectionHead(embed_dim, c.proj_hidden_dim, c.proj_out_dim)
-        self.key_backbone = momentum_copy(backbone)
-        self.key_projection = momentum_copy(self.projection)
+        self.keep_momentum_copies({"projection": "key_projection"})
         self.queue = FeatureQueue(c.queue_size, c.proj_out_dim)
-        self.momentum = c.base_momentum
         self.loss = ProtoNCELoss(c.temperature)
         self.register_buffer("proto_ready", torch.zeros((), dtype=torch.bool))
         self.seed = 0

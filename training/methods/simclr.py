@@ -16,7 +16,6 @@ from torch import nn
 from zoo.training.heads import SimCLRProjectionHead
 from zoo.training.losses import NTXentLoss
 from zoo.training.methods.base import Method, MethodConfig, forward_crops, register_method
-from zoo.training.momentum import momentum_copy, update_momentum
 from zoo.training.queue import FeatureQueue
 
 if __name__ == "__main__":
@@ -62,8 +61,7 @@ class SimCLR(Method):
         self.loss = NTXentLoss(config.temperature, gather_distributed=config.gather_distributed)
         if config.queue_size:
             # SimCLR v2's memory (additive: v1 runs build none of this).
-            self.key_backbone = momentum_copy(backbone)
-            self.key_projection = momentum_copy(self.projection)
+            self.keep_momentum_copies({"projection": "key_projection"})
             self.queue = FeatureQueue(config.queue_size, config.proj_out_dim)
 
     def training_step(self, views: list[torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -78,10 +76,8 @@ class SimCLR(Method):
                 self.queue.enqueue(nn.functional.normalize(self.key_projection(keys).float(), dim=1))
         return {"loss": loss}
 
-    def after_optimizer_step(self) -> None:
-        if self.config.queue_size:
-            update_momentum(self.backbone, self.key_backbone, self.config.memory_momentum)
-            update_momentum(self.projection, self.key_projection, self.config.memory_momentum)
+    def momentum_range(self) -> tuple[float, float]:
+        return self.config.memory_momentum, self.config.memory_momentum  # constant, as SimCLR v2's
 
 
 # ------------------------------------------------------------------------------------------
