@@ -10,9 +10,11 @@ prediction: :func:`classify` returns ``None`` and the tab shows the kNN vote alo
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from zoo.app.labels import class_names
 from zoo.app.uploads import Upload
 
 from zoo.classifier import is_classifier_folder
@@ -49,18 +51,28 @@ def predictor(model: str, server_backend: str = "auto") -> Any | None:
         return _predictors[key]
 
 
-def classify(model: str, uploads: list[Upload], server_backend: str = "auto") -> list[list[dict]] | None:
-    """Each upload's top classes ``[{"label", "probability"}, ...]`` by the folder's head,
-    or ``None`` when ``model`` has no classifier head."""
+def classify(
+    model: str,
+    uploads: list[Upload],
+    server_backend: str = "auto",
+    gallery_names: Mapping[str, str] | None = None,
+) -> list[list[dict]] | None:
+    """Each upload's top classes ``[{"label", "name", "probability"}, ...]`` by the folder's
+    head, or ``None`` when ``model`` has no classifier head. ``label`` is the training folder's
+    name; ``name`` what to show: from the fine-tuned folder's own names file, the ImageNet
+    table for WordNet ids, else ``gallery_names`` (the gallery's), else the label."""
     clf = predictor(model, server_backend)
     if clf is None:
         return None
+    names = {**(gallery_names or {}), **class_names(Path(model).expanduser(), clf.classes)}
     tops = clf.top_k([u.image for u in uploads], TOP_K)
-    return [[{"label": c, "probability": round(p, 4)} for c, p in top] for top in tops]
+    return [
+        [{"label": c, "name": names.get(c, c), "probability": round(p, 4)} for c, p in top] for top in tops
+    ]
 
 
 def cell(top: list[dict]) -> str:
     """A Markdown table cell: the head's class in bold with its probability, then the runners-up."""
     first, *rest = top
-    more = ", ".join(f"{t['label']} {t['probability']:.0%}" for t in rest)
-    return f"**{first['label']}** ({first['probability']:.0%})" + (f"; {more}" if more else "")
+    more = ", ".join(f"{t['name']} {t['probability']:.0%}" for t in rest)
+    return f"**{first['name']}** ({first['probability']:.0%})" + (f"; {more}" if more else "")

@@ -98,7 +98,7 @@ def retrieve(
     uploads = read_uploads(files, limit=config.max_query_images)
     results = _search(pool, model, uploads.images, k, progress)
     # A fine-tuned folder (zoo finetune) also has a trained head: its prediction goes beside the vote.
-    heads = classify(model, uploads.images, pool.backend)
+    heads = classify(model, uploads.images, pool.backend, pool.gallery.names)
     for result, head in zip(results, heads or [], strict=False):
         result["classifier"] = head
     items = [

@@ -78,26 +78,40 @@ def columns(k: Any) -> int:
         return MAX_COLUMNS
 
 
-def _example_picks(gallery: GallerySource) -> list[tuple[Path, str]]:
-    """A few gallery images to try, with captions: the first of each class, else spread out."""
-    picks: list[tuple[Path, str]] = []
-    seen: set[str] = set()
+def _example_picks(gallery: GallerySource) -> list[tuple[Path, str, str]]:
+    """A few gallery images to try, with captions and thumbnails: the first readable image of
+    each class, else images spread over the gallery. Unreadable files (which the index skips
+    with a warning) are passed over, so one broken file does not stop the app from starting."""
+    picks: list[tuple[Path, str, str]] = []
+    done: set[str] = set()
+
+    def add(path: Path, caption: str) -> bool:
+        try:
+            picks.append((path, caption, store().gallery_thumbnail(path)))
+        except zoo.ImageError:
+            return False
+        return True
+
     for path, label in zip(gallery.files, gallery.labels, strict=True):
-        if label is not None and label not in seen:
-            seen.add(label)
-            picks.append((path, str(gallery.name(label))))
+        if label is not None and label not in done and add(path, str(gallery.name(label))):
+            done.add(label)
+        if len(picks) == EXAMPLES:
+            return picks
     if not picks:
         step = max(1, len(gallery.files) // EXAMPLES)
-        picks = [(p, p.name) for p in gallery.files[::step]]
-    return picks[:EXAMPLES]
+        for path in gallery.files[::step]:
+            if len(picks) == EXAMPLES:
+                break
+            add(path, path.name)
+    return picks
 
 
-def _example_copies(picks: list[tuple[Path, str]]) -> list[str]:
+def _example_copies(picks: list[tuple[Path, str, str]]) -> list[str]:
     """Copies of the example images in the app's temporary folder, under their own names:
     Gradio serves files only from there, and the gallery may be anywhere on the server."""
     folder = store().folder / "examples"
     copies = []
-    for i, (path, _) in enumerate(picks):
+    for i, (path, _, _) in enumerate(picks):
         copy = folder / str(i) / path.name
         if not copy.is_file():
             copy.parent.mkdir(parents=True, exist_ok=True)
@@ -125,7 +139,7 @@ def retrieve_tab(page: Page) -> dict[str, Any]:
         picks = _example_picks(page.gallery)
         copies = _example_copies(picks)
         examples = gr.Gallery(
-            [(store().gallery_thumbnail(path), caption) for path, caption in picks],
+            [(thumb, caption) for _, caption, thumb in picks],
             label="Examples from the gallery: click one to search with it",
             columns=8,  # small thumbnails, whatever the number of classes
             fit_columns=False,

@@ -500,3 +500,21 @@ def test_result_rows_wrap_for_a_large_k() -> None:
     from zoo.app.ui import MAX_COLUMNS, columns
 
     assert columns(5) == 6 and columns(50) == MAX_COLUMNS and columns("x") == MAX_COLUMNS
+
+
+def test_an_unreadable_gallery_image_is_no_example_and_does_not_stop_the_app(
+    data_root: Path, tmp_path: Path
+) -> None:
+    # The first file of a class is not an image: the examples take the class's next image,
+    # as the index skips the broken one with a warning (it used to stop `zoo serve`).
+    from zoo.app.ui import _example_picks
+
+    src = sorted((data_root / "imagenette/val/n01440764").iterdir())[:2]
+    (tmp_path / "tench").mkdir()
+    (tmp_path / "tench" / "a.jpg").write_text("not an image")
+    (tmp_path / "tench" / "b.jpg").symlink_to(src[0])
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "c.jpg").symlink_to(src[1])
+    picks = _example_picks(GallerySource(tmp_path))
+    assert [(p.name, caption) for p, caption, _ in picks] == [("c.jpg", "other"), ("b.jpg", "tench")]
+    assert all(Path(thumb).is_file() for _, _, thumb in picks)

@@ -49,6 +49,9 @@ def test_classify_uploads_with_a_fine_tuned_folder(classifier: Path, cifar_subse
     assert [[t["label"] for t in q] for q in by_onnx] == [[t["label"] for t in q] for q in by_torch]
     text = cell(by_torch[0])
     assert text.startswith(f"**{by_torch[0][0]['label']}** (") and text.count("%") == TOP_K
+    # Folders that are not WordNet ids are shown by the gallery's names where it has them.
+    named = classify(str(classifier), uploads[:1], "torch", {c: c.upper() for c in CLASSES})
+    assert [t["name"] for t in named[0]] == [t["label"].upper() for t in by_torch[0]]
     # A registered encoder, or a plain zoo folder, has no head: no prediction.
     assert classify("simclr-r18q-cifar10", uploads) is None
     plain = classifier.parent / "plain"
@@ -83,3 +86,27 @@ def test_retrieve_tab_shows_the_heads_prediction_next_to_the_knn_vote(
     plain = ModelPool(GallerySource(cifar_subset / "train"), ("simclr-r18q-cifar10",), backend="torch")
     _, table, payload = retrieve(plain, AppConfig(), [str(files[0])], "simclr-r18q-cifar10", 5)
     assert "classifier" not in table and "classifier" not in payload["queries"][0]
+
+
+def test_the_heads_classes_are_shown_by_name_not_by_folder_id(
+    tmp_path: Path, cifar_subset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Trained on folders named by WordNet id (as Imagenette's): the head's prediction reads
+    # "tench", the label stays the folder's id; a gallery's own names serve other folders.
+    from zoo.app.predict import cell, classify
+    from zoo.app.uploads import Upload
+
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "home"))
+    wnids = {"airplane": "n01440764", "cat": "n02102040", "ship": "n02979186"}
+    data = tmp_path / "wnid"
+    for split in ("train", "test"):
+        for c, wnid in wnids.items():
+            shutil.copytree(cifar_subset / split / c, data / split / wnid)
+    out = tmp_path / "ft"
+    zoo.finetune("simclr-r18q-cifar10", data, out, mode="linear", epochs=1, batch_size=12, threads=1)
+    image = next((data / "test" / "n01440764").iterdir())
+    (top,) = classify(str(out), [Upload(image.name, open_image(image))], "torch")
+    shown = {"n01440764": "tench", "n02102040": "English springer", "n02979186": "cassette player"}
+    assert {t["label"] for t in top} == set(wnids.values())
+    assert all(t["name"] == shown[t["label"]] for t in top)
+    assert cell(top).startswith(f"**{top[0]['name']}** (") and "n0" not in cell(top)
