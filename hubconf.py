@@ -4,26 +4,30 @@
     encoder = torch.hub.load("path/to/zoo", "supervised_efficientnet_lite0", source="local")
 
 Each entry returns the same :class:`zoo.Encoder` as ``zoo.load(name)``; the function name
-is the registry name with ``-`` and ``.`` replaced by ``_``. Entry points are generated from
+is the registry name with ``-`` and ``.`` replaced by ``_``, and a bare name (``swav_r50``)
+loads its default variant, as ``zoo.load("swav-r50")`` does. Entry points are generated from
 the registry so that the two can never disagree.
 """
 
 dependencies = ["torch", "torchvision", "timm", "safetensors", "PIL", "numpy", "yaml", "tqdm"]
 
 import zoo as _zoo  # noqa: E402  (torch.hub reads `dependencies` first)
+from zoo.cards import headline_metrics as _headline_metrics  # noqa: E402
 from zoo.cards import hub_entrypoint as _entrypoint  # noqa: E402
+from zoo.registry import default_names as _default_names  # noqa: E402
 
 
-def _make_entrypoint(name: str):
+def _make_entrypoint(name: str, default_of: str = ""):
     entry = _zoo.model_info(name)
 
     def load(pretrained: bool = True, **kwargs) -> _zoo.Encoder:
         return _zoo.load(name, pretrained=pretrained, **kwargs)
 
-    load.__name__ = load.__qualname__ = _entrypoint(name)
-    metrics = "; ".join(f"{m.dataset} {m.protocol} {m.value:.2f}" for m in entry.reported + entry.measured)
+    load.__name__ = load.__qualname__ = _entrypoint(default_of or name)
+    metrics = "; ".join(f"{m.dataset} {m.protocol} {m.value:.2f}" for m in _headline_metrics(entry))
+    alias = f"{default_of}: the default variant, {name}.\n\n" if default_of else ""
     load.__doc__ = (
-        f"{name}: {entry.method} {entry.arch} pretrained on {entry.dataset} ({entry.license}).\n\n"
+        alias + f"{name}: {entry.method} {entry.arch} pretrained on {entry.dataset} ({entry.license}).\n\n"
         f"{entry.description}\n\n"
         + (f"Metrics: {metrics}.\n\n" if metrics else "")
         + f"Args:\n    pretrained: load the weights (default) or return random initialisation.\n\n"
@@ -34,3 +38,6 @@ def _make_entrypoint(name: str):
 
 for _name in _zoo.list_models():
     globals()[_entrypoint(_name)] = _make_entrypoint(_name)
+# Bare names load their default variant, as zoo.load("swav-r50") does.
+for _base, _name in _default_names().items():
+    globals()[_entrypoint(_base)] = _make_entrypoint(_name, default_of=_base)

@@ -9,6 +9,7 @@ import torch
 
 import zoo
 from zoo.cards import hub_entrypoint
+from zoo.registry import default_names
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,10 +21,17 @@ def test_entrypoints_match_the_registry() -> None:
     # What torch.hub.list reports: public callables of hubconf (torch 2.14's list() reads
     # only GitHub repositories, so the local listing is done the same way here).
     listed = sorted(f for f in dir(module) if callable(getattr(module, f)) and not f.startswith("_"))
-    assert listed == sorted(hub_entrypoint(n) for n in zoo.list_models())
+    bare = default_names()
+    assert "swav-r50" in bare and "swav-r50" not in zoo.list_models()
+    assert listed == sorted(hub_entrypoint(n) for n in [*zoo.list_models(), *bare])
     assert "torch" in module.dependencies
     for name in listed:
         assert getattr(module, name).__doc__.startswith(name.replace("_", "-")[:5])
+    # A bare name's entry loads the default variant's record.
+    assert f"the default variant, {bare['swav-r50']}" in module.swav_r50.__doc__
+    # Docstrings list the encoder's own numbers: no random-init baseline, no pretext task.
+    docs = " ".join(getattr(module, name).__doc__ for name in listed)
+    assert "Metrics:" in docs and "scratch-" not in docs and "task-" not in docs
 
 
 def test_torch_hub_load_local_equals_zoo_load(default_encoder) -> None:

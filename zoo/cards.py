@@ -232,6 +232,12 @@ def _metrics(entry: ModelEntry) -> list[tuple[str, Metric]]:
     return [("reported", m) for m in entry.reported] + measured
 
 
+def headline_metrics(entry: ModelEntry) -> list[Metric]:
+    """The numbers that describe the encoder in one line (hubconf's docstrings): its reported
+    and measured numbers, without the random-init baselines and the method's own task."""
+    return [m for _, m in _metrics(entry) if _section(entry, m) != "pretext"]
+
+
 #: Protocol prefix of a method's own task numbers (rotation accuracy, reconstruction error, ...).
 TASK = "task-"
 #: The heading of a card's own-task section where the task is not a pretext task.

@@ -320,6 +320,12 @@ def list_models(pattern: str = "*") -> list[str]:
     return sorted(n for n in _MODELS if fnmatch.fnmatchcase(n, pattern.lower()))
 
 
+def default_names() -> dict[str, str]:
+    """``{bare name: the registered entry it loads}`` for names such as ``swav-r50`` that
+    stand for a default variant (``swav-r50.ep800``) and are not entries themselves."""
+    return {base: name for base, name in sorted(_DEFAULT_TAGS.items()) if base not in _MODELS}
+
+
 def resolve_name(name: str) -> str:
     """The full registered name for ``name`` (a bare name resolves to its default tag)."""
     key = name.strip().lower()
