@@ -53,6 +53,27 @@ def test_neighbors_on_bundled_samples() -> None:
     assert "texture_" in rows["texture_grass.jpg"].split(",")[0]
 
 
+def test_neighbors_skips_unreadable_files_and_refuses_what_cannot_work(tmp_path: Path) -> None:
+    samples = zoo.sample_images()
+    for f in samples[:3]:
+        shutil.copy(f, tmp_path / f.name)
+    (tmp_path / "broken.jpg").write_text("not an image")
+    proc = zoo_cmd("neighbors", str(tmp_path), "--backend", "torch", "-k", "1")
+    assert "skipped" in proc.stderr and "broken.jpg" in proc.stderr
+    rows = proc.stdout.splitlines()[1:]
+    assert len(rows) == 3 and all(" -> " in r and r.split(" -> ")[1] for r in rows)
+    for k in ("0", "-1"):
+        bad = zoo_cmd("neighbors", str(tmp_path), "-k", k, check=False)
+        assert bad.returncode == 2 and "-k must be at least 1" in bad.stderr
+    lonely = tmp_path / "one"
+    lonely.mkdir()
+    shutil.copy(samples[0], lonely / samples[0].name)
+    bad = zoo_cmd("neighbors", str(lonely), "--backend", "torch", check=False)
+    assert bad.returncode == 2 and "only 1 readable image; neighbours need at least 2" in bad.stderr
+    nothing = zoo_cmd("list", "no-such-model*", check=False)
+    assert nothing.returncode == 2 and "no model matches" in nothing.stderr
+
+
 def test_embed_folder(tmp_path: Path, cifar_test) -> None:
     files, _ = cifar_test
     src = tmp_path / "imgs"

@@ -38,8 +38,7 @@ from zoo.errors import ZooError
 def _cmd_list(args: argparse.Namespace) -> None:
     names = zoo.list_models(args.pattern)
     if not names:
-        print(f"no model matches {args.pattern!r}", file=sys.stderr)
-        return
+        raise ZooError(f"no model matches {args.pattern!r}; `zoo list` shows every model")
     rows = [("name", "arch", "method", "data", "dim", "license")]
     for name in names:
         e = zoo.model_info(name)
@@ -102,13 +101,21 @@ def _cmd_embed(args: argparse.Namespace) -> None:
 def _cmd_neighbors(args: argparse.Namespace) -> None:
     from zoo.images import find_images
 
+    if args.k < 1:
+        raise ZooError(f"-k must be at least 1, got {args.k}")
     files = find_images(args.images) if args.images else zoo.sample_images()
+    root = Path(args.images) if args.images else files[0].parent
     encoder = zoo.load(args.model)
-    feats = encoder.embed(files, backend=args.backend, normalize=True, progress=len(files) > 64)
+    # Unreadable files are skipped with a warning, as `zoo embed` does.
+    result = encoder.embed_files(files, backend=args.backend, normalize=True, progress=len(files) > 64)
+    feats, files = result.features, result.files
+    for line in result.skipped:
+        print(f"zoo: warning: skipped {line}", file=sys.stderr)
+    if len(files) < 2:
+        raise ZooError(f"{root}: only {len(files)} readable image; neighbours need at least 2")
     sims = feats @ feats.T
     np.fill_diagonal(sims, -np.inf)
     k = min(args.k, len(files) - 1)
-    root = Path(args.images) if args.images else files[0].parent
     print(f"{encoder.name}: {len(files)} images from {root}, top-{k} neighbours by cosine similarity")
     for i, f in enumerate(files):
         order = np.argsort(-sims[i])[:k]
@@ -364,6 +371,8 @@ def _cmd_serve(args: argparse.Namespace) -> None:
     )
     try:
         launch(config)
+    except ZooError:
+        raise  # its own message (a gallery that cannot be indexed or saved, ...), not the port's
     except OSError as e:  # Gradio's words for a port in use or an address it cannot bind
         raise ZooError(f"cannot serve on {args.host}:{args.port} ({e}); try another --port") from None
 
