@@ -132,7 +132,8 @@ METHOD_NOTES = {
     "crd": (
         "Contrastive representation distillation: a smaller student learns the embedding of a frozen"
         " zoo teacher by contrasting each image's student and teacher embeddings against memory banks"
-        " of other images' (NCE), rather than by regressing the features."
+        " of other images' (NCE, or the softmax over the sampled negatives that zoo's recipe uses),"
+        " rather than by regressing the features."
     ),
     "feature-regression": (
         "Feature-regression distillation (FitNets' hint loss): a smaller student regresses a frozen"
@@ -450,10 +451,14 @@ def _few_labels_section(entry: ModelEntry) -> list[str]:
         "| dataset | labels | initialisation | top-1 | how it was measured | command |",
         "|---|---|---|---|---|---|",
     ]
+    missing: dict[str, list[str]] = {}
     for data in dict.fromkeys(m.dataset for m in tuned):
         # This record's own rows first (it may not be the registry's, e.g. before it is registered).
         others = (e for e in iter_models() if e.name != entry.name)
-        scratch = scratch_metrics(entry.arch, data, [entry, *others])
+        # The baseline must read the same input size: a 48 px fine-tune beside a 32 px scratch
+        # run would differ in more than the initialisation.
+        size = entry.preprocess.input_size
+        scratch = scratch_metrics(entry.arch, data, [entry, *others], size)
         where = DATASET_NAMES.get(data, data)
         for m in (m for m in tuned if m.dataset == data):
             share = PROTOCOL_NAMES.get(m.protocol, m.protocol).split(", ")[-1].removesuffix(" of the labels")
@@ -464,6 +469,15 @@ def _few_labels_section(entry: ModelEntry) -> list[str]:
             if b is not None:
                 scratch_cells = f"{b.value:.2f} | {b.how} | {_source(b.source)}"
                 lines.append(f"| {where} | {share} | random (from scratch) | {scratch_cells} |")
+            else:
+                missing.setdefault(where, []).append(share)
+    if missing:
+        which = "; ".join(f"{where}, {' and '.join(shares)}" for where, shares in missing.items())
+        lines += [
+            "",
+            f"No from-scratch baseline at {entry.preprocess.input_size} px is recorded yet ({which}):"
+            " add `--from-scratch --record` to the commands above to measure it.",
+        ]
     return lines
 
 
