@@ -267,7 +267,7 @@ def test_download_with_the_right_sha256(capsys, model_dir: Path) -> None:
     code, out, err = run(
         capsys, "download", model_dir, "--sha256", sha256_file(model_dir / WEIGHTS_NAME).upper()
     )
-    assert code == 0, err and "ready" in out
+    assert code == 0 and ": ready (" in out, err
     code, _, err = run(capsys, "download", model_dir, "--sha256", "0" * 64)
     assert_one_error(code, err, "sha256")
 

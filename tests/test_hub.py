@@ -429,9 +429,15 @@ def test_hf_http_error(fake_hub: FakeHub) -> None:
         hub.hf_download(REPO, "forbidden.bin")
 
 
-def test_hf_invalid_repo_id(fake_hub: FakeHub) -> None:
-    with pytest.raises(DownloadError):
+def test_hf_invalid_repo_id(fake_hub: FakeHub, monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub
+
+    calls = []
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda *a, **k: calls.append((a, k)))
+    expected = "'not a valid//repo id' is not a Hub repo id; expected 'org/name'"
+    with pytest.raises(DownloadError, match=expected):
         hub.hf_download("not a valid//repo id", "model.safetensors")
+    assert calls == []  # refused before any client sees it
 
 
 def test_hf_lfs_redirect_to_cdn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

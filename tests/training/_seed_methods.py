@@ -54,7 +54,12 @@ def stop_and_resume_equals_uninterrupted(tmp_path: Path, cifar_root: Path, metho
     first = Trainer(part).fit()
     assert first.steps == stop and not first.finished
     rest = recipe_from_dict(seed_recipe(tmp_path / "part", cifar_root, method))
-    assert Trainer(rest, resume=True).fit().finished
+    resumed = Trainer(rest, resume=True)
+    said: list[str] = []
+    resumed.log = said.append  # type: ignore[method-assign]
+    assert resumed.fit().finished
+    # It continued from step ``stop`` (a silent restart from step 0 would reproduce the losses too).
+    assert any(f"at step {stop} (epoch" in line for line in said), said
     reference = losses(tmp_path / "full")
     assert len(reference) == 10  # 80 images / batch 16 x 2 epochs
     assert losses(tmp_path / "part") == reference

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -54,8 +55,10 @@ def test_the_command_prints_every_candidate_and_the_best(
     folder = tmp_path / "enc"
     zoo.create_model("resnet18_cifar_quarter").save(folder, card=False)
     main([str(folder), "--data", str(tiny_dataset), "--candidates", "32/32", "36/32", "-k", "5"])
-    out = capsys.readouterr().out
-    assert '"32/32"' in out and '"36/32"' in out and '"best"' in out
+    out = json.loads(capsys.readouterr().out)
+    scores = holdout_knn(zoo.load(folder), tiny_dataset, [(32, 32), (36, 32)], k=5, fraction=0.1)
+    assert out["held_out_knn_top1"] == scores and out["fraction"] == 0.1
+    assert out["best"] == max(scores, key=scores.get)
     with pytest.raises(SystemExit):
         main([str(folder), "--data", str(tiny_dataset), "--candidates", "32"])
 

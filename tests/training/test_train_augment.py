@@ -144,8 +144,15 @@ def test_presets_follow_the_papers() -> None:
 
 
 @pytest.mark.parametrize(
-    "changes", [{"scale": (0.5, 0.2)}, {"hflip_p": 1.5}, {"hue": 0.7}, {"size": 0}, {"blur_sigma": (0, 1)}]
+    ("changes", "named"),
+    [
+        ({"scale": (0.5, 0.2)}, "scale must satisfy"),
+        ({"hflip_p": 1.5}, "hflip_p is a probability"),
+        ({"hue": 0.7}, "hue must be in"),
+        ({"size": 0}, "size must be >= 1"),
+        ({"blur_sigma": (0, 1)}, "blur_sigma must satisfy"),
+    ],
 )
-def test_invalid_view_settings_are_errors(changes) -> None:
-    with pytest.raises(ValueError):
+def test_invalid_view_settings_are_errors(changes, named: str) -> None:
+    with pytest.raises(ValueError, match=named):
         A.ViewConfig(**changes)

@@ -70,12 +70,17 @@ def test_a_killed_run_resumes_exactly(tmp_path: Path, cifar_root: Path) -> None:
     proc.wait()
     interrupted_at = _losses(killed)[-1][0]
     ckpt = torch.load(killed / CHECKPOINT_NAME, weights_only=True)
-    assert ckpt["model"]["queue.pointer"] is not None
+    saved = json.loads(ckpt["state"])["progress"]["step"]
+    assert 0 < saved < interrupted_at  # the last checkpoint before the kill (every 3 steps or epoch end)
+    assert int(ckpt["model"]["queue.pointer"]) == (saved * 2 * 16) % 64  # two views' keys a step, queue 64
     resumed = _train_cli(recipes["killed"], "--resume")
     reference = _train_cli(recipes["full"])
-    for p in (resumed, reference):
-        _, err = p.communicate(timeout=300)
-        assert p.returncode == 0, err
+    errs = {}
+    for name, p in (("resumed", resumed), ("reference", reference)):
+        _, errs[name] = p.communicate(timeout=300)
+        assert p.returncode == 0, errs[name]
+    # It continued from that checkpoint, not from step 0 (which would reproduce the losses too).
+    assert f"at step {saved} (epoch" in errs["resumed"]
     full_losses, resumed_losses = _losses(full), _losses(killed)
     assert len(full_losses) == 10 * 5  # 80 images / batch 16 = 5 steps per epoch
     assert resumed_losses == full_losses

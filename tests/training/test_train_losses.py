@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -170,18 +172,18 @@ def test_dino_centres_sharpens_and_skips_same_crop_pairs() -> None:
 
 
 @pytest.mark.parametrize(
-    "build",
+    ("build", "named"),
     [
-        lambda: NTXentLoss(temperature=0.0),
-        lambda: InfoNCELoss(temperature=-1.0),
-        lambda: BarlowTwinsLoss(lambda_=-1),
-        lambda: VICRegLoss(eps=0),
-        lambda: DINOLoss(out_dim=0),
-        lambda: SwAVLoss(sinkhorn_iterations=0),
+        (lambda: NTXentLoss(temperature=0.0), "temperature must be positive, got 0.0"),
+        (lambda: InfoNCELoss(temperature=-1.0), "temperature must be positive, got -1.0"),
+        (lambda: BarlowTwinsLoss(lambda_=-1), "lambda_ must be >= 0, got -1"),
+        (lambda: VICRegLoss(eps=0), "eps > 0"),
+        (lambda: DINOLoss(out_dim=0), "out_dim=0"),
+        (lambda: SwAVLoss(sinkhorn_iterations=0), "sinkhorn_iterations >= 1"),
     ],
 )
-def test_constructors_reject_invalid_settings(build) -> None:
-    with pytest.raises(ValueError):
+def test_constructors_reject_invalid_settings(build, named: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(named)):
         build()
 
 

@@ -12,6 +12,7 @@ from _seed_methods import tiny_backbone
 from torch import nn
 from zoo.training.losses import NTXentLoss
 from zoo.training.methods import METHODS, get_method
+from zoo.training.methods.base import forward_crops
 
 SMALL = {
     "simclr": dict(proj_hidden_dim=16, proj_out_dim=8),
@@ -112,9 +113,25 @@ def test_simclr_step_is_ntxent_of_the_projected_views() -> None:
 
 
 def test_moco_v2_queue_takes_the_keys_of_both_views() -> None:
+    # The step's loss is InfoNCE of each view's query against the other view's key among the
+    # queue as it was before the step, and the queue then holds exactly those keys.
     method = build("moco_v2")
-    train_step(method, views_for(method, n=8))
+    views = views_for(method, n=8)
+    keys = []
+    original = method._keys
+    method._keys = lambda x: keys.append(original(x)) or keys[-1]  # type: ignore[method-assign]
+    before = method.queue().clone()
+    out = train_step(method, views)
+    k1, k0 = keys  # the key of view 1 (for query 0), then of view 0
     assert int(method.queue.pointer) == 16
+    torch.testing.assert_close(method.queue.queue[:8], k1)
+    torch.testing.assert_close(method.queue.queue[8:16], k0)
+    torch.testing.assert_close(method.queue.queue[16:], before[16:])
+    # The loss, recomputed with the weights the step started from.
+    start = build("moco_v2")
+    q0, q1 = (start.projection(start.backbone(v)) for v in views)
+    expected = (start.loss(q0, k1, before) + start.loss(q1, k0, before)) / 2
+    torch.testing.assert_close(out["loss"], expected)
 
 
 def test_swav_freezes_prototypes_in_the_first_epoch_and_keeps_them_normalised() -> None:
@@ -125,9 +142,19 @@ def test_swav_freezes_prototypes_in_the_first_epoch_and_keeps_them_normalised() 
     train_step(method, views_for(method), epoch=1)
     assert not torch.allclose(method.prototypes.layer.weight, before)
     torch.testing.assert_close(method.prototypes.layer.weight.norm(dim=1), torch.ones(10))
-    # Queue: two steps of 8 filled the 16 slots; the next step uses it.
+    # Queue: two steps of 8 filled the 16 slots; the next step's Sinkhorn batch joins it.
     assert int(method.queue_seen) == 16
-    train_step(method, views_for(method, seed=1), epoch=1)
+    views = views_for(method, seed=1)
+    with torch.no_grad():
+        feats = forward_crops(method.backbone, views)
+        z = [nn.functional.normalize(method.projection(h), dim=1) for h in feats]
+        scores = [method.prototypes(x) for x in z]
+        queued = [method.prototypes(q()) for q in method.queues]
+        expected = method.loss(scores[:2], scores[2:], queued)
+        without = method.loss(scores[:2], scores[2:], None)
+    out = train_step(method, views, epoch=1)
+    torch.testing.assert_close(out["loss"], expected)
+    assert not torch.allclose(expected, without)  # the queue changes the codes
 
 
 def test_dino_freezes_the_last_layer_first_and_warms_up_the_teacher_temperature() -> None:
