@@ -36,6 +36,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import os
 import platform
 import re
 import shutil
@@ -259,82 +260,89 @@ def ship(
     state = half_state if precision == "fp16" else fp32.backbone.state_dict()
 
     entry = dataclasses.replace(fp32.entry, name=name, method=registry_method(recipe.method_name))
-    weights = save_safetensors(state, weights_dir / f"{name}.safetensors", entry)
-    sha256 = hashlib.sha256(weights.read_bytes()).hexdigest()
+    # Staged beside the shipped file and moved into its place only once every later step that
+    # can fail has passed (curves, the run's command, log and task rows): a failure must not
+    # leave new weights beside the old weights' numbers in the results table.
+    shipped = weights_dir / f"{name}.safetensors"
+    weights = save_safetensors(state, weights_dir / f".{name}.safetensors.staged", entry)
+    try:
+        sha256 = hashlib.sha256(weights.read_bytes()).hexdigest()
 
-    curves = cards_dir / "curves"
-    curves.mkdir(parents=True, exist_ok=True)
-    plot_curves(run_dir, curves, title=name, file_name=f"{name}.png")
-    for src in ("metrics.csv", "knn.csv"):
-        if (run_dir / src).is_file():
-            shutil.copyfile(run_dir / src, curves / f"{name}.{src}")
+        curves = cards_dir / "curves"
+        curves.mkdir(parents=True, exist_ok=True)
+        plot_curves(run_dir, curves, title=name, file_name=f"{name}.png")
+        for src in ("metrics.csv", "knn.csv"):
+            if (run_dir / src).is_file():
+                shutil.copyfile(run_dir / src, curves / f"{name}.{src}")
 
-    command = reproduce_command(export_dir)
-    ckpt, _ = read_checkpoint_bytes(run_dir / CHECKPOINT_NAME)
-    progress = json.loads(torch.load(io.BytesIO(ckpt), weights_only=True)["state"])["progress"]
-    summary = {
-        "name": name,
-        "file": f"zoo:weights/{name}.safetensors",
-        "sha256": sha256,
-        "bytes": weights.stat().st_size,
-        "precision": precision,
-        "fp16_max_change": round(worst, 3),
-        "test_size": {"resize": fp32.preprocess.resize_size, "crop": fp32.preprocess.input_size},
-        "run_test_size": {"resize": trained_size[0], "crop": trained_size[1]},
-        "patch_grid": None if patch_grid is None else {"grid": patch_grid[0], "patch": patch_grid[1]},
-        "measured": measured[precision],
-        "measured_fp32": measured["fp32"],
-        "measured_fp16": measured["fp16"],
-        "eval_commands": {
-            key: f"zoo eval {name} --data {data} --test-split {test_split} {flags}"
-            for key, _, _, _, flags in PROTOCOLS
-        },
-        "training": {
-            "recipe": recipe_of(command),
-            "command": command,
-            "epochs": recipe.train.epochs,
-            "steps": progress["step"],
-            "batch_size": recipe.train.batch_size,
-            "minutes": run_minutes(log or run_dir.with_suffix(".log")),
-            "threads": recipe.train.threads,
-            "compile": recipe.train.compile,
-            "machine": platform.machine(),
-            "torch": torch.__version__,
-        },
-    }
-    atomic_write_text(run_dir / "ship.json", json.dumps(summary, indent=2) + "\n")
-
-    train_files = image_folder(Path(data) / "train")[0]
-    test_files, _, classes = image_folder(Path(data) / test_split)
-    recorded = measured_rows(
-        name,
-        {k: v["value"] for k, v in measured[precision].items()},
-        precision=precision,
-        data=data,
-        test_split=test_split,
-        counts=(len(train_files), len(test_files), len(classes)),
-        weights=sha256,
-    )
-    recorded += task_rows(
-        run_dir / "metrics.csv",
-        get_method(recipe.method_name).task_metrics,
-        name=name,
-        dataset=dataset_key(data, "train"),
-        command=command,
-        weights=sha256,
-    )
-    for t in get_method(recipe.method_name).evaluate_task(run_dir, recipe.name, data):
-        recorded.append(
-            results.Result(
-                model=name,
-                dataset=dataset_key(data, t.split),
-                protocol="task-" + t.protocol,
-                value=round(t.value, 4),
-                how=t.how,
-                command=f"{command} && {t.command}",
-                weights=sha256[:16],
-            )
+        command = reproduce_command(export_dir)
+        ckpt, _ = read_checkpoint_bytes(run_dir / CHECKPOINT_NAME)
+        progress = json.loads(torch.load(io.BytesIO(ckpt), weights_only=True)["state"])["progress"]
+        summary = {
+            "name": name,
+            "file": f"zoo:weights/{name}.safetensors",
+            "sha256": sha256,
+            "bytes": weights.stat().st_size,
+            "precision": precision,
+            "fp16_max_change": round(worst, 3),
+            "test_size": {"resize": fp32.preprocess.resize_size, "crop": fp32.preprocess.input_size},
+            "run_test_size": {"resize": trained_size[0], "crop": trained_size[1]},
+            "patch_grid": None if patch_grid is None else {"grid": patch_grid[0], "patch": patch_grid[1]},
+            "measured": measured[precision],
+            "measured_fp32": measured["fp32"],
+            "measured_fp16": measured["fp16"],
+            "eval_commands": {
+                key: f"zoo eval {name} --data {data} --test-split {test_split} {flags}"
+                for key, _, _, _, flags in PROTOCOLS
+            },
+            "training": {
+                "recipe": recipe_of(command),
+                "command": command,
+                "epochs": recipe.train.epochs,
+                "steps": progress["step"],
+                "batch_size": recipe.train.batch_size,
+                "minutes": run_minutes(log or run_dir.with_suffix(".log")),
+                "threads": recipe.train.threads,
+                "compile": recipe.train.compile,
+                "machine": platform.machine(),
+                "torch": torch.__version__,
+            },
+        }
+        train_files = image_folder(Path(data) / "train")[0]
+        test_files, _, classes = image_folder(Path(data) / test_split)
+        recorded = measured_rows(
+            name,
+            {k: v["value"] for k, v in measured[precision].items()},
+            precision=precision,
+            data=data,
+            test_split=test_split,
+            counts=(len(train_files), len(test_files), len(classes)),
+            weights=sha256,
         )
+        recorded += task_rows(
+            run_dir / "metrics.csv",
+            get_method(recipe.method_name).task_metrics,
+            name=name,
+            dataset=dataset_key(data, "train"),
+            command=command,
+            weights=sha256,
+        )
+        for t in get_method(recipe.method_name).evaluate_task(run_dir, recipe.name, data):
+            recorded.append(
+                results.Result(
+                    model=name,
+                    dataset=dataset_key(data, t.split),
+                    protocol="task-" + t.protocol,
+                    value=round(t.value, 4),
+                    how=t.how,
+                    command=f"{command} && {t.command}",
+                    weights=sha256[:16],
+                )
+            )
+        os.replace(weights, shipped)  # every step that can fail has passed: publish
+    finally:
+        weights.unlink(missing_ok=True)
+    atomic_write_text(run_dir / "ship.json", json.dumps(summary, indent=2) + "\n")
     stale = results.renew(recorded, results_file)
     t = summary["training"]
     row = Trained(
@@ -418,7 +426,7 @@ def main(argv: list[str] | None = None) -> None:
             test_size=test_size,
             patch_grid=patch_grid,
         )
-    except ZooError as e:
+    except (ZooError, ValueError, OSError) as e:  # the run's files: its card, log, checkpoint
         parser.exit(2, f"zoo: error: {' '.join(str(e).split())}\n")
     print(json.dumps({k: v for k, v in summary.items() if k not in ("row", "recorded", "stale")}, indent=2))
     print(f"\nRecorded {len(summary['recorded'])} numbers in {args.results}.")

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from zoo.encoder import Encoder
+from zoo.errors import ZooError
 from zoo.evaluate import features, image_folder, knn_predict
 
 
@@ -106,10 +107,13 @@ def main(argv: list[str] | None = None) -> None:
         candidates = [parse_candidate(c) for c in args.candidates]
     except ValueError as e:
         parser.error(str(e))
-    encoder = zoo.load_folder(args.model) if Path(args.model).is_dir() else zoo.load(args.model)
-    scores = holdout_knn(
-        encoder, args.data, candidates, k=args.k, temperature=args.temperature, fraction=args.fraction
-    )
+    try:
+        encoder = zoo.load_folder(args.model) if Path(args.model).is_dir() else zoo.load(args.model)
+        scores = holdout_knn(
+            encoder, args.data, candidates, k=args.k, temperature=args.temperature, fraction=args.fraction
+        )
+    except (ZooError, ValueError) as e:  # an unknown model, a missing split, a class too small to hold out
+        parser.exit(2, f"zoo: error: {' '.join(str(e).split())}\n")
     best = max(scores, key=scores.get)
     print(json.dumps({"held_out_knn_top1": scores, "best": best, "fraction": args.fraction}, indent=2))
 

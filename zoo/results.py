@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 
+from zoo.errors import ZooError
 from zoo.folder import atomic_write_text
 
 #: The table shipped with zoo.
@@ -34,7 +35,7 @@ _HEX16 = re.compile(r"^[0-9a-f]{16}$")
 _KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
 
-class ResultsError(ValueError):
+class ResultsError(ZooError, ValueError):
     """The measured-results table is malformed; the message names the file and the line."""
 
 

@@ -61,6 +61,17 @@ def test_the_command_prints_every_candidate_and_the_best(
     assert out["best"] == max(scores, key=scores.get)
     with pytest.raises(SystemExit):
         main([str(folder), "--data", str(tiny_dataset), "--candidates", "32"])
+    capsys.readouterr()
+    # One line naming the problem, no traceback: an unknown model, a data root without train/.
+    for model, root, named in (
+        ("no-such-model", tiny_dataset, "Unknown model 'no-such-model'"),
+        (str(folder), folder, "train"),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            main([model, "--data", str(root), "--candidates", "32/32"])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and err.startswith("zoo: error:") and named in err
+        assert "Traceback" not in err and err.count("\n") == 1
 
 
 def test_a_run_ships_at_the_chosen_test_size(tmp_path: Path, cifar_root: Path, tiny_dataset: Path) -> None:

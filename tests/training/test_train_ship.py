@@ -142,6 +142,23 @@ def test_a_shipped_run_records_the_numbers_of_the_file_it_ships(
     (entry,) = attach_measured([trained_entry(row)], table)
     assert [(m.protocol, m.value) for m in entry.measured] == [(r.protocol, r.value) for r in rows]
 
+    # Shipping again fails late (the export's card, which holds the training command, is gone):
+    # the shipped file, ship.json and the table stay as they were; no staged file is left.
+    before = {p: p.read_bytes() for p in (weights, table, run / "ship.json")}
+    (run / "export" / "README.md").unlink()
+    with pytest.raises(FileNotFoundError):
+        ship(
+            run,
+            "simclr-r18q-tiny",
+            data=str(data),
+            tolerance=-1.0,  # fp32: other bytes than the fp16 file shipped above
+            weights_dir=tmp_path / "weights",
+            cards_dir=tmp_path / "cards",
+            results_file=table,
+        )
+    assert {p: p.read_bytes() for p in before} == before
+    assert sorted(p.name for p in (tmp_path / "weights").iterdir()) == [weights.name]
+
 
 def test_a_pretext_run_records_its_task_accuracy(tmp_path: Path, cifar_root: Path) -> None:
     run = tmp_path / "run"
