@@ -34,6 +34,8 @@ import zoo
 sys.path.insert(0, str(Path(__file__).parent))
 from machine import describe
 
+from zoo.folder import atomic_write_text
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 BACKENDS = ("torch", "onnx", "torch-bf16", "onnx-int8")
@@ -130,7 +132,7 @@ def main() -> None:
             )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    atomic_write_text(out, json.dumps(results, indent=2) + "\n")
     print(f"\nwrote {out}")
 
 

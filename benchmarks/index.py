@@ -41,6 +41,8 @@ import zoo.index
 sys.path.insert(0, str(Path(__file__).parent))
 from machine import describe
 
+from zoo.folder import atomic_write_text
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 K = 10
@@ -231,7 +233,7 @@ def main() -> None:
         if args.iid:
             results["synthetic_1m_iid"] = million(args.million, args.dim, iid=True, nprobes=args.nprobe)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    atomic_write_text(args.out, json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
     print(f"wrote {args.out}")
 

@@ -10,24 +10,11 @@ from __future__ import annotations
 import os
 import platform
 import sys
-from pathlib import Path
 from typing import Any
 
+from zoo.machine import cpu_model
 
-def cpu_model() -> str:
-    """``/proc/cpuinfo``'s model name with its family and model numbers (some virtual
-    machines name only the vendor line, e.g. "AMD EPYC"), and the logical CPU count."""
-    fields: dict[str, str] = {}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            fields.setdefault(key.strip(), value.strip())
-    except OSError:
-        pass
-    name = fields.get("model name") or platform.processor() or platform.machine()
-    if "cpu family" in fields and "model" in fields:
-        name += f" (family {fields['cpu family']}, model {fields['model']})"
-    return f"{name}, {os.cpu_count()} logical CPUs"
+__all__ = ["cpu_model", "describe"]
 
 
 def describe(**versions: str) -> dict[str, Any]:

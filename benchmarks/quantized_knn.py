@@ -15,8 +15,11 @@ import json
 import time
 from pathlib import Path
 
+from machine import describe
+
 import zoo
 from zoo.evaluate import knn_eval
+from zoo.folder import atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "imagenette"
@@ -43,10 +46,16 @@ def main() -> None:
         if base:
             row["delta_k20_vs_fp32"] = round(row["k20"] - base["k20"], 2)
             row["delta_k200_vs_fp32"] = round(row["k200"] - base["k200"], 2)
-    result = {"model": args.model, "data": "imagenette train -> val", "top1_percent": rows}
+    # Seconds are this machine's: compare them within one result file, never across machines.
+    result = {
+        "model": args.model,
+        "data": "imagenette train -> val",
+        "top1_percent": rows,
+        "machine": describe(),
+    }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write_text(out, json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     print(f"wrote {out}")
 

@@ -48,6 +48,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from machine import describe
 
+from zoo.folder import atomic_write_text
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "cifar10" / "train"
 ARCH = "resnet18_cifar_quarter"
@@ -240,7 +242,7 @@ def main() -> None:
         "results": rows,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
     print(f"{'method':8} {'zoo views/s':>12} {'lightly views/s':>16} {'ratio':>6}")
     for r in rows:
         print(

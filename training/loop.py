@@ -70,6 +70,7 @@ from zoo.training.recipe import Recipe
 
 from zoo.errors import ZooError
 from zoo.folder import atomic_write_text
+from zoo.machine import device_name
 
 METRICS_NAME = "metrics.csv"
 KNN_NAME = "knn.csv"
@@ -355,7 +356,7 @@ class Trainer:
             f"{r.name}: {r.method_name} on {r.arch}, {len(self.images)} images, {self.world} process(es),"
             f" batch {r.train.batch_size}, {self.steps_per_epoch} steps/epoch x {r.train.epochs} epochs,"
             f" {self.precision}, {'compiled' if self.compiled else 'eager'},"
-            f" {torch.get_num_threads()} threads; out: {self.out_dir}"
+            f" {torch.get_num_threads()} threads on {device_name(self.device.type)}; out: {self.out_dir}"
         )
         self.method.train()
         stopped = False

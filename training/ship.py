@@ -37,7 +37,6 @@ import hashlib
 import io
 import json
 import os
-import platform
 import re
 import shutil
 from datetime import datetime, timedelta
@@ -198,6 +197,13 @@ def run_minutes(log: Path) -> float:
     return round(sum(charged.values(), timedelta()).total_seconds() / 60, 1)
 
 
+def trained_on(log: Path) -> str:
+    """The devices the run's log names in its start lines ("... threads on AMD EPYC ...; out:"),
+    in order, once each: a run resumed across sessions may have moved between machines."""
+    found = re.findall(r" threads on (.+?); out: ", log.read_text(encoding="utf-8", errors="replace"))
+    return "; ".join(dict.fromkeys(found)) or "not recorded (a log from before zoo named the device)"
+
+
 def reproduce_command(export_dir: Path) -> str:
     """The ``zoo train`` line of the exported card, without the run's output folder."""
     card = (export_dir / "README.md").read_text(encoding="utf-8")
@@ -304,7 +310,7 @@ def ship(
                 "minutes": run_minutes(log or run_dir.with_suffix(".log")),
                 "threads": recipe.train.threads,
                 "compile": recipe.train.compile,
-                "machine": platform.machine(),
+                "machine": trained_on(log or run_dir.with_suffix(".log")),
                 "torch": torch.__version__,
             },
         }

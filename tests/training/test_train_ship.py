@@ -62,6 +62,32 @@ def test_run_minutes_charges_redone_steps_once_and_forgets_a_fresh_start(tmp_pat
     assert run_minutes(log) == 5.0  # 2 minutes to step 20, then the redone steps' 3 minutes
 
 
+def test_the_log_names_the_devices_a_run_trained_on(tmp_path: Path, cifar_root: Path) -> None:
+    from zoo.training.ship import trained_on
+
+    from zoo.machine import cpu_model
+
+    log = tmp_path / "run.log"
+    log.write_text(
+        "[10:00:00] x: simclr on a, 80 images, 1 process(es), batch 16, 5 steps/epoch x 2 epochs, bf16,"
+        " eager, 1 threads on AMD EPYC (family 25, model 1), 2 logical CPUs; out: runs/x\n"
+        "[12:00:00] resumed from runs/x/checkpoint.pt at step 5 (epoch 1)\n"
+        "[12:00:01] x: simclr on a, 80 images, ..., 1 threads on Intel Xeon, 2 logical CPUs; out: runs/x\n"
+        "[13:00:00] resumed from runs/x/checkpoint.pt at step 8 (epoch 1)\n"
+        "[13:00:01] x: simclr on a, 80 images, ..., 1 threads on Intel Xeon, 2 logical CPUs; out: runs/x\n"
+    )
+    assert trained_on(log) == "AMD EPYC (family 25, model 1), 2 logical CPUs; Intel Xeon, 2 logical CPUs"
+    log.write_text("[10:00:00] x: simclr on a, 1 process(es), batch 16, 1 threads; out: runs/x\n")
+    assert trained_on(log).startswith("not recorded")
+    # The trainer writes that line: this machine's CPU.
+    recipe = recipe_from_dict(tiny_recipe(tmp_path / "run", cifar_root, "simclr", train__max_steps=1))
+    trainer = Trainer(recipe)
+    said: list[str] = []
+    trainer.log = said.append  # type: ignore[method-assign]
+    trainer.fit()
+    assert any(f" threads on {cpu_model()}; out: " in line for line in said)
+
+
 def test_recipe_of_a_command() -> None:
     assert (
         recipe_of("zoo train simclr_r18q_cifar10 train.epochs=8")
