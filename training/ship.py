@@ -74,10 +74,11 @@ def measured_rows(
 ) -> list[results.Result]:
     """The rows of the results table for the numbers ``values`` (:data:`PROTOCOLS` keys) of the
     shipped file: ``counts`` is (train images, test images, classes), ``weights`` its sha256."""
-    from zoo.evaluate import dataset_key, default_test_split
+    from zoo.evaluate import dataset_key, default_test_split, runner_name
 
     n_train, n_test, n_classes = counts
-    features = f"frozen features of the shipped {precision} weights (fp32 compute, ONNX Runtime)"
+    # measure() embeds with backend "auto": name what that was here.
+    features = f"frozen features of the shipped {precision} weights ({runner_name('auto')})"
     probe = f"linear probe on {features}, standardised; AdamW lr 0.01 wd 1e-4, 100 epochs, batch 512, cosine"
     cluster = f"k-means (k={n_classes}, k-means++, best of 3, seed 0) on L2-normalised {features} of the"
     how = {
@@ -160,6 +161,12 @@ def rounded_to_fp16(encoder: Encoder) -> tuple[Encoder, dict[str, torch.Tensor]]
     return Encoder(backbone, encoder.arch, encoder.preprocess, encoder.entry), half
 
 
+#: Where the registry loads ``zoo:weights/<name>.safetensors`` from, and the checkout's cards:
+#: absolute, so that shipping from another working directory writes where the registry reads.
+WEIGHTS_DIR = Path(zoo.__file__).resolve().parent / "weights"
+CARDS_DIR = Path(zoo.__file__).resolve().parents[1] / "model_cards"
+
+
 def run_minutes(log: Path) -> float:
     """Wall-clock minutes of the training steps that made the run's final weights, from its log.
 
@@ -220,8 +227,8 @@ def ship(
     data: str | None = None,
     test_split: str | None = None,
     tolerance: float = 0.2,
-    weights_dir: Path = Path("zoo/weights"),
-    cards_dir: Path = Path("model_cards"),
+    weights_dir: Path = WEIGHTS_DIR,
+    cards_dir: Path = CARDS_DIR,
     log: Path | None = None,
     results_file: Path = results.RESULTS_FILE,
     test_size: tuple[int, int] | None = None,
@@ -395,7 +402,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--log", type=Path, default=None, help="the run's log (default: <run_dir>.log)")
     parser.add_argument(
-        "--weights-dir", type=Path, default=Path("zoo/weights"), help="where the weights go (zoo/weights)"
+        "--weights-dir", type=Path, default=WEIGHTS_DIR, help="where the weights go (zoo/weights)"
     )
     parser.add_argument(
         "--results",

@@ -489,13 +489,19 @@ def recorded_value(protocol: str, result: dict) -> float:
     return float(result["nmi"] if protocol == "cluster" else result["top1"])
 
 
-def frozen_how(result: dict, backend: str) -> str:
-    """How a frozen-feature number was measured, for the table (``result`` from :func:`evaluate`)."""
+def runner_name(backend: str) -> str:
+    """What computes features for ``backend`` here, in words ("ONNX Runtime, fp32"): ``auto``
+    is ONNX Runtime where it is installed, else PyTorch."""
     if backend == "auto":
         from zoo.encoder import _has_onnxruntime
 
         backend = "onnx" if _has_onnxruntime() else "torch"
-    runner = {"onnx": "ONNX Runtime, fp32", "torch": "PyTorch, fp32"}.get(backend, backend)
+    return {"onnx": "ONNX Runtime, fp32", "torch": "PyTorch, fp32"}.get(backend, backend)
+
+
+def frozen_how(result: dict, backend: str) -> str:
+    """How a frozen-feature number was measured, for the table (``result`` from :func:`evaluate`)."""
+    runner = runner_name(backend)
     counts = f"{result['train_images']:,} train / " if "train_images" in result else ""
     counts += f"{result['test_images']:,} test images; "
     if "images" in result["protocol"]:
