@@ -55,3 +55,29 @@ def test_wrong_header_is_named(tmp_path):
     path.write_text("model,value\n")
     with pytest.raises(ResultsError, match="header must be"):
         results.load(path)
+
+
+def _record_many(path: str, model: str, n: int, start) -> None:
+    start.wait(60)
+    for i in range(n):
+        results.record([_row(model=model, protocol=f"knn-k{i + 1}", value=i / 2)], path)
+
+
+def test_two_writers_at_once_lose_no_rows(tmp_path):
+    # Each writer reads the table, adds a row and writes it back, 150 times, both at once: the
+    # lock around read-change-write keeps every row of both (without it, most runs lose some).
+    import multiprocessing
+
+    path = str(tmp_path / "measured.csv")
+    results.record([], path)
+    ctx = multiprocessing.get_context("spawn")
+    start = ctx.Event()
+    writers = [ctx.Process(target=_record_many, args=(path, m, 150, start)) for m in ("a-r18", "b-r18")]
+    for w in writers:
+        w.start()
+    start.set()
+    for w in writers:
+        w.join(120)
+        assert w.exitcode == 0
+    rows = results.load(path)
+    assert len(rows) == 300 and {r.model for r in rows} == {"a-r18", "b-r18"}

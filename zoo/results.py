@@ -14,12 +14,13 @@ were since replaced) an error instead of a silent lie.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import math
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 
@@ -123,16 +124,37 @@ def dumps(rows: Iterable[Result]) -> str:
     return out.getvalue()
 
 
+@contextlib.contextmanager
+def _locked(path: str | os.PathLike) -> Iterator[None]:
+    """Hold ``<path>.lock`` while the table is read, changed and written back: two tools
+    recording at once (a measure sweep and a ship) would otherwise each write back the table
+    they read, and one side's rows would be lost without a word."""
+    lock = Path(f"{os.fspath(path)}.lock")
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks; one writer at a time is then the user's rule
+        yield
+        return
+    with open(lock, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def record(rows: Iterable[Result], path: str | os.PathLike = RESULTS_FILE) -> Path:
     """Insert or replace ``rows`` (by model, dataset, protocol) in ``path``, atomically."""
-    table = {r.key: r for r in load(path)}
-    table.update({r.key: r for r in rows})
-    return atomic_write_text(path, dumps(table.values()))
+    with _locked(path):
+        table = {r.key: r for r in load(path)}
+        table.update({r.key: r for r in rows})
+        return atomic_write_text(path, dumps(table.values()))
 
 
 def forget(model: str, path: str | os.PathLike = RESULTS_FILE) -> Path:
     """Drop every row of ``model`` (before its weights are replaced), atomically."""
-    return atomic_write_text(path, dumps(r for r in load(path) if r.model != model))
+    with _locked(path):
+        return atomic_write_text(path, dumps(r for r in load(path) if r.model != model))
 
 
 def renew(rows: list[Result], path: str | os.PathLike = RESULTS_FILE) -> list[Result]:
@@ -140,11 +162,12 @@ def renew(rows: list[Result], path: str | os.PathLike = RESULTS_FILE) -> list[Re
     model's rows measured on other weights; returns the dropped rows that ``rows`` do not
     replace, so they can be measured again (a re-shipped encoder's fine-tune and transfer rows)."""
     model, weights = rows[0].model, rows[0].weights
-    table = {r.key: r for r in load(path)}
-    stale = [r for r in table.values() if r.model == model and r.weights != weights]
-    for r in stale:
-        del table[r.key]
-    table.update({r.key: r for r in rows})
-    atomic_write_text(path, dumps(table.values()))
+    with _locked(path):
+        table = {r.key: r for r in load(path)}
+        stale = [r for r in table.values() if r.model == model and r.weights != weights]
+        for r in stale:
+            del table[r.key]
+        table.update({r.key: r for r in rows})
+        atomic_write_text(path, dumps(table.values()))
     fresh = {r.key for r in rows}
     return [r for r in stale if r.key not in fresh]
