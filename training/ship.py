@@ -77,8 +77,9 @@ def measured_rows(
     from zoo.evaluate import dataset_key, default_test_split, runner_name
 
     n_train, n_test, n_classes = counts
-    # measure() embeds with backend "auto": name what that was here.
-    features = f"frozen features of the shipped {precision} weights ({runner_name('auto')})"
+    # measure() embeds with backend "auto": name what that was here ("ONNX Runtime" or "PyTorch").
+    engine = runner_name("auto").split(",")[0]
+    features = f"frozen features of the shipped {precision} weights (fp32 compute, {engine})"
     probe = f"linear probe on {features}, standardised; AdamW lr 0.01 wd 1e-4, 100 epochs, batch 512, cosine"
     cluster = f"k-means (k={n_classes}, k-means++, best of 3, seed 0) on L2-normalised {features} of the"
     how = {
