@@ -117,9 +117,12 @@ def decode(path: str | os.PathLike, size: int) -> torch.Tensor:
     return t[:, top : top + size, left : left + size].contiguous()
 
 
-def step_seed(seed: int, epoch: int, step: int, rank: int) -> int:
-    """A 63-bit seed for one step's views, independent of everything that ran before."""
-    digest = hashlib.blake2b(f"{seed}:{epoch}:{step}:{rank}".encode(), digest_size=8).digest()
+def step_seed(seed: int, epoch: int, step: int, rank: int, stream: str = "") -> int:
+    """A 63-bit seed for one step on one rank, independent of everything that ran before.
+    ``stream`` separates a step's independent draws: ``""`` its views, ``"model"`` what the
+    method draws (masks, noise samples)."""
+    key = f"{seed}:{epoch}:{step}:{rank}" + (f":{stream}" if stream else "")
+    digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") >> 1
 
 

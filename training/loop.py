@@ -60,6 +60,7 @@ from zoo.training.data import (
     evaluation_batches,
     find_split,
     load_split,
+    step_seed,
     steps_per_epoch,
     subset_per_class,
 )
@@ -509,6 +510,11 @@ class Trainer:
             lr = self.base_lr if g.get("fixed_lr") else self.base_lr * factor
             g["lr"] = lr * g.get("lr_scale", 1.0)
         self.method.schedule(step, self.total_steps, epoch)
+        # What the step draws from torch's generator (MAE's masks, NPID's noise samples, DCGAN's
+        # latents, shuffling BN's permutation) comes from a seed of (seed, epoch, step, rank):
+        # each rank draws its own (one seed on every rank repeated the same masks and noise on
+        # all of them), and a resumed run draws what an uninterrupted one would.
+        torch.manual_seed(step_seed(r.train.seed, epoch, step, self.rank, "model"))
         fmt = torch.channels_last if r.train.channels_last else torch.contiguous_format
         views = [v.to(self.device, non_blocking=True).contiguous(memory_format=fmt) for v in views]
         with torch.autocast(

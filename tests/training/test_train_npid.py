@@ -3,6 +3,7 @@ sample indices, exact resume, and a short real run."""
 
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 
@@ -131,6 +132,31 @@ def test_the_bank_starts_as_the_initial_networks_embeddings(tmp_path: Path, cifa
     assert torch.allclose(bank.norm(dim=1), torch.ones(len(bank)), atol=1e-5)
     # Only before the first epoch: later epochs keep the bank the steps have built.
     assert fresh.method.epoch_pass_due(0) and not fresh.method.epoch_pass_due(1)
+
+
+def test_each_rank_draws_its_own_noise_samples_and_history_does_not_change_them(
+    tmp_path: Path, cifar_root: Path
+) -> None:
+    # Under torchrun every rank used to seed torch alike, so all ranks drew the same noise
+    # samples (and MAE the same masks). A step's draws now come from (seed, epoch, step, rank).
+    recipe = recipe_from_dict(seed_recipe(tmp_path / "run", cifar_root, NPID))
+    trainer = Trainer(recipe)
+    trainer._setup()
+    start = copy.deepcopy((trainer.method.state_dict(), trainer.optimizer.state_dict()))
+    views, _, indices = EpochBatches(
+        trainer.images, trainer.labels, trainer.augment, batch_size=16, epoch=0, seed=0
+    )[0]
+
+    def step_loss(rank: int, before: int) -> float:
+        trainer.method.load_state_dict(start[0])
+        trainer.optimizer.load_state_dict(start[1])
+        trainer.rank = rank
+        torch.manual_seed(before)  # whatever ran before the step
+        return float(trainer._step(views, 3, 0, {"indices": indices})["loss"])
+
+    assert step_loss(0, before=1) == step_loss(0, before=2)
+    assert step_loss(1, before=1) == step_loss(1, before=2)
+    assert step_loss(0, before=1) != step_loss(1, before=1)
 
 
 def test_npid_stops_and_resumes_exactly(tmp_path: Path, cifar_root: Path) -> None:
