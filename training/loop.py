@@ -148,6 +148,7 @@ class Trainer:
         self.command = command
         self.show_bar = sys.stderr.isatty() if progress is None else progress
         self.out_dir = Path(recipe.run.out_dir.replace("{name}", recipe.name))
+        self.rank = int(os.environ.get("RANK", "0"))  # torchrun's, until the set-up joins the group
 
     # ---------------------------------------------------------------- set-up
 
@@ -319,6 +320,9 @@ class Trainer:
     # ---------------------------------------------------------------- the loop
 
     def fit(self) -> TrainResult:
+        # Logged before the set-up (decoding the data, building the model), so that the minutes
+        # `ship` charges from the log include it.
+        self.log(f"setting up {self.recipe.name}")
         self._setup()
         r = self.recipe
         self.out_dir.mkdir(parents=True, exist_ok=True)

@@ -172,32 +172,38 @@ def run_minutes(log: Path) -> float:
     """Wall-clock minutes of the training steps that made the run's final weights, from its log.
 
     Each logged step is charged the time since the previous step line (or since its process
-    started or resumed, so start-up and the kNN monitor count); a resume charges nothing for the
-    time the run was stopped, nor does a process stopped and continued (the trainer logs
-    "continued after a stop"); steps redone after resuming from an earlier checkpoint replace
-    the lost ones; a fresh start (a new run in the same folder) forgets what came before.
+    started setting up, so decoding the data, start-up and the kNN monitor count); a resume
+    charges nothing for the time the run was stopped, nor does a process stopped and continued
+    (the trainer logs "continued after a stop"); steps redone after resuming from an earlier
+    checkpoint replace the lost ones; a fresh start (a new run in the same folder) forgets what
+    came before.
     """
     charged: dict[int, timedelta] = {}  # step -> the time of the attempt that counts
     since: datetime | None = None
     resumed = False
+    setting_up = False  # between a process's "setting up" line and its first step
     for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
         m = re.match(r"\[(\d\d:\d\d:\d\d)\]", line)
         if not m:
             continue
         t = datetime.strptime(m.group(1), "%H:%M:%S")
+        if re.match(r"\[[\d:]+\] setting up ", line):
+            since, setting_up = t, True
+            continue
         if "resumed from" in line:
-            since, resumed = t, True
+            # Logs from before the "setting up" line start the clock here.
+            since, resumed = since if setting_up else t, True
             continue
         if "continued after a stop" in line:
             since = t  # the steps of the window it stood still in are charged from here
             continue
         if "starting a new run" in line or ("process(es), batch" in line and not resumed):
             charged.clear()  # a fresh start: earlier attempts made none of these weights
-            since = t
+            since = since if setting_up else t
         step = re.search(r" step (\d+)/", line)
         if step and since is not None:
             charged[int(step.group(1))] = (t - since) % timedelta(days=1)  # runs may cross midnight
-            since = t
+            since, setting_up = t, False
         since = since or t
         resumed = False
     if not charged:

@@ -62,6 +62,43 @@ def test_run_minutes_charges_redone_steps_once_and_forgets_a_fresh_start(tmp_pat
     assert run_minutes(log) == 5.0  # 2 minutes to step 20, then the redone steps' 3 minutes
 
 
+def test_run_minutes_charge_the_set_up_before_the_start_line(tmp_path: Path) -> None:
+    log = tmp_path / "run.log"
+    log.write_text(
+        "[10:00:00] setting up simclr-r18q-cifar10\n"  # decoding the data: 3 minutes
+        "[10:03:00] simclr-r18q-cifar10: simclr on resnet18_cifar_quarter, 1 process(es), batch 256\n"
+        "[10:05:00] epoch 0 step 20/40 loss 4.0\n"
+        "[11:00:00] setting up simclr-r18q-cifar10\n"  # resumed after an hour stopped
+        "[11:01:00] resumed from x/checkpoint.pt at step 20 (epoch 0)\n"
+        "[11:01:00] simclr-r18q-cifar10: simclr on resnet18_cifar_quarter, 1 process(es), batch 256\n"
+        "[11:02:00] epoch 0 step 40/40 loss 3.0\n"
+    )
+    assert run_minutes(log) == 7.0  # 3 + 2, then 1 + 1
+    # A fresh start in the same folder forgets the first attempt, set-up included.
+    with log.open("a") as f:
+        f.write("[12:00:00] setting up simclr-r18q-cifar10\n")
+        f.write("[12:04:00] --resume: no checkpoint at x (nothing to resume); starting a new run there\n")
+        f.write("[12:04:00] simclr-r18q-cifar10: simclr on resnet18_cifar_quarter, 1 process(es)\n")
+        f.write("[12:05:00] epoch 0 step 20/40 loss 4.0\n")
+    assert run_minutes(log) == 5.0
+
+
+def test_a_run_logs_its_set_up_before_it_decodes_the_data(tmp_path: Path, cifar_root: Path) -> None:
+    recipe = recipe_from_dict(tiny_recipe(tmp_path / "run", cifar_root, "simclr", train__max_steps=1))
+    trainer = Trainer(recipe)
+    said: list[str] = []
+    trainer.log = said.append  # type: ignore[method-assign]
+    setup = trainer._setup
+
+    def watched_setup() -> None:
+        said.append("(set-up ran)")
+        setup()
+
+    trainer._setup = watched_setup  # type: ignore[method-assign]
+    trainer.fit()
+    assert said[:2] == ["setting up simclr-r18q-cifar10", "(set-up ran)"], said[:3]
+
+
 def test_the_log_names_the_devices_a_run_trained_on(tmp_path: Path, cifar_root: Path) -> None:
     from zoo.training.ship import trained_on
 
