@@ -127,6 +127,14 @@ def test_private_push_needs_the_token_to_read(hub: HubServer, folder: Path, monk
         zoo.hub.hf_download(REPO, "README.md")
 
 
+def test_private_push_to_an_existing_public_repo_is_refused(hub: HubServer, folder: Path) -> None:
+    # create_repo(exist_ok=True) leaves a repo's visibility as it is: the files went public.
+    first = push(folder, REPO)
+    with pytest.raises(PublishError, match="exists and is public"):
+        push(folder, REPO, private=True, commit_message="second")
+    assert not hub.repos[REPO].private and hub.head(REPO, "main") == first.commit
+
+
 def test_dry_run_lists_files_without_a_token_or_a_request(
     hub: HubServer, folder: Path, monkeypatch, capsys
 ) -> None:
@@ -139,6 +147,16 @@ def test_dry_run_lists_files_without_a_token_or_a_request(
         assert sha256(data) in line and f"{len(data):,}" in line, line
     assert "dry run" in out and "nothing was uploaded" in out
     assert writes(hub) == [] and REPO not in hub.repos
+
+
+def test_a_flagship_push_carries_its_progress_figure() -> None:
+    # The card of a flagship links its kNN-against-CPU-hours figure too; staging left it out,
+    # so check_card refused every push of the flagships, dry runs included.
+    name = "simclr-r18h-imagenette"
+    progress = registry.model_info(name).training.progress
+    result = push(name, "o/n", dry_run=True)
+    staged = {f.path for f in result.files}
+    assert {progress, progress.replace(".png", ".json"), f"curves/{name}.png"} <= staged
 
 
 def test_cli_push_prints_the_url_and_the_release_line(hub: HubServer, folder: Path, capsys) -> None:

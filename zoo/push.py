@@ -141,16 +141,21 @@ def stage(name_or_dir: str | os.PathLike, workdir: Path) -> Path:
         _verify(installed, w.sha256)
         shutil.copyfile(installed, folder / "model.safetensors")
     training = encoder.entry.training if encoder.entry is not None else None
-    if training is not None and training.curves:
-        stem = training.curves.rsplit(".", 1)[0]
-        sources = [MODEL_CARDS / training.curves] + [
-            MODEL_CARDS / f"{stem}.{x}.csv" for x in ("metrics", "knn")
-        ]
+    # The figures the card shows, each with the data it was drawn from: the training curves and,
+    # for a flagship, its long-run progress figure.
+    figures = {}
+    if training is not None:
+        figures = {training.curves: (".metrics.csv", ".knn.csv"), training.progress: (".json",)}
+    for figure, data_suffixes in figures.items():
+        if not figure:
+            continue
+        stem = figure.rsplit(".", 1)[0]
+        sources = [MODEL_CARDS / figure] + [MODEL_CARDS / f"{stem}{x}" for x in data_suffixes]
         if not sources[0].is_file():
             raise PublishError(
-                f"the card of {encoder.name} shows its training curves, {training.curves}, which are not at"
-                f" {sources[0]} (they ship in a checkout of zoo, under model_cards/); push from a checkout,"
-                " or export the folder yourself (zoo export), add the curves, and push the folder"
+                f"the card of {encoder.name} shows {figure}, which is not at {sources[0]} (the figures"
+                " ship in a checkout of zoo, under model_cards/); push from a checkout, or export the"
+                " folder yourself (zoo export), add the figures, and push the folder"
             )
         for src in sources:
             if src.is_file():
@@ -417,6 +422,14 @@ def _upload(
     try:
         # private=None keeps an existing repo's visibility and gives a new one the account's default.
         api.create_repo(repo_id, private=True if private else None, exist_ok=True)
+        if private:
+            step = "check the repo is private"
+            if not api.repo_info(repo_id).private:  # create_repo leaves an existing repo as it is
+                raise PublishError(
+                    f"{repo_id} exists and is public, and --private (private=True) was asked: make it"
+                    f" private on {endpoint}/{repo_id}/settings first, or push without --private;"
+                    " nothing was uploaded"
+                )
         if branch != "main":
             step = f"create branch {branch}"
             api.create_branch(repo_id, branch=branch, exist_ok=True)
@@ -427,6 +440,8 @@ def _upload(
             commit_message=commit_message,
             revision=branch,
         )
+    except PublishError:
+        raise
     except Exception as err:
         mapped = _publish_error(err, step, repo_id, branch, endpoint)
         if mapped is None:
