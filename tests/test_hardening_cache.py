@@ -251,6 +251,24 @@ def test_evaluation_features_follow_the_images_not_just_their_names(
     assert np.abs(fresh[0] - first[0]).max() > 0.1
 
 
+def test_evaluation_features_from_an_older_image_pipeline_are_computed_again(
+    default_encoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from zoo import images
+    from zoo.evaluate import features
+
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "home"))
+    files = list(SAMPLES[:2])
+    monkeypatch.setattr(images, "PIPELINE_VERSION", images.PIPELINE_VERSION - 1)
+    old = features(default_encoder, files, backend="torch")
+    monkeypatch.undo()
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "home"))
+    calls = []
+    monkeypatch.setattr(default_encoder, "embed", lambda *a, **k: calls.append(1) or old + 1)
+    np.testing.assert_array_equal(features(default_encoder, files, backend="torch"), old + 1)
+    assert calls == [1]
+
+
 @pytest.mark.parametrize("damage", ["garbage", "other-shape", "edited"])
 def test_a_damaged_array_cache_is_computed_again(tmp_path: Path, damage: str) -> None:
     import io

@@ -86,6 +86,10 @@ def test_record_keeps_the_number_its_command_and_weights(small_root: Path, table
         ([CIFAR, "--data", "{data}", "-k", "10"], "keeps kNN only as -k 20 --temperature 0.07"),
         ([CIFAR, "--data", "{data}", "--random-init"], "does not keep --random-init"),
         ([CIFAR, "--data", "{data}", "--backend", "onnx-int8"], "--backend onnx-int8 is not recorded"),
+        (
+            [CIFAR, "--data", "{data}", "--protocol", "finetune", "select_best=true", "eval_every_epochs=1"],
+            "eval_every_epochs, select_best would select on it",
+        ),
     ],
 )
 def test_record_refuses_what_the_table_cannot_hold(
@@ -152,6 +156,19 @@ def test_plan_picks_missing_and_stale_rows_and_skips_fresh_ones(data_root: Path)
     }
 
 
+def test_a_from_scratch_baseline_serves_only_entries_of_its_input_size(data_root: Path) -> None:
+    # swav-r18q-cifar10 reads 32 px; the 200-epoch MoCo flagship, the same network, reads 48 px.
+    # A fresh 48 px baseline used to stand for the 32 px one, whatever state that row was in.
+    entry, peer = zoo.model_info(CIFAR), zoo.model_info("moco-v2-r18q-cifar10.ep200")
+    assert (entry.arch, entry.dataset) == (peer.arch, peer.dataset)
+    assert (entry.preprocess.input_size, peer.preprocess.input_size) == (32, 48)
+    task = planned(entry, [], data_root)[(CIFAR, "cifar10-test", "scratch-finetune-1pct")]
+    command = task.command.replace(CIFAR, peer.name)
+    rows = [Result(peer.name, task.dataset, task.protocol, 37.06, "how", command, sha16(peer.name))]
+    assert (CIFAR, "cifar10-test", "scratch-finetune-1pct") in planned(entry, rows, data_root)
+    assert (peer.name, "cifar10-test", "scratch-finetune-1pct") not in planned(peer, rows, data_root)
+
+
 def test_measure_records_each_number_then_finds_nothing_left(small_root: Path, table: Path, capsys) -> None:
     base = [NETTE, "--protocols", "transfer", "--data-root", str(small_root), "--results", str(table)]
     assert measure.main([*base, "--dry-run"]) == 0
@@ -185,3 +202,16 @@ def test_a_bare_name_measures_its_default_tag_only() -> None:
     chosen = [e.name for e in measure.trained_entries(["moco-v2-r18q-cifar10"])]
     assert chosen == [zoo.model_info("moco-v2-r18q-cifar10").name]
     assert [e.name for e in measure.trained_entries(["moco-v2-r18q-cifar10.*"])] == tags
+
+
+def test_record_refuses_a_knn_whose_train_split_is_smaller_than_k(
+    small_root: Path, table: Path, capsys
+) -> None:
+    # 36 train images and -k 200: every image votes, which is not the table's knn-k200.
+    argv = ["eval", CIFAR, "--data", str(small_root / "cifar10"), "-k", "200", "--temperature", "0.1"]
+    assert main([*argv, "--backend", "torch", "--record"]) == 2
+    captured = capsys.readouterr()
+    shown = json.loads(captured.out)
+    assert shown["k"] == 36 and shown["protocol"].startswith("weighted kNN, k=36, T=0.1")
+    assert "(k=200 asked; the train split has 36 images)" in shown["protocol"]
+    assert "has 36 images, fewer than -k 200" in captured.err and not table.exists()

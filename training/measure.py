@@ -123,7 +123,7 @@ def plan(
     every = {e.name: e for e in map(zoo.model_info, zoo.list_models()) if e.training is not None}
     every.update((e.name, e) for e in entries)
     tasks: list[Task] = []
-    baselines: set[tuple[str, str, float]] = set()
+    baselines: set[tuple[str, int, str, float]] = set()
 
     def need(entry: ModelEntry, dataset: str, protocol: str, argv: tuple[str, ...]) -> None:
         task = Task(entry.name, dataset, protocol, argv, "")
@@ -145,7 +145,7 @@ def plan(
                     f"finetune-{_pct(fraction)}",
                     _finetune_argv(entry.name, data, fraction, scratch=False),
                 )
-                baselines.add((entry.arch, entry.dataset, fraction))
+                baselines.add((entry.arch, entry.preprocess.input_size, entry.dataset, fraction))
         if "transfer" in protocols:
             other, other_split = DATASETS[TRANSFER[entry.dataset]]
             where = shown_path(Path(data_root) / other)
@@ -157,13 +157,18 @@ def plan(
                 ("eval", entry.name, "--data", where, "-k", "20", "--temperature", "0.07"),
             )
             need(entry, target, "linear", ("eval", entry.name, "--data", where, "--protocol", "linear"))
-    # The from-scratch baseline depends on the architecture and the labels, not on any weights:
-    # one fresh row from any zoo-trained entry of that architecture serves all of them.
-    for arch, dataset, fraction in sorted(baselines):
+    # The from-scratch baseline depends on the architecture, its input size and the labels, not on
+    # any weights: one fresh row from any zoo-trained entry of that architecture and size serves
+    # all of them (the cards compare a fine-tune only with a baseline at its own size).
+    for arch, size, dataset, fraction in sorted(baselines):
         folder, split = DATASETS[dataset]
         home, data = f"{folder}-{split}", shown_path(Path(data_root) / folder)
         protocol = f"scratch-finetune-{_pct(fraction)}"
-        peers = sorted(n for n, e in every.items() if e.arch == arch and e.dataset == dataset)
+        peers = sorted(
+            n
+            for n, e in every.items()
+            if (e.arch, e.preprocess.input_size, e.dataset) == (arch, size, dataset)
+        )
         reasons = []
         for name in peers:
             argv = _finetune_argv(name, data, fraction, scratch=True)
@@ -173,7 +178,9 @@ def plan(
             if reason != "missing":
                 reasons.append(f"{name}: {reason}")
         else:
-            runner = next(e for e in entries if e.arch == arch and e.dataset == dataset)
+            runner = next(
+                e for e in entries if (e.arch, e.preprocess.input_size, e.dataset) == (arch, size, dataset)
+            )
             argv = _finetune_argv(runner.name, data, fraction, scratch=True)
             tasks.append(Task(runner.name, home, protocol, argv, "; ".join(reasons) or "missing"))
     return tasks

@@ -315,6 +315,11 @@ def _eval_command(args: argparse.Namespace) -> str:
 def _eval_record(args: argparse.Namespace, protocol: str, result: dict, how: str) -> None:
     from zoo.evaluate import record_eval, recorded_value
 
+    if result.get("k", args.k) != args.k:
+        raise ZooError(
+            f"--record: the {args.train_split} split has {result['train_images']} images, fewer than"
+            f" -k {args.k}, so this is not the table's {protocol}; nothing was recorded"
+        )
     path = record_eval(
         args.name,
         args.data,

@@ -85,9 +85,11 @@ def features(
     backend and file list (paths, sizes, modification times), verified before every use."""
     from zoo.derived import cached_array, files_key
     from zoo.hub import cache_dir
+    from zoo.images import PIPELINE_VERSION
 
     tag = "|".join(
-        [encoder.fingerprint(), repr(encoder.preprocess), backend]  # int8 and fp32 features differ
+        # int8 and fp32 features differ; so do the pixels of two versions of the image pipeline
+        [encoder.fingerprint(), repr(encoder.preprocess), backend, f"pipeline{PIPELINE_VERSION}"]
         + [str(Path(f).resolve()) for f in calibration or ()]
     )
     path = cache_dir() / "features" / f"{files_key(tag, files)}.npy"
@@ -126,10 +128,14 @@ def knn_eval(
     train = features(encoder, train_files, backend=backend, calibration=calib)
     test = features(encoder, test_files, backend=backend, calibration=calib)
     pred = knn_predict(train, train_labels, test, k=k, temperature=temperature, num_classes=len(classes))
+    used = min(k, len(train_files))  # knn_predict's: a train split smaller than k votes whole
+    lowered = f" (k={k} asked; the train split has {len(train_files)} images)" if used != k else ""
     return {
         "model": encoder.name,
         "data": str(root),
-        "protocol": f"weighted kNN, k={k}, T={temperature}, cosine; {train_split} -> {test_split}",
+        "protocol": f"weighted kNN, k={used}, T={temperature}, cosine; {train_split} -> {test_split}"
+        + lowered,
+        "k": used,
         "train_images": len(train_files),
         "test_images": len(test_files),
         "top1": round(100.0 * float((pred == test_labels).mean()), 2),
@@ -206,7 +212,9 @@ def kmeans(x: np.ndarray, k: int, *, iterations: int = 100, restarts: int = 3, s
         centres = data[torch.randint(len(data), (1,), generator=gen)]
         for _ in range(1, k):  # k-means++: far points are likelier next centres
             d2 = torch.cdist(data, centres).min(1).values.pow(2)
-            centres = torch.cat([centres, data[torch.multinomial(d2 / d2.sum(), 1, generator=gen)]])
+            # Every point on a centre already (fewer distinct points than k): any point will do.
+            weights = d2 if d2.sum() > 0 else torch.ones_like(d2)
+            centres = torch.cat([centres, data[torch.multinomial(weights / weights.sum(), 1, generator=gen)]])
         for _ in range(iterations):
             assign = torch.cdist(data, centres).argmin(1)
             new = torch.zeros_like(centres).index_add_(0, assign, data)

@@ -62,7 +62,7 @@ from zoo.classifier import (
     is_classifier_folder,
 )
 from zoo.encoder import Encoder
-from zoo.errors import ImageError
+from zoo.errors import ImageError, InvalidArgumentError
 from zoo.modes import eval_mode
 
 MODES = ("linear", "partial", "full")
@@ -936,6 +936,14 @@ def finetune_eval(
         )
     if label_fraction is None and labels_per_class is None:
         label_fraction = 0.01
+    # These would pick the epoch by its score on the test split, and the result would still be
+    # recorded as the protocol's (last epoch, never looked at before it).
+    peeking = sorted({"patience", "select_best", "eval_every_epochs"} & set(settings))
+    if peeking:
+        raise InvalidArgumentError(
+            f"the finetune protocol scores its last epoch on {test_split}/ and looks at it nowhere else;"
+            f" {', '.join(peeking)} would select on it. Use `zoo finetune` with a val/ split for that"
+        )
     protocol = dict(
         mode="full", patience=0, select_best=False, eval_every_epochs=0, encoder_lr_scale=1.0, layer_decay=1.0
     )

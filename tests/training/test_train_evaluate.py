@@ -74,6 +74,14 @@ def test_kmeans_recovers_separated_clusters() -> None:
         kmeans(x, 0)
 
 
+def test_kmeans_of_fewer_distinct_points_than_k_still_clusters() -> None:
+    # A dead encoder's features (all equal) at the end of a long run: k-means++ had no far point
+    # left to draw and divided 0 by 0.
+    assert kmeans(np.zeros((10, 4)), 3).tolist() == [0] * 10
+    two = np.repeat(np.eye(4)[:2], 5, axis=0)  # two distinct points, k=3
+    assert nmi(np.repeat([0, 1], 5), kmeans(two, 3)) == pytest.approx(1.0)
+
+
 def test_linear_probe_separates_linearly_separable_classes() -> None:
     x, labels = _blobs(40, 3, spread=0.5)
     res = linear_probe(x[::2], labels[::2], x[1::2], labels[1::2], num_classes=3, epochs=30)
