@@ -154,6 +154,20 @@ def test_early_stopping_keeps_the_best_epoch(tiny: Path, tmp_path: Path) -> None
     assert "epoch 1 of 2" in (tmp_path / "ft" / "README.md").read_text()
 
 
+def test_an_encoder_export_does_not_overwrite_a_classifier_folder(run, tmp_path: Path) -> None:
+    # zoo.load reads the fine-tuned encoder of the folder, with the folder's own name: an export
+    # back into it was taken for "an export of the same model" and dropped the head and classes.
+    from zoo.errors import ExportError
+    from zoo.export import export
+
+    folder = Path(shutil.copytree(run.folder, tmp_path / "ft"))
+    before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+    with pytest.raises(ExportError, match="holds a fine-tuned classifier"):
+        export(zoo.load(folder), folder, onnx=False)
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} == before
+    assert zoo.create_classifier(folder).classes == list(CLASSES)
+
+
 def test_a_fine_tuned_folder_is_fine_tuned_further(run, tiny: Path, cifar: Path, tmp_path: Path) -> None:
     # New data whose val split lacks a class: that class has no val accuracy, not 0%.
     data = tmp_path / "d"

@@ -116,6 +116,16 @@ def check_export_target(directory: str | os.PathLike, entry: ModelEntry, *, over
         raise output_error(e, directory) from None
     if not present:
         return directory
+    from zoo.classifier import is_classifier_folder
+
+    if is_classifier_folder(directory):
+        # Its config.json has the encoder's name, but also the head and the class names an
+        # encoder export would drop, and its model.onnx gives logits.
+        raise ExportError(
+            f"{directory} holds a fine-tuned classifier (encoder + head + class names); an encoder"
+            " export there would drop its head. Choose a new or empty folder, or pass --overwrite"
+            " (overwrite=True) to replace it"
+        )
     try:
         found = entry_from_config(read_config(directory), str(directory / CONFIG_NAME))
         same = (found.name, found.arch) == (entry.name, entry.arch)
