@@ -18,10 +18,20 @@ import torch
 from torch import nn
 from zoo.training import distributed as D
 from zoo.training.losses import BarlowTwinsLoss, InfoNCELoss, NTXentLoss, VICRegLoss
+from zoo.training.losses.pseudo_label import PseudoLabelLoss
 from zoo.training.methods import get_method
 
 GLOBAL_BATCH = 16
-CASES = ("simclr", "barlow_twins", "vicreg", "moco_v3_infonce", "swav_queue", "simclr_v2_memory")
+CASES = (
+    "simclr",
+    "barlow_twins",
+    "vicreg",
+    "moco_v3_infonce",
+    "swav_queue",
+    "simclr_v2_memory",
+    "iic",
+    "deepcluster_balanced",
+)
 
 
 def tiny_backbone() -> nn.Module:
@@ -48,6 +58,23 @@ class PairLoss(nn.Module):
         return {"loss": self.loss(z0, z1, *extra)}
 
 
+class BalancedPseudoLabels(nn.Module):
+    """DeepCluster's class-balanced cross-entropy on fixed pseudo-labels of the global batch:
+    rank 0's half holds a singleton cluster's image, so the two halves weigh differently."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Linear(3 * 8 * 8, 4)
+        self.loss = PseudoLabelLoss(balanced=True)
+        self.labels = torch.tensor([3] + [0] * 11 + [1] * 4)
+        self.counts = torch.bincount(self.labels, minlength=4)
+
+    def forward(self, views: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        n = len(views[0])
+        labels = self.labels[D.rank() * n : (D.rank() + 1) * n]
+        return {"loss": self.loss(self.embed(views[0].flatten(1)), labels, self.counts)}
+
+
 def swav_with_a_full_queue() -> nn.Module:
     """SwAV whose Sinkhorn batch joins a full queue of 24 embeddings; a linear projector (no
     BatchNorm, whose per-rank statistics would differ from the global ones)."""
@@ -69,6 +96,11 @@ def build(case: str) -> nn.Module:
         return cls(tiny_backbone(), 8, config)
     if case == "swav_queue":
         return swav_with_a_full_queue()
+    if case == "deepcluster_balanced":
+        return BalancedPseudoLabels()
+    if case == "iic":  # the mutual information of the global batch's joint distribution
+        cls = get_method("iic")
+        return cls(tiny_backbone(), 8, cls.Config(num_clusters=3, overcluster=5, num_subheads=2))
     if case == "simclr_v2_memory":
         return PairLoss(NTXentLoss(0.2, gather_distributed=True), memory=20)
     losses = {

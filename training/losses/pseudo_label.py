@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from zoo.training.distributed import all_reduce_mean
 from zoo.training.precision import full_precision
 
 
@@ -46,4 +47,8 @@ class PseudoLabelLoss(nn.Module):
         if counts is None or counts.shape != logits.shape[1:]:
             raise ValueError("balanced pseudo-label loss needs the (K,) cluster sizes")
         weights = 1.0 / counts.float().clamp(min=1)[labels]
-        return (weights * per_sample).sum() / weights.sum()
+        # Normalised by the global batch's weight (the mean over ranks of each rank's sum, as DDP
+        # averages the gradients): a rank's own sum would let one rare cluster's sample carry most
+        # of its rank's loss, and the result would depend on how samples fall across ranks.
+        total = all_reduce_mean(weights.sum().detach().clone())
+        return (weights * per_sample).sum() / total

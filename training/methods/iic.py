@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 from torch import nn
+from zoo.training.distributed import gather_with_grad
 from zoo.training.losses.iic import IICLoss
 from zoo.training.methods.base import Method, MethodConfig, TaskEvaluation, forward_crops, register_method
 from zoo.training.precision import full_precision
@@ -118,8 +119,14 @@ class IIC(Method):
     def _head_losses(self, heads: nn.ModuleList, h0: torch.Tensor, h1: torch.Tensor) -> list[torch.Tensor]:
         # The heads too run in fp32, not just the loss: under bf16 autocast a linear head's
         # logits keep 8 mantissa bits, and near the uniform start (where IIC's gradient is
-        # small) the difference between two clusters' logits is of that order.
-        return [self.loss(torch.softmax(head(h0), 1), torch.softmax(head(h1), 1)) for head in heads]
+        # small) the difference between two clusters' logits is of that order. The joint
+        # distribution is the global batch's (gathered with gradients, as SimCLR's negatives):
+        # one rank's share of a 70-cluster head would estimate its marginals from a few rows.
+        losses = []
+        for head in heads:
+            p0, p1 = (gather_with_grad(torch.softmax(head(h), 1)) for h in (h0, h1))
+            losses.append(self.loss(p0, p1))
+        return losses
 
     def training_step(self, views: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         if len(views) != 2:
