@@ -11,6 +11,8 @@ same full set of predictions, so no collective is needed.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -21,23 +23,22 @@ def equipartition_labels(
     """Hard labels (N,) for the predictions ``logits`` (N, K) under the equipartition
     constraint. ``lam``: the inverse regularisation (P raised to ``lam``; their code: 25).
     Iterates as their ``optimize_L_sk``: r = 1/K / (P^lam c), c = 1/N / (r P^lam), until
-    ``sum |c_old / c - 1| < tolerance``."""
+    ``sum |c_old / c - 1| < tolerance``, in log space: with lam = 25 a cluster whose
+    probability is ~e^-30 below every image's top one underflows to 0 in P^lam, and the
+    linear iteration's NaNs then sent every image to cluster 0."""
     if logits.ndim != 2 or logits.shape[1] < 2:
         raise ValueError(f"expected logits (N, K >= 2), got {tuple(logits.shape)}")
     if lam <= 0:
         raise ValueError(f"lam must be positive, got {lam}")
     n, k = logits.shape
-    # P^lam in log space, shifted per row (the shift is absorbed by c).
-    log_p = torch.log_softmax(logits.double(), dim=1) * lam
-    p = torch.exp(log_p - log_p.max(1, keepdim=True).values).T  # (K, N)
-    r = torch.full((k,), 1.0 / k, dtype=torch.float64)
-    c = torch.full((n,), 1.0 / n, dtype=torch.float64)
+    log_p = (torch.log_softmax(logits.double(), dim=1) * lam).T  # log P^lam, (K, N)
+    log_r = torch.full((k,), -math.log(k), dtype=torch.float64)
+    log_c = torch.full((n,), -math.log(n), dtype=torch.float64)
     for _ in range(max_iterations):
-        r = (1.0 / k) / (p @ c)
-        c_new = (1.0 / n) / (r @ p)
-        err = torch.nansum(torch.abs(c / c_new - 1))
-        c = c_new
+        log_r = -math.log(k) - torch.logsumexp(log_p + log_c, dim=1)
+        log_c_new = -math.log(n) - torch.logsumexp(log_p + log_r.unsqueeze(1), dim=0)
+        err = torch.sum(torch.abs(torch.exp(log_c - log_c_new) - 1))
+        log_c = log_c_new
         if err < tolerance:
             break
-    q = p * c.unsqueeze(0) * r.unsqueeze(1)  # (K, N)
-    return q.argmax(0)
+    return (log_p + log_c + log_r.unsqueeze(1)).argmax(0)

@@ -45,6 +45,32 @@ def test_equipartition_balances_a_large_skewed_set() -> None:
     assert counts.min() >= 180 and counts.max() <= 220, counts
 
 
+def test_equipartition_survives_a_cluster_far_below_every_image() -> None:
+    # Cluster 1 sits 39-40 nats below cluster 0 for every image: P^25 underflowed to 0 there, the
+    # linear iteration's NaNs passed its tolerance check, and every image went to cluster 0.
+    logits = torch.stack([torch.zeros(8), -40 + torch.linspace(0, 1, 8)], 1)
+    labels = equipartition_labels(logits)
+    assert labels.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]  # the images that dislike cluster 1 least
+
+
+def test_the_labelling_pass_computes_the_heads_in_fp32() -> None:
+    from zoo.training.methods.sela import _Heads
+
+    method = build("sela", **{k: v for k, v in SELA.items() if k != "name"})
+    heads = _Heads(method.backbone, method.heads).eval()
+    x = torch.randn(4, 3, 16, 16)
+    with torch.no_grad():
+        reference = torch.cat([head(method.backbone(x)) for head in method.heads], 1)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            backbone_bf16 = method.backbone(x)
+            got = heads(x)
+    # The backbone's output keeps bf16 (a speed choice); the heads add no rounding of their own.
+    expected = torch.cat([head(backbone_bf16.float()) for head in method.heads], 1)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
+    assert (got - reference).abs().max() < 0.05
+
+
 def test_labels_follow_the_schedule_and_train_every_head() -> None:
     method = build("sela", num_clusters=4, num_heads=3, label_update_every=3)
     assert [e for e in range(8) if method.epoch_pass_due(e)] == [0, 3, 6]

@@ -22,6 +22,7 @@ from torch import nn
 from zoo.training.augment import ViewSpec
 from zoo.training.losses.pseudo_label import PseudoLabelLoss
 from zoo.training.methods.base import DataInfo, Method, MethodConfig, MethodInputError, Needs, register_method
+from zoo.training.precision import full_precision
 from zoo.training.self_label import equipartition_labels
 
 
@@ -44,8 +45,14 @@ class _Heads(nn.Module):
         self.backbone, self.heads = backbone, heads
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.backbone(x)
-        return torch.cat([head(h).float() for head in self.heads], 1)
+        return torch.cat(head_logits(self.heads, self.backbone(x)), 1)
+
+
+@full_precision
+def head_logits(heads: nn.ModuleList, h: torch.Tensor) -> list[torch.Tensor]:
+    """Every head's logits, in fp32: the labelling raises P to lam = 25, so a bf16 logit's
+    rounding (0.06 for logits in [8, 16)) would move log P^lam by ~1.6 and flip labels."""
+    return [head(h) for head in heads]
 
 
 @register_method
@@ -90,6 +97,6 @@ class SeLa(Method):
             self.labels[h] = equipartition_labels(logits, lam=self.config.lam).to(self.labels.device)
 
     def training_step(self, views: list[torch.Tensor], indices: torch.Tensor) -> dict[str, torch.Tensor]:
-        h = self.backbone(views[0])
-        losses = [self.loss(head(h), self.labels[i][indices]) for i, head in enumerate(self.heads)]
+        logits = head_logits(self.heads, self.backbone(views[0]))
+        losses = [self.loss(x, self.labels[i][indices]) for i, x in enumerate(logits)]
         return {"loss": sum(losses) / len(losses)}
