@@ -135,6 +135,15 @@ def test_private_push_to_an_existing_public_repo_is_refused(hub: HubServer, fold
     assert not hub.repos[REPO].private and hub.head(REPO, "main") == first.commit
 
 
+def test_a_push_removes_what_earlier_pushes_left(hub: HubServer, folder: Path, copy: Path) -> None:
+    (copy / "curves" / "old-figure.png").write_bytes(b"an earlier card's figure")
+    push(copy, REPO)
+    assert "curves/old-figure.png" in hub.files(REPO)
+    result = push(folder, REPO, commit_message="second")
+    assert result.deleted == ("curves/old-figure.png",)
+    assert set(hub.files(REPO)) - {".gitattributes"} == {f.path for f in result.files}
+
+
 def test_dry_run_lists_files_without_a_token_or_a_request(
     hub: HubServer, folder: Path, monkeypatch, capsys
 ) -> None:

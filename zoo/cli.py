@@ -165,6 +165,8 @@ def _cmd_push(args: argparse.Namespace) -> None:
         print("nothing was uploaded")
         return
     print(f"pushed {len(result.files)} files ({total:,} bytes) in commit {result.commit}")
+    if result.deleted:
+        print(f"removed {len(result.deleted)} files of earlier pushes: {', '.join(result.deleted)}")
     print(result.url)
     weights = result.file("model.safetensors")
     print(

@@ -71,6 +71,9 @@ class PushResult:
     commit: str | None = None  # the Hub commit sha; None for a dry run
     onnx_max_abs_diff: float | None = None
     dry_run: bool = False
+    #: Files of earlier pushes on the branch that this folder does not have, removed in the
+    #: same commit (empty for a dry run, which asks the Hub nothing).
+    deleted: tuple[str, ...] = ()
 
     def file(self, path: str) -> PushFile:
         return next(f for f in self.files if f.path == path)
@@ -376,8 +379,9 @@ def push(
                 repo_id, branch, _url(_endpoint(), repo_id, branch), tuple(files), None, diff, True
             )
         message = commit_message or f"Upload {Path(name_or_dir).name} with zoo"
-        commit, endpoint = _upload(folder, files, repo_id, branch, private, message, token)
-    return PushResult(repo_id, branch, _url(endpoint, repo_id, branch), tuple(files), commit, diff)
+        commit, endpoint, deleted = _upload(folder, files, repo_id, branch, private, message, token)
+    url = _url(endpoint, repo_id, branch)
+    return PushResult(repo_id, branch, url, tuple(files), commit, diff, deleted=deleted)
 
 
 def _endpoint() -> str:
@@ -402,9 +406,9 @@ def _upload(
     private: bool,
     commit_message: str,
     token: str | None,
-) -> tuple[str, str]:
+) -> tuple[str, str, tuple[str, ...]]:
     try:
-        from huggingface_hub import CommitOperationAdd, HfApi, get_token
+        from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, get_token
     except ImportError:
         raise PublishError("pushing needs the huggingface_hub package: pip install 'zoo-ssl[hub]'") from None
     token = token or get_token()
@@ -433,6 +437,13 @@ def _upload(
         if branch != "main":
             step = f"create branch {branch}"
             api.create_branch(repo_id, branch=branch, exist_ok=True)
+        # The branch ends up holding this folder and nothing else: curves, an int8 graph or
+        # a card figure that earlier pushes left and this folder no longer has would sit beside
+        # the new weights. (.gitattributes is the Hub's own.)
+        step = "list the files there"
+        present = {s.rfilename for s in api.model_info(repo_id, revision=branch).siblings or ()}
+        deleted = tuple(sorted(present - {f.path for f in files} - {".gitattributes"}))
+        operations += [CommitOperationDelete(path_in_repo=path) for path in deleted]
         step = "upload and commit"
         info = api.create_commit(
             repo_id,
@@ -447,7 +458,7 @@ def _upload(
         if mapped is None:
             raise
         raise mapped from err
-    return str(info.oid), endpoint
+    return str(info.oid), endpoint, deleted
 
 
 def _publish_error(
