@@ -3,6 +3,7 @@ real CIFAR-10 and Imagenette images (a few per class), into a temporary table ($
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from pathlib import Path
@@ -215,3 +216,19 @@ def test_record_refuses_a_knn_whose_train_split_is_smaller_than_k(
     assert shown["k"] == 36 and shown["protocol"].startswith("weighted kNN, k=36, T=0.1")
     assert "(k=200 asked; the train split has 36 images)" in shown["protocol"]
     assert "has 36 images, fewer than -k 200" in captured.err and not table.exists()
+
+
+def test_the_sweep_runs_its_relative_data_paths_from_the_checkout(
+    data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The planned commands say ../shared/data/cifar10, relative to the checkout: started from
+    # another folder, the sweep evaluated whatever sat at that path from there.
+    import zoo.cli
+
+    (task,) = [t for t in planned(zoo.model_info(CIFAR), [], data_root).values() if t.protocol == "linear"]
+    assert task.argv[3].startswith("..")  # relative, as the table shows it
+    seen: list[Path] = []
+    monkeypatch.setattr(zoo.cli, "main", lambda argv: seen.append(Path(argv[3]).resolve()) or 0)
+    monkeypatch.chdir(tmp_path)
+    measure.run([task], out=io.StringIO())
+    assert seen == [(data_root / "imagenette").resolve()]

@@ -23,6 +23,7 @@ interruption loses at most the one running. ``--dry-run`` prints the plan and ru
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fnmatch
 import os
 import shlex
@@ -191,10 +192,14 @@ def run(tasks: Sequence[Task], *, out: TextIO | None = None) -> None:
     from zoo.cli import main
 
     out = out or sys.stdout
+    # The tasks' data paths are the table's, relative to the checkout (shown_path): run them there,
+    # wherever the sweep was started from.
+    checkout = Path(zoo.__file__).resolve().parent.parent
     for i, task in enumerate(tasks, 1):
         print(f"[{i}/{len(tasks)}] {task.command}", file=out, flush=True)
         start = time.perf_counter()
-        code = main([*task.argv, "--record"])
+        with contextlib.chdir(checkout):
+            code = main([*task.argv, "--record"])
         minutes = (time.perf_counter() - start) / 60
         if code:
             raise SystemExit(
