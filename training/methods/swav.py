@@ -56,6 +56,10 @@ class SwAV(Method):
     def training_step(self, views: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         if len(views) < 2:
             raise ValueError(f"SwAV takes 2 global (+ local) views, got {len(views)}")
+        # Each crop is projected on its own, so the head's BatchNorm normalises every crop with
+        # its own batch statistics; the authors' code projects all crops' features in one call
+        # (one BN batch over global and local crops). A known difference; the shipped SwAV
+        # encoders were trained this way.
         embeddings = [
             nn.functional.normalize(self.projection(h), dim=1) for h in forward_crops(self.backbone, views)
         ]
