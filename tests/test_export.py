@@ -82,3 +82,28 @@ def test_no_check_images_is_refused_before_anything_is_written(default_encoder, 
     with pytest.raises(zoo.ExportError, match="check_images is empty"):
         zoo.export(default_encoder, exported, check_images=[], overwrite=True)
     assert {p.name: p.read_bytes() for p in exported.iterdir()} == before
+
+
+def test_a_registry_encoder_exports_its_pinned_file_and_its_card_states_that_files_hash(
+    tmp_path: Path,
+) -> None:
+    # A re-save (fp16 tensors back as fp32, another header) hashed differently from the sha256
+    # the card states, so zoo.load(folder, sha256=<the card's>) refused the folder's own file.
+    import hashlib
+
+    from zoo.export import export
+
+    name = "simclr-r18q-cifar10"
+    sha = zoo.model_info(name).weights.sha256
+    folder = export(zoo.load(name), tmp_path / "out", onnx=False).folder
+    assert hashlib.sha256((folder / WEIGHTS_NAME).read_bytes()).hexdigest() == sha
+    assert sha in (folder / "README.md").read_text()
+    assert zoo.load(folder, sha256=sha).name == name
+    # Weights changed after loading are saved as they are, not replaced by the pinned file.
+    changed = zoo.load(name)
+    with torch.no_grad():
+        next(changed.backbone.parameters()).add_(0.5)
+    other = export(changed, tmp_path / "changed", onnx=False).folder
+    assert hashlib.sha256((other / WEIGHTS_NAME).read_bytes()).hexdigest() != sha
+    reloaded = zoo.load(other).backbone.state_dict()
+    assert all(torch.equal(v, reloaded[k]) for k, v in changed.backbone.state_dict().items())

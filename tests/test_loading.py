@@ -78,6 +78,28 @@ def test_folder_round_trip_is_exact(default_encoder, tmp_path: Path) -> None:
     assert zoo.load(lone).entry == default_encoder.entry
 
 
+def test_a_folders_weights_file_loads_as_the_folder(tmp_path: Path) -> None:
+    # The .ep8 release predates its tag: its embedded record names the bare default, which is now
+    # the 200-epoch model. In a folder with its config.json, the file and the folder agree.
+    import json
+    import shutil
+
+    from zoo.folder import zoo_config
+    from zoo.loading import _package_file
+
+    name = "moco-v2-r18q-cifar10.ep8"
+    entry = zoo.model_info(name)
+    folder = tmp_path / "release"
+    folder.mkdir()
+    shutil.copyfile(_package_file(entry.weights.file), folder / WEIGHTS_NAME)
+    (folder / "config.json").write_text(json.dumps(zoo_config(entry)))
+    assert zoo.load(folder).name == zoo.load(folder / WEIGHTS_NAME).name == name
+    # Alone, the file still describes itself (by the record it carries).
+    lone = tmp_path / "lone.safetensors"
+    shutil.copyfile(folder / WEIGHTS_NAME, lone)
+    assert zoo.load(lone).arch == entry.arch
+
+
 def test_timm_loads_an_exported_folder(default_encoder, tmp_path: Path) -> None:
     timm = pytest.importorskip("timm")
     folder = zoo.save_folder(default_encoder, tmp_path / "enc")

@@ -15,19 +15,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from zoo import images as _images
 from zoo.cards import render_card, render_plain_card
 from zoo.encoder import Encoder
-from zoo.errors import ExportError, WeightsError
+from zoo.errors import ChecksumError, ExportError, WeightsError
 from zoo.folder import (
     CARD_NAME,
     CONFIG_NAME,
     ONNX_NAME,
     WEIGHTS_NAME,
+    atomic_write_bytes,
     atomic_write_text,
     entry_from_config,
     read_config,
+    read_safetensors,
     save_safetensors,
     zoo_config,
 )
@@ -77,10 +80,39 @@ def folder_entry(encoder: Encoder) -> ModelEntry:
     )
 
 
+def pinned_file(encoder: Encoder) -> Path | None:
+    """The installed file that the registry pins for ``encoder``, when the encoder's weights are
+    exactly that file's (not fine-tuned since loading); else None.
+
+    A folder then carries that very file rather than a re-save, whose bytes (and sha256, the one
+    its card states) would differ: fp16 tensors come back as fp32, and the header record differs."""
+    w = encoder.entry.weights if encoder.entry is not None else None
+    if w is None or not w.file or w.format != "zoo" or not w.sha256:
+        return None
+    from zoo.loading import _package_file, _verify
+    from zoo.registry import is_registered
+
+    if not is_registered(encoder.entry.name):
+        return None
+    try:
+        installed = _package_file(w.file)
+        _verify(installed, w.sha256)
+        tensors, _ = read_safetensors(installed)
+    except (WeightsError, ChecksumError):  # a missing or damaged install is re-saved, not copied
+        return None
+    state = encoder.backbone.state_dict()
+    if state.keys() != tensors.keys():
+        return None
+    same = all(torch.equal(t.to(state[k].dtype), state[k].detach().cpu()) for k, t in tensors.items())
+    return installed if same else None
+
+
 def save_folder(encoder: Encoder, directory: str | os.PathLike, *, card: bool = True) -> Path:
     """Write ``config.json``, ``model.safetensors`` and (``card=True``) ``README.md``.
 
-    Each file is written atomically; an existing folder is updated in place.
+    Each file is written atomically; an existing folder is updated in place. A registry
+    encoder whose weights are still those of its installed file gets that file byte for byte
+    (:func:`pinned_file`), so the sha256 its card states is the file's.
     """
     directory = Path(directory)
     try:
@@ -88,7 +120,11 @@ def save_folder(encoder: Encoder, directory: str | os.PathLike, *, card: bool = 
     except OSError as e:
         raise output_error(e, directory) from None
     entry = folder_entry(encoder)
-    save_safetensors(encoder.backbone.state_dict(), directory / WEIGHTS_NAME, entry)
+    pinned = pinned_file(encoder)
+    if pinned is not None:
+        atomic_write_bytes(directory / WEIGHTS_NAME, pinned.read_bytes())
+    else:
+        save_safetensors(encoder.backbone.state_dict(), directory / WEIGHTS_NAME, entry)
     atomic_write_text(directory / CONFIG_NAME, json.dumps(zoo_config(entry), indent=2) + "\n")
     if card:
         text = render_card(entry) if encoder.entry is not None else render_plain_card(encoder.arch)

@@ -137,7 +137,16 @@ def _load_path(path: Path, *, sha256: str | None, arch: str | None) -> Encoder:
         _verify(path, sha256)
     if path.suffix == ".safetensors":
         tensors, metadata = read_safetensors(path)
-        entry = entry_from_safetensors_metadata(metadata, str(path))
+        entry = None
+        if path.name == WEIGHTS_NAME and (path.parent / CONFIG_NAME).is_file():
+            # A zoo folder's weights file: its config.json speaks for it, as for zoo.load(folder).
+            # The record a released file embeds is its own at the time it was saved, and a file
+            # later kept under a tag (moco-v2-r18q-cifar10.ep8) still names its old default.
+            try:
+                entry = entry_from_config(read_config(path.parent), str(path.parent / CONFIG_NAME))
+            except WeightsError:
+                entry = None  # not a zoo config (a timm folder): the file's own record, if any
+        entry = entry or entry_from_safetensors_metadata(metadata, str(path))
         if entry is None and (path.parent / CONFIG_NAME).is_file():
             entry = entry_from_config(read_config(path.parent), str(path.parent / CONFIG_NAME))
         if entry is None and arch is None:

@@ -132,17 +132,15 @@ def stage(name_or_dir: str | os.PathLike, workdir: Path) -> Path:
     from zoo.registry import is_registered
 
     encoder = zoo.load(os.fspath(name_or_dir), progress=False)
-    folder = export(encoder, workdir / "folder").folder
+    # The export carries the very file the registry pins (zoo.export.pinned_file), not a re-save:
+    # the release and the installed copy are then one file, which Weights(file=..., hf_hub_id=...,
+    # hf_revision=..., sha256=...) verifies wherever it comes from.
     w = encoder.entry.weights if encoder.entry is not None else None
     if w is not None and w.file and w.format == "zoo" and is_registered(os.fspath(name_or_dir)):
-        # Publish the very file the registry pins rather than a re-save of it: the release and the
-        # installed copy are then one file, which Weights(file=..., hf_hub_id=..., hf_revision=...,
-        # sha256=...) verifies wherever it comes from (and a dry run lists the sha256 a push uploads).
         from zoo.loading import _package_file, _verify
 
-        installed = _package_file(w.file)
-        _verify(installed, w.sha256)
-        shutil.copyfile(installed, folder / "model.safetensors")
+        _verify(_package_file(w.file), w.sha256)  # a damaged install is not published
+    folder = export(encoder, workdir / "folder").folder
     training = encoder.entry.training if encoder.entry is not None else None
     # The figures the card shows, each with the data it was drawn from: the training curves and,
     # for a flagship, its long-run progress figure.
