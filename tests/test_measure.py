@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -225,8 +226,10 @@ def test_the_sweep_runs_its_relative_data_paths_from_the_checkout(
     # another folder, the sweep evaluated whatever sat at that path from there.
     import zoo.cli
 
-    (task,) = [t for t in planned(zoo.model_info(CIFAR), [], data_root).values() if t.protocol == "linear"]
-    assert task.argv[3].startswith("..")  # relative, as the table shows it
+    checkout = Path(zoo.__file__).resolve().parent.parent
+    relative = os.path.relpath((data_root / "imagenette").resolve(), checkout)
+    argv = ("eval", CIFAR, "--data", relative, "--protocol", "linear")
+    task = measure.Task(CIFAR, "imagenette-val", "linear", argv, "missing")
     seen: list[Path] = []
     monkeypatch.setattr(zoo.cli, "main", lambda argv: seen.append(Path(argv[3]).resolve()) or 0)
     monkeypatch.chdir(tmp_path)
