@@ -111,6 +111,11 @@ def _why(row: Result | None, entry: ModelEntry, command: str) -> str | None:
     return None
 
 
+def _baseline_key(entry: ModelEntry) -> tuple[str, int, str]:
+    """What a from-scratch baseline depends on: architecture, input size and dataset."""
+    return entry.arch, entry.preprocess.input_size, entry.dataset
+
+
 def plan(
     entries: Iterable[ModelEntry],
     rows: Iterable[Result],
@@ -124,7 +129,7 @@ def plan(
     every = {e.name: e for e in map(zoo.model_info, zoo.list_models()) if e.training is not None}
     every.update((e.name, e) for e in entries)
     tasks: list[Task] = []
-    baselines: set[tuple[str, int, str, float]] = set()
+    baselines: set[tuple[tuple[str, int, str], float]] = set()
 
     def need(entry: ModelEntry, dataset: str, protocol: str, argv: tuple[str, ...]) -> None:
         task = Task(entry.name, dataset, protocol, argv, "")
@@ -146,7 +151,7 @@ def plan(
                     f"finetune-{_pct(fraction)}",
                     _finetune_argv(entry.name, data, fraction, scratch=False),
                 )
-                baselines.add((entry.arch, entry.preprocess.input_size, entry.dataset, fraction))
+                baselines.add((_baseline_key(entry), fraction))
         if "transfer" in protocols:
             other, other_split = DATASETS[TRANSFER[entry.dataset]]
             where = shown_path(Path(data_root) / other)
@@ -161,15 +166,11 @@ def plan(
     # The from-scratch baseline depends on the architecture, its input size and the labels, not on
     # any weights: one fresh row from any zoo-trained entry of that architecture and size serves
     # all of them (the cards compare a fine-tune only with a baseline at its own size).
-    for arch, size, dataset, fraction in sorted(baselines):
-        folder, split = DATASETS[dataset]
+    for key, fraction in sorted(baselines):
+        folder, split = DATASETS[key[-1]]  # (arch, input size, dataset)
         home, data = f"{folder}-{split}", shown_path(Path(data_root) / folder)
         protocol = f"scratch-finetune-{_pct(fraction)}"
-        peers = sorted(
-            n
-            for n, e in every.items()
-            if (e.arch, e.preprocess.input_size, e.dataset) == (arch, size, dataset)
-        )
+        peers = sorted(n for n, e in every.items() if _baseline_key(e) == key)
         reasons = []
         for name in peers:
             argv = _finetune_argv(name, data, fraction, scratch=True)
@@ -179,9 +180,7 @@ def plan(
             if reason != "missing":
                 reasons.append(f"{name}: {reason}")
         else:
-            runner = next(
-                e for e in entries if (e.arch, e.preprocess.input_size, e.dataset) == (arch, size, dataset)
-            )
+            runner = next(e for e in entries if _baseline_key(e) == key)
             argv = _finetune_argv(runner.name, data, fraction, scratch=True)
             tasks.append(Task(runner.name, home, protocol, argv, "; ".join(reasons) or "missing"))
     return tasks
