@@ -88,6 +88,7 @@ def test_record_keeps_the_number_its_command_and_weights(small_root: Path, table
         ([CIFAR, "--data", "{data}", "-k", "10"], "keeps kNN only as -k 20 --temperature 0.07"),
         ([CIFAR, "--data", "{data}", "--random-init"], "does not keep --random-init"),
         ([CIFAR, "--data", "{data}", "--backend", "onnx-int8"], "--backend onnx-int8 is not recorded"),
+        ([CIFAR, "--data", "{data}", "--limit-per-class", "2"], "keeps full-split numbers"),
         (
             [CIFAR, "--data", "{data}", "--protocol", "finetune", "select_best=true", "eval_every_epochs=1"],
             "eval_every_epochs, select_best would select on it",
@@ -102,6 +103,22 @@ def test_record_refuses_what_the_table_cannot_hold(
     captured = capsys.readouterr()
     assert captured.err.startswith("zoo: error: ") and message in captured.err
     assert captured.err.count("\n") == 1 and captured.out == "" and not table.exists()
+
+
+def test_limit_per_class_scores_a_subset_and_refuses_what_it_cannot_do(
+    small_root: Path, capsys
+) -> None:
+    data = str(small_root / "cifar10")
+    assert main(["eval", CIFAR, "--data", data, "--limit-per-class", "2", "-k", "3"]) == 0
+    limited = json.loads(capsys.readouterr().out)
+    assert (limited["train_images"], limited["test_images"]) == (6, 6)  # 3 classes
+    for argv, message in (
+        (["--limit-per-class", "-1"], "--limit-per-class must be 0 (every image) or more, got -1"),
+        (["--limit-per-class", "2", "--protocol", "finetune"], "finetune takes --labels-per-class"),
+    ):
+        assert main(["eval", CIFAR, "--data", data, *argv]) == 2
+        captured = capsys.readouterr()
+        assert captured.err.startswith("zoo: error: ") and message in captured.err
 
 
 def planned(entry: zoo.ModelEntry, rows: list[Result], root: Path, protocols=measure.PROTOCOLS) -> dict:

@@ -73,10 +73,7 @@ def load_split(
         ImageError: the folder is missing, has no class folders, or a class folder holds
             no images (the message names it).
     """
-    files, labels, classes = image_folder(root)
-    if limit_per_class:
-        keep = np.concatenate([np.flatnonzero(labels == c)[:limit_per_class] for c in range(len(classes))])
-        files, labels = [files[i] for i in keep], labels[keep]
+    files, labels, classes = image_folder(root, limit_per_class=limit_per_class)
     if not in_memory:
         return LazyImages(files, image_size), torch.from_numpy(labels), classes
     images = decode_files(files, image_size, cache=cache)

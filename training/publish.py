@@ -66,9 +66,12 @@ def final_evaluation(trainer: Trainer, backbone: torch.nn.Module | None = None) 
     export_dir = trainer.out_dir / "export"
     test_split = r.data.test_split or ("val" if (Path(r.data.path) / "val").is_dir() else "test")
 
+    # The same images: a recipe that trained on a per-class subset also scored on one.
+    subset = f" --limit-per-class {r.data.limit_per_class}" if r.data.limit_per_class else ""
+
     def reproduce(flags: str) -> str:
         # The same number from the exported folder (fp32 features, same images).
-        return f"zoo eval {export_dir} --data {r.data.path} --test-split {test_split} {flags}"
+        return f"zoo eval {export_dir} --data {r.data.path} --test-split {test_split}{subset} {flags}"
 
     metrics = []
     for k, t in ((20, 0.07), (200, 0.1)):

@@ -218,8 +218,15 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     from zoo.evaluate import evaluate
 
     model: str | zoo.Encoder = args.name
+    if args.limit_per_class < 0:
+        raise ZooError(f"--limit-per-class must be 0 (every image) or more, got {args.limit_per_class}")
     recording = _eval_record_check(args)
     if args.protocol == "finetune":
+        if args.limit_per_class:
+            raise ZooError(
+                "--limit-per-class applies to the frozen-feature protocols; --protocol finetune takes"
+                " --labels-per-class"
+            )
         from zoo.finetuning import parse_overrides
 
         settings = parse_overrides(args.override or [])
@@ -256,6 +263,7 @@ def _cmd_eval(args: argparse.Namespace) -> None:
         k=args.k,
         temperature=args.temperature,
         backend=args.backend,
+        limit_per_class=args.limit_per_class,
     )
     print(json.dumps(result, indent=2))
     if recording:
@@ -270,6 +278,9 @@ def _eval_record_check(args: argparse.Namespace) -> str | None:
         return None
     from zoo.evaluate import protocol_key, recordable_weights
 
+    if args.limit_per_class:
+        # The table states full-split numbers; a subset's would replace one silently.
+        raise ZooError("--record keeps full-split numbers; drop --limit-per-class")
     if args.random_init and args.protocol != "finetune":
         raise ZooError("--record does not keep --random-init numbers (the leaderboard's BASELINES hold them)")
     if args.backend in ("onnx-int8", "torch-bf16") and args.protocol != "finetune":
@@ -575,6 +586,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--temperature", type=float, default=0.07, help="kNN temperature (solo-learn 0.07, lightly 0.1)"
     )
     p.add_argument("--backend", default="auto", choices=backends)
+    p.add_argument(
+        "--limit-per-class",
+        type=int,
+        default=0,
+        metavar="N",
+        help="score on the first N images (by file name) of each class of each split, as a recipe"
+        " with data.limit_per_class=N trains and scores (not with --protocol finetune or --record)",
+    )
     p.add_argument(
         "--random-init",
         action="store_true",

@@ -31,8 +31,15 @@ def default_test_split(root: str | os.PathLike) -> str:
     return "val" if (Path(root) / "val").is_dir() else "test"
 
 
-def image_folder(root: str | os.PathLike) -> tuple[list[Path], np.ndarray, list[str]]:
-    """``(files, labels, classes)`` of an ImageFolder split (``root/<class>/<image>``)."""
+def image_folder(
+    root: str | os.PathLike, *, limit_per_class: int = 0
+) -> tuple[list[Path], np.ndarray, list[str]]:
+    """``(files, labels, classes)`` of an ImageFolder split (``root/<class>/<image>``), in
+    class then file-name order; with ``limit_per_class``, only the first that many images
+    of each class (a recipe's ``data.limit_per_class`` and ``zoo eval --limit-per-class``
+    pick the same images)."""
+    if limit_per_class < 0:
+        raise ValueError(f"limit_per_class must be >= 0, got {limit_per_class}")
     root = Path(root)
     if not root.is_dir():
         raise ImageError(f"{root}: dataset split folder not found")
@@ -45,6 +52,8 @@ def image_folder(root: str | os.PathLike) -> tuple[list[Path], np.ndarray, list[
         found = sorted(p for p in (root / c).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not found:
             raise ImageError(f"{root / c}: class folder holds no images")
+        if limit_per_class:
+            found = found[:limit_per_class]
         files += found
         labels += [i] * len(found)
     return files, np.asarray(labels, dtype=np.int64), classes
@@ -111,16 +120,18 @@ def knn_eval(
     k: int = 20,
     temperature: float = 0.07,
     backend: str = "auto",
+    limit_per_class: int = 0,
 ) -> dict:
-    """Weighted-kNN top-1 (%) of ``model`` on an ImageFolder dataset with two splits."""
+    """Weighted-kNN top-1 (%) of ``model`` on an ImageFolder dataset with two splits
+    (with ``limit_per_class``, the first that many images of each class of each split)."""
     import zoo
 
     encoder = model if isinstance(model, Encoder) else zoo.load(model)
     root = Path(data)
     if test_split is None:
         test_split = default_test_split(root)
-    train_files, train_labels, classes = image_folder(root / train_split)
-    test_files, test_labels, test_classes = image_folder(root / test_split)
+    train_files, train_labels, classes = image_folder(root / train_split, limit_per_class=limit_per_class)
+    test_files, test_labels, test_classes = image_folder(root / test_split, limit_per_class=limit_per_class)
     if test_classes != classes:
         raise ImageError(f"{root}: the {train_split} and {test_split} splits have different classes")
     # int8 activation ranges come from training images only, the same for both splits.
@@ -371,6 +382,7 @@ def evaluate(
     temperature: float = 0.07,
     backend: str = "auto",
     finetune: dict | None = None,
+    limit_per_class: int = 0,
 ) -> dict:
     """One protocol on an ImageFolder dataset with two splits, on cached features:
 
@@ -381,12 +393,18 @@ def evaluate(
     * ``finetune``: :func:`zoo.finetuning.finetune_eval` (not on cached features: the
       semi-supervised protocol, ``finetune`` holds its keyword arguments, e.g.
       ``{"label_fraction": 0.01, "from_scratch": True}``).
+
+    ``limit_per_class`` scores the frozen-feature protocols on the first that many images
+    of each class of each split (what a recipe's ``data.limit_per_class`` trained and
+    scored on).
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
     if protocol == "finetune":
         from zoo.finetuning import finetune_eval
 
+        if limit_per_class:
+            raise ValueError("limit_per_class applies to the frozen-feature protocols, not to finetune")
         return finetune_eval(model, data, train_split=train_split, test_split=test_split, **(finetune or {}))
     if protocol == "knn":
         return knn_eval(
@@ -397,6 +415,7 @@ def evaluate(
             k=k,
             temperature=temperature,
             backend=backend,
+            limit_per_class=limit_per_class,
         )
     import zoo
 
@@ -404,7 +423,7 @@ def evaluate(
     root = Path(data)
     if test_split is None:
         test_split = default_test_split(root)
-    test_files, test_labels, classes = image_folder(root / test_split)
+    test_files, test_labels, classes = image_folder(root / test_split, limit_per_class=limit_per_class)
     calib = None
     result = {"model": encoder.name, "data": str(root), "backend": backend}
     if protocol == "cluster":
@@ -416,7 +435,9 @@ def evaluate(
             "test_images": len(test_files),
             **{key: round(v, 2) for key, v in scores.items()},
         }
-    train_files, train_labels, train_classes = image_folder(root / train_split)
+    train_files, train_labels, train_classes = image_folder(
+        root / train_split, limit_per_class=limit_per_class
+    )
     if train_classes != classes:
         raise ImageError(f"{root}: the {train_split} and {test_split} splits have different classes")
     if backend == "onnx-int8":
@@ -441,6 +462,8 @@ def evaluate(
 
 #: The (k, temperature) pairs the table knows, and their protocol names.
 KNN_PROTOCOLS = {(20, 0.07): "knn-k20", (200, 0.1): "knn-k200"}
+
+
 def dataset_key(data: str | os.PathLike, test_split: str | None = None) -> str:
     """The evaluation set's key in the table: the dataset folder's name and the split scored
     (``../shared/data/cifar10`` -> ``cifar10-test``, ``.../imagenette`` -> ``imagenette-val``)."""

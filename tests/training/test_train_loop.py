@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from zoo.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
 from zoo.training.loop import Trainer, TrainingDiverged, read_csv
 from zoo.training.recipe import RecipeError, recipe_from_dict
 
+from zoo.cli import main
 from zoo.errors import ImageError, ZooError
 
 
@@ -165,7 +167,7 @@ def test_weights_that_become_non_finite_are_never_checkpointed(
     assert all(torch.isfinite(v).all() for v in data["model"].values() if v.is_floating_point())
 
 
-def test_a_run_ends_with_an_exported_evaluated_zoo_folder(tmp_path: Path, cifar_root: Path) -> None:
+def test_a_run_ends_with_an_exported_evaluated_zoo_folder(tmp_path: Path, cifar_root: Path, capsys) -> None:
     import zoo
 
     recipe = recipe_from_dict(
@@ -182,6 +184,14 @@ def test_a_run_ends_with_an_exported_evaluated_zoo_folder(tmp_path: Path, cifar_
     encoder = zoo.load(folder)
     assert encoder.entry.name == "byol-r18q-cifar10" and encoder.entry.method == "byol"
     assert {m.protocol for m in encoder.entry.measured} >= {"knn"}
+    # Each number's command gives it again from the folder, on the same 8 images per class
+    # that the run trained and scored on (without the limit it would score the full splits).
+    knn = next(m for m in encoder.entry.measured if m.protocol == "knn" and "k=20," in m.how)
+    assert "--limit-per-class 8" in knn.source
+    assert main([*shlex.split(knn.source)[1:], "--backend", "torch"]) == 0
+    reproduced = json.loads(capsys.readouterr().out)
+    assert (reproduced["train_images"], reproduced["test_images"]) == (80, 80)
+    assert reproduced["top1"] == pytest.approx(knn.value, abs=1.5)  # one of 80 images may flip
     feats = encoder.embed(sorted((cifar_root / "test" / "cat").iterdir())[:2], backend="torch")
     assert feats.shape == (2, 128)
     # The exported weights are the trained backbone's, as in the final checkpoint.
@@ -382,8 +392,6 @@ def test_a_stopped_and_continued_run_logs_it_and_keeps_training(
 def test_a_capped_run_prints_a_continue_command_that_goes_on(
     tmp_path: Path, cifar_root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from zoo.cli import main
-
     recipe = tmp_path / "tiny.yaml"
     recipe.write_text(yaml.safe_dump(tiny_recipe(tmp_path / "run", cifar_root, "simclr")))
     assert main(["train", str(recipe), "train.max_steps=2", "train.seed=4"]) == 0
