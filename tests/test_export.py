@@ -77,6 +77,29 @@ def test_failed_parity_writes_no_onnx(default_encoder, tmp_path: Path) -> None:
     assert not list((tmp_path / "out").glob(".*unchecked*"))
 
 
+def test_a_graph_with_external_weights_is_published_under_the_folders_names(
+    default_encoder, imagenette_val, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Past 2 GiB the weights go to "<graph name>.data", named from inside the graph. Here the
+    # threshold is lowered so the small default model takes that path.
+    from zoo import onnx as zoo_onnx
+
+    monkeypatch.setattr(zoo_onnx, "_EXTERNAL_DATA_BYTES", 0)
+    out = tmp_path / "big"
+    zoo.export(default_encoder, out)
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["README.md", "config.json", WEIGHTS_NAME, ONNX_NAME, f"{ONNX_NAME}.data"]
+    )
+    model = onnx.load(str(out / ONNX_NAME), load_external_data=False)
+    locations = {e.value for t in model.graph.initializer for e in t.external_data if e.key == "location"}
+    assert locations == {f"{ONNX_NAME}.data"}
+    batch = torch.stack([default_encoder.transform(f) for f in imagenette_val[0][:4]])
+    session = ort.InferenceSession(str(out / ONNX_NAME), providers=["CPUExecutionProvider"])
+    with torch.inference_mode():
+        ref = default_encoder(batch).numpy()
+    assert np.abs(session.run(["features"], {"images": batch.numpy()})[0] - ref).max() < 1e-4
+
+
 def test_no_check_images_is_refused_before_anything_is_written(default_encoder, exported: Path) -> None:
     before = {p.name: p.read_bytes() for p in exported.iterdir()}
     with pytest.raises(zoo.ExportError, match="check_images is empty"):

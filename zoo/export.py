@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -219,7 +221,13 @@ def export(
         return ExportReport(directory, None, None, 0)
     items = check_images if check_images is not None else sample_images()
     batch = next(_images.batches(items, encoder.preprocess, len(items)))
-    tmp = directory / f".{ONNX_NAME}.unchecked"
+    try:
+        # The graph is checked under its final name in a hidden folder: a graph of 2 GiB or
+        # more keeps its weights in "<graph name>.data" and refers to that name from inside.
+        workdir = Path(tempfile.mkdtemp(dir=directory, prefix=f".{ONNX_NAME}.", suffix=".unchecked"))
+    except OSError as e:
+        raise output_error(e, directory / ONNX_NAME) from None
+    tmp = workdir / ONNX_NAME
     try:
         zoo_onnx.export_onnx(encoder.backbone, tmp, (encoder.preprocess.input_size,) * 2, opset=opset)
         diff, scale = zoo_onnx.relative_parity(encoder.backbone, tmp, batch)
@@ -228,10 +236,9 @@ def export(
                 f"ONNX Runtime features differ from PyTorch by {diff:.3g} ({zoo_onnx.parity_how(scale)}) on"
                 f" {len(batch)} images, above the tolerance {tolerance:g}; model.onnx was not written"
             )
-        os.replace(tmp, directory / ONNX_NAME)
+        zoo_onnx.publish_graph(workdir, tmp, directory / ONNX_NAME)
     except OSError as e:
         raise output_error(e, directory / ONNX_NAME) from None
     finally:
-        tmp.unlink(missing_ok=True)
+        shutil.rmtree(workdir, ignore_errors=True)
     return ExportReport(directory, directory / ONNX_NAME, diff * scale, len(batch), scale)
-

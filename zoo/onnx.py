@@ -181,7 +181,7 @@ def export_onnx(
                     + ". Only the batch axis may vary: avoid Python loops or branches on the batch"
                     " size or on tensor values in forward()."
                 )
-        _publish(workdir, tmp, path)
+        publish_graph(workdir, tmp, path)
     except OSError as e:
         raise output_error(e, path) from None
     finally:
@@ -314,7 +314,7 @@ def _set_feature_dim(onnx_path: Path, dim: int | None) -> None:
     onnx.save(model, str(onnx_path))  # weights stay where they are (inline or external)
 
 
-def _publish(workdir: Path, graph: Path, path: Path) -> None:
+def publish_graph(workdir: Path, graph: Path, path: Path) -> None:
     """Move the verified files into place: data files first, the graph last (atomically)."""
     for f in sorted(workdir.iterdir()):
         _fsync(f)
