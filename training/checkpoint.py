@@ -93,7 +93,8 @@ def save_checkpoint(
         "optimizer": optimizer.state_dict(),
         "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else {},
         "torch_rng": torch.get_rng_state(),
-        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        # This process's device only: a run may resume on fewer GPUs than saved it.
+        "cuda_rng": [torch.cuda.get_rng_state()] if torch.cuda.is_available() else [],
         "state": json.dumps(
             {"progress": vars(progress), "rng": rng_state(), "recipe": recipe}, separators=(",", ":")
         ),
@@ -298,8 +299,10 @@ def load_checkpoint(
     if scaler is not None and state["scaler"]:
         scaler.load_state_dict(state["scaler"])
     torch.set_rng_state(state["torch_rng"])
-    if state["cuda_rng"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    cuda_rng = state["cuda_rng"]
+    if cuda_rng and torch.cuda.is_available():
+        # One state (this process's device); checkpoints of older code hold one per device.
+        torch.cuda.set_rng_state(cuda_rng[min(torch.cuda.current_device(), len(cuda_rng) - 1)])
     set_rng_state(meta["rng"])
     progress = Progress(**meta["progress"])
     if log is not None:

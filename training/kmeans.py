@@ -134,8 +134,9 @@ def _lloyd(
         filled = counts > 0
         centroids[filled] = sums[filled] / counts[filled].unsqueeze(1).float()
         for empty in torch.nonzero(~filled).flatten().tolist():
-            donor = int(torch.multinomial(counts.float(), 1, generator=generator))
-            noise = 1e-4 * torch.randn(centroids.shape[1], generator=generator)
+            # Drawn on the CPU, where the generator lives, whatever device x is on.
+            donor = int(torch.multinomial(counts.float().cpu(), 1, generator=generator))
+            noise = (1e-4 * torch.randn(centroids.shape[1], generator=generator)).to(centroids)
             centroids[empty] = centroids[donor] + noise
             centroids[donor] = centroids[donor] - noise
             counts[empty] = counts[donor] // 2

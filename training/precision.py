@@ -43,7 +43,7 @@ def full_precision(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         args = tuple(_fp32(a) for a in args)
         kwargs = {k: _fp32(v) for k, v in kwargs.items()}
-        with torch.autocast(_device_type(args), enabled=False):
+        with torch.autocast(_device_type((*args, *kwargs.values())), enabled=False):
             return fn(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]

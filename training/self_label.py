@@ -32,8 +32,8 @@ def equipartition_labels(
         raise ValueError(f"lam must be positive, got {lam}")
     n, k = logits.shape
     log_p = (torch.log_softmax(logits.double(), dim=1) * lam).T  # log P^lam, (K, N)
-    log_r = torch.full((k,), -math.log(k), dtype=torch.float64)
-    log_c = torch.full((n,), -math.log(n), dtype=torch.float64)
+    log_r = torch.full((k,), -math.log(k), dtype=torch.float64, device=logits.device)
+    log_c = torch.full((n,), -math.log(n), dtype=torch.float64, device=logits.device)
     for _ in range(max_iterations):
         log_r = -math.log(k) - torch.logsumexp(log_p + log_c, dim=1)
         log_c_new = -math.log(n) - torch.logsumexp(log_p + log_r.unsqueeze(1), dim=0)

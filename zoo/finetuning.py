@@ -103,7 +103,7 @@ class FinetuneConfig:
     val_split: str = ""  # default: val, else test, else a held-out share of train
     val_fraction: float = 0.1  # held out per class when there is no val split
     seed: int = 0
-    precision: str = "bf16"  # bf16 autocast (CPU and GPU) or fp32
+    precision: str = "bf16"  # bf16 autocast (fine-tuning runs on the CPU) or fp32
     threads: int = 0  # torch threads (0: torch's default)
     max_steps: int = 0  # stop (as if interrupted) after this many steps; resume continues
     progress: bool | None = None  # progress bar (default: when stderr is a terminal)

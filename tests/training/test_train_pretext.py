@@ -151,6 +151,14 @@ def test_lab_of_known_colours() -> None:
     torch.testing.assert_close(lab, expected, atol=0.02, rtol=0)
 
 
+def test_colour_conversions_build_their_constants_on_the_inputs_device() -> None:
+    # On a GPU, CPU constants failed with a device mismatch (colorization's targets, CMC's
+    # views and Lab-split encoder). The meta device fails the same way without a GPU.
+    x = torch.rand(2, 3, 4, 4, device="meta")
+    assert color.rgb_to_lab(x).device.type == "meta"
+    assert color.lightness_gray(x).device.type == "meta"
+
+
 def test_ab_bins_soft_encoding_and_histogram(cifar: torch.Tensor) -> None:
     bins = color.ab_bins()
     assert 200 < len(bins) <= 400 and (bins.abs() <= 130).all()

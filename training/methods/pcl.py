@@ -57,7 +57,7 @@ def concentration(clustering: Clustering, temperature: float, alpha: float = 10.
     be spherical (``distances`` = 1 - cos, so ``||v - c||^2 = 2 (1 - cos)`` for unit vectors)."""
     k = len(clustering.centroids)
     dist = (2 * clustering.distances.double()).clamp(min=0).sqrt()
-    sums = torch.zeros(k, dtype=torch.float64).index_add_(0, clustering.assignments, dist)
+    sums = torch.zeros(k, dtype=torch.float64, device=dist.device).index_add_(0, clustering.assignments, dist)
     counts = clustering.counts.double()
     phi = sums / (counts.clamp(min=1) * torch.log(counts + alpha))
     single = counts <= 1
@@ -65,7 +65,7 @@ def concentration(clustering: Clustering, temperature: float, alpha: float = 10.
         phi[single] = phi[~single].max()
     else:
         phi[:] = 1.0
-    lo, hi = np.percentile(phi.numpy(), 10), np.percentile(phi.numpy(), 90)
+    lo, hi = np.percentile(phi.cpu().numpy(), 10), np.percentile(phi.cpu().numpy(), 90)
     phi = phi.clamp(float(lo), float(hi))
     return (temperature * phi / phi.mean()).float()
 

@@ -20,8 +20,7 @@ import torch
 
 from zoo.models.lab_split import SRGB_TO_XYZ, rgb_to_lab
 
-# One RGB -> Lab conversion in zoo (CMC's views and encoder use it too).
-_RGB_TO_XYZ = torch.tensor(SRGB_TO_XYZ)
+# The RGB -> Lab conversion is zoo.models.lab_split's, shared with CMC's views and encoder.
 
 
 @functools.lru_cache(maxsize=4)
@@ -56,7 +55,7 @@ def quantize(ab: torch.Tensor, bins: torch.Tensor, grid: int = 10) -> torch.Tens
     rounding reaches there is a sliver). ~50x faster: the epoch pass's ab histogram."""
     cells = torch.round(bins / grid).long()
     r = int(cells.abs().max()) + 2
-    axis = torch.arange(-r, r + 1, dtype=bins.dtype) * grid
+    axis = torch.arange(-r, r + 1, dtype=bins.dtype, device=bins.device) * grid
     centres = torch.stack(torch.meshgrid(axis, axis, indexing="ij"), -1).reshape(-1, 2)
     table = _sq_dist(centres, bins).argmin(-1).reshape(2 * r + 1, 2 * r + 1).to(ab.device)
     idx = torch.round(ab.float() / grid).long().clamp_(-r, r) + r  # (N, 2, H, W)
@@ -95,7 +94,8 @@ def rebalance_weights(
     ``w ∝ ((1 - lam) p~ + lam / Q)^-1``, scaled so ``sum_q p~_q w_q = 1``."""
     if not 0 <= lam <= 1:
         raise ValueError(f"lam must be in [0, 1], got {lam}")
-    p = counts.double() / counts.sum().clamp_min(1e-12)
+    counts = counts.to(bins.device, torch.float64)  # the epoch pass's counts come from the CPU
+    p = counts / counts.sum().clamp_min(1e-12)
     if sigma > 0:
         kernel = torch.exp(-_sq_dist(bins.double(), bins.double()) / (2 * sigma**2))
         p = kernel @ p
@@ -111,6 +111,6 @@ def lightness_gray(rgb: torch.Tensor) -> torch.Tensor:
     colour encoder is shown "only L": rgb_to_lab of the result has the input's L and a = b = 0."""
     rgb = rgb.float().clamp(0, 1)
     linear = torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
-    y = torch.einsum("j,njhw->nhw", _RGB_TO_XYZ[1], linear).clamp(0, 1)[:, None]
+    y = torch.einsum("j,njhw->nhw", linear.new_tensor(SRGB_TO_XYZ[1]), linear).clamp(0, 1)[:, None]
     v = torch.where(y > 0.0031308, 1.055 * y.clamp_min(1e-12) ** (1 / 2.4) - 0.055, 12.92 * y)
     return v.expand(-1, 3, -1, -1).contiguous()

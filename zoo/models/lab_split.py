@@ -40,9 +40,9 @@ def rgb_to_lab(x: torch.Tensor) -> torch.Tensor:
     [-110, 100]; the formulas of skimage's ``rgb2lab`` (CMC's preprocessing). The one
     conversion in zoo: CMC's views and encoder and the colorization targets all use it."""
     linear = torch.where(x > 0.04045, ((x + 0.055) / 1.055) ** 2.4, x / 12.92)
-    m = torch.tensor(SRGB_TO_XYZ, dtype=x.dtype)
+    m = torch.tensor(SRGB_TO_XYZ, dtype=x.dtype, device=x.device)  # constants follow x (GPU runs)
     xyz = torch.einsum("ij,...jhw->...ihw", m, linear)
-    t = xyz / torch.tensor(D65_WHITE, dtype=x.dtype).view(3, 1, 1)
+    t = xyz / torch.tensor(D65_WHITE, dtype=x.dtype, device=x.device).view(3, 1, 1)
     f = torch.where(t > 0.008856, t.clamp(min=1e-12) ** (1 / 3), 7.787 * t + 16 / 116)
     fx, fy, fz = f.unbind(-3)
     lum = torch.where(t[..., 1, :, :] > 0.008856, 116 * fy - 16, 903.3 * t[..., 1, :, :])
