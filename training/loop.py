@@ -126,7 +126,7 @@ def view_configs(recipe: Recipe) -> list[ViewConfig]:
         )
     if a.preset != "multicrop" and a.min_scale != views[0].scale[0]:
         views = [ViewConfig(**{**vars(v), "scale": (a.min_scale, v.scale[1])}) for v in views]
-    return views
+    return [ViewConfig(**{**vars(v), "grayscale_p": a.grayscale_p}) for v in views]
 
 
 class Trainer:

@@ -64,6 +64,9 @@ class AugmentConfig:
     blur: bool = False
     #: SimCLR's colour strength s (jitter 0.8 s, hue 0.2 s); CIFAR recipes use 0.5.
     jitter_strength: float = 1.0
+    #: Share of views turned grey (SimCLR's 0.2, every preset's). 0 gives the views of methods
+    #: whose papers change no colour (MAE, DCGAN: jitter_strength 0 alone leaves this on).
+    grayscale_p: float = 0.2
     num_local: int = 0
     local_size: int = 16
     local_scale: tuple[float, float] = (0.05, 0.14)
@@ -79,6 +82,7 @@ class AugmentConfig:
         _check(0 < self.min_scale <= 1, "min_scale must be in (0, 1]")
         _check(self.num_local >= 0 and self.workers >= 0, "num_local and workers must be >= 0")
         _check(self.jitter_strength >= 0, "jitter_strength must be >= 0")
+        _check(0 <= self.grayscale_p <= 1, f"grayscale_p is a probability, got {self.grayscale_p}")
         for key in ("local_scale", "global_scale"):
             lo, hi = getattr(self, key)
             _check(0 < lo <= hi <= 1, f"{key} must satisfy 0 < min <= max <= 1, got {[lo, hi]}")

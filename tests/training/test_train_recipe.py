@@ -75,6 +75,7 @@ def test_exponent_floats_read_as_numbers() -> None:
         ("augment.global_scale=[0.9,0.2]", "global_scale must satisfy 0 < min <= max <= 1"),
         ("augment.local_scale=[0,0.1]", "local_scale must satisfy 0 < min <= max <= 1"),
         ("run.knn_train_images=-3", "knn_train_images and knn_test_images must be >= 0"),
+        ("augment.grayscale_p=1.5", "grayscale_p is a probability, got 1.5"),
     ],
 )
 def test_bad_recipes_name_the_key(item: str, message: str) -> None:
@@ -83,6 +84,20 @@ def test_bad_recipes_name_the_key(item: str, message: str) -> None:
     with pytest.raises(RecipeError) as err:
         recipe_from_dict(data)
     assert message in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("preset", "method"), [("simclr", "simclr"), ("byol", "byol"), ("multicrop", "swav")]
+)
+def test_grey_views_are_a_recipe_key_defaulting_to_every_presets_20_percent(preset: str, method: str) -> None:
+    from zoo.training.loop import view_configs
+
+    data = _minimal()
+    for item in (f"name={method}-r18-cifar10", f"method.name={method}", f"augment.preset={preset}"):
+        apply_override(data, item)
+    assert {v.grayscale_p for v in view_configs(recipe_from_dict(data))} == {0.2}
+    apply_override(data, "augment.grayscale_p=0")
+    assert {v.grayscale_p for v in view_configs(recipe_from_dict(data))} == {0.0}
 
 
 def test_bad_override_syntax_and_unknown_recipe() -> None:

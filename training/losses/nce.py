@@ -22,6 +22,15 @@ class NCELoss(nn.Module):
     run keeps it too), as their code does. As there, the loss is summed over the 1 + m terms
     of each sample and averaged over the batch.
 
+    Their bank is random at that first batch; zoo's (``bank_init: features``) holds the
+    initial network's nearly parallel embeddings, so this Z comes out ~e^(c0/tau) larger
+    (c0 their mean cosine) and the noise terms push little. Estimating Z against random
+    entries instead (as their bank would give) was tried in session 25 at NPID's 8-epoch
+    budget: with the warm bank, the parallel noise entries then dominate, the loss spiked
+    to 560 and the encoder collapsed (kNN 24.9 / 18.3 / 10.0 / 10.0 after epochs 1-4,
+    where this estimate reads 29.8 / 29.3 after epochs 1-2). The softmax estimator
+    (:class:`SampledSoftmaxLoss`) needs no Z.
+
     Args:
         num_data: n, the number of training images. temperature: tau (0.07).
 

@@ -31,6 +31,10 @@ class MemoryBankConfig(MethodConfig):
     #: One of :data:`BANK_INITS`. From random vectors, every image is pulled towards a random
     #: target in the first epoch and the features get worse than at random init (NPID: kNN
     #: 18.8% after one epoch against 30% at init; CRD: 28.4 against 29.7, measured).
+    #: ``features`` embeds every image once before the first step, in eval mode, so with the
+    #: BatchNorm statistics of initialisation (mean 0, variance 1), not the batch statistics
+    #: of the train-mode features later compared with them. Every entry is replaced within the
+    #: first epoch; how much that first epoch suffers from it is not measured.
     bank_init: str = "features"
     #: "nce" (the papers' estimator, with its normalising constant Z) or "softmax": the
     #: cross-entropy over the own entry and the noise entries (the authors' ``--softmax``).

@@ -11,8 +11,9 @@ What zoo and the CIFAR recipe change from the paper: a 7 x 7 grid of 8-pixel pat
 stride 4 of the 32-pixel view (the paper: 7 x 7 of 64 px at stride 32 of 224 px) through the
 quarter-width CIFAR ResNet-18 (the paper: ResNet-161 with layer norm; this backbone keeps
 BatchNorm, which sees the patches of an image together), predictions 2..4 rows below (the
-adjacent row overlaps the context's own patch by half), no per-patch augmentation; the
-context network is 3 causal residual blocks. The exported encoder is the backbone applied to
+adjacent row overlaps the context's own patch by half), top-to-bottom predictions only (v2
+predicts in all four directions, one context network per direction), no per-patch
+augmentation; the context network is 3 causal residual blocks. The exported encoder is the backbone applied to
 the whole image (the paper evaluates pooled patch features), so the kNN figures measure how
 the patch features transfer to full images.
 """

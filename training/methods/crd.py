@@ -13,8 +13,10 @@ zoo's best CIFAR-10 encoder by kNN (``moco-v2-r18q-cifar10``, the 200-epoch flag
 quarter-width ResNet-18 that reads each 32 px view at its own 48 px) and the student a
 quarter-width ResNet-10 from scratch (``resnet10_cifar_quarter``: the paper's pairs shrink
 depth at equal width, e.g. ResNet-32x4 -> ResNet-8x4), 4,096 negatives, cosine SGD, the softmax
-(InfoNCE) form of the objective (``estimator: softmax``, the authors' ``--softmax``: at this
-budget NCE's student read 27.3 on the kNN monitor after one epoch, softmax's 50.2), and both
+(InfoNCE) form of the objective (``estimator: softmax``, CMC's ``--softmax``; RepDistiller has
+only NCE: at this budget NCE's student read 27.3 on the kNN monitor after one epoch, softmax's
+50.2), negatives drawn uniformly from the bank (RepDistiller's default draws them from other
+classes only, which needs labels; here one may be of the same class, or the image itself), and both
 banks start from the initial embeddings (one pass over the training split before the first
 epoch, ``bank_init: features``, as zoo's NPID) instead of random unit vectors: from random
 banks every image's first positive is noise, and the student read 28.4 kNN after one epoch,

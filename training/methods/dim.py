@@ -11,7 +11,9 @@ of one augmented view predicts the local features of the *other* view, at severa
 What the CIFAR recipe changes from the paper: the quarter-width CIFAR ResNet-18, local
 features from its ``layer1`` averaged to 8 x 8 locations (``local_grid``; each sees 14 px, where
 the paper's second convolution sees 10 px of the 32 px image), 128-d critic space, AMDIM's score
-scaling, penalty and clipping at 20, no prior-matching term, cosine SGD. Local features must be
+scaling, penalty and clipping at 20, no prior-matching term, cosine SGD, and plainer critics
+(1x1 conv-ReLU-conv and an MLP, without the BatchNorm, identity-initialised linear shortcut and
+LayerNorm output of the authors' ``MI1x1ConvNet`` / ``MIFCNet``). Local features must be
 local: from ``layer3``, whose every location sees the whole image, the global feature found its
 own image's maps by colour statistics alone and the run stayed below random init.
 """

@@ -13,7 +13,8 @@ What zoo's recipe changes from the paper: a ViT-Tiny on 32 px CIFAR-10 images in
 patches (``vit_tiny_patch4_32``, 64 patches, 16 visible) instead of ViT-B/L/H on 224 px
 ImageNet in 16 px patches; a decoder 128 wide and 2 blocks deep instead of 512 x 8; batch 256
 instead of 4096 (AdamW, base lr 1.5e-4 x batch / 256, betas (0.9, 0.95), weight decay 0.05,
-cosine after warm-up, random crops of scale (0.2, 1) and flips, as the paper). Position
+cosine after warm-up, random crops of scale (0.2, 1) and flips, as the paper; plus the view
+presets' 20% grey views, which the paper has not: ``augment.grayscale_p=0`` removes them). Position
 embeddings of encoder and decoder are fixed 2-D sine-cosine (the paper's), so the encoder's
 ``pos_embed`` is frozen. Features are the average of the patch tokens (the arch's pooling;
 the paper's linear probe uses the class token, its fine-tuning the average).

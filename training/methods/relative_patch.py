@@ -15,6 +15,11 @@ The paper's defences against shortcuts are recipe keys, so their effect can be m
 * ``color_drop``: 2 of the 3 colour channels of each patch replaced by small noise, against
   chromatic aberration (which tells a patch's position relative to the lens centre).
 
+Two further defences of the authors' code (``train.py`` of cdoersch/deepcontext) are not
+here: each patch's kept channel is mean-subtracted and scaled to a fixed RMS (so brightness
+and contrast across the pair are no cue), and a third of the patches are downsampled to as
+few as 100 pixels and back (against fine low-level cues).
+
 What zoo's recipes change from the paper: AlexNet on 96 px patches of ImageNet becomes zoo's
 CIFAR ResNet on 8 px patches of 32 px views (``relative_patch_r18q_cifar10``, gap 3, jitter 1:
 little context per patch) or a ResNet-18 on 27 px patches of 96 px Imagenette views

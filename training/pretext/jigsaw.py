@@ -2,10 +2,11 @@
 set, and the index of that permutation as the label.
 
 The permutation set matters: permutations that differ in few positions make the task
-ambiguous, so the paper picks them greedily for large Hamming distance (its algorithm 1).
-:func:`permutation_set` picks, at every step, a permutation whose *minimum* Hamming distance
-to those already chosen is the largest possible (max-min; ties broken at random from a seed),
-over all 9! permutations of the 3x3 grid.
+ambiguous, so the paper picks them greedily for large Hamming distance. Its algorithm 1 (and
+the authors' ``select_permutations``) adds the permutation whose *mean* distance to those
+already chosen is largest; :func:`permutation_set` instead adds one whose *minimum* distance
+is the largest possible (max-min; ties broken at random from a seed), over all 9!
+permutations of the 3x3 grid: it targets the minimum distance between any two directly.
 """
 
 from __future__ import annotations
@@ -99,8 +100,12 @@ def jigsaw_tiles(
 
 
 def normalize_tiles(tiles: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """Each tile to zero mean and unit variance over its pixels and channels (the paper
-    normalises tiles independently so their statistics cannot be matched)."""
+    """Each tile to zero mean and unit variance over its pixels and channels together (the
+    paper normalises tiles independently so their statistics cannot be matched). The authors'
+    loader normalises each channel of a tile on its own, which also removes a tile's colour
+    balance, a cue for matching neighbours that this version leaves in; it also adds per-channel
+    intensity jitter and 30% grey images, which zoo's views do not (the shipped weights were
+    trained so)."""
     dims = tuple(range(tiles.ndim - 3, tiles.ndim))
     mean = tiles.mean(dim=dims, keepdim=True)
     std = tiles.std(dim=dims, keepdim=True)

@@ -1,7 +1,7 @@
 """Relative patch location (Doersch, Gupta & Efros 2015): a centre patch and one of its 8
 neighbours; the label is the neighbour's position (0..7, row by row, centre skipped).
 
-The paper's defences against trivial shortcuts, each a switch here: a gap between patches
+Three of the paper's defences against trivial shortcuts, each a switch here: a gap between patches
 (no continuing edges or textures), a random jitter of each patch (no aligned lines), and
 colour dropping (2 of 3 channels replaced by small noise per patch, against chromatic
 aberration, which otherwise tells a patch's position relative to the lens centre).
