@@ -18,6 +18,7 @@ from zoo.evaluate import shown_path
 from zoo.results import Result, load
 
 CIFAR = "swav-r18q-cifar10"
+SELECTING = ["select_best=true", "eval_every_epochs=1"]
 NETTE = "simclr-r18-imagenette"
 
 
@@ -90,7 +91,11 @@ def test_record_keeps_the_number_its_command_and_weights(small_root: Path, table
         ([CIFAR, "--data", "{data}", "--backend", "onnx-int8"], "--backend onnx-int8 is not recorded"),
         ([CIFAR, "--data", "{data}", "--limit-per-class", "2"], "keeps full-split numbers"),
         (
-            [CIFAR, "--data", "{data}", "--protocol", "finetune", "select_best=true", "eval_every_epochs=1"],
+            [CIFAR, "--data", "{data}", "--protocol", "finetune", "--label-fraction", "0.1", "--epochs", "3"],
+            "keeps fine-tuning on 10% of the labels as --epochs 10, as every row of the table",
+        ),
+        (
+            [CIFAR, "--data", "{data}", "--protocol", "finetune", "--epochs", "30", *SELECTING],
             "eval_every_epochs, select_best would select on it",
         ),
     ],
@@ -105,9 +110,7 @@ def test_record_refuses_what_the_table_cannot_hold(
     assert captured.err.count("\n") == 1 and captured.out == "" and not table.exists()
 
 
-def test_limit_per_class_scores_a_subset_and_refuses_what_it_cannot_do(
-    small_root: Path, capsys
-) -> None:
+def test_limit_per_class_scores_a_subset_and_refuses_what_it_cannot_do(small_root: Path, capsys) -> None:
     data = str(small_root / "cifar10")
     assert main(["eval", CIFAR, "--data", data, "--limit-per-class", "2", "-k", "3"]) == 0
     limited = json.loads(capsys.readouterr().out)

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TextIO
 
 import zoo
-from zoo.evaluate import shown_path
+from zoo.evaluate import FINETUNE_EPOCHS, shown_path
 from zoo.registry import ModelEntry, is_registered, resolve_name
 from zoo.results import RESULTS_ENV, Result, load, results_file
 
@@ -43,10 +43,6 @@ from zoo.results import RESULTS_ENV, Result, load, results_file
 DATASETS = {"cifar10": ("cifar10", "test"), "imagenette": ("imagenette", "val")}
 #: Where each dataset's encoders are evaluated for transfer.
 TRANSFER = {"cifar10": "imagenette", "imagenette": "cifar10"}
-#: Label fraction -> fine-tuning epochs. SimCLR fine-tunes 60 epochs on 1% and 30 on 10% of
-#: ImageNet; on two shared CPU cores these budgets keep one encoder's sweep under half an hour
-#: (CIFAR-10: 500 labels x 30 epochs, 5000 x 10; the README's "Few labels" states them).
-FINETUNE_EPOCHS = {0.01: 30, 0.1: 10}
 PROTOCOLS = ("finetune", "transfer")
 
 

@@ -460,6 +460,10 @@ def evaluate(
 # ----------------------------------------------------------------------------------------
 # Recording a measured number in zoo/data/measured.csv (``zoo eval ... --record``).
 
+#: Label fraction -> fine-tuning epochs of the table's rows. SimCLR fine-tunes 60 epochs on 1%
+#: and 30 on 10% of ImageNet; on two shared CPU cores these budgets keep one encoder's sweep
+#: under half an hour (CIFAR-10: 500 labels x 30 epochs, 5000 x 10; the README's "Few labels").
+FINETUNE_EPOCHS = {0.01: 30, 0.1: 10}
 #: The (k, temperature) pairs the table knows, and their protocol names.
 KNN_PROTOCOLS = {(20, 0.07): "knn-k20", (200, 0.1): "knn-k200"}
 
@@ -486,9 +490,11 @@ def protocol_key(
     label_fraction: float | None = None,
     labels_per_class: int | None = None,
     from_scratch: bool = False,
+    epochs: int | None = None,
 ) -> str:
     """The table's protocol name of one ``zoo eval`` run, or a :class:`ZooError` saying why the
-    run has no place in the table (only the leaderboard's protocols are recorded)."""
+    run has no place in the table (only the leaderboard's protocols are recorded; a fine-tune
+    on a label fraction of the table only with its :data:`FINETUNE_EPOCHS`)."""
     from zoo.errors import InvalidArgumentError
 
     if protocol == "knn":
@@ -507,7 +513,15 @@ def protocol_key(
         if labels_per_class is not None:
             key = f"finetune-{labels_per_class}perclass"
         else:
-            key = f"finetune-{_percent(0.01 if label_fraction is None else label_fraction)}pct"
+            fraction = 0.01 if label_fraction is None else label_fraction
+            key = f"finetune-{_percent(fraction)}pct"
+            budget = FINETUNE_EPOCHS.get(fraction)
+            if budget is not None and epochs is not None and epochs != budget:
+                # The row would replace the leaderboard's number with one of another budget.
+                raise InvalidArgumentError(
+                    f"--record keeps fine-tuning on {_percent(fraction)}% of the labels as --epochs"
+                    f" {budget}, as every row of the table; got --epochs {epochs}"
+                )
         # The baseline is a row of its own: it says what the pretraining is worth.
         return f"scratch-{key}" if from_scratch else key
     raise InvalidArgumentError(
