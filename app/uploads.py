@@ -19,6 +19,20 @@ from PIL import Image
 import zoo
 from zoo.images import open_image
 
+#: Uploads are kept with their shorter side at most this long: a request may hold 200 images,
+#: and a 64-megapixel photo decodes to ~190 MB. Every encoder here resizes the shorter side to
+#: 256 px or less (antialiased), so a 1024 px copy gives it nearly the same input.
+KEEP_SHORT_SIDE = 1024
+
+
+def bounded(image: Image.Image, short_side: int = KEEP_SHORT_SIDE) -> Image.Image:
+    """``image``, downscaled (bicubic, antialiased) so its shorter side is at most ``short_side``."""
+    w, h = image.size
+    if min(w, h) <= short_side:
+        return image
+    scale = short_side / min(w, h)
+    return image.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BICUBIC)
+
 
 @dataclass(frozen=True)
 class Upload:
@@ -51,7 +65,7 @@ def read_uploads(files: object, *, limit: int) -> Uploads:
     images, skipped = [], []
     for path in paths:
         try:
-            images.append(Upload(path.name, open_image(path)))
+            images.append(Upload(path.name, bounded(open_image(path))))
         except zoo.ImageError as e:
             # zoo names the file by its server-side temporary path; the user knows its name.
             skipped.append({"name": path.name, "reason": str(e).replace(str(path), path.name)})

@@ -280,6 +280,10 @@ def test_empty_and_too_many_uploads(client: Client, gallery: Path) -> None:
         retrieve(client, files)
     with pytest.raises(AppError, match=r"k .* must be a whole number from 1 to"):
         retrieve(client, files[:1], k=0)
+    # One request cannot make the server download, load and index every registered model.
+    many = zoo.list_models()[:9]
+    with pytest.raises(AppError, match="Too many models: 9 chosen, at most 8 per comparison"):
+        client.predict([handle_file(str(files[0]))], many, 3, api_name="/compare")
     _still_serving(client, gallery)
 
 
@@ -494,6 +498,56 @@ def test_first_use_of_a_model_reports_indexing_progress(
     reports.clear()
     pool.index(folder_model, report=lambda fraction, desc: reports.append((fraction, desc)))
     assert reports == []  # built once
+
+
+def test_an_index_of_a_model_folder_needs_that_folder(
+    default_encoder, gallery: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    import torch
+    from zoo.app import AppConfig
+    from zoo.app.ui import create_app
+
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "home"))
+    images = sorted(p for p in gallery.rglob("*") if p.is_file() and p.suffix != ".txt")[:2]
+    # A fine-tuned copy keeps the registry's name but not its weights; a renamed one, neither.
+    changed = zoo.load(zoo.DEFAULT_MODEL)
+    with torch.no_grad():
+        changed.backbone.conv_stem.weight.mul_(1.5)
+    tuned = changed.save(tmp_path / "tuned")
+    renamed = default_encoder.save(tmp_path / "renamed")
+    config = json.loads((renamed / "config.json").read_text())
+    config["zoo"]["name"] = "my-lite0"  # the record zoo.load reads
+    (renamed / "config.json").write_text(json.dumps(config))
+    cases = ((renamed, "'my-lite0', which is not a registered name"), (tuned, "built from other weights"))
+    for folder, message in cases:
+        index = tmp_path / f"{folder.name}.npz"
+        zoo.index.build(zoo.load(folder), images, root=gallery, out=index, backend="torch", progress=False)
+        with pytest.raises(zoo.ZooError, match=message):
+            create_app(AppConfig(gallery=index))
+
+
+def test_large_uploads_are_kept_at_a_bounded_size_that_changes_no_feature_much(default_encoder) -> None:
+    from PIL import Image
+    from zoo.app.uploads import KEEP_SHORT_SIDE, bounded
+
+    rng = np.random.default_rng(0)
+    small = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    big = Image.fromarray(small).resize((4096, 3072), Image.Resampling.BICUBIC)  # smooth, like a photo
+    kept = bounded(big)
+    assert kept.size == (KEEP_SHORT_SIDE * 4 // 3, KEEP_SHORT_SIDE)
+    assert bounded(kept) is kept  # already small enough: untouched
+    a, b = default_encoder.embed([big, kept], backend="torch", normalize=True)
+    assert float(a @ b) > 0.995
+
+
+def test_names_in_result_tables_cannot_break_a_row() -> None:
+    from zoo.app.predict import markdown_cell as cell
+
+    # An upload named "a|b `c`.png" split its row into extra columns before.
+    assert cell("a|b `c`\n*d*.png") == "a\\|b \\`c\\` \\*d\\*.png"
+    assert cell("n01440764/cat_1.jpg") == "n01440764/cat_1.jpg"
 
 
 def test_result_rows_wrap_for_a_large_k() -> None:

@@ -80,9 +80,11 @@ def test_embed_folder(tmp_path: Path, cifar_test) -> None:
     for f in files[:6]:
         (src / f.parent.name).mkdir(parents=True, exist_ok=True)
         shutil.copy(f, src / f.parent.name / f.name)
-    zoo_cmd("embed", str(src), "--out", str(tmp_path / "feats.npy"), "--backend", "torch")
-    feats = np.load(tmp_path / "feats.npy")
-    paths = (tmp_path / "feats.paths.txt").read_text().splitlines()
+    # A name with a dot keeps it: feats.v2 -> feats.v2.npy, as np.save names it (not feats.npy).
+    zoo_cmd("embed", str(src), "--out", str(tmp_path / "feats.v2"), "--backend", "torch")
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["feats.v2.npy", "feats.v2.paths.txt"]
+    feats = np.load(tmp_path / "feats.v2.npy")
+    paths = (tmp_path / "feats.v2.paths.txt").read_text().splitlines()
     assert feats.shape == (6, 1280) and feats.dtype == np.float32 and len(paths) == 6
     direct = zoo.load(zoo.DEFAULT_MODEL).embed(paths, backend="torch")
     np.testing.assert_allclose(feats, direct, atol=1e-5)

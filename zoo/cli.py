@@ -65,7 +65,7 @@ def _cmd_embed(args: argparse.Namespace) -> None:
 
     out = Path(args.out)
     if out.suffix != ".npy":
-        out = out.with_suffix(".npy")
+        out = out.with_name(out.name + ".npy")  # as np.save does: feats.v2 -> feats.v2.npy
     paths, skipped_list = out.with_suffix(".paths.txt"), out.with_suffix(".skipped.txt")
     for target in (out, paths, skipped_list):  # before hours of embedding, not after
         check_output_file(target)
@@ -294,6 +294,7 @@ def _eval_record_check(args: argparse.Namespace) -> str | None:
         label_fraction=args.label_fraction,
         labels_per_class=args.labels_per_class,
         from_scratch=args.from_scratch or args.random_init,
+        epochs=args.epochs if args.protocol == "finetune" else None,
     )
 
 
@@ -391,8 +392,13 @@ def _cmd_serve(args: argparse.Namespace) -> None:
         launch(config)
     except ZooError:
         raise  # its own message (a gallery that cannot be indexed or saved, ...), not the port's
-    except OSError as e:  # Gradio's words for a port in use or an address it cannot bind
-        raise ZooError(f"cannot serve on {args.host}:{args.port} ({e}); try another --port") from None
+    except OSError as e:
+        import errno
+
+        # Gradio's words for a port in use carry no errno; a full disk (copying the examples) does.
+        if e.filename is None and e.errno in (None, errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
+            raise ZooError(f"cannot serve on {args.host}:{args.port} ({e}); try another --port") from None
+        raise ZooError(f"cannot start the demo: {e}") from None
 
 
 def _cmd_finetune(args: argparse.Namespace) -> None:
@@ -564,9 +570,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "eval",
-        help="evaluate on an ImageFolder dataset (kNN, linear, clustering, retrieval)",
-        description="Evaluate frozen features on an ImageFolder dataset: weighted kNN top-1 (train split"
-        " features vote for each test image), linear probe, k-means clustering or retrieval mAP@k.",
+        help="evaluate on an ImageFolder dataset (kNN, linear, clustering, retrieval, fine-tuning)",
+        description="Evaluate an encoder on an ImageFolder dataset: on frozen features, weighted kNN top-1"
+        " (train split features vote for each test image), linear probe, k-means clustering or retrieval"
+        " mAP@k; or fine-tuned on a share of the train split's labels (--protocol finetune).",
     )
     p.add_argument("name", help="name, folder, file, URL or hf-hub:org/name")
     p.add_argument("--data", required=True, help="dataset root with <split>/<class>/<image> folders")
@@ -577,7 +584,8 @@ def build_parser() -> argparse.ArgumentParser:
         default="knn",
         choices=("knn", "linear", "cluster", "retrieval", "finetune"),
         help="knn: weighted kNN top-1; linear: linear probe on frozen features; cluster: k-means"
-        " NMI/ARI/Hungarian accuracy on the test split; retrieval: mAP@k of test queries over train",
+        " NMI/ARI/Hungarian accuracy on the test split; retrieval: mAP@k of test queries over train;"
+        " finetune: top-1 after fine-tuning on --label-fraction / --labels-per-class of the labels",
     )
     p.add_argument(
         "-k", type=int, default=20, help="kNN neighbours (solo-learn 20, lightly 200) / retrieval cutoff"
@@ -694,7 +702,8 @@ def build_parser() -> argparse.ArgumentParser:
         "serve",
         help="start the Gradio demo",
         description="Serve the demo: retrieval, clustering and model comparison on uploaded images."
-        " With no arguments: the default model and the bundled sample images, no network needed.",
+        " With no arguments: the default model and the gallery bundled with zoo (19 labelled public-domain"
+        " photos of 5 classes, zoo/data/gallery), no network needed.",
     )
     p.add_argument(
         "--model",
