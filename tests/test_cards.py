@@ -59,6 +59,14 @@ def test_cards_of_trained_encoders_show_how_to_retrain_them(name: str) -> None:
     header = [line for line in recipe.read_text().splitlines() if line.startswith("#")]
     quoted = next(line for line in body.splitlines() if line.startswith("> "))
     assert quoted.startswith("> " + header[0].lstrip("# ").strip()) and "Run: zoo train" not in quoted
+    # An encoder read at another size than it trained on says so, and how to ship a run so.
+    views = int(dict(a.split("=", 1) for a in t.command.split() if "=" in a).get("augment.size", 0))
+    views = views or yaml.safe_load(recipe.read_text())["augment"]["size"]
+    read_at = zoo.model_info(name).preprocess.input_size
+    assert (f"trains on {views} px views; the shipped encoder reads images at {read_at} px" in body) == (
+        read_at != views
+    )
+    assert ("--test-size" in body) == (read_at != views)
 
 
 def test_no_orphan_cards() -> None:

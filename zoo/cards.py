@@ -337,16 +337,19 @@ def render_card(entry: ModelEntry) -> str:
         'features = encoder.embed(["cat.jpg", "dog.png"])  # float32 array (2, ' + f"{arch.embed_dim})",
         "```",
         "",
-        "With torch.hub, from a checkout of zoo (or `github_owner/zoo` once published):",
+        "With torch.hub, from a checkout of zoo:",
         "",
         "```python",
+        "import torch",
+        "",
         f'encoder = torch.hub.load("path/to/zoo", "{fn}", source="local")',
         "```",
         "",
     ]
+    export = f"`zoo export {entry.name} --out DIR`"
     if arch.timm_name:
         lines += [
-            "With timm, from an exported folder (`zoo export " + entry.name + " --out DIR`):",
+            f"With timm, from an exported folder ({export}):",
             "",
             "```python",
             "import timm",
@@ -356,13 +359,19 @@ def render_card(entry: ModelEntry) -> str:
             "```",
             "",
         ]
+    mean, std = (", ".join(f"{v:g}" for v in values) for values in (pre.mean, pre.std))
     lines += [
-        "With ONNX Runtime, from the same exported folder (input `images`: normalised float32"
-        f" N x 3 x {pre.input_size} x {pre.input_size}; output `features`):",
+        f"With ONNX Runtime, from an exported folder ({export} writes `DIR/model.onnx`). Input"
+        f" `images`: float32 N x 3 x {pre.input_size} x {pre.input_size}: each image scaled to [0, 1],"
+        f" its shorter side resized to {pre.resize_size} ({pre.interpolation}), centre-cropped to"
+        f" {pre.input_size} and normalised with mean ({mean}) and std ({std}), which is what"
+        " `encoder.transform` does; output `features`:",
         "",
         "```python",
+        "import numpy as np",
         "import onnxruntime as ort",
         "",
+        'batch = np.stack([encoder.transform(p).numpy() for p in ["cat.jpg", "dog.png"]])',
         'session = ort.InferenceSession("DIR/model.onnx")',
         'features = session.run(["features"], {"images": batch})[0]',
         "```",
@@ -540,6 +549,7 @@ def _training_section(entry: ModelEntry) -> list[str]:
         t.command,
         "```",
         "",
+        *_read_at_another_size(entry),
         *_recipe_notes(t.recipe),
     ]
     if t.curves:
@@ -580,6 +590,36 @@ def _progress_section(figure: str) -> list[str]:
         ]
     lines.append(f"![online kNN against epochs and against CPU-hours, next to the reference]({figure})")
     return lines
+
+
+def _read_at_another_size(entry: ModelEntry) -> list[str]:
+    """Where the shipped encoder reads images at another size than its recipe trained on (a
+    test resolution chosen after training), how that size was chosen and how to ship a run so."""
+    t = entry.training
+    assert t is not None
+    path = Path(__file__).resolve().parents[1] / t.recipe
+    if not path.is_file():
+        return []
+    recipe = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    trained = (recipe.get("augment") or {}).get("size")
+    override = re.search(r"(?:^|\s)augment\.size=(\d+)", t.command)
+    trained = int(override.group(1)) if override else trained
+    size = entry.preprocess.input_size
+    if not isinstance(trained, int) or trained == size:
+        return []
+    run = "runs/" + str(recipe.get("name", path.stem))
+    test_size = f"{entry.preprocess.resize_size}/{size}"
+    return [
+        f"The recipe trains on {trained} px views; the shipped encoder reads images at {size} px, the"
+        " test resolution chosen after training on held-out training images (`python -m"
+        f" zoo.training.test_resolution {run}/export --data DATA --candidates ...`; training/README.md"
+        " gives the figures). To ship a run read at that size, as this file was:",
+        "",
+        "```bash",
+        f"python -m zoo.training.ship {run} --name {entry.name} --test-size {test_size}",
+        "```",
+        "",
+    ]
 
 
 def _recipe_notes(recipe: str) -> list[str]:
