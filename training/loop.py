@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import io
 import math
 import os
@@ -124,9 +125,15 @@ def view_configs(recipe: Recipe) -> list[ViewConfig]:
             local_scale=a.local_scale,
             blur=a.blur,
         )
-    if a.preset != "multicrop" and a.min_scale != views[0].scale[0]:
-        views = [ViewConfig(**{**vars(v), "scale": (a.min_scale, v.scale[1])}) for v in views]
-    return [ViewConfig(**{**vars(v), "grayscale_p": a.grayscale_p}) for v in views]
+    return [
+        dataclasses.replace(
+            v,
+            # multicrop's crops take their scales from global_scale / local_scale, not min_scale.
+            scale=v.scale if a.preset == "multicrop" else (a.min_scale, v.scale[1]),
+            grayscale_p=a.grayscale_p,
+        )
+        for v in views
+    ]
 
 
 class Trainer:

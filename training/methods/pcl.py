@@ -65,7 +65,7 @@ def concentration(clustering: Clustering, temperature: float, alpha: float = 10.
         phi[single] = phi[~single].max()
     else:
         phi[:] = 1.0
-    lo, hi = np.percentile(phi.cpu().numpy(), 10), np.percentile(phi.cpu().numpy(), 90)
+    lo, hi = np.percentile(phi.cpu().numpy(), [10, 90])
     phi = phi.clamp(float(lo), float(hi))
     return (temperature * phi / phi.mean()).float()
 
