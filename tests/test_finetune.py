@@ -199,7 +199,10 @@ def test_layer_wise_learning_rates() -> None:
 def test_interrupted_run_resumes_to_the_same_weights(tiny: Path, tmp_path: Path) -> None:
     settings = dict(labels_per_class=10, mixup=0.4, onnx=False, **FAST)
     settings["batch_size"] = 8  # 30 images: 4 steps of 7 per epoch; step 5 is mid-epoch 2
+    (tmp_path / "whole").mkdir()
+    (tmp_path / "whole" / "model.onnx").write_bytes(b"an earlier run's graph")
     whole = finetune(MODEL, tiny, tmp_path / "whole", **settings)
+    assert not (tmp_path / "whole" / "model.onnx").exists()  # onnx=False: no graph of other weights
     part = finetune(MODEL, tiny, tmp_path / "part", max_steps=5, **settings)
     assert not part.finished and not (tmp_path / "part" / "model.safetensors").exists()
     with pytest.raises(FinetuneError, match="--resume"):
@@ -214,6 +217,17 @@ def test_interrupted_run_resumes_to_the_same_weights(tiny: Path, tmp_path: Path)
     metrics = [(tmp_path / d / "metrics.csv").read_text().splitlines() for d in ("whole", "part")]
     drop_seconds = [[line.rsplit(",", 1)[0] for line in m] for m in metrics]
     assert drop_seconds[0] == drop_seconds[1]
+
+
+def test_a_checkpoint_of_something_else_is_one_clear_error(tiny: Path, tmp_path: Path) -> None:
+    from zoo.finetuning import CHECKPOINT_NAME
+
+    out = tmp_path / "ft"
+    out.mkdir()
+    # Loads with weights_only (tensors and JSON) but holds no run identity: another tool's file.
+    torch.save({"state": json.dumps({"progress": {"epoch": 1}}), "model": {}}, out / CHECKPOINT_NAME)
+    with pytest.raises(zoo.ZooError, match="not a `zoo finetune` checkpoint of this version"):
+        finetune(MODEL, tiny, out, resume=True, onnx=False, **FAST)
 
 
 def test_label_subsets_are_balanced_seeded_and_saved(tiny: Path, tmp_path: Path) -> None:

@@ -110,9 +110,50 @@ def test_damaged_conversion_is_not_used_even_offline(
     torch.testing.assert_close(_features(enc), _features(default_encoder), rtol=0, atol=1e-5)
 
 
+def test_a_conversion_of_another_zoo_version_is_not_used(
+    upstream_entry, default_encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cached conversion is keyed by the converters' version: one an older zoo made (perhaps
+    with a mapping since fixed) is converted again, and left for that zoo to use."""
+    name, srv = upstream_entry
+    zoo.load(name, progress=False)
+    root = Path(os.environ["ZOO_HOME"]) / "converted"
+    (old,) = root.iterdir()
+    monkeypatch.setattr(derived, "DERIVED_VERSION", derived.DERIVED_VERSION + 1)
+    enc = zoo.load(name, progress=False)
+    new = next(p for p in root.iterdir() if p != old)
+    assert new.name.endswith(f"-derived{derived.DERIVED_VERSION}") and old.is_dir()
+    record = json.loads((new / derived.MANIFEST).read_text())
+    assert record["source"].startswith(f"derived{derived.DERIVED_VERSION}:{name}:")
+    assert srv.count("/upstream.pth", "GET") == 1  # converted from the cached download
+    torch.testing.assert_close(_features(enc), _features(default_encoder), rtol=0, atol=1e-5)
+
+
 # ---------------------------------------------------------------------------------------------
 # onnx/ graphs
 # ---------------------------------------------------------------------------------------------
+
+
+def test_onnx_graphs_are_keyed_by_the_code_that_exports_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another zoo (DERIVED_VERSION) or torch version exports its own graph, not reusing one
+    exported by other code from the same weights."""
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "home"))
+    enc = _quarter(0)
+    first = enc.graph_key()
+    enc.embed(SAMPLES[:2], backend="onnx")
+    monkeypatch.setattr(derived, "DERIVED_VERSION", derived.DERIVED_VERSION + 1)
+    bumped = enc.graph_key()
+    monkeypatch.setattr(torch, "__version__", "0.0.1")
+    other_torch = enc.graph_key()
+    assert len({first, bumped, other_torch}) == 3 and bumped.startswith(enc.fingerprint())
+    fresh = _quarter(0)  # no session in memory: the cache is consulted
+    got = fresh.embed(SAMPLES[:2], backend="onnx")
+    np.testing.assert_allclose(got, fresh.embed(SAMPLES[:2], backend="torch"), atol=1e-4, rtol=0)
+    graphs = {p.name for p in (tmp_path / "home" / "onnx").glob("*.onnx")}
+    assert graphs == {f"{first}.onnx", f"{other_torch}.onnx"}
 
 
 def _quarter(seed: int) -> zoo.Encoder:

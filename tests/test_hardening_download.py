@@ -97,6 +97,31 @@ def test_unconfirmed_file_offline_is_an_error(
         hub.download_url(server.url(PATH), progress=False)
 
 
+def test_a_registry_file_of_unconfirmed_length_is_not_pinned(
+    home: Path, default_encoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Trust on first use pins a download's sha256, but not one the server could not confirm
+    whole: the cut-short file's hash would refuse the whole file on every later load."""
+    from zoo import registry
+    from zoo.folder import WEIGHTS_NAME
+
+    body = (default_encoder.save(tmp_path / "enc", card=False) / WEIGHTS_NAME).read_bytes()
+    monkeypatch.setattr(registry, "_MODELS", dict(registry._MODELS))
+    with serve({PATH: body}) as srv:
+        srv.send_length, srv.honor_range, srv.truncate_after = False, False, len(body) // 2
+        base = zoo.model_info(zoo.DEFAULT_MODEL)
+        weights = zoo.Weights(url=srv.url(PATH), format="zoo")  # no hash upstream: trust on first use
+        registry.register_model(zoo.ModelEntry(**{**base.__dict__, "name": "tofu-lite0", "weights": weights}))
+        with pytest.warns(RuntimeWarning, match="may be incomplete"), pytest.raises(zoo.WeightsError):
+            zoo.load("tofu-lite0", progress=False)  # half a file: not loadable
+        cached = final_path(home, srv.url(PATH))
+        assert not cached.with_name(cached.name + ".sha256").exists()
+        srv.truncate_after = None  # the whole file now, still of a length nobody can confirm
+        with pytest.warns(RuntimeWarning, match="may be incomplete"):
+            assert zoo.load("tofu-lite0", progress=False).entry.name == "tofu-lite0"
+        assert not cached.with_name(cached.name + ".sha256").exists()
+
+
 def test_body_without_length_is_confirmed_then_cached(home: Path, server: FileServer) -> None:
     server.send_length = False
     url = server.url(PATH)
@@ -104,6 +129,64 @@ def test_body_without_length_is_confirmed_then_cached(home: Path, server: FileSe
     assert path.read_bytes() == V1
     assert hub.download_url(url, progress=False) == path
     assert server.count(PATH) == 2  # the download and its 416 probe; the second call is a hit
+
+
+@pytest.mark.parametrize("why", ["no-fcntl", "flock-refused"])
+def test_without_a_lock_concurrent_downloads_do_not_share_a_part_file(
+    home: Path, monkeypatch: pytest.MonkeyPatch, why: str
+) -> None:
+    """Where no lock can be taken (Windows; a file system refusing flock), each download writes
+    a .part of its own: before, they appended to one and renamed it from under each other."""
+    import threading
+
+    if why == "no-fcntl":
+        monkeypatch.setattr(hub, "fcntl", None)
+    else:
+
+        class Refusing:
+            LOCK_EX = 2
+
+            @staticmethod
+            def flock(fd: int, op: int) -> None:
+                raise OSError(38, "Function not implemented")
+
+        monkeypatch.setattr(hub, "fcntl", Refusing)
+    body = bytes(range(256)) * 4096 * 4  # 4 MiB: several blocks each, so the writes interleave
+    expected = hashlib.sha256(body).hexdigest()
+    with serve({PATH: body}, delay=0.3) as srv:
+        results: list[Path] = []
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                results.append(hub.download_url(srv.url(PATH), sha256=expected, progress=False))
+            except BaseException as err:  # surfaced by the assertion below
+                errors.append(err)
+
+        threads = [threading.Thread(target=run) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert not errors, errors
+    assert len(set(results)) == 1 and results[0].read_bytes() == body
+    assert not [p.name for p in results[0].parent.iterdir() if ".part" in p.name]
+
+
+def test_without_a_lock_an_interrupted_download_resumes(
+    home: Path, server: FileServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(hub, "fcntl", None)
+    server.validators, server.truncate_after = "etag", 1000
+    url = server.url(PATH)
+    shared = final_path(home, url).with_name("model.bin.part")
+    with pytest.raises(DownloadError, match=f"partial file {shared} is kept"):
+        hub.download_url(url, progress=False)
+    assert shared.stat().st_size == 1000  # handed back under the shared name, for the next call
+    server.truncate_after = None
+    assert hub.download_url(url, progress=False).read_bytes() == V1
+    assert server.records(PATH)[-1].headers.get("Range") == "bytes=1000-"
+    assert sorted(p.name for p in shared.parent.iterdir()) == ["model.bin", "model.bin.lock"]
 
 
 # ---------------------------------------------------------------------------------------------

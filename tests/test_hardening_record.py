@@ -43,6 +43,18 @@ def _with(record: dict[str, Any], field: str, value: Any) -> dict[str, Any]:
 
 
 _DELETE = object()
+#: A valid training record, as zoo's own trained entries carry.
+_TRAINING = {
+    "recipe": "training/recipes/simclr_r18q_cifar10.yaml",
+    "command": "zoo train simclr_r18q_cifar10",
+    "epochs": 1,
+    "steps": 10,
+    "batch_size": 8,
+    "hardware": "1 CPU core",
+    "minutes": 1.0,
+    "curves": "curves/x.png",
+    "progress": "curves/x-progress.png",
+}
 
 # (field to change, value, the field the error must name)
 CASES = [
@@ -81,6 +93,14 @@ CASES = [
         "measured[0].value",
     ),
     ("training", {"recipe": "r"}, "training.command"),
+    # Path fields are joined to zoo's folders and read or copied: only relative paths inside them.
+    ("training", {**_TRAINING, "recipe": "/etc/passwd.yaml"}, "training.recipe"),
+    ("training", {**_TRAINING, "recipe": "README.md"}, "training.recipe"),
+    ("training", {**_TRAINING, "curves": "../../../secret.png"}, "training.curves"),
+    ("training", {**_TRAINING, "curves": "curves\\..\\..\\x.png"}, "training.curves"),
+    ("training", {**_TRAINING, "progress": "curves/../../x.png"}, "training.progress"),
+    ("training", {**_TRAINING, "progress": 5}, "training.progress"),
+    ("training", {**_TRAINING, "progress": "C:/x.png"}, "training.progress"),
     ("description", _DELETE, "description"),
 ]
 
@@ -124,6 +144,19 @@ def test_valid_records_still_load(saved: Path) -> None:
     assert enc.arch == "resnet18_cifar_quarter" and enc.preprocess.input_size == 32
 
 
+def test_a_valid_training_record_with_its_paths_loads(saved: Path, tmp_path: Path) -> None:
+    config = json.loads((saved / CONFIG_NAME).read_text())
+    config["zoo"]["training"] = _TRAINING
+    (tmp_path / CONFIG_NAME).write_text(json.dumps(config))
+    (tmp_path / WEIGHTS_NAME).symlink_to(saved / WEIGHTS_NAME)
+    training = zoo.load(tmp_path).entry.training
+    assert (training.recipe, training.curves, training.progress) == (
+        _TRAINING["recipe"],
+        _TRAINING["curves"],
+        _TRAINING["progress"],
+    )
+
+
 def test_every_registered_entry_passes_the_schema() -> None:
     """What zoo itself writes (every registry record, as saved in config.json) is valid."""
     for entry in iter_models():
@@ -135,3 +168,35 @@ def test_record_error_is_a_value_error_with_the_field() -> None:
     with pytest.raises(RecordError) as info:
         validate_record({"name": "x"})
     assert isinstance(info.value, ValueError) and info.value.field == "arch"
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("[" * 100_000, "invalid JSON (nested too deeply)"),
+        ('{"zoo": ' * 100_000, "invalid JSON (nested too deeply)"),
+        ("1" * 5000, "invalid JSON"),  # over Python's 4300-digit integer limit: a ValueError
+        (" " * (17 << 20) + "{}", "far more than a zoo config"),
+    ],
+    ids=["list", "object", "huge-int", "huge-file"],
+)
+def test_a_hostile_config_json_is_one_weights_error(
+    saved: Path, tmp_path: Path, text: str, named: str
+) -> None:
+    (tmp_path / CONFIG_NAME).write_text(text)
+    (tmp_path / WEIGHTS_NAME).symlink_to(saved / WEIGHTS_NAME)
+    with pytest.raises(zoo.WeightsError, match=re.escape(named)) as info:
+        zoo.load(tmp_path)
+    assert str(tmp_path / CONFIG_NAME) in str(info.value)
+    # An export into that folder is refused for what it holds, not with a RecursionError.
+    with pytest.raises(zoo.ExportError, match="not empty"):
+        zoo.export(zoo.load(saved), tmp_path, onnx=False)
+
+
+def test_deeply_nested_safetensors_metadata_is_a_weights_error(saved: Path, tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    tensors, _ = read_safetensors(saved / WEIGHTS_NAME)
+    save_file(tensors, str(tmp_path / "lone.safetensors"), metadata={"format": "pt", "zoo": "[" * 100_000})
+    with pytest.raises(zoo.WeightsError, match=r"corrupted zoo metadata .*nested too deeply"):
+        zoo.load(tmp_path / "lone.safetensors")

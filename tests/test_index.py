@@ -121,6 +121,31 @@ def test_damaged_index_file(tmp_path: Path) -> None:
         zoo.index.load(tmp_path / "missing.npz")
 
 
+def test_a_features_array_is_not_taken_for_an_index(tmp_path: Path) -> None:
+    """`zoo embed` writes OUT.npy; passing it where an index goes says what to do instead."""
+    np.save(tmp_path / "feats.npy", np.zeros((4, 8), np.float32))
+    with pytest.raises(zoo.ZooError, match=r"features array \(float32 \(4, 8\).*zoo index build") as e:
+        zoo.index.load(tmp_path / "feats.npy")
+    assert "feats.npy" in str(e.value)
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object))  # a pickle inside
+    with pytest.raises(zoo.ZooError, match="not a zoo gallery index"):
+        zoo.index.load(tmp_path / "objects.npy")
+
+
+def test_files_outside_the_root_are_refused_before_embedding(tmp_path: Path) -> None:
+    class NoEncoder:  # build must fail before it embeds (or even fingerprints) anything
+        pass
+
+    (tmp_path / "gallery").mkdir()
+    with pytest.raises(zoo.InvalidArgumentError, match=r"elsewhere\.png is not below the root"):
+        zoo.index.build(
+            NoEncoder(),  # type: ignore[arg-type]
+            [tmp_path / "gallery" / "a.png", tmp_path / "elsewhere.png"],
+            root=tmp_path / "gallery",
+            progress=False,
+        )
+
+
 def _rewritten(src: Path, dst: Path, **changes) -> Path:
     """A copy of the saved index ``src`` with some of its entries replaced."""
     import json
@@ -150,6 +175,10 @@ def _rewritten(src: Path, dst: Path, **changes) -> Path:
         ({"features": np.full((3, 4), np.nan, np.float32)}, "features hold NaN"),
         ({"stamps": np.zeros((3, 3), np.int64)}, "stamps must be an integer (N, 2) array"),
         ({"labels": np.zeros(3)}, "labels must be a 1-D string array"),
+        # The app serves root/path: a path that leaves the root would serve any file.
+        ({"paths": np.array(["a.png", "/etc/passwd", "c.png"])}, "paths must be relative to the root"),
+        ({"paths": np.array(["a.png", "../../etc/passwd", "c.png"])}, "'../../etc/passwd'"),
+        ({"paths": np.array(["a.png", "x/../../y.png", ""])}, "without '..'"),
     ],
 )
 def test_a_damaged_index_names_what_is_wrong(tmp_path: Path, damage: dict, named: str) -> None:

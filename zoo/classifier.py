@@ -235,13 +235,15 @@ def create_classifier(
 
 
 def is_classifier_folder(path: Path) -> bool:
-    config = path / "config.json"
-    if not config.is_file():
+    from zoo.folder import read_config
+
+    if not (path / "config.json").is_file():
         return False
     try:
-        return CLASSIFIER_KEY in json.loads(config.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError, OSError):
+        config = read_config(path)  # bounded, and "[[[[..." is an error there, not a RecursionError
+    except WeightsError:
         return False
+    return isinstance(config, dict) and CLASSIFIER_KEY in config
 
 
 def base_entry(model: Classifier) -> ModelEntry:

@@ -189,7 +189,7 @@ def _cmd_convert(args: argparse.Namespace) -> None:
     from zoo.convert import convert_to_folder, detect_format
 
     fmt = detect_format(args.src) if args.fmt == "auto" else args.fmt
-    folder = convert_to_folder(args.src, args.out, fmt=fmt, arch=args.arch)
+    folder = convert_to_folder(args.src, args.out, fmt=fmt, arch=args.arch, overwrite=args.overwrite)
     arch = json.loads((folder / "config.json").read_text())["zoo"]["arch"]
     print(f"wrote {folder}/ ({fmt} -> {arch}; zoo.load({str(folder)!r}) or `zoo export {folder} --out DIR`)")
 
@@ -466,7 +466,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Download (and convert) an encoder's weights into the cache ($ZOO_HOME).",
     )
     p.add_argument("name", help="name, folder, file, URL or hf-hub:org/name")
-    p.add_argument("--sha256", help="expected sha256 of a file given by path or URL (64 hex digits)")
+    p.add_argument(
+        "--sha256",
+        help="expected sha256 of the weights file (64 hex digits): of a path, URL or hf-hub: repo's"
+        " model.safetensors, or a registry entry's file (must agree with the hash the registry pins)",
+    )
     p.set_defaults(func=_cmd_download)
 
     p = sub.add_parser(
@@ -558,6 +562,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", required=True, help="output zoo folder")
     p.add_argument("--arch", help="target architecture (default: the format's first that fits)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into a non-empty folder that is not a zoo folder of this model (replacing zoo's files)",
+    )
     p.set_defaults(func=_cmd_convert)
 
     p = sub.add_parser(

@@ -26,8 +26,10 @@ from pathlib import Path
 import numpy as np
 
 __all__ = [
+    "DERIVED_VERSION",
     "MANIFEST",
     "cached_array",
+    "code_key",
     "files_key",
     "is_intact",
     "manifest_path",
@@ -37,6 +39,22 @@ __all__ = [
 
 MANIFEST = "derived.json"
 _CHUNK = 1 << 20
+
+#: Bumped whenever zoo changes what it derives from the same inputs (a converter's mapping, the
+#: ONNX export or its int8 quantisation): caches are keyed by it, so files an older zoo derived
+#: are derived again instead of being taken for this version's.
+DERIVED_VERSION = 1
+
+
+def code_key(*parts: str) -> str:
+    """A short tag of the code that derives a file from given inputs: :data:`DERIVED_VERSION`,
+    torch's version (an ONNX graph is torch's export) and ``parts`` (the opset, a runtime's
+    version). Caches put it in their keys, so two versions of zoo or torch sharing a cache
+    each keep their own files instead of replacing each other's."""
+    import torch
+
+    tag = "|".join((f"derived{DERIVED_VERSION}", f"torch{torch.__version__}", *parts))
+    return hashlib.blake2b(tag.encode(), digest_size=4).hexdigest()
 
 
 def manifest_path(target: Path) -> Path:

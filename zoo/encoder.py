@@ -39,6 +39,8 @@ BACKENDS = ("auto", "torch", "torch-bf16", "onnx", "onnx-int8")
 
 # ONNX Runtime sessions are kept beside (not inside) the module so that deepcopy, pickling
 # and state_dict() of an Encoder never see them.
+#: The opset of the graphs the onnx backends export and cache (part of :meth:`Encoder.graph_key`).
+GRAPH_OPSET = 17
 _SESSIONS: weakref.WeakKeyDictionary[nn.Module, dict[str, Any]] = weakref.WeakKeyDictionary()
 
 
@@ -79,7 +81,7 @@ class Encoder(nn.Module):
 
     def transform(self, image: _images.ImageInput) -> torch.Tensor:
         """One image (path, PIL, tensor or array) -> the normalised (3, S, S) input tensor."""
-        return _images.preprocess(_images.to_tensor(image), self.preprocess)
+        return _images.prepare(image, self.preprocess)
 
     def embed(
         self,
@@ -157,7 +159,7 @@ class Encoder(nn.Module):
                 tensors = []
                 for f in paths[start : start + batch_size]:
                     try:
-                        tensors.append(_images.preprocess(_images.to_tensor(f), self.preprocess))
+                        tensors.append(_images.prepare(f, self.preprocess))
                     except _images.ImageError as e:
                         skipped.append(str(e))  # the message starts with the file's path
                         continue
@@ -223,6 +225,7 @@ class Encoder(nn.Module):
             step = max(1, len(calibration) // 256)
             calib_batches = list(_images.batches(list(calibration)[::step][:256], self.preprocess, 32))
             h = hashlib.blake2b(digest_size=8)
+            h.update(zoo_onnx.runtime_version().encode())  # the quantiser is onnxruntime's
             for b in calib_batches:
                 h.update(b.numpy().tobytes())
             key = f"{fingerprint}.int8-{h.hexdigest()}"
@@ -237,7 +240,7 @@ class Encoder(nn.Module):
             fp32 = folder / f"{fingerprint}.onnx"
             size = (self.preprocess.input_size,) * 2
             if not derived.is_intact(fp32, fingerprint):
-                zoo_onnx.export_onnx(self.backbone, fp32, size)
+                zoo_onnx.export_onnx(self.backbone, fp32, size, opset=GRAPH_OPSET)
                 derived.write_manifest(fp32, fingerprint, _graph_files(fp32))
             path = fp32
             if int8:
@@ -251,10 +254,12 @@ class Encoder(nn.Module):
         return lambda batch: session(batch.numpy())
 
     def graph_key(self) -> str:
-        """What names this encoder's cached ONNX graph: the weights' fingerprint and the input
-        size, as a graph is fixed to one size (the same weights at a test resolution chosen
-        after training are another graph)."""
-        return f"{self.fingerprint()}-{self.preprocess.input_size}px"
+        """What names this encoder's cached ONNX graph: the weights' fingerprint, the input size,
+        as a graph is fixed to one size (the same weights at a test resolution chosen after
+        training are another graph), and the code that exports it (:func:`zoo.derived.code_key`:
+        zoo's derived-files version, torch's version, the opset)."""
+        code = derived.code_key(f"opset{GRAPH_OPSET}")
+        return f"{self.fingerprint()}-{self.preprocess.input_size}px-{code}"
 
     def fingerprint(self) -> str:
         """A hash of the architecture and every weight, so caches follow fine-tuning."""

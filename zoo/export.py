@@ -178,6 +178,17 @@ def check_export_target(directory: str | os.PathLike, entry: ModelEntry, *, over
     )
 
 
+def remove_stale_graph(directory: Path) -> None:
+    """Delete the ``model.onnx`` (and its ``.data``) of a folder whose weights are about to be
+    replaced: it goes first, so no moment (and no failed or interrupted write) leaves new weights
+    beside the graph of the old ones."""
+    for stale in (directory / ONNX_NAME, directory / f"{ONNX_NAME}.data"):
+        try:
+            stale.unlink(missing_ok=True)
+        except OSError as e:
+            raise output_error(e, stale) from None
+
+
 def export(
     encoder: Encoder,
     directory: str | os.PathLike,
@@ -209,13 +220,7 @@ def export(
             "check_images is empty; pass images to check the ONNX graph on, or None for the bundled samples"
         )
     directory = check_export_target(directory, folder_entry(encoder), overwrite=overwrite)
-    # The graph there belongs to the weights about to be replaced: it goes first, so no moment
-    # (and no failed or interrupted export) leaves new weights beside an old graph.
-    for stale in (directory / ONNX_NAME, directory / f"{ONNX_NAME}.data"):
-        try:
-            stale.unlink(missing_ok=True)
-        except OSError as e:
-            raise output_error(e, stale) from None
+    remove_stale_graph(directory)
     directory = save_folder(encoder, directory)
     if not onnx:
         return ExportReport(directory, None, None, 0)

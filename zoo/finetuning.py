@@ -678,7 +678,14 @@ class _Run:
             meta = json.loads(state["state"])
         except Exception as e:  # torch raises several private types for damaged files
             raise CheckpointError(f"{path}: damaged checkpoint ({e}); delete it to start over") from None
-        saved, now = meta["identity"], self.identity()
+        saved, now = meta.get("identity") if isinstance(meta, dict) else None, self.identity()
+        if not isinstance(saved, dict) or not isinstance(saved.get("settings"), dict) or not all(
+            k in saved for k in ("model", "pretrained", "labels")
+        ):
+            raise CheckpointError(
+                f"{path}: not a `zoo finetune` checkpoint of this version (no run identity);"
+                " delete it to start over, or choose another --out"
+            )
         diff = sorted(
             [
                 f"settings.{k}"
@@ -692,8 +699,14 @@ class _Run:
                 f"{path}: this run differs from the checkpoint's in {', '.join(diff)}; resume with the"
                 " same model, data and settings, or choose another --out"
             )
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (KeyError, RuntimeError, ValueError) as e:
+            raise CheckpointError(
+                f"{path}: its weights or optimiser state do not fit this model ({str(e).splitlines()[0]});"
+                " delete it to start over, or choose another --out"
+            ) from None
         # AdamW's load restores the saved lr; base_lr is ours and must survive too.
         for group, mine in zip(self.optimizer.param_groups, self.groups, strict=True):
             group["base_lr"] = mine["base_lr"]
@@ -777,9 +790,13 @@ class _Run:
     def write_outputs(self, final: dict[str, Any], progress: Progress, *, onnx: bool) -> None:
         """The classifier folder: weights, config, ONNX (checked), confusion matrix, card."""
         from zoo.classifier import export_onnx_checked, render_classifier_card
+        from zoo.export import remove_stale_graph
         from zoo.folder import atomic_write_bytes, atomic_write_text
 
         s = self.splits
+        # A graph of an earlier run in this folder would be served (`zoo predict`, the demo)
+        # beside these weights, unchecked: it goes first, and only a checked one comes back.
+        remove_stale_graph(self.out)
         self.model.save(self.out)
         table = confusion_matrix(s.val_labels, final["pred"], len(s.classes))
         png = confusion_png(

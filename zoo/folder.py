@@ -32,6 +32,9 @@ CARD_NAME = "README.md"
 ONNX_NAME = "model.onnx"
 FORMAT_VERSION = 1
 _META_KEY = "zoo"
+#: Largest zoo record (config.json, or the record in a safetensors header) zoo parses. Real ones
+#: are a few kilobytes; a downloaded file must not make a load read or parse without bound.
+MAX_RECORD_BYTES = 16 << 20
 
 
 # Read once at import (reading the umask means setting it, which is not thread-safe later).
@@ -160,11 +163,24 @@ def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], 
 def entry_from_safetensors_metadata(metadata: Mapping[str, str], source: str) -> ModelEntry | None:
     if _META_KEY not in metadata:
         return None
+    text = metadata[_META_KEY]
+    if len(text) > MAX_RECORD_BYTES:
+        raise WeightsError(
+            f"{source}: the zoo metadata in the safetensors header is {len(text):,} characters long"
+            f" (at most {MAX_RECORD_BYTES:,}); the file is damaged or was not written by zoo"
+        )
     try:
-        record = json.loads(metadata[_META_KEY])
-    except json.JSONDecodeError as e:
-        raise WeightsError(f"{source}: corrupted zoo metadata in the safetensors header ({e})") from None
+        record = json.loads(text)
+    except (ValueError, RecursionError) as e:  # "[[[[..." nests past the parser's stack
+        raise WeightsError(
+            f"{source}: corrupted zoo metadata in the safetensors header ({_json_problem(e)});"
+            " the file is damaged or was not written by zoo"
+        ) from None
     return entry_from_config({_META_KEY: record}, source)
+
+
+def _json_problem(e: Exception) -> str:
+    return "nested too deeply" if isinstance(e, RecursionError) else str(e)
 
 
 def load_state_dict_strict(module: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str) -> None:
@@ -197,6 +213,17 @@ def read_config(directory: str | os.PathLike, name: str = CONFIG_NAME) -> dict[s
     if not path.is_file():
         raise WeightsError(f"{directory}: not a zoo folder (no {CONFIG_NAME})")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise WeightsError(f"{path}: invalid JSON ({e})") from None
+        with open(path, "rb") as f:
+            data = f.read(MAX_RECORD_BYTES + 1)
+    except OSError as e:
+        raise WeightsError(f"{path}: cannot read it ({e.strerror or e})") from None
+    if len(data) > MAX_RECORD_BYTES:
+        raise WeightsError(
+            f"{path}: over {MAX_RECORD_BYTES:,} bytes, far more than a zoo config; the folder is damaged"
+            " or not a zoo folder"
+        )
+    try:
+        return json.loads(data.decode("utf-8"))
+    # ValueError covers JSONDecodeError, UnicodeDecodeError and integers of over 4300 digits.
+    except (ValueError, RecursionError) as e:
+        raise WeightsError(f"{path}: invalid JSON ({_json_problem(e)})") from None

@@ -15,7 +15,8 @@ interrupted and concurrent runs:
   transfer looks complete) is confirmed with a ``Range`` request past its end; one the server
   cannot confirm is used once but not kept as complete: the next call downloads it again;
 * on POSIX, an advisory lock on ``<name>.lock`` makes a second process wait for the first one's
-  download instead of fetching the same bytes again.
+  download instead of fetching the same bytes again; where no lock can be taken (Windows, a
+  file system that refuses ``flock``) each process downloads into a ``.part`` of its own.
 
 Only the standard library speaks HTTP here (``urllib``), so zoo does not need ``requests``.
 ``huggingface_hub`` is imported lazily, and only by :func:`hf_download`.
@@ -36,6 +37,7 @@ import http.client
 import json
 import os
 import re
+import secrets
 import socket
 import urllib.error
 import urllib.parse
@@ -56,7 +58,7 @@ from zoo.errors import (
     ZooError,
 )
 
-try:  # POSIX only; elsewhere the per-file lock is skipped (the .part/rename scheme stays safe).
+try:  # POSIX only; elsewhere no lock is held and each download writes a .part of its own.
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
@@ -69,6 +71,7 @@ __all__ = [
     "download_url",
     "hf_download",
     "is_offline",
+    "is_unconfirmed",
     "normalize_sha256",
     "sha256_file",
 ]
@@ -280,13 +283,45 @@ def _download_http(
         raise _cache_error(directory, err, cache) from err
 
     part = final.with_name(final.name + ".part")
-    with _file_lock(final.with_name(final.name + ".lock"), cache):
+    with _file_lock(final.with_name(final.name + ".lock"), cache) as locked:
         # Another process may have finished this download while we waited for the lock.
         now = _stat_key(final)
         if now is not None and now != seen and _cached_ok(final, expected, url, warn=False):
             return final
-        _download_verified(url, part, final, expected, progress, cache)
+        if locked:
+            _download_verified(url, part, final, expected, progress, cache)
+        else:
+            _download_unlocked(url, part, final, expected, progress, cache)
     return final
+
+
+def _download_unlocked(
+    url: str, shared: Path, final: Path, expected: str | None, progress: bool, cache: Path | None
+) -> None:
+    """:func:`_download_verified` where no lock is held (no ``flock``: Windows, some network
+    file systems). Two processes appending to one ``.part`` would interleave their bytes, so each
+    downloads into a name of its own. A transfer that fails on the way is handed back to the
+    shared ``.part`` (with its validator) and the next call takes it over to resume it: a rename
+    moves it whole to one taker, never to two."""
+    private = final.with_name(f"{final.name}.{os.getpid()}-{secrets.token_hex(4)}.part")
+    for src, dst in ((shared, private), (_validator_file(shared), _validator_file(private))):
+        with contextlib.suppress(OSError):  # absent, or another process took it first
+            os.replace(src, dst)
+    try:
+        _download_verified(url, private, final, expected, progress, cache)
+    except ChecksumError:
+        raise  # the bytes were discarded: nothing to hand back
+    except BaseException as err:
+        if _file_size(private) > 0:
+            with contextlib.suppress(OSError):
+                os.replace(private, shared)
+                os.replace(_validator_file(private), _validator_file(shared))
+        if isinstance(err, DownloadError) and str(private) in str(err):
+            # Its message names the partial file the next call resumes: the shared one now.
+            raise DownloadError(str(err).replace(str(private), str(shared))) from err.__cause__
+        raise
+    finally:
+        _discard(private)  # renamed to final on success; a leftover of a failed hand-back
 
 
 def _stat_key(path: Path) -> tuple[int, int, int] | None:
@@ -325,8 +360,9 @@ def _cache_error(directory: Path, err: OSError, cache: Path | None) -> CacheErro
 
 
 @contextlib.contextmanager
-def _file_lock(lock_path: Path, cache: Path | None) -> Iterator[None]:
-    """Exclusive advisory lock so concurrent processes download a given file only once.
+def _file_lock(lock_path: Path, cache: Path | None) -> Iterator[bool]:
+    """Exclusive advisory lock so concurrent processes download a given file only once; yields
+    whether the lock is held (not where ``flock`` is missing or refused).
 
     Opening the lock file doubles as the cache writability check: ``mkdir`` may succeed (or the
     directory may already exist) on a read-only mount.
@@ -336,13 +372,16 @@ def _file_lock(lock_path: Path, cache: Path | None) -> Iterator[None]:
     except OSError as err:
         raise _cache_error(lock_path.parent, err, cache) from err
     try:
+        held = False
         if fcntl is not None:
             try:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+                held = True
             except OSError:
-                # Some network filesystems refuse flock; downloads stay correct without it.
+                # Some network filesystems refuse flock: the caller then downloads into a
+                # file of its own (see _download_unlocked).
                 pass
-        yield
+        yield held
     finally:
         # Closing the descriptor releases the lock. The lock file is left in place: unlinking
         # it would let a waiting process lock an orphaned inode while a new one is created.
@@ -391,6 +430,12 @@ def _download_verified(
 
 def _unconfirmed_marker(final: Path) -> Path:
     return final.with_name(final.name + ".unconfirmed")
+
+
+def is_unconfirmed(path: Path) -> bool:
+    """Whether the downloaded file ``path`` came without a length the server could confirm: it may
+    be cut short, so it is used once but nothing about it (a pinned hash, a conversion) is kept."""
+    return _unconfirmed_marker(path).exists()
 
 
 def _discard(part: Path) -> None:

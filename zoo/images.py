@@ -34,6 +34,12 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".ti
 # outright so that a small file declaring a huge size cannot exhaust memory.
 MAX_PIXELS = 64_000_000
 
+#: Largest image the resize step may produce (about 200 MB as float32 RGB). It scales the
+#: shorter side to ``resize_size`` and the longer one with it, so an image of few pixels but an
+#: extreme aspect ratio would become huge: 1 x 60000 pixels at 256 px is 256 x 15,360,000, 47 GB.
+#: Every photo fits (16:9 at the largest resize_size, 2048 px, is 7.5 million pixels).
+MAX_RESIZED_PIXELS = 1 << 24
+
 #: Bumped whenever :func:`preprocess` changes the pixels it produces, so caches of features
 #: (gallery indexes) can tell features of the old pipeline from the new. 2: pixels are scaled
 #: to float before resizing (uint8 and float inputs embed alike).
@@ -131,6 +137,12 @@ def _from_array(t: torch.Tensor, *, channels_last: bool) -> torch.Tensor:
         )
     if t.shape[1] == 0 or t.shape[2] == 0:
         raise ImageError(f"empty image array of shape {tuple(t.shape)}")
+    # The same bound as for files: converting to float and resizing multiply the memory.
+    if t.shape[1] * t.shape[2] > MAX_PIXELS:
+        raise ImageError(
+            f"image array of shape {tuple(t.shape)} has {t.shape[1] * t.shape[2]:,} pixels, over the"
+            f" limit of {MAX_PIXELS:,}; downscale it first"
+        )
     t = _pixel_values(t)
     if t.shape[0] == 4:
         t = _composite_on_white(t)
@@ -170,13 +182,18 @@ def _composite_on_white(rgba: torch.Tensor) -> torch.Tensor:
     return rgba[:3] * alpha + (1.0 - alpha)
 
 
-def preprocess(image: torch.Tensor, cfg: Preprocess) -> torch.Tensor:
+def preprocess(image: torch.Tensor, cfg: Preprocess, *, what: str = "input") -> torch.Tensor:
     """Scale to [0, 1], resize the shorter side, centre crop and normalise: (3, S, S) float32.
 
     Pixels are scaled *before* resizing: torchvision resizes uint8 images in fixed point and
     rounds the result back to uint8, which moves features by up to ~0.1 (one grey level per
     pixel), so the same image given as uint8 and as float [0, 1] would not embed alike.
+
+    Raises:
+        ImageError: starting with ``what`` (a file's path), when the image is so elongated that
+            resizing it would exceed :data:`MAX_RESIZED_PIXELS`.
     """
+    _check_resized_size(image, cfg.resize_size, what)
     if image.dtype == torch.uint8:
         image = image.float().div_(255.0)
     image = TF.resize(
@@ -184,6 +201,27 @@ def preprocess(image: torch.Tensor, cfg: Preprocess) -> torch.Tensor:
     ).clamp_(0.0, 1.0)  # bicubic overshoots; pixels stay pixels, as when resizing 8-bit images
     image = TF.center_crop(image, [cfg.input_size, cfg.input_size])
     return TF.normalize(image, list(cfg.mean), list(cfg.std))
+
+
+def _check_resized_size(image: torch.Tensor, size: int, what: str) -> None:
+    h, w = image.shape[-2:]
+    short, long = min(h, w), max(h, w)
+    # As torchvision computes it for resize([size]): the longer side is truncated, not rounded.
+    new_long = int(size * long / short) if short else 0
+    if size * new_long > MAX_RESIZED_PIXELS:
+        ratio = MAX_RESIZED_PIXELS // (size * size)
+        new_w, new_h = (size, new_long) if w == short else (new_long, size)
+        raise ImageError(
+            f"{what}: image of {w}x{h} pixels is too elongated to embed: resizing its shorter side to"
+            f" {size} px makes it {new_w}x{new_h} ({size * new_long:,} pixels, over the limit of"
+            f" {MAX_RESIZED_PIXELS:,}); crop it to an aspect ratio of at most {ratio}:1 first"
+        )
+
+
+def prepare(image: ImageInput, cfg: Preprocess) -> torch.Tensor:
+    """One input read (:func:`to_tensor`) and preprocessed; an error names a file by its path."""
+    what = os.fspath(image) if isinstance(image, (str, os.PathLike)) else "input"
+    return preprocess(to_tensor(image), cfg, what=what)
 
 
 def split_inputs(images: ImageInput | Sequence[ImageInput]) -> list[ImageInput]:
@@ -203,7 +241,7 @@ def batches(images: Sequence[ImageInput], cfg: Preprocess, batch_size: int) -> I
     """Preprocessed (B, 3, S, S) float32 batches, in input order."""
     for start in range(0, len(images), batch_size):
         chunk = images[start : start + batch_size]
-        yield torch.stack([preprocess(to_tensor(im), cfg) for im in chunk])
+        yield torch.stack([prepare(im, cfg) for im in chunk])
 
 
 def find_images(folder: str | os.PathLike) -> list[Path]:

@@ -34,12 +34,12 @@ import threading
 import zipfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from zoo.errors import ImageError, ZooError
+from zoo.errors import ImageError, InvalidArgumentError, ZooError
 from zoo.folder import atomic_write_bytes
 from zoo.images import PIPELINE_VERSION, find_images
 
@@ -366,10 +366,18 @@ def load(path: str | os.PathLike, *, search: str = "auto") -> GalleryIndex:
     if not path.is_file():
         raise ZooError(f"{path}: no such gallery index (build one with `zoo index build`)")
     try:
-        with np.load(path, allow_pickle=False) as z:
+        z = np.load(path, allow_pickle=False)
+        # np.load gives an array for a .npy file (what `zoo embed` writes): no index's keys, and
+        # not a context manager either.
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            raise ZooError(
+                f"{path}: this is a features array ({z.dtype} {z.shape}, as `zoo embed` writes), not"
+                " a gallery index; build an index with `zoo index build --images DIR --out INDEX.npz`"
+            )
+        with z:
             meta = json.loads(str(z["meta"]))
             arrays = {name: z[name] for name in ("features", "paths", "labels", "stamps")}
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+    except (OSError, ValueError, KeyError, EOFError, RecursionError, zipfile.BadZipFile) as e:
         raise ZooError(f"{path}: not a zoo gallery index, or a damaged one ({e})") from None
     if not isinstance(meta, dict):
         raise ZooError(f"{path}: not a zoo gallery index, or a damaged one (its meta is not an object)")
@@ -412,6 +420,14 @@ def _check_index(path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]
         a = arrays[name]
         if a.ndim != 1 or a.dtype.kind != "U":
             problems.append(f"{name} must be a 1-D string array, got {a.dtype} {a.shape}")
+    if arrays["paths"].ndim == 1 and arrays["paths"].dtype.kind == "U":
+        # Each path is joined to the root and served (the app's gallery): none may leave it.
+        unsafe = [p for p in arrays["paths"].tolist() if not _inside_root(p)]
+        if unsafe:
+            more = f" (+{len(unsafe) - 3} more)" if len(unsafe) > 3 else ""
+            problems.append(
+                f"paths must be relative to the root, without '..': {', '.join(map(repr, unsafe[:3]))}{more}"
+            )
     counts = {name: len(a) for name, a in arrays.items()}
     if len(set(counts.values())) > 1:
         problems.append("rows disagree: " + ", ".join(f"{n} {c}" for n, c in counts.items()))
@@ -419,6 +435,14 @@ def _check_index(path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]
         raise ZooError(
             f"{path}: damaged gallery index ({'; '.join(problems)}); build it again with `zoo index build`"
         )
+
+
+def _inside_root(path: str) -> bool:
+    """Whether ``path`` (as an index stores it, with '/') names a file below the index's root."""
+    posix, native = PurePosixPath(path), Path(path)
+    return bool(path) and not (
+        posix.is_absolute() or native.is_absolute() or native.drive or ".." in {*posix.parts, *native.parts}
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -450,7 +474,8 @@ def build(
 
     Args:
         images: a folder (searched recursively; labels from sub-folders) or image files.
-        root: what ``paths`` are relative to (default: the folder, or the files' common parent).
+        root: what ``paths`` are relative to (default: the folder, or the files' common parent);
+            every file must be below it.
         labels: one label per file when ``images`` is a list (default: none).
         out: where to save the index. An index already there is reused: files whose size and
             mtime did not change keep their features, so a rebuild embeds only new images.
@@ -464,6 +489,7 @@ def build(
     Raises:
         IndexMismatchError: ``out`` holds an index of another model (delete it or pick
             another path: features of two models cannot share an index).
+        InvalidArgumentError: a file is not below ``root``.
     """
     if isinstance(images, (str, os.PathLike)):
         root = Path(root or images)
@@ -480,10 +506,18 @@ def build(
     # absolute(), not resolve(): a gallery of symlinks keeps its own layout and labels.
     root = Path(os.path.abspath(root))
     files = [Path(os.path.abspath(f)) for f in files]
+    outside = [f for f in files if not f.is_relative_to(root)]
+    if outside:
+        # The index stores paths relative to its root, and the app serves root/path: a file
+        # elsewhere would need an absolute path, which a loaded index refuses.
+        raise InvalidArgumentError(
+            f"{outside[0]} is not below the root {root} ({len(outside)} of {len(files)} files are not);"
+            " pass a root= that holds every image, or leave it out (the files' common folder)"
+        )
     identity = identity or ModelIdentity.of(encoder)
     reuse = _reusable_features(out, identity)
 
-    rel_paths = [f.relative_to(root).as_posix() if f.is_relative_to(root) else str(f) for f in files]
+    rel_paths = [f.relative_to(root).as_posix() for f in files]
     stamps = np.array([_stamp(f) for f in files], dtype=np.int64).reshape(-1, 2)
     feats = np.zeros((len(files), encoder.embed_dim), dtype=np.float32)
     ok = np.zeros(len(files), dtype=bool)

@@ -32,7 +32,7 @@ from zoo import derived, hub
 from zoo.convert import get_converter
 from zoo.convert.containers import read_torch_file
 from zoo.encoder import Encoder
-from zoo.errors import ChecksumError, UnknownModelError, WeightsError
+from zoo.errors import ChecksumError, InvalidArgumentError, UnknownModelError, WeightsError
 from zoo.folder import (
     CONFIG_NAME,
     WEIGHTS_NAME,
@@ -71,7 +71,9 @@ def load(
     Args:
         pretrained: for a registry name, ``False`` gives the architecture with random weights
             (and the entry's preprocessing), for training from scratch.
-        sha256: expected hash of a file given by path or URL (registry entries carry theirs).
+        sha256: expected hash of the weights file: of a file given by path or URL, of the
+            ``model.safetensors`` of a folder or ``hf-hub:`` repo, of a registry entry's file
+            (which must then agree with the hash the registry pins, or the prefix it publishes).
         arch: the architecture of a bare state-dict file that has no zoo metadata.
         progress: show download progress bars.
 
@@ -79,12 +81,14 @@ def load(
         UnknownModelError: the name is not registered and is not a path, URL or Hub id;
             the message suggests close names.
         WeightsError: unreadable, corrupted or mismatched weights (the message lists keys).
+        InvalidArgumentError: ``sha256`` is malformed, differs from the one the registry pins
+            for the name, or is given with ``pretrained=False`` (no file to check).
         ChecksumError, DownloadError, OfflineError, CacheError: see :mod:`zoo.hub`.
     """
     source = os.fspath(name_or_path)
     sha256 = hub.normalize_sha256(sha256)  # a malformed hash fails before anything is read
     if source.startswith(HF_PREFIX):
-        return _load_hf(source[len(HF_PREFIX) :])
+        return _load_hf(source[len(HF_PREFIX) :], sha256=sha256)
     scheme = urlparse(source).scheme
     if scheme in ("http", "https", "file"):
         return _load_url(source, sha256=sha256, arch=arch, progress=progress)
@@ -92,7 +96,12 @@ def load(
     if path.exists():
         return _load_path(path, sha256=sha256, arch=arch)
     if is_registered(source):
-        return _load_registered(model_info(source), pretrained=pretrained, progress=progress)
+        entry = model_info(source)
+        if sha256 is not None:
+            _check_against_registry(entry, sha256, pretrained=pretrained)
+            if entry.weights.sha256:
+                sha256 = None  # the same hash as the registry's, which every load verifies
+        return _load_registered(entry, pretrained=pretrained, progress=progress, sha256=sha256)
     if any(sep in source for sep in ("/", os.sep)) or Path(source).suffix in (
         ".safetensors",
         *TORCH_SUFFIXES,
@@ -180,7 +189,7 @@ def _load_url(url: str, *, sha256: str | None, arch: str | None, progress: bool)
     return _load_path(hub.download_url(url, sha256=sha256, progress=progress), sha256=None, arch=arch)
 
 
-def _load_hf(repo: str) -> Encoder:
+def _load_hf(repo: str, *, sha256: str | None = None) -> Encoder:
     repo_id, at, revision = repo.partition("@")
     if repo_id.count("/") != 1 or (at and not revision):
         raise UnknownModelError(f"hf-hub:{repo}: expected 'hf-hub:org/name[@revision]'")
@@ -189,10 +198,42 @@ def _load_hf(repo: str) -> Encoder:
         hub.check_hf_reference(repo_id, name, revision or None)
     config = hub.hf_download(repo_id, CONFIG_NAME, revision=revision or None)
     weights = hub.hf_download(repo_id, WEIGHTS_NAME, revision=revision or None)
+    if sha256 is not None:
+        actual = hub.sha256_file(weights)
+        if actual != sha256:
+            # The file is what the repo holds at that revision: not deleted, and not loaded.
+            raise ChecksumError(
+                f"hf-hub:{repo}: {WEIGHTS_NAME} has sha256 {actual}, not the expected {sha256}; the repo"
+                " holds other weights at this revision. Check the hash, or pin the commit that"
+                " holds the file (hf-hub:org/name@COMMIT, as `zoo push` prints it)"
+            )
     return _load_pair(config, weights)
 
 
-def _load_registered(entry: ModelEntry, *, pretrained: bool, progress: bool) -> Encoder:
+def _check_against_registry(entry: ModelEntry, sha256: str, *, pretrained: bool) -> None:
+    """Refuse a caller's ``sha256`` that cannot be the registered file's, before any download."""
+    w = entry.weights
+    if not pretrained:
+        raise InvalidArgumentError(
+            f"sha256= checks a weights file, and pretrained=False loads none for {entry.name};"
+            " leave one of them out"
+        )
+    if w.sha256 and sha256 != w.sha256.lower():
+        raise InvalidArgumentError(
+            f"sha256 {sha256} differs from {w.sha256}, the sha256 the registry pins for {entry.name}"
+            " (and checks on every load); leave --sha256 out, or check the hash you passed"
+        )
+    if w.sha256_prefix and not sha256.startswith(w.sha256_prefix.lower()):
+        raise InvalidArgumentError(
+            f"sha256 {sha256} does not start with {w.sha256_prefix}, the prefix upstream publishes for"
+            f" {entry.name}'s file; check the hash you passed"
+        )
+
+
+def _load_registered(
+    entry: ModelEntry, *, pretrained: bool, progress: bool, sha256: str | None = None
+) -> Encoder:
+    """``sha256``: the caller's hash of the entry's file, for an entry that pins none itself."""
     if not pretrained:
         spec = get_arch(entry.arch)
         return Encoder(spec.builder(**entry.arch_kwargs), entry.arch, entry.preprocess, entry)
@@ -201,8 +242,17 @@ def _load_registered(entry: ModelEntry, *, pretrained: bool, progress: bool) -> 
         converted = _converted_dir(entry)
         cached = _cached_conversion(entry, converted)
         if cached is not None:
+            made_from = _conversion_hash(converted)
+            if sha256 is not None and made_from != sha256:
+                raise ChecksumError(
+                    f"{converted}: the cached conversion of {entry.name} was made from an upstream file"
+                    f" with sha256 {made_from}, not the expected {sha256}; check the hash, or delete"
+                    " the folder to download and convert the file again"
+                )
             return cached
     path, downloaded = _fetch(entry, progress=progress)
+    if sha256 is not None:
+        _verify(path, sha256)
     if w.format == "zoo":
         tensors, _ = read_safetensors(path)
         return _build(entry, tensors, str(path))
@@ -210,22 +260,29 @@ def _load_registered(entry: ModelEntry, *, pretrained: bool, progress: bool) -> 
     companions = [_download(url, entry, progress=progress) for url in w.companion_urls]
     state_dict = converter.convert(converter.read(path, companions), entry.arch)
     encoder = _build(entry, state_dict, f"{path} (converted from {w.format})")
-    if downloaded:
-        # Cache the strict conversion so later loads (and ZOO_OFFLINE=1) skip the upstream file.
+    if downloaded and not any(hub.is_unconfirmed(f) for f in (path, *companions)):
+        # Cache the strict conversion so later loads (and ZOO_OFFLINE=1) skip the upstream file;
+        # not one made from a file that may be cut short (see hub.is_unconfirmed).
         _cache_conversion(encoder, converted, _conversion_source(entry, [path, *companions]))
     return encoder
 
 
 def _conversion_source(entry: ModelEntry, files: list[Path]) -> str:
-    """What a converted folder is made from: the entry, its format and its upstream files' sha256."""
+    """What a converted folder is made from: the converters' version, the entry, its format and
+    its upstream files' sha256."""
     hashes = ",".join(hub.sha256_file(f) for f in files)
-    return f"{entry.name}:{entry.arch}:{entry.weights.format}:{hashes}"
+    return f"{_conversion_head(entry)}{hashes}"
+
+
+def _conversion_head(entry: ModelEntry) -> str:
+    # DERIVED_VERSION: a converter that now maps a file differently must not find its old output.
+    return f"derived{derived.DERIVED_VERSION}:{entry.name}:{entry.arch}:{entry.weights.format}:"
 
 
 def _source_matches(entry: ModelEntry, source: str) -> bool:
     """Whether a recorded source is consistent with all that is known of the upstream file
     without reading it (it may be gone from the cache; loads must work offline)."""
-    head = f"{entry.name}:{entry.arch}:{entry.weights.format}:"
+    head = _conversion_head(entry)
     if not source.startswith(head):
         return False
     hashes = source[len(head) :].split(",")
@@ -245,6 +302,15 @@ def _source_matches(entry: ModelEntry, source: str) -> bool:
         if pinned is not None and pinned != main:
             return False
     return True
+
+
+def _conversion_hash(converted: Path) -> str | None:
+    """The sha256 of the upstream file a cached conversion was made from (its manifest's source)."""
+    try:
+        source = json.loads((converted / derived.MANIFEST).read_text(encoding="utf-8"))["source"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return source.rsplit(":", 1)[-1].split(",")[0] if isinstance(source, str) else None
 
 
 def _cached_conversion(entry: ModelEntry, converted: Path) -> Encoder | None:
@@ -301,7 +367,9 @@ def _converted_dir(entry: ModelEntry) -> Path:
     key = w.sha256[:12] or w.sha256_prefix or w.md5_prefix
     if not key:
         key = hashlib.sha256("\n".join((w.url or "", *w.companion_urls)).encode()).hexdigest()[:12]
-    return hub.cache_dir() / "converted" / f"{entry.name}-{key}"
+    # Versioned like its manifest's source, so two zoo versions sharing a cache keep a folder each
+    # instead of converting over each other's.
+    return hub.cache_dir() / "converted" / f"{entry.name}-{key}-derived{derived.DERIVED_VERSION}"
 
 
 def _fetch(entry: ModelEntry, *, progress: bool) -> tuple[Path, bool]:
@@ -355,8 +423,10 @@ def _download(url: str, entry: ModelEntry, *, progress: bool) -> Path:
                 f"sha256 {actual} differs from {pinned}, pinned when it was first downloaded from {url};"
                 f" if upstream really replaced the file, delete {pin}",
             )
-    else:
-        # Trust on first use: later reads of this cache entry must be this exact file.
+    elif not hub.is_unconfirmed(path):
+        # Trust on first use: later reads of this cache entry must be this exact file. Not for a
+        # file whose length the server could not confirm: pinning a cut-short file's hash would
+        # refuse the whole file on every later download.
         atomic_write_text(pin, actual + "\n")
     return path
 
@@ -400,7 +470,7 @@ def _verify(path: Path, sha256: str) -> None:
     if actual != sha256.lower():
         raise ChecksumError(
             f"{path}: sha256 {actual} does not match the expected {sha256};"
-            " the file is corrupted or not the one registered"
+            " the file is corrupted or not the one expected"
         )
 
 

@@ -390,6 +390,11 @@ def _import_onnxruntime(purpose: str) -> Any:
     return onnxruntime
 
 
+def runtime_version() -> str:
+    """The installed onnxruntime's version: derived int8 graphs are keyed by it (its quantiser)."""
+    return str(_import_onnxruntime("quantise a graph to int8").__version__)
+
+
 def _physical_cores() -> int:
     """Physical cores this process may run on (hyperthread siblings counted once)."""
     try:

@@ -129,7 +129,7 @@ def stage(name_or_dir: str | os.PathLike, workdir: Path) -> Path:
         return path
     import zoo
     from zoo.export import export
-    from zoo.registry import is_registered
+    from zoo.registry import PATH_FIELDS, RecordError, check_relative_path, is_registered
 
     encoder = zoo.load(os.fspath(name_or_dir), progress=False)
     # The export carries the very file the registry pins (zoo.export.pinned_file), not a re-save:
@@ -146,10 +146,19 @@ def stage(name_or_dir: str | os.PathLike, workdir: Path) -> Path:
     # for a flagship, its long-run progress figure.
     figures = {}
     if training is not None:
-        figures = {training.curves: (".metrics.csv", ".knn.csv"), training.progress: (".json",)}
-    for figure, data_suffixes in figures.items():
+        figures = {
+            ("curves", training.curves): (".metrics.csv", ".knn.csv"),
+            ("progress", training.progress): (".json",),
+        }
+    for (field, figure), data_suffixes in figures.items():
         if not figure:
             continue
+        # Joined to model_cards/ and to the folder: checked again here, as an entry built in code
+        # never went through validate_record.
+        try:
+            check_relative_path(figure, f"training.{field}", PATH_FIELDS[field])
+        except RecordError as e:
+            raise PublishError(f"the record of {encoder.name} is unsafe to publish: {e}") from None
         stem = figure.rsplit(".", 1)[0]
         sources = [MODEL_CARDS / figure] + [MODEL_CARDS / f"{stem}{x}" for x in data_suffixes]
         if not sources[0].is_file():

@@ -23,6 +23,7 @@ import math
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from typing import Any, Literal
 
 from torch import nn
@@ -398,6 +399,43 @@ def _text(value: Any, where: str, *, optional: bool = False, pattern: re.Pattern
         raise RecordError(where, f"{value!r} does not match {pattern.pattern}")
 
 
+#: The record fields that name files, and the suffixes each may end in. zoo joins them to its
+#: own folders and reads the file (cards quote the recipe, read a progress figure's ``.json``)
+#: or copies it (``zoo push``), so a record from a download must not name any other file.
+PATH_FIELDS: Mapping[str, tuple[str, ...]] = {
+    "recipe": (".yaml", ".yml"),
+    "curves": (".png",),
+    "progress": (".png",),
+}
+
+
+def check_relative_path(value: Any, where: str, suffixes: tuple[str, ...]) -> str:
+    """``value`` if it is a relative POSIX path (``curves/x.png``) with one of ``suffixes``,
+    and nothing that could leave the folder it is joined to; ``""`` means no file.
+
+    Raises:
+        RecordError: naming ``where`` and what is wrong with the path.
+    """
+    _text(value, where)
+    if not value:
+        return value
+    path = PurePosixPath(value)
+    # A backslash or a colon is a separator or a drive on Windows; "~" is expanded by some callers.
+    if (
+        path.is_absolute()
+        or ".." in path.parts
+        or value.startswith("~")
+        or any(c in value for c in ("\\", ":", "\0"))
+    ):
+        raise RecordError(
+            where,
+            f"must be a relative path with '/' separators and no '..' (like curves/name.png), got {value!r}",
+        )
+    if path.suffix.lower() not in suffixes:
+        raise RecordError(where, f"must name a {' or '.join(suffixes)} file, got {value!r}")
+    return value
+
+
 def _number(value: Any, where: str, kind: type, lo: float, hi: float) -> None:
     # bool is an int to Python, never a size or a rate to zoo.
     ok = isinstance(value, int) if kind is int else isinstance(value, (int, float))
@@ -513,9 +551,11 @@ def validate_record(record: Mapping[str, Any]) -> ModelEntry:
             Training,
             ("recipe", "command", "epochs", "steps", "batch_size", "hardware", "minutes"),
         )
-        for key in ("recipe", "command", "hardware", "curves"):
+        for key in ("command", "hardware"):
+            _text(t[key], f"training.{key}")
+        for key, suffixes in PATH_FIELDS.items():
             if key in t:
-                _text(t[key], f"training.{key}")
+                check_relative_path(t[key], f"training.{key}", suffixes)
         for key, lo in (("epochs", 0), ("steps", 0), ("batch_size", 1)):
             _number(t[key], f"training.{key}", int, lo, 1e12)
         _number(t["minutes"], "training.minutes", float, 0, 1e9)

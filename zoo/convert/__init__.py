@@ -368,20 +368,31 @@ def convert_to_folder(
     out: str | os.PathLike,
     fmt: str = "auto",
     arch: str | None = None,
+    *,
+    overwrite: bool = False,
 ) -> Path:
     """``zoo convert``: convert a checkpoint strictly and write it as a zoo folder at ``out``.
 
     The folder (``config.json``, ``model.safetensors``, ``README.md``) loads with
     ``zoo.load(out)`` and exports with ``zoo export``. Its record names the source file and
     its sha256, and the upstream evaluation's preprocessing where the format has its own.
+    ``out`` must be new, empty, or a zoo folder of the same name and architecture, unless
+    ``overwrite=True``: the rule of ``zoo export`` (:func:`zoo.export.check_export_target`).
+
+    Raises:
+        ExportError: ``out`` holds something else (and ``overwrite`` is False).
+        OutputError: ``out`` cannot be written (checked before the checkpoint is read).
+        ConversionError, WeightsError: the checkpoint cannot be read or converted strictly.
     """
     from zoo import hub
     from zoo.encoder import Encoder
-    from zoo.export import save_folder
+    from zoo.export import check_export_target, remove_stale_graph, save_folder
     from zoo.folder import load_state_dict_strict
     from zoo.loading import create_model
+    from zoo.output import check_output_folder
     from zoo.registry import ModelEntry, Weights
 
+    check_output_folder(out)  # a missing parent or a read-only folder fails before the work
     path = Path(source)
     conversion = convert_checkpoint(path, fmt, arch)
     converter = get_converter(conversion.format)
@@ -407,7 +418,10 @@ def convert_to_folder(
     )
     backbone = get_arch(conversion.arch).builder()
     load_state_dict_strict(backbone, conversion.state_dict, str(path))
-    return save_folder(Encoder(backbone, conversion.arch, preprocess, entry), out)
+    # Only now is the record known that a folder already at `out` must match.
+    directory = check_export_target(out, entry, overwrite=overwrite)
+    remove_stale_graph(directory)  # an export's graph there was made from other weights
+    return save_folder(Encoder(backbone, conversion.arch, preprocess, entry), directory)
 
 
 # Importing the format modules registers them (they import the names above): one table for

@@ -63,7 +63,9 @@ def convert(state_dict: Mapping[str, torch.Tensor], arch: str) -> StateDict:
                 out[f"blocks.{stage}.{i}.{names[m.group(2)]}.{m.group(3)}"] = value
                 continue
         leftovers.append(key)
-    return check_complete(out, leftovers, "efficientnet-lite")
+    # With the architecture, a missing or mis-shaped tensor is a ConversionError naming it here,
+    # not a half-filled state dict that fails later, far from the file.
+    return check_complete(out, leftovers, "efficientnet-lite", arch)
 
 
 CONVERTER = register_converter(
