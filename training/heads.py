@@ -85,20 +85,39 @@ class MoCoV3ProjectionHead(ProjectionHead):
     """MoCo v3 (Chen, Xie & He 2021, sec. 4): "The projection head is a 3-layer MLP ...
     The hidden layers of both MLPs are 4096-d and are with ReLU; the output layers of both
     MLPs are 256-d, without ReLU. ... all layers in both MLPs have BN", the last one without
-    affine parameters (as their code)."""
+    affine parameters (as their code's ``_build_mlp``).
+
+    The defaults are the paper's text and their ViT code (``MoCo_ViT``: 3 layers). Their
+    ResNet code (``MoCo_ResNet``) builds a 2-layer projector: ``num_layers=2``.
+    ``last_bn=False`` drops the output BN (their ResNet predictor).
+    """
 
     def __init__(
-        self, in_dim: int = 2048, hidden_dim: int = 4096, out_dim: int = 256, num_layers: int = 3
+        self,
+        in_dim: int = 2048,
+        hidden_dim: int = 4096,
+        out_dim: int = 256,
+        num_layers: int = 3,
+        last_bn: bool = True,
     ) -> None:
+        if num_layers < 1:
+            raise ValueError(f"num_layers must be >= 1, got {num_layers}")
         dims = [in_dim] + [hidden_dim] * (num_layers - 1) + [out_dim]
-        super().__init__(_mlp(dims, batch_norm=True, last_norm=nn.BatchNorm1d(out_dim, affine=False)))
+        last_norm = nn.BatchNorm1d(out_dim, affine=False) if last_bn else None
+        super().__init__(_mlp(dims, batch_norm=True, last_norm=last_norm))
+        if not last_bn:  # their _build_mlp: every Linear is bias-free, the bare output one too
+            self.layers[-1] = nn.Linear(dims[-2], out_dim, bias=False)
 
 
 class MoCoV3PredictionHead(MoCoV3ProjectionHead):
-    """MoCo v3's predictor: "the prediction head is a 2-layer MLP", 4096 hidden, 256 out."""
+    """MoCo v3's predictor: "the prediction head is a 2-layer MLP", 4096 hidden, 256 out.
+    Their ViT code ends it with BN (``last_bn=True``, the default); their ResNet code
+    (``_build_mlp(2, dim, mlp_dim, dim, False)``) does not: ``last_bn=False``."""
 
-    def __init__(self, in_dim: int = 256, hidden_dim: int = 4096, out_dim: int = 256) -> None:
-        super().__init__(in_dim, hidden_dim, out_dim, num_layers=2)
+    def __init__(
+        self, in_dim: int = 256, hidden_dim: int = 4096, out_dim: int = 256, last_bn: bool = True
+    ) -> None:
+        super().__init__(in_dim, hidden_dim, out_dim, num_layers=2, last_bn=last_bn)
 
 
 class BYOLProjectionHead(ProjectionHead):

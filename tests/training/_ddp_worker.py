@@ -19,6 +19,7 @@ from torch import nn
 from zoo.training import distributed as D
 from zoo.training.losses import BarlowTwinsLoss, InfoNCELoss, NTXentLoss, VICRegLoss
 from zoo.training.losses.pseudo_label import PseudoLabelLoss
+from zoo.training.losses.supcon import SupConLoss
 from zoo.training.methods import get_method
 
 GLOBAL_BATCH = 16
@@ -31,6 +32,7 @@ CASES = (
     "simclr_v2_memory",
     "iic",
     "deepcluster_balanced",
+    "supcon",
 )
 
 
@@ -75,6 +77,23 @@ class BalancedPseudoLabels(nn.Module):
         return {"loss": self.loss(self.embed(views[0].flatten(1)), labels, self.counts)}
 
 
+class SupConPair(nn.Module):
+    """SupCon over the gathered views and labels: each class has images on both ranks, so
+    half of every anchor's positives live on the other rank."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Linear(3 * 8 * 8, 12)
+        self.loss = SupConLoss(0.1, gather_distributed=True)
+        self.labels = torch.arange(4).repeat(4)
+
+    def forward(self, views: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        n = len(views[0])
+        labels = self.labels[D.rank() * n : (D.rank() + 1) * n]
+        z0, z1 = (self.embed(v.flatten(1)) for v in views)
+        return {"loss": self.loss(z0, z1, labels)}
+
+
 def swav_with_a_full_queue() -> nn.Module:
     """SwAV whose Sinkhorn batch joins a full queue of 24 embeddings; a linear projector (no
     BatchNorm, whose per-rank statistics would differ from the global ones)."""
@@ -98,6 +117,8 @@ def build(case: str) -> nn.Module:
         return swav_with_a_full_queue()
     if case == "deepcluster_balanced":
         return BalancedPseudoLabels()
+    if case == "supcon":
+        return SupConPair()
     if case == "iic":  # the mutual information of the global batch's joint distribution
         cls = get_method("iic")
         return cls(tiny_backbone(), 8, cls.Config(num_clusters=3, overcluster=5, num_subheads=2))

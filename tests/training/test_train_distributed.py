@@ -3,7 +3,8 @@ SimCLR's negatives (and MoCo v3's keys, Barlow Twins' and VICReg's statistics) a
 gathered across ranks *with* gradients, and DDP averages the rest; SwAV's Sinkhorn over the
 global batch and its queue counts the queue once; SimCLR v2's memory joins the gathered
 negatives; IIC's joint distribution is the global batch's, and DeepCluster's balanced loss is
-normalised by the global batch's weight."""
+normalised by the global batch's weight; SupCon's candidates and positives are every rank's
+views and labels."""
 
 from __future__ import annotations
 

@@ -110,7 +110,8 @@ def test_vicreg_against_naive_numpy() -> None:
         c = np.cov(z, rowvar=False)
         return float(sum(c[i, j] ** 2 for i in range(d) for j in range(d) if i != j) / d)
 
-    expected = 25 * np.mean((a - b) ** 2) + 25 * (var(a) + var(b)) + 1 * (cov(a) + cov(b))
+    # main_vicreg.py: std_loss = mean(relu(1 - std_x)) / 2 + mean(relu(1 - std_y)) / 2
+    expected = 25 * np.mean((a - b) ** 2) + 25 * (var(a) / 2 + var(b) / 2) + 1 * (cov(a) + cov(b))
     assert VICRegLoss()(z0, z1).item() == pytest.approx(expected, rel=1e-4)
 
 

@@ -158,17 +158,89 @@ def test_swav_freezes_prototypes_in_the_first_epoch_and_keeps_them_normalised() 
 
 
 def test_dino_freezes_the_last_layer_first_and_warms_up_the_teacher_temperature() -> None:
+    # The authors' np.linspace(0.04, 0.07, W): the final value at epoch W - 1 (W = 3).
     method = build(
-        "dino", warmup_teacher_temperature=0.04, teacher_temperature=0.07, warmup_teacher_temperature_epochs=2
+        "dino", warmup_teacher_temperature=0.04, teacher_temperature=0.07, warmup_teacher_temperature_epochs=3
     )
     last = method.head.last_layer.parametrizations.weight.original1.clone()
     train_step(method, views_for(method), epoch=0)
     torch.testing.assert_close(method.head.last_layer.parametrizations.weight.original1, last)
     assert method.teacher_temperature == pytest.approx(0.04)
+    for epoch, expected in [(1, 0.055), (2, 0.07), (3, 0.07), (5, 0.07)]:
+        method.schedule(0, 10, epoch=epoch)
+        assert method.teacher_temperature == pytest.approx(expected), epoch
+
+
+@pytest.mark.parametrize("warmup", [0, 1])
+def test_dino_teacher_temperature_warm_up_of_at_most_one_epoch(warmup: int) -> None:
+    # np.linspace(a, b, 1) == [a]: one warm-up epoch keeps the start value for epoch 0.
+    temperatures = dict(warmup_teacher_temperature=0.04, teacher_temperature=0.07)
+    method = build("dino", **temperatures, warmup_teacher_temperature_epochs=warmup)
+    method.schedule(0, 10, epoch=0)
+    assert method.teacher_temperature == pytest.approx(0.04 if warmup else 0.07)
     method.schedule(0, 10, epoch=1)
-    assert method.teacher_temperature == pytest.approx(0.055)
-    method.schedule(0, 10, epoch=5)
     assert method.teacher_temperature == pytest.approx(0.07)
+
+
+@pytest.mark.parametrize(
+    ("per_crop", "expected"),
+    [(False, {"head": [32], "teacher_head": [16]}), (True, {"head": [8] * 4, "teacher_head": [8] * 2})],
+)
+def test_dino_head_batch_norm_sees_all_crops_at_once(per_crop: bool, expected: dict) -> None:
+    # As MultiCropWrapper: one head pass over every crop concatenated (4 crops of 8 for the
+    # student, the 2 global crops for the teacher), so BN normalises over all of them;
+    # head_per_crop keeps the per-crop passes that trained the published weights.
+    method = build("dino", batch_norm_head=True, head_per_crop=per_crop)
+    rows: dict[str, list[int]] = {"head": [], "teacher_head": []}
+    for name in rows:
+        bn = next(m for m in getattr(method, name).modules() if isinstance(m, nn.BatchNorm1d))
+        bn.register_forward_hook(lambda _m, args, _out, name=name: rows[name].append(len(args[0])))
+    method.train()
+    out = method(views_for(method, n=8))
+    assert rows == expected
+    assert torch.isfinite(out["loss"])
+
+
+def _moco_v3_head_layout(method: nn.Module) -> tuple[int, bool, bool]:
+    """(projector Linear layers, projector ends with BN, predictor ends with BN)."""
+    proj, pred = list(method.projection.layers), list(method.prediction.layers)
+    return (
+        sum(isinstance(m, nn.Linear) for m in proj),
+        isinstance(proj[-1], nn.BatchNorm1d),
+        isinstance(pred[-1], nn.BatchNorm1d),
+    )
+
+
+class _TinyViT(nn.Module):
+    """Stands for a timm ViT: what MoCo v3 looks for is the ``patch_embed`` attribute."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.patch_embed = nn.Conv2d(3, 8, 4, stride=4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.patch_embed(x).flatten(2).mean(-1)
+
+
+def test_moco_v3_heads_follow_the_authors_code_for_the_backbone() -> None:
+    # moco-v3 builder.py: MoCo_ResNet _build_mlp(2, ...) projector and a predictor without
+    # the last BN; MoCo_ViT a 3-layer projector and a predictor with it.
+    resnet = build("moco_v3")
+    assert _moco_v3_head_layout(resnet) == (2, True, False)
+    assert all(m.bias is None for m in _linears_of(resnet.prediction))  # their Linear(bias=False)
+    cls = get_method("moco_v3")
+    vit = cls(_TinyViT(), 8, cls.Config(**SMALL["moco_v3"]))
+    assert _moco_v3_head_layout(vit) == (3, True, True)
+    # Pinned (the ResNet recipes that trained published weights keep the old ViT layout).
+    old = build("moco_v3", projector_layers=3, predictor_last_bn=True)
+    assert _moco_v3_head_layout(old) == (3, True, True)
+    for method in (resnet, vit, old):
+        out = train_step(method, views_for(method))
+        assert torch.isfinite(out["loss"])
+
+
+def _linears_of(module: nn.Module) -> list[nn.Linear]:
+    return [m for m in module.modules() if isinstance(m, nn.Linear)]
 
 
 def test_simsiam_predictor_has_a_fixed_learning_rate() -> None:
@@ -184,6 +256,18 @@ def test_methods_reject_a_wrong_number_of_views_and_a_wrong_config() -> None:
         get_method("byol")(tiny_backbone(), 8, get_method("simclr").Config())
     with pytest.raises(ValueError, match="unknown method"):
         get_method("mocov9")
+
+
+def test_barlow_twins_bias_lr_scale_sets_the_biases_and_norms_groups_lr_scale() -> None:
+    # The authors' 0.0048 for biases and norms against 0.2 for weights (the trainer multiplies
+    # a group's scheduled lr by its lr_scale).
+    default = {g["name"]: g for g in build("barlow_twins").param_groups()}
+    assert all("lr_scale" not in g for g in default.values())
+    groups = {g["name"]: g for g in build("barlow_twins", bias_lr_scale=0.024).param_groups()}
+    assert groups["biases_and_norms"]["lr_scale"] == 0.024 and "lr_scale" not in groups["weights"]
+    assert all(p.ndim <= 1 for p in groups["biases_and_norms"]["params"])
+    with pytest.raises(ValueError, match="bias_lr_scale"):
+        build("barlow_twins", bias_lr_scale=0.0)
 
 
 def test_barlow_twins_scale_loss_multiplies_the_loss_and_is_validated() -> None:

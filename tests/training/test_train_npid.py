@@ -47,6 +47,19 @@ def test_nce_loss_matches_a_hand_computation() -> None:
     assert float(loss_fn.normaliser) == pytest.approx(z)
 
 
+def test_nce_normaliser_is_the_mean_over_every_ranks_first_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Another rank's first batch has mean exp(.) 3.0: Z = n * (this rank's mean + 3) / 2, the
+    # same on both ranks (the all-reduce is the identity in one process, where Z is unchanged).
+    import zoo.training.losses.nce as nce
+
+    monkeypatch.setattr(nce, "all_reduce_mean", lambda x: x.add_(3.0).div_(2))
+    loss_fn = NCELoss(num_data=4, temperature=1.0)
+    f, pos = torch.tensor([[2.0, 0.0]]), torch.tensor([[1.0, 0.0]])
+    loss_fn(f, pos, torch.tensor([[[0.0, 1.0], [-1.0, 0.0]]]))
+    mine = (math.e + 1.0 + 1 / math.e) / 3
+    assert float(loss_fn.normaliser) == pytest.approx(4 * (mine + 3.0) / 2)
+
+
 def test_the_softmax_estimator_matches_a_hand_computation() -> None:
     # The same case with tau = 0.5: cross-entropy of (1, 0, -1) / 0.5 with the own entry first,
     # for noise shared by the batch (m, D) and per sample (N, m, D).

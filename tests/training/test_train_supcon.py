@@ -40,6 +40,23 @@ def test_supcon_loss_matches_the_papers_formula() -> None:
     assert float(SupConLoss(0.1)(z0, z1, labels)) == pytest.approx(_direct(z0, z1, labels, 0.1), rel=1e-5)
 
 
+def test_gathering_changes_nothing_in_one_process() -> None:
+    # gather_distributed (the method's default) is the identity without torch.distributed:
+    # loss and gradients as before; the two-process equivalence is in test_train_distributed.
+    g = torch.Generator().manual_seed(2)
+    z0, z1 = torch.randn(6, 5, generator=g), torch.randn(6, 5, generator=g)
+    labels = torch.tensor([0, 1, 0, 2, 1, 0])
+    grads = []
+    for gather in (False, True):
+        a, b = z0.clone().requires_grad_(), z1.clone().requires_grad_()
+        loss = SupConLoss(0.1, gather_distributed=gather)(a, b, labels)
+        loss.backward()
+        assert loss.item() == pytest.approx(_direct(z0, z1, labels, 0.1), rel=1e-5)
+        grads.append((a.grad, b.grad))
+    torch.testing.assert_close(grads[0], grads[1])
+    assert get_method("supcon").Config().gather_distributed
+
+
 def test_with_distinct_labels_supcon_is_ntxent() -> None:
     g = torch.Generator().manual_seed(1)
     z0, z1 = torch.randn(8, 4, generator=g), torch.randn(8, 4, generator=g)

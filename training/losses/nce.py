@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from zoo.training.distributed import all_reduce_mean
 from zoo.training.precision import full_precision
 
 
@@ -19,7 +20,8 @@ class NCELoss(nn.Module):
 
     ``Z`` is "treated as a constant and estimated via Monte Carlo approximation,
     ``Z ~ n E_j[exp(v_j^T f_i / tau)]``" on the first batch, then kept (a buffer, so a resumed
-    run keeps it too), as their code does. As there, the loss is summed over the 1 + m terms
+    run keeps it too), as their code does; under torch.distributed the mean is over every
+    rank's first batch, so all ranks share one Z. As there, the loss is summed over the 1 + m terms
     of each sample and averaged over the batch.
 
     Their bank is random at that first batch; zoo's (``bank_init: features``) holds the
@@ -61,7 +63,10 @@ class NCELoss(nn.Module):
         p = torch.exp(logits / self.temperature)
         if float(self.normaliser) < 0:
             with torch.no_grad():
-                self.normaliser.fill_(float(p.mean()) * self.num_data)
+                # Every rank's first batch (equal batch sizes: the global batch's mean), so
+                # that all ranks keep the same Z.
+                mean = all_reduce_mean(p.mean().detach().clone())
+                self.normaliser.fill_(float(mean) * self.num_data)
         p = p / self.normaliser
         noise = m / self.num_data  # m P_n(i)
         log_h_data = torch.log(p[:, 0] / (p[:, 0] + noise))

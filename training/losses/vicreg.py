@@ -16,7 +16,10 @@ class VICRegLoss(nn.Module):
 
     with invariance ``s`` the mean squared distance between the two views' embeddings,
     variance ``v(Z) = 1/d sum_j max(0, gamma - sqrt(Var(z_j) + eps))`` (gamma = 1) and
-    covariance ``c(Z) = 1/d sum_{i != j} C(Z)_ij^2``.
+    covariance ``c(Z) = 1/d sum_{i != j} C(Z)_ij^2``. As in the authors' main_vicreg.py, the
+    variance term is averaged over the two views, ``mu [v(Z) + v(Z')] / 2``, and the covariance
+    term is summed. Before this changed, ours summed the variance term too (as solo-learn does),
+    so the recipes that trained with mu = 25 then set mu = 50 now, to reproduce those runs.
 
     Args:
         sim_weight: lambda (25). var_weight: mu (25). cov_weight: nu (1). eps: 1e-4.
@@ -50,7 +53,7 @@ class VICRegLoss(nn.Module):
             raise ValueError("VICReg needs a batch of at least 2 samples")
         z0, z1 = z0.float(), z1.float()
         invariance = F.mse_loss(z0, z1)
-        variance = self._variance(z0) + self._variance(z1)
+        variance = (self._variance(z0) + self._variance(z1)) / 2  # main_vicreg.py halves it
         covariance = self._covariance(z0) + self._covariance(z1)
         return self.sim_weight * invariance + self.var_weight * variance + self.cov_weight * covariance
 

@@ -25,7 +25,11 @@ class BYOLConfig(MethodConfig):
 class BYOL(Method):
     """An online network (backbone, projector, predictor) predicts the projection of the
     other view by a target network, the online one's exponential moving average. The loss
-    is symmetrised: ``L(q(z1), z2') + L(q(z2), z1')`` (the paper's L + L~)."""
+    is symmetrised: ``L(q(z1), z2') + L(q(z2), z1')`` (the paper's L + L~).
+
+    Unlike the authors' code, which runs each view through the networks on its own (BN
+    statistics per view), the two views go through each backbone as one batch here.
+    """
 
     name = "byol"
     momentum_backbone_name = "target_backbone"

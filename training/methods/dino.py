@@ -29,13 +29,27 @@ class DINOConfig(MethodConfig):
     base_momentum: float = 0.996
     final_momentum: float = 1.0
     freeze_last_layer_epochs: int = 1
+    #: Run the head on each crop on its own (BN statistics per crop with ``batch_norm_head``):
+    #: how zoo's DINO ran before it followed the authors' MultiCropWrapper, kept so the recipes
+    #: that trained published weights still reproduce them.
+    head_per_crop: bool = False
 
 
 @register_method
 class DINO(Method):
     """Self-distillation with no labels: a student matches a momentum teacher's centred,
     sharpened output distribution; the teacher sees only the global crops, the student all
-    crops. Expects multi-crop views: the first two are the global crops."""
+    crops. Expects multi-crop views: the first two are the global crops.
+
+    As the authors' ``MultiCropWrapper``, the head runs once over all crops concatenated
+    (with ``batch_norm_head`` its BN statistics are those of every crop together, the
+    teacher's of both global crops), and the teacher temperature goes linearly from
+    ``warmup_teacher_temperature`` at epoch 0 to ``teacher_temperature`` at epoch W - 1
+    (their ``np.linspace`` over W = ``warmup_teacher_temperature_epochs`` epochs). Weights
+    published before this change were trained the old way: the head run on each crop on
+    its own (BN statistics per crop; ``head_per_crop: true`` in their recipes) and the warm-up
+    reaching its final value at epoch W (their recipes hold the temperature constant).
+    """
 
     name = "dino"
     momentum_backbone_name = "teacher_backbone"
@@ -55,17 +69,20 @@ class DINO(Method):
     def training_step(self, views: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         if len(views) < 2:
             raise ValueError(f"DINO takes 2 global (+ local) views, got {len(views)}")
-        student = [self.head(h) for h in forward_crops(self.backbone, views)]
+        heads = _head_per_crop if self.config.head_per_crop else _head_over_all_crops
+        student = heads(self.head, forward_crops(self.backbone, views))
         with torch.no_grad():
-            teacher = [self.teacher_head(h) for h in forward_crops(self.teacher_backbone, views[:2])]
+            teacher = heads(self.teacher_head, forward_crops(self.teacher_backbone, views[:2]))
         loss = self.loss(student, teacher, self.teacher_temperature)
         return {"loss": loss, "teacher_temperature": torch.tensor(self.teacher_temperature)}
 
     def schedule(self, step: int, total_steps: int, epoch: int) -> None:
         super().schedule(step, total_steps, epoch)
         c = self.config
-        if epoch < c.warmup_teacher_temperature_epochs:
-            frac = epoch / c.warmup_teacher_temperature_epochs
+        warmup = c.warmup_teacher_temperature_epochs
+        if epoch < warmup:
+            # np.linspace(start, end, W)[epoch]: the final value at epoch W - 1 (W = 1: start).
+            frac = epoch / (warmup - 1) if warmup > 1 else 0.0
             self.teacher_temperature = c.warmup_teacher_temperature + frac * (
                 c.teacher_temperature - c.warmup_teacher_temperature
             )
@@ -75,3 +92,13 @@ class DINO(Method):
     def before_optimizer_step(self, epoch: int) -> None:
         if epoch < self.config.freeze_last_layer_epochs:
             self.head.cancel_last_layer_gradients()
+
+
+def _head_per_crop(head: nn.Module, feats: list[torch.Tensor]) -> list[torch.Tensor]:
+    return [head(h) for h in feats]
+
+
+def _head_over_all_crops(head: nn.Module, feats: list[torch.Tensor]) -> list[torch.Tensor]:
+    """One head pass over every crop's features concatenated (one set of BN statistics, as
+    their MultiCropWrapper), split back into one output per crop."""
+    return list(head(torch.cat(feats)).split([len(h) for h in feats]))

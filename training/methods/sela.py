@@ -11,6 +11,11 @@ What the CIFAR recipe changes: label updates every 4 epochs (the paper spaces ~8
 quadratically over 400 epochs), 10 heads of k = 128 on the pooled features of the
 quarter-width CIFAR ResNet-18 (the paper's ImageNet models: 10 heads of 3000 on AlexNet /
 ResNet-50 at 224 px), cosine schedule.
+
+Differences from the authors' CIFAR script (yukimasano/self-label cifar.py): it uses
+lambda 10 (``--lamb`` default; we keep the paper's 25) and re-estimates one head's labels
+per optimisation pass (``nh = epoch % hc``), where each of our label updates relabels every
+head.
 """
 
 from __future__ import annotations

@@ -47,7 +47,15 @@ class SimCLRConfig(MethodConfig):
 @register_method
 class SimCLR(Method):
     """Two views of each image are pulled together and pushed away from all other views of
-    the batch: ``NT-Xent(g(f(x1)), g(f(x2)))``."""
+    the batch: ``NT-Xent(g(f(x1)), g(f(x2)))``.
+
+    Differences from google-research/simclr: the loss is the mean over the 2N anchors, where
+    their objective is ``loss_a + loss_b`` (each a mean over N anchors), twice ours; under
+    LARS the adapted weights do not feel the factor, but the biases and norm layers (excluded
+    from the adaptation) and every parameter under SGD take half the step theirs would at the
+    same learning rate. Their v2 projector ends with a BN layer (``use_bn=True`` on the output
+    layer too); ours ends with a bare Linear layer.
+    """
 
     name = "simclr"
     momentum_backbone_name = "key_backbone"

@@ -24,7 +24,13 @@ class SimSiamConfig(MethodConfig):
 @register_method
 class SimSiam(Method):
     """No negatives and no momentum encoder: a predictor and a stop-gradient,
-    ``L = D(p1, stopgrad(z2)) / 2 + D(p2, stopgrad(z1)) / 2``."""
+    ``L = D(p1, stopgrad(z2)) / 2 + D(p2, stopgrad(z1)) / 2``.
+
+    Differences from the authors' main_simsiam.py: their SGD decays every parameter, where
+    ours (:meth:`Method.param_groups`) excludes biases and norm layers from weight decay; and
+    they run each view through the encoder on its own (BN statistics per view), where the
+    two views go through the backbone as one batch here.
+    """
 
     name = "simsiam"
     Config = SimSiamConfig

@@ -27,6 +27,8 @@ class SupConConfig(MethodConfig):
     temperature: float = 0.1
     proj_hidden_dim: int = 2048
     proj_out_dim: int = 128
+    #: Under torch.distributed, every rank's views (and labels) as candidates and positives.
+    gather_distributed: bool = True
 
 
 @register_method
@@ -43,7 +45,7 @@ class SupCon(Method):
         self.projection = SimCLRProjectionHead(
             embed_dim, config.proj_hidden_dim, config.proj_out_dim, 2, True
         )
-        self.loss = SupConLoss(config.temperature)
+        self.loss = SupConLoss(config.temperature, gather_distributed=config.gather_distributed)
 
     def training_step(self, views: list[torch.Tensor], labels: torch.Tensor) -> dict[str, torch.Tensor]:
         if len(views) != 2:

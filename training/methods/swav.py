@@ -33,7 +33,11 @@ class SwAVConfig(MethodConfig):
 class SwAV(Method):
     """Online clustering: each global crop's embedding is assigned balanced soft codes
     over K prototypes (Sinkhorn-Knopp), and every other crop must predict those codes.
-    Expects multi-crop views: the first two are the global crops."""
+    Expects multi-crop views: the first two are the global crops.
+
+    Unlike the authors' main_swav.py, whose SGD (wrapped in LARC) decays every parameter,
+    ours (:meth:`Method.param_groups`) excludes biases and norm layers from weight decay.
+    """
 
     name = "swav"
     Config = SwAVConfig

@@ -24,7 +24,11 @@ class VICRegConfig(MethodConfig):
 @register_method
 class VICReg(Method):
     """Invariance between the views' embeddings, with each embedding dimension's variance
-    kept above a threshold and the dimensions decorrelated (no negatives, no momentum)."""
+    kept above a threshold and the dimensions decorrelated (no negatives, no momentum).
+
+    Unlike the authors' main_vicreg.py, which runs each view through the backbone on its own
+    (BN statistics per view), the two views go through the backbone as one batch here.
+    """
 
     name = "vicreg"
     Config = VICRegConfig
