@@ -46,6 +46,8 @@ PARTS_FORMAT = "zoo checkpoint parts 1"
 DEFAULT_PART_MIB = 25
 #: Recipe keys that may differ between a run and its resume (besides every ``run.*``).
 RESUMABLE_CHANGES = ("train.epochs", "train.max_steps", "train.threads", "train.compile", "augment.workers")
+#: ``run.*`` keys that may not change on resume.
+FIXED_RUN_KEYS = ("run.knn_split",)
 
 
 class CheckpointError(ZooError):
@@ -280,15 +282,23 @@ def load_checkpoint(
 
         try:
             # Rebuilt through the dataclasses, so keys added to zoo after the checkpoint was
-            # written take their defaults (which keep the behaviour the run had).
+            # written take their defaults. Those keep the behaviour the run had, with three
+            # exceptions of session 26 (VICReg's halved variance term, DINO's head over all
+            # crops, MoCo v3's per-backbone heads: training/README.md): runs of those methods
+            # started by older code are to be started again, not resumed.
             saved = recipe_from_dict(meta["recipe"]).to_dict()
         except RecipeError as e:
             raise CheckpointError(f"{path}: the checkpoint's recipe no longer loads ({e})") from None
         diff = _differences(saved, recipe, "")
         # Run-level settings (logging, export, how long, how fast) may change on resume;
         # compiled kernels may round differently from eager ones, so a resume is bit-exact
-        # only under the same train.compile.
-        diff = [k for k in diff if not k.startswith("run.") and k not in RESUMABLE_CHANGES]
+        # only under the same train.compile. The monitor's split may not: knn.csv would hold
+        # readings of two splits in one column.
+        diff = [
+            k
+            for k in diff
+            if k in FIXED_RUN_KEYS or (not k.startswith("run.") and k not in RESUMABLE_CHANGES)
+        ]
         if diff:
             raise CheckpointError(
                 f"{path}: the recipe differs from the checkpoint's in {', '.join(diff)}; resume with"
@@ -307,6 +317,16 @@ def load_checkpoint(
     progress = Progress(**meta["progress"])
     if log is not None:
         log(f"resumed from {source} at step {progress.step} (epoch {progress.epoch})")
+        before = meta["recipe"].get("train", {}).get("epochs")
+        after = (recipe or {}).get("train", {}).get("epochs")
+        if before is not None and after is not None and before != after:
+            # Allowed (a run may be lengthened), but the cosine learning-rate and momentum
+            # schedules are functions of the whole length: both jump at this step.
+            log(
+                f"train.epochs changed from {before} to {after}: the learning-rate and momentum"
+                f" schedules now follow a {after}-epoch run from step {progress.step}, so both jump"
+                " to that schedule's values here"
+            )
     return progress
 
 

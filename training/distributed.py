@@ -2,7 +2,7 @@
 
 Launch with ``torchrun --nproc-per-node N -m zoo.training RECIPE``: torchrun sets
 ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``/``MASTER_ADDR``, and :func:`init_from_env` joins the
-group (NCCL when CUDA is available, else gloo). Every helper is the identity in a single
+group (NCCL when the run trains on CUDA, else gloo). Every helper is the identity in a single
 process, so methods call them unconditionally.
 """
 

@@ -32,6 +32,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -157,17 +158,29 @@ class Trainer:
         self.out_dir = Path(recipe.run.out_dir.replace("{name}", recipe.name))
         self.rank = int(os.environ.get("RANK", "0"))  # torchrun's, until the set-up joins the group
 
+    def _mean_over_ranks(self, out: dict[str, torch.Tensor]) -> dict[str, float]:
+        """The step's logged values averaged over ranks: a loss over each rank's own anchors
+        (SimCLR, MoCo) would otherwise read as rank 0's alone and move with the world size.
+        Every rank reaches the same log steps, so the collective cannot leave one waiting."""
+        if not self.distributed:
+            return {k: float(v) for k, v in out.items()}
+        as_scalar = partial(torch.as_tensor, dtype=torch.float32, device=self.device)
+        values = torch.stack([as_scalar(v).detach().reshape(()) for v in out.values()])
+        return dict(zip(out, dist_utils.all_reduce_mean(values).tolist(), strict=True))
+
     # ---------------------------------------------------------------- set-up
 
     def _setup(self) -> None:
         r = self.recipe
-        self.distributed = dist_utils.init_from_env()
-        self.rank, self.world = dist_utils.rank(), dist_utils.world_size()
-        if r.train.threads:
-            torch.set_num_threads(r.train.threads)
         want_cuda = r.train.device == "cuda" or (r.train.device == "auto" and torch.cuda.is_available())
         if want_cuda and not torch.cuda.is_available():
             raise ZooError("train.device=cuda but CUDA is not available; use train.device=auto")
+        # The backend follows the device the run trains on, not the machine: NCCL cannot carry
+        # the CPU tensors of `train.device=cpu` on a GPU machine.
+        self.distributed = dist_utils.init_from_env("nccl" if want_cuda else "gloo")
+        self.rank, self.world = dist_utils.rank(), dist_utils.world_size()
+        if r.train.threads:
+            torch.set_num_threads(r.train.threads)
         local = int(os.environ.get("LOCAL_RANK", "0"))
         self.device = torch.device(f"cuda:{local}" if want_cuda else "cpu")
         if want_cuda:
@@ -214,6 +227,15 @@ class Trainer:
                 " use run.export_backbone=online"
             )
         self._provide_needs(data_root / r.data.train_split)
+        if r.train.sync_batchnorm and self.method.shuffles_keys:
+            # Global statistics for the key encoder would give keys and queries the same batch
+            # statistics again: the shortcut shuffling BN exists to block. Refused in one process
+            # too, where the setting does nothing yet, so the recipe fails before it meets torchrun.
+            raise ZooError(
+                f"train.sync_batchnorm would undo {r.method_name}'s shuffling BN (keys are encoded in"
+                " a batch shuffled across processes, each normalised by its own statistics);"
+                " set train.sync_batchnorm=false"
+            )
         if r.train.sync_batchnorm and self.distributed and self.device.type == "cpu":
             raise ZooError(
                 "train.sync_batchnorm needs GPUs: torch's SyncBatchNorm has no CPU kernel;"
@@ -354,6 +376,17 @@ class Trainer:
                 f"{ckpt_path if ckpt_path.is_file() else parts_manifest(ckpt_path)} exists: pass --resume"
                 " to continue that run, or choose another run.out_dir"
             )
+        if self.distributed:
+            # Each rank reads the checkpoint from its own filesystem (DDP synchronised the weights
+            # when it was built, before this): a node that cannot see rank 0's out_dir would start
+            # over while the others continue, out of step for good.
+            steps = dist_utils.gather_no_grad(torch.tensor([progress.step], device=self.device))
+            steps = sorted(set(steps.tolist()))
+            if len(steps) > 1:
+                raise ZooError(
+                    f"the processes resumed at different steps ({', '.join(map(str, steps))}): run.out_dir"
+                    f" ({self.out_dir}) must be one folder that every node sees"
+                )
         if self.rank == 0:
             atomic_write_text(self.out_dir / "recipe.yaml", r.to_yaml())
         logger = _CsvLogger(self.out_dir / METRICS_NAME, progress.step, enabled=self.rank == 0)
@@ -430,7 +463,7 @@ class Trainer:
                             "step": progress.step,
                             "epoch": epoch,
                             "lr": self.optimizer.param_groups[0]["lr"],
-                            **{k: float(v) for k, v in out.items()},
+                            **self._mean_over_ranks(out),
                             "views_per_s": round(window_views / max(elapsed, 1e-9), 1),
                             # CPU seconds of this process since the last row: their sum over the
                             # rows is the run's compute, whatever else shared the machine.
@@ -639,16 +672,26 @@ class Trainer:
         return self._test
 
     def _monitor(self, progress: Progress) -> dict[str, Any]:
-        """Weighted kNN top-1 on the test split (on rank 0; the others wait)."""
+        """Weighted kNN top-1 on the test split or, with ``run.knn_split: holdout``, on held-out
+        training images (on rank 0; the others wait)."""
         from zoo.evaluate import knn_predict
 
         r = self.recipe.run
         start = time.perf_counter()
         result: dict[str, Any] = {"step": progress.step, "epoch": progress.epoch}
         if self.rank == 0:
-            test_images, test_labels = self.test_split()
-            train_idx = subset_per_class(self.labels, r.knn_train_images)
-            test_idx = subset_per_class(test_labels, r.knn_test_images)
+            if r.knn_split == "holdout":
+                from zoo.training.test_resolution import holdout_split
+
+                # The same seeded tenth of each class as the test-resolution chooser holds out.
+                bank, query = (torch.from_numpy(i) for i in holdout_split(self.labels.numpy()))
+                train_idx = bank[subset_per_class(self.labels[bank], r.knn_train_images)]
+                test_idx = query[subset_per_class(self.labels[query], r.knn_test_images)]
+                test_images, test_labels = self.images, self.labels
+            else:
+                test_images, test_labels = self.test_split()
+                train_idx = subset_per_class(self.labels, r.knn_train_images)
+                test_idx = subset_per_class(test_labels, r.knn_test_images)
             backbone = self.evaluation_backbone()
             train = self.embed(self.images, train_idx, encoder=backbone)
             test = self.embed(test_images, test_idx, encoder=backbone)
@@ -662,9 +705,10 @@ class Trainer:
             )
             top1 = round(100.0 * float((pred == test_labels[test_idx].numpy()).mean()), 2)
             result.update(top1=top1, k=r.knn_k, temperature=r.knn_temperature, train_images=len(train_idx))
-            result["test_images"] = len(test_idx)
+            result.update(test_images=len(test_idx), split=r.knn_split)
             self.log(
-                f"kNN monitor, epoch {progress.epoch}: top-1 {top1:.2f}%"
+                f"kNN monitor ({'held-out training images' if r.knn_split == 'holdout' else 'test split'}),"
+                f" epoch {progress.epoch}: top-1 {top1:.2f}%"
                 f" ({time.perf_counter() - start:.0f} s)"
             )
         progress.knn.append(result)

@@ -189,7 +189,8 @@ def plot_curves(run_dir: Path, out: Path, *, title: str = "", file_name: str = "
         first = knn[0]
         monitor += (
             f" (k={first['k']}, T={first['temperature']}, {int(first['train_images']):,} train"
-            f" -> {int(first['test_images']):,} test images)"
+            f" -> {int(first['test_images']):,}"
+            f" {'held-out train' if first.get('split') == 'holdout' else 'test'} images)"
         )
     axes[1].set(xlabel="step", ylabel="kNN top-1 (%)", title=monitor)
     axes[1].title.set_fontsize(9)

@@ -249,7 +249,7 @@ def ship(
     run's (choose it on held-out training images: :mod:`zoo.training.test_resolution`).
     ``patch_grid`` (grid, patch) ships it read on that grid of patches, features averaged, as
     patch-trained networks read best (:mod:`zoo.models.patch_grid`; compare the two read-outs
-    first with :mod:`zoo.training.pretext.grid_knn`)."""
+    first on held-out training images with :mod:`zoo.training.pretext.grid_knn` ``--holdout``)."""
     from zoo.training.methods import get_method
     from zoo.training.publish import plot_curves
     from zoo.training.recipe import load_recipe

@@ -77,9 +77,22 @@ def knn_predict(
     for chunk in test_t.split(1024):
         sim, idx = (chunk @ train_t.T).topk(k, dim=1)
         votes = torch.zeros(len(chunk), num_classes)
-        votes.scatter_add_(1, labels[idx], (sim / temperature).exp())
+        # Shifted by each row's largest similarity (topk sorts, so column 0): the same argmax,
+        # without exp(1/T) overflowing float32 to inf for T below ~0.011.
+        votes.scatter_add_(1, labels[idx], ((sim - sim[:, :1]) / temperature).exp())
         preds.append(votes.argmax(1))
     return torch.cat(preds).numpy()
+
+
+def _runtime_key(backend: str) -> str:
+    """ONNX Runtime's version where it may compute the features (any build: -gpu, ...)."""
+    if backend.startswith("torch"):
+        return ""
+    try:
+        import onnxruntime
+    except ImportError:
+        return "no-onnxruntime"
+    return f"onnxruntime{onnxruntime.__version__}"
 
 
 def features(
@@ -92,13 +105,15 @@ def features(
 ) -> np.ndarray:
     """Features of ``files``, cached under ``$ZOO_HOME/features`` by weights, preprocessing,
     backend and file list (paths, sizes, modification times), verified before every use."""
-    from zoo.derived import cached_array, files_key
+    from zoo.derived import cached_array, code_key, files_key
     from zoo.hub import cache_dir
     from zoo.images import PIPELINE_VERSION
 
     tag = "|".join(
-        # int8 and fp32 features differ; so do the pixels of two versions of the image pipeline
+        # int8 and fp32 features differ; so do the pixels of two versions of the image pipeline,
+        # and the numbers of two versions of zoo, torch or ONNX Runtime computing them
         [encoder.fingerprint(), repr(encoder.preprocess), backend, f"pipeline{PIPELINE_VERSION}"]
+        + [code_key(_runtime_key(backend))]
         + [str(Path(f).resolve()) for f in calibration or ()]
     )
     path = cache_dir() / "features" / f"{files_key(tag, files)}.npy"

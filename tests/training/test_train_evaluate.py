@@ -20,6 +20,7 @@ from zoo.evaluate import (
     evaluate,
     hungarian,
     kmeans,
+    knn_predict,
     linear_probe,
     nmi,
     retrieval_map,
@@ -86,6 +87,27 @@ def test_linear_probe_separates_linearly_separable_classes() -> None:
     x, labels = _blobs(40, 3, spread=0.5)
     res = linear_probe(x[::2], labels[::2], x[1::2], labels[1::2], num_classes=3, epochs=30)
     assert res["top1"] == pytest.approx(100.0) and "linear probe" in res["how"]
+
+
+def test_knn_votes_against_a_direct_loop_even_at_tiny_temperatures() -> None:
+    """exp(s/T) summed per class over the k nearest, as the MoCo demo's knn_predict; at
+    T=0.005 exp(1/T) overflows float32, which once made every tied-at-inf class win by index."""
+    rng = np.random.default_rng(3)
+    bank, bank_labels = rng.normal(size=(60, 6)).astype(np.float32), rng.integers(0, 4, 60)
+    queries = rng.normal(size=(25, 6)).astype(np.float32)
+    bn = bank / np.linalg.norm(bank, axis=1, keepdims=True)
+    qn = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+    for k, temperature in [(7, 0.1), (7, 0.005), (60, 0.07)]:
+        expected = []
+        for q in qn.astype(np.float64):
+            sims = bn.astype(np.float64) @ q
+            nearest = np.argsort(-sims)[:k]
+            votes = np.zeros(4)
+            for j in nearest:  # shifted by the largest similarity, which leaves the argmax alone
+                votes[bank_labels[j]] += np.exp((sims[j] - sims[nearest[0]]) / temperature)
+            expected.append(int(votes.argmax()))
+        got = knn_predict(bank, bank_labels, queries, k=k, temperature=temperature, num_classes=4)
+        assert got.tolist() == expected, (k, temperature)
 
 
 def test_retrieval_map_against_a_direct_loop() -> None:

@@ -201,6 +201,24 @@ def test_a_run_ends_with_an_exported_evaluated_zoo_folder(tmp_path: Path, cifar_
     torch.testing.assert_close(encoder.backbone.state_dict()["conv1.weight"], trained)
 
 
+def test_the_monitor_can_read_held_out_training_images_instead_of_the_test_split(
+    tmp_path: Path, cifar_root: Path
+) -> None:
+    recipe = tiny_recipe(tmp_path / "run", cifar_root, train__max_steps=5, run__knn_every_epochs=1)
+    recipe["run"].update(knn_split="holdout", knn_train_images=0)
+    result = Trainer(recipe_from_dict(recipe)).fit()
+    (row,) = read_csv(tmp_path / "run" / "knn.csv")
+    # A tenth of each class's 8 images (one) is classified by the other 7: no test image is read.
+    assert (row["split"], row["train_images"], row["test_images"]) == ("holdout", "70", "10")
+    assert result.knn[0]["split"] == "holdout"
+    with pytest.raises(RecipeError, match="knn_split must be one of test, holdout"):
+        recipe_from_dict({**recipe, "run": {**recipe["run"], "knn_split": "val"}})
+    # Unlike other run.* keys it may not change on resume: knn.csv would mix two splits.
+    recipe["run"]["knn_split"] = "test"
+    with pytest.raises(ZooError, match=r"differs from the checkpoint's in run\.knn_split"):
+        Trainer(recipe_from_dict(recipe), resume=True).fit()
+
+
 def test_the_momentum_encoder_is_exported_on_request_even_from_a_finished_run(
     tmp_path: Path, cifar_root: Path
 ) -> None:
@@ -244,6 +262,17 @@ def test_a_momentum_export_without_a_momentum_encoder_is_refused_before_training
     assert not (tmp_path / "run" / CHECKPOINT_NAME).exists()
     with pytest.raises(RecipeError, match="export_backbone must be one of online, momentum, got 'teacher'"):
         recipe_from_dict(tiny_recipe(tmp_path / "run", cifar_root, method, run__export_backbone="teacher"))
+
+
+def test_sync_batchnorm_with_shuffling_bn_is_refused_before_training(
+    tmp_path: Path, cifar_root: Path
+) -> None:
+    # SyncBatchNorm would pool the key batch's statistics that MoCo's shuffle keeps apart.
+    recipe = tiny_recipe(tmp_path / "run", cifar_root, "moco_v2", train__sync_batchnorm=True)
+    recipe = recipe_from_dict(recipe)
+    with pytest.raises(ZooError, match="would undo moco_v2's shuffling BN"):
+        Trainer(recipe).fit()
+    assert not (tmp_path / "run" / CHECKPOINT_NAME).exists()
 
 
 def test_starting_over_an_existing_run_needs_resume(tmp_path: Path, cifar_root: Path) -> None:
@@ -362,6 +391,18 @@ def test_resume_with_no_checkpoint_says_so_and_starts(
     Trainer(recipe, resume=True).fit()
     assert "--resume: no checkpoint at" in capsys.readouterr().err
     assert (tmp_path / "run" / CHECKPOINT_NAME).is_file()
+
+
+def test_a_resume_with_another_length_says_the_schedules_jump(
+    tmp_path: Path, cifar_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    Trainer(recipe_from_dict(tiny_recipe(tmp_path / "run", cifar_root, train__max_steps=2))).fit()
+    capsys.readouterr()
+    longer = recipe_from_dict(tiny_recipe(tmp_path / "run", cifar_root, train__max_steps=3, train__epochs=4))
+    Trainer(longer, resume=True).fit()
+    err = capsys.readouterr().err
+    assert "train.epochs changed from 2 to 4" in err and "from step 2" in err
+    assert [int(r["step"]) for r in read_csv(tmp_path / "run" / "metrics.csv")] == [1, 2, 3]
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGCONT"), reason="POSIX job control")

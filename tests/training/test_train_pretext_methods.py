@@ -130,6 +130,22 @@ def test_rotnet_probe_of_an_exported_folder(tmp_path: Path, tiny_dataset: Path) 
     assert list(res) == ["stem", "layer1", "layer2", "layer3", "layer4"]
 
 
+def test_block_probe_refuses_splits_with_other_classes(tmp_path: Path, tiny_dataset: Path) -> None:
+    import shutil
+
+    from zoo.training.pretext.probe import probe_folder
+
+    from zoo.errors import ImageError
+    from zoo.export import save_folder
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_dataset, data)
+    shutil.rmtree(data / "test" / "ship")  # label 2 would mean "ship" in train and nothing in test
+    folder = save_folder(zoo.create_model("resnet18_cifar_quarter"), tmp_path / "enc", card=False)
+    with pytest.raises(ImageError, match="different class folders"):
+        probe_folder(str(folder), str(data), train_per_class=2, test_per_class=1, epochs=1)
+
+
 def test_block_probe_random_init_probes_the_seeded_architecture(
     tmp_path: Path, tiny_dataset: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -187,6 +203,15 @@ def test_grid_knn_reads_whole_images_and_patch_grids(tmp_path: Path, tiny_datase
     assert all(0 <= v <= 100 for v in res.values())
     with pytest.raises(ValueError, match="does not tile 32 px inputs"):
         grid_knn(folder, str(tiny_dataset), grid=3, patch=15)
+    # --holdout chooses on training images alone: it runs with the test split gone, classifying
+    # one of each class's 12 training images (a tenth, rounded) by the other 11.
+    import shutil
+
+    train_only = tmp_path / "train_only"
+    shutil.copytree(tiny_dataset / "train", train_only / "train")
+    held = grid_knn(folder, str(train_only), grid=3, patch=16, holdout=True)
+    assert list(held) == list(res)
+    assert set(held.values()) <= {0.0, 33.33, 66.67, 100.0}  # 3 queries
 
 
 def test_block_probe_records_its_numbers(

@@ -140,6 +140,10 @@ class Method(nn.Module):
     #: momentum`` evaluates and exports in place of the backbone. Made, with the copies of the
     #: heads, by :meth:`keep_momentum_copies`.
     momentum_backbone_name: ClassVar[str] = ""
+    #: Whether keys are encoded in a batch shuffled across processes (MoCo's shuffling BN,
+    #: :func:`zoo.training.distributed.batch_shuffle`); SyncBatchNorm would pool the statistics
+    #: the shuffle keeps apart, so the trainer refuses the two together.
+    shuffles_keys: bool = False
     #: (online attribute, copy attribute) of every momentum copy; empty: none kept.
     momentum_pairs: tuple[tuple[str, str], ...] = ()
     #: The copies' current momentum m (``copy = m copy + (1 - m) online`` after each step).

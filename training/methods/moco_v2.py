@@ -42,6 +42,7 @@ class MoCoV2(Method):
 
     name = "moco_v2"
     momentum_backbone_name = "key_backbone"
+    shuffles_keys = True
     Config = MoCoV2Config
 
     def __init__(self, backbone: nn.Module, embed_dim: int, config: MoCoV2Config) -> None:

@@ -12,7 +12,9 @@ card or a training note can say whether the whole-image export loses anything:
         --recalibrate [--random-init]
 
 prints weighted kNN top-1 (k=20 T=0.07 and k=200 T=0.1, full train split -> test or val split)
-of both. ``--recalibrate`` re-estimates the batch-norm statistics on the patches of 2,048
+of both; with ``--holdout``, a seeded tenth of each training class classified by the rest
+instead: the reading to choose a read-out by (the test split then only reports the choice).
+``--recalibrate`` re-estimates the batch-norm statistics on the patches of 2,048
 training images first (for a backbone whose export holds whole-image statistics);
 ``--random-init`` gives the floor: the same architecture with seeded random weights.
 """
@@ -49,6 +51,7 @@ def grid_knn(
     patch: int,
     random_init: bool = False,
     recalibrate: bool = False,
+    holdout: bool = False,
     batch_size: int = 256,
 ) -> dict[str, float]:
     """``{"whole k=20": top1, ..., "grid k=200": top1}`` (%) of a zoo encoder on an ImageFolder
@@ -68,7 +71,16 @@ def grid_knn(
         )
     backbone = encoder.backbone.float().eval()
     train, train_labels, classes = load_split(find_split(data, "train"), pre.resize_size)
-    test, test_labels, _ = load_split(find_split(data, ""), pre.resize_size)
+    if holdout:
+        # Choosing the read-out to ship is a choice: make it on training images, a seeded tenth
+        # of each class voted on by the rest (as the test-resolution chooser), never on test.
+        from zoo.training.test_resolution import holdout_split
+
+        bank, query = (torch.from_numpy(i) for i in holdout_split(train_labels.numpy()))
+        test, test_labels = train[query], train_labels[query]
+        train, train_labels = train[bank], train_labels[bank]
+    else:
+        test, test_labels, _ = load_split(find_split(data, ""), pre.resize_size)
 
     def batches(images, indices=None):
         return evaluation_batches(images, pre.input_size, pre.mean, pre.std, batch_size, indices=indices)
@@ -107,9 +119,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--patch", type=int, required=True, help="patch size in pixels")
     parser.add_argument("--recalibrate", action="store_true", help="batch-norm statistics from the patches")
     parser.add_argument("--random-init", action="store_true", help="seeded random weights (the floor)")
+    parser.add_argument(
+        "--holdout",
+        action="store_true",
+        help="classify a seeded tenth of each training class by the rest, not the test split"
+        " (to choose a read-out by)",
+    )
     a = parser.parse_args(argv)
     result = grid_knn(
-        a.model, a.data, grid=a.grid, patch=a.patch, random_init=a.random_init, recalibrate=a.recalibrate
+        a.model,
+        a.data,
+        grid=a.grid,
+        patch=a.patch,
+        random_init=a.random_init,
+        recalibrate=a.recalibrate,
+        holdout=a.holdout,
     )
     print(json.dumps(result, indent=2))
 

@@ -23,6 +23,7 @@ from torch import nn
 from zoo.training.pretext.features import BLOCKS, block_features
 
 from zoo.encoder import Encoder
+from zoo.errors import ImageError
 
 
 @torch.no_grad()
@@ -91,14 +92,22 @@ def probe_folder(
     from zoo.training.data import evaluation_batches, find_split, load_split, subset_per_class
 
     encoder = load_encoder(model, random_init=random_init)
-    size, pre = encoder.preprocess.input_size, encoder.preprocess
-    split_data = []
+    pre = encoder.preprocess
+    split_data, class_lists = [], []
     for split, per in (("train", train_per_class), ("", test_per_class)):
-        images, labels, classes = load_split(find_split(data, split), size)
+        # Resized to the shorter side, then centre-cropped, as the encoder's own preprocessing
+        # frames an image (and `zoo eval` with it): the per-block rows sit beside its linear row.
+        images, labels, classes = load_split(find_split(data, split), pre.resize_size)
         idx = subset_per_class(labels, per * len(classes))
-        x = torch.cat(list(evaluation_batches(images, size, pre.mean, pre.std, indices=idx)))
+        x = torch.cat(list(evaluation_batches(images, pre.input_size, pre.mean, pre.std, indices=idx)))
         split_data += [x, labels[idx].numpy()]
-    return probe_blocks(encoder.backbone, *split_data, num_classes=len(classes), epochs=epochs)
+        class_lists.append(classes)
+    if class_lists[0] != class_lists[1]:
+        raise ImageError(
+            f"{data}: the train and test splits hold different class folders ({len(class_lists[0])} and"
+            f" {len(class_lists[1])}); the probe's labels would not match"
+        )
+    return probe_blocks(encoder.backbone, *split_data, num_classes=len(class_lists[0]), epochs=epochs)
 
 
 def record_blocks(
