@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -329,3 +329,23 @@ def stop_serving(httpd: _QuietServer | None, thread: threading.Thread | None) ->
     httpd.server_close()
     if thread is not None:
         thread.join(timeout=5)
+
+
+def in_threads(fn: Callable[[], Path], n: int) -> tuple[list[Path], list[BaseException]]:
+    """Run ``fn`` in ``n`` threads at once: (its results, the exceptions it raised), for tests of
+    concurrent downloads into one cache."""
+    results: list[Path] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            results.append(fn())
+        except BaseException as err:  # surfaced by the caller's assertion
+            errors.append(err)
+
+    threads = [threading.Thread(target=run) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results, errors

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _servers import FileServer, serve
+from _servers import FileServer, in_threads, serve
 
 import zoo
 from zoo import hub
@@ -137,7 +137,6 @@ def test_without_a_lock_concurrent_downloads_do_not_share_a_part_file(
 ) -> None:
     """Where no lock can be taken (Windows; a file system refusing flock), each download writes
     a .part of its own: before, they appended to one and renamed it from under each other."""
-    import threading
 
     if why == "no-fcntl":
         monkeypatch.setattr(hub, "fcntl", None)
@@ -154,20 +153,9 @@ def test_without_a_lock_concurrent_downloads_do_not_share_a_part_file(
     body = bytes(range(256)) * 4096 * 4  # 4 MiB: several blocks each, so the writes interleave
     expected = hashlib.sha256(body).hexdigest()
     with serve({PATH: body}, delay=0.3) as srv:
-        results: list[Path] = []
-        errors: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                results.append(hub.download_url(srv.url(PATH), sha256=expected, progress=False))
-            except BaseException as err:  # surfaced by the assertion below
-                errors.append(err)
-
-        threads = [threading.Thread(target=run) for _ in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        results, errors = in_threads(
+            lambda: hub.download_url(srv.url(PATH), sha256=expected, progress=False), 4
+        )
     assert not errors, errors
     assert len(set(results)) == 1 and results[0].read_bytes() == body
     assert not [p.name for p in results[0].parent.iterdir() if ".part" in p.name]

@@ -6,13 +6,12 @@ import hashlib
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from _servers import FileServer, free_port, hub_headers, point_hf_at, serve
+from _servers import FileServer, free_port, hub_headers, in_threads, point_hf_at, serve
 
 from zoo import hub
 from zoo.errors import CacheError, ChecksumError, DownloadError, OfflineError, ZooError
@@ -280,20 +279,9 @@ def test_unwritable_cache_dir(tmp_path: Path, server: FileServer, monkeypatch: p
 
 def test_concurrent_downloads_fetch_once(home: Path) -> None:
     with serve({"/w/model.bin": DATA}, delay=0.3) as srv:
-        results: list[Path] = []
-        errors: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                results.append(hub.download_url(srv.url("/w/model.bin"), sha256=SHA, progress=False))
-            except BaseException as err:  # surfaced by the assertion below
-                errors.append(err)
-
-        threads = [threading.Thread(target=run) for _ in range(3)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        results, errors = in_threads(
+            lambda: hub.download_url(srv.url("/w/model.bin"), sha256=SHA, progress=False), 3
+        )
     assert not errors
     assert results == [cached_path(home)] * 3
     assert srv.count("/w/model.bin") == 1
