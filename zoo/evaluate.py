@@ -86,13 +86,14 @@ def knn_predict(
 
 def _runtime_key(backend: str) -> str:
     """ONNX Runtime's version where it may compute the features (any build: -gpu, ...)."""
+    from zoo.onnx import runtime_version
+
     if backend.startswith("torch"):
         return ""
     try:
-        import onnxruntime
+        return f"onnxruntime{runtime_version()}"
     except ImportError:
         return "no-onnxruntime"
-    return f"onnxruntime{onnxruntime.__version__}"
 
 
 def features(
