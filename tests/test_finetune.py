@@ -38,7 +38,8 @@ def cifar(data_root: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory, cifar: Path) -> Path:
-    """train: 16 images of each of 3 classes; test: 8 each."""
+    """train: 16 images of each of 3 classes; test: 8 each (no val/: 2 of each class's train
+    images are held out to validate)."""
     root = tmp_path_factory.mktemp("tiny")
     copy_split(cifar / "train", root / "train", 16)
     copy_split(cifar / "test", root / "test", 8)
@@ -82,7 +83,7 @@ def test_create_classifier_is_encoder_plus_head(tiny: Path) -> None:
 
 def test_finetune_writes_a_classifier_folder(run, tiny: Path) -> None:
     out = run.folder
-    assert run.finished and run.train_images == 48 and run.val_images == 24
+    assert run.finished and (run.train_images, run.val_images, run.test_images) == (42, 6, 24)
     names = {p.name for p in out.iterdir()}
     expected = {
         "config.json",
@@ -96,15 +97,21 @@ def test_finetune_writes_a_classifier_folder(run, tiny: Path) -> None:
     config = json.loads((out / "config.json").read_text())
     assert config["label_names"] == list(CLASSES) and config["num_classes"] == 3
     assert config["architecture"] == "resnet18_cifar_quarter"
-    assert config["zoo_classifier"]["val_top1"] == run.top1
+    record = config["zoo_classifier"]
+    assert (record["val_top1"], record["test_top1"]) == (run.top1, run.test_top1)
+    assert record["val"].startswith("held out from train: 0.1 of each class")
+    assert record["test"] == "the test split (24 images)"
     assert (out / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rows = list(csv.DictReader((out / "metrics.csv").open()))
     assert [int(r["epoch"]) for r in rows] == [1, 2] and all(r["val_top1"] for r in rows)
     card = (out / "README.md").read_text()
-    assert f"**Val top-1: {run.top1:.2f}%**" in card and "zoo finetune test" in card
+    assert f"**Test top-1: {run.test_top1:.2f}%**" in card and "zoo finetune test" in card
+    assert (
+        f"chosen on val ({run.top1:.2f}% on held out from train" in card and "| class | test top-1 |" in card
+    )
     assert "![confusion matrix" in card and "pipeline_tag: image-classification" in card
     # The folder loads back (head included) and its accuracy is what the card says: the
-    # same val images through the user-facing file -> tensor path.
+    # same test images through the user-facing file -> tensor path.
     model = zoo.create_classifier(out)
     assert model.classes == list(CLASSES)
     # Everything that reads a zoo folder reads the fine-tuned encoder from it.
@@ -116,7 +123,12 @@ def test_finetune_writes_a_classifier_folder(run, tiny: Path) -> None:
     files = [f for c in CLASSES for f in sorted((tiny / "test" / c).iterdir())]
     labels = np.repeat(np.arange(3), 8)
     probs = model.predict_proba(files)
-    assert round(100 * float((probs.argmax(1) == labels).mean()), 2) == run.top1
+    assert round(100 * float((probs.argmax(1) == labels).mean()), 2) == run.test_top1
+    per_class = json.loads((out / "finetune.json").read_text())["per_class_top1"]
+    assert per_class == {
+        c: round(100 * float((probs.argmax(1) == labels)[labels == i].mean()), 2)
+        for i, c in enumerate(CLASSES)
+    }
     # ONNX Runtime gives the same probabilities as PyTorch.
     from zoo.predict import Predictor
 
@@ -125,6 +137,28 @@ def test_finetune_writes_a_classifier_folder(run, tiny: Path) -> None:
     assert np.abs(onnx(files) - probs).max() < 1e-4
     top = onnx.top_k(files[:1], 2)[0]
     assert len(top) == 2 and top[0][1] >= top[1][1] and top[0][0] in CLASSES
+
+
+def test_the_test_split_chooses_nothing(run, tiny: Path, tmp_path: Path) -> None:
+    # The same run beside a test/ split whose labels are rotated (airplanes filed as cats...):
+    # had test/ chosen the epoch or stopped the run, the weights could differ; they may not.
+    data = tmp_path / "d"
+    shutil.copytree(tiny / "train", data / "train")
+    for src, dst in zip(CLASSES, CLASSES[1:] + CLASSES[:1], strict=True):
+        shutil.copytree(tiny / "test" / src, data / "test" / dst)
+    other = finetune(MODEL, data, tmp_path / "ft", onnx=False, **FAST)
+    assert (other.top1, other.best_epoch, other.epochs_run) == (run.top1, run.best_epoch, run.epochs_run)
+    for name in ("model.safetensors", "head.safetensors"):
+        a, _ = read_safetensors(run.folder / name)
+        b, _ = read_safetensors(tmp_path / "ft" / name)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+    assert other.test_images == 24 and other.test_top1 != run.test_top1
+    # test_split="" (or val_split=test, the old behaviour) leaves no test figure.
+    from zoo.finetuning import make_splits
+
+    assert make_splits(data, FinetuneConfig(test_split="")).test_files == []
+    old = make_splits(data, FinetuneConfig(val_split="test"))
+    assert old.test_files == [] and len(old.val_files) == 24 and len(old.train_files) == 48
 
 
 def test_modes_train_what_they_say(tiny: Path, tmp_path: Path) -> None:
@@ -255,7 +289,11 @@ def test_cli_finetune_predict_and_eval(tiny: Path, tmp_path: Path, capsys) -> No
     args = ["finetune", MODEL, "--data", str(tiny), "--out", str(out), "--labels-per-class", "6"]
     assert main([*args, "--epochs", "1", "--mode", "linear", "threads=1", "batch_size=8"]) == 0
     printed = capsys.readouterr().out
-    assert f"wrote {out}/: val top-1" in printed
+    assert (
+        f"wrote {out}/: val top-1" in printed
+        and "test top-1" in printed
+        and "on 24 images (chose nothing)" in printed
+    )
     labels = (out / "labels.txt").read_text().splitlines()
     assert len(labels) == 1 + 18 and labels[1].startswith("train/")
     # batch_size=8 is evened out to 3 batches of 6, so every labelled image is seen each epoch.
@@ -313,6 +351,13 @@ def test_val_classes_missing_from_train_are_refused(tiny: Path, cifar: Path, tmp
     copy_split(tiny / "train", tmp_path / "d" / "train", 5)
     copy_split(cifar / "test", tmp_path / "d" / "val", 2, classes=(*CLASSES, "frog"))
     with pytest.raises(FinetuneError, match=r"4 classes, 1 of them not in .*train \(frog\)"):
+        finetune(MODEL, tmp_path / "d", tmp_path / "out")
+
+
+def test_test_classes_missing_from_train_are_refused(tiny: Path, cifar: Path, tmp_path: Path) -> None:
+    copy_split(tiny / "train", tmp_path / "d" / "train", 5)
+    copy_split(cifar / "test", tmp_path / "d" / "test", 2, classes=(*CLASSES, "frog"))
+    with pytest.raises(FinetuneError, match=r"not in .*train \(frog\); the test split may only use training"):
         finetune(MODEL, tmp_path / "d", tmp_path / "out")
 
 

@@ -385,11 +385,42 @@ def export_onnx_checked(
     return float(diff * scale)
 
 
+def accuracy_lines(r: dict[str, Any], settings: dict[str, Any]) -> list[str]:
+    """The card's accuracy statement: which split gave which figure and what chose the epoch."""
+    chose = bool(settings.get("select_best") and settings.get("eval_every_epochs"))
+    kept = f"the weights of epoch {r.get('kept_epoch')} of {r.get('epochs_run')}" + (
+        ", stopped early" if r.get("stopped_early") else ""
+    )
+    val = f"{r.get('val_top1'):.2f}%"
+    if r.get("test_top1") is None:
+        return [
+            f"**Val top-1: {val}** on {r.get('val')}, fp32, centre crops; {kept}"
+            + (
+                " (the best val epoch: the same split chose the epoch, so this figure is optimistic)."
+                if chose
+                else " (the last epoch)."
+            )
+        ]
+    return [
+        f"**Test top-1: {r['test_top1']:.2f}%** on {r.get('test')}, fp32, centre crops; {kept}"
+        + (
+            f", chosen on val ({val} on {r.get('val')})."
+            if chose
+            else f" (the last epoch); val top-1 {val} on {r.get('val')}."
+        )
+        + " The test split chose nothing: it was scored once, after training."
+    ]
+
+
 def render_classifier_card(
     model: Classifier, *, per_class: dict[str, float | None], confusion: str | None = None
 ) -> str:
     """README.md of a fine-tuned folder: what it is, how it was trained, its accuracy
-    (and how measured), the confusion matrix and the command that reproduces it."""
+    (and how measured), the confusion matrix and the command that reproduces it.
+
+    With a test split (``record["test_top1"]``) the card leads with test top-1 and
+    ``per_class`` and ``confusion`` are test's: the val figure chose the kept epoch, so it is
+    reported beside it as what it is."""
     import yaml
 
     r = model.record
@@ -397,6 +428,8 @@ def render_classifier_card(
     enc = model.encoder
     license_ = enc.entry.license if enc.entry else "unknown"
     s = r.get("settings", {})
+    tested = r.get("test_top1") is not None
+    split = "test" if tested else "val"
     front = {
         "license": license_,
         "library_name": "zoo",
@@ -410,7 +443,14 @@ def render_classifier_card(
                     {
                         "task": {"type": "image-classification"},
                         "dataset": {"name": Path(r.get("data", "data")).name, "type": "imagefolder"},
-                        "metrics": [{"type": "accuracy", "value": r.get("val_top1"), "name": "val top-1"}],
+                        "metrics": [
+                            *(
+                                [{"type": "accuracy", "value": r["test_top1"], "name": "test top-1"}]
+                                if tested
+                                else []
+                            ),
+                            {"type": "accuracy", "value": r.get("val_top1"), "name": "val top-1"},
+                        ],
                     }
                 ],
             }
@@ -440,29 +480,22 @@ def render_classifier_card(
         f"| labels | {r.get('train_images')} labelled images of {r.get('pool_images')} ({r.get('labels')}),"
         " listed in `labels.txt` |",
         f"| validation | {r.get('val')} |",
+        *([f"| test | {r.get('test')}, scored once after training |"] if tested else []),
         f"| input | {pre.input_size} px: resize shorter side to {pre.resize_size} ({pre.interpolation}),"
         f" centre crop {pre.input_size}, mean {list(pre.mean)}, std {list(pre.std)} |",
         f"| licence | {license_} (the encoder's) |",
         "",
         "## Accuracy",
         "",
-        f"**Val top-1: {r.get('val_top1'):.2f}%** on {r.get('val')}, fp32, centre crops; the weights of"
-        f" epoch {r.get('kept_epoch')} of {r.get('epochs_run')}"
-        + (
-            " (the best val epoch: the same split chose the epoch, so this figure is optimistic)"
-            if s.get("select_best") and s.get("eval_every_epochs")
-            else " (the last epoch)"
-        )
-        + (", stopped early" if r.get("stopped_early") else "")
-        + ".",
+        *accuracy_lines(r, s),
         "",
-        "| class | top-1 |",
+        f"| class | {split} top-1 |",
         "|---|---|",
-        *[f"| {c} | {'– (no val image)' if v is None else f'{v:.2f}'} |" for c, v in per_class.items()],
+        *[f"| {c} | {f'– (no {split} image)' if v is None else f'{v:.2f}'} |" for c, v in per_class.items()],
         "",
     ]
     if confusion:
-        lines += [f"![confusion matrix on the val images]({confusion})", ""]
+        lines += [f"![confusion matrix on the {split} images]({confusion})", ""]
     lines += [
         "## Training",
         "",
@@ -502,7 +535,7 @@ def render_classifier_card(
     lines += [
         "## Limitations",
         "",
-        "Accuracy is measured on the val images named above only; a classifier fine-tuned on few"
+        f"Accuracy is measured on the {split} images named above only; a classifier fine-tuned on few"
         " labels is only as good as those labels' coverage of the classes. The encoder's own card"
         " lists its pretraining data and limits.",
         "",

@@ -418,7 +418,12 @@ def _cmd_finetune(args: argparse.Namespace) -> None:
     command = shlex.join(parts + list(args.override))
     result = finetune(args.name, args.data, args.out, resume=args.resume, command=command, **settings)
     if result.finished:
-        print(f"wrote {result.folder}/: val top-1 {result.top1:.2f}% on {result.val_images} images")
+        test = (
+            ""
+            if result.test_top1 is None
+            else f", test top-1 {result.test_top1:.2f}% on {result.test_images} images (chose nothing)"
+        )
+        print(f"wrote {result.folder}/: val top-1 {result.top1:.2f}% on {result.val_images} images{test}")
     else:
         print(f"stopped before the end (max_steps); continue with: {command} --resume")
 
@@ -650,7 +655,8 @@ def build_parser() -> argparse.ArgumentParser:
         "finetune",
         help="fine-tune an encoder on a labelled ImageFolder",
         description="Fine-tune an encoder (+ linear head) on DATA/train/<class>/<image> (or DATA/<class>/"
-        "<image>), validating on DATA/val or DATA/test (else a held-out share of train). Writes a"
+        "<image>), validating on DATA/val (else a held-out share of train) and testing the kept weights"
+        " once on DATA/test where there is one (it chooses nothing). Writes a"
         " classifier folder: config.json with class names, model.safetensors (the fine-tuned encoder,"
         " so zoo.load(OUT) works), head.safetensors, a checked model.onnx,"
         " README.md with the accuracy and confusion matrix, metrics.csv, labels.txt. Settings of"

@@ -1,14 +1,16 @@
 """Fine-tune an encoder on a labelled ImageFolder: ``zoo finetune`` and :func:`finetune`.
 
     result = zoo.finetune("simclr-r18q-cifar10", "data/cifar10", "runs/ft", label_fraction=0.01)
-    result.top1, result.folder   # val top-1 (%), the exported classifier folder
+    result.top1, result.test_top1, result.folder   # val / test top-1 (%), the classifier folder
 
 What a run does, in order:
 
 1. **Splits.** ``DATA/train`` (or ``DATA`` itself, when it holds the class folders) is the
-   training pool; ``DATA/val`` (else ``DATA/test``, or ``val_split``) validates. With no
-   such split, ``val_fraction`` of each class is held out (seeded) and the card says so.
-   Val classes must be train classes (matched by name).
+   training pool; ``DATA/val`` (or ``val_split``) validates: it chooses the kept epoch and
+   stops the run early. With no val split, ``val_fraction`` of each class is held out of the
+   pool (seeded) and the card says so. ``DATA/test`` (``test_split``) is never used to choose
+   anything: the kept weights are scored on it once, at the end, and the card leads with
+   that figure. Val and test classes must be train classes (matched by name).
 2. **Labels.** ``label_fraction`` (of each class, rounded) or ``labels_per_class`` images
    are drawn per class with ``seed``: class-balanced, as SimCLR's 1% / 10% subsets. The
    list is saved with the run (``labels.txt``).
@@ -22,14 +24,15 @@ What a run does, in order:
    ``train_views`` (random resized crop + flip, batched, :mod:`zoo.training.augment`);
    label smoothing and mixup are options.
 5. **Validation.** Top-1 on the val split every ``eval_every_epochs``; the best epoch's
-   weights are kept and ``patience`` epochs without improvement stop the run early.
+   weights are kept and ``patience`` epochs without improvement stop the run early. Then
+   top-1 of those weights on the test split, when there is one.
 6. **Checkpoints.** ``checkpoint.pt`` after each epoch (and when ``max_steps`` interrupts
    a run), atomically, holding only tensors and JSON (read with ``weights_only``).
    Batches and mixup draws are functions of ``(seed, epoch, step)``, so ``resume=True``
    finishes an interrupted run with the same weights as an uninterrupted one.
 7. **Output.** A zoo folder: ``config.json`` (class names), ``model.safetensors``,
    ``model.onnx`` (written only after ONNX Runtime matched PyTorch on real val images),
-   ``README.md`` (card: accuracy, confusion matrix, the command), ``confusion.png``,
+   ``README.md`` (card: accuracy, confusion matrix on test, else val, the command), ``confusion.png``,
    ``metrics.csv`` (one row per epoch), ``labels.txt`` and ``finetune.json``.
 """
 
@@ -100,8 +103,9 @@ class FinetuneConfig:
     select_best: bool = True  # keep the best val epoch's weights (else the last epoch's)
     eval_every_epochs: int = 1  # 0: validate only at the end
     train_split: str = "train"
-    val_split: str = ""  # default: val, else test, else a held-out share of train
+    val_split: str = ""  # default: val, else a held-out share of train
     val_fraction: float = 0.1  # held out per class when there is no val split
+    test_split: str = "test"  # scored once at the end, chooses nothing ("" or absent: none)
     seed: int = 0
     precision: str = "bf16"  # bf16 autocast (fine-tuning runs on the CPU) or fp32
     threads: int = 0  # torch threads (0: torch's default)
@@ -170,7 +174,7 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
 
 @dataclass
 class Splits:
-    """What a run trains and validates on (paths, labels, class names, how it was split)."""
+    """What a run trains, validates and tests on (paths, labels, class names, their sources)."""
 
     classes: list[str]
     train_files: list[Path]
@@ -178,14 +182,16 @@ class Splits:
     val_files: list[Path]
     val_labels: np.ndarray
     root: Path
-    val_source: str  # "val split DIR" or "held-out ..."
+    val_source: str  # "the val split (N images)" or "held out from ..."
     pool_size: int  # training images before the label subset
+    test_files: list[Path] = field(default_factory=list)  # none: no test split
+    test_labels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    test_source: str = ""
 
 
-def find_splits(data: str | os.PathLike, config: FinetuneConfig) -> tuple[Path, Path | None]:
-    """(train folder, val folder or None) of ``data`` (see the module docstring)."""
-    from zoo.evaluate import image_folder  # noqa: F401  (same layout rules)
-
+def find_splits(data: str | os.PathLike, config: FinetuneConfig) -> tuple[Path, Path | None, Path | None]:
+    """(train folder, val folder or None, test folder or None) of ``data`` (see the module
+    docstring). A test folder is never the val folder: a split that chose is not a test."""
     root = Path(data)
     if not root.is_dir():
         raise ImageError(f"{root}: dataset folder not found")
@@ -193,23 +199,41 @@ def find_splits(data: str | os.PathLike, config: FinetuneConfig) -> tuple[Path, 
     if not train.is_dir():
         if config.val_split:
             raise ImageError(f"{root}: no {config.train_split}/ split beside the {config.val_split}/ split")
-        return root, None  # the folder itself holds the class folders
+        return root, None, None  # the folder itself holds the class folders
     if config.val_split:
-        val = root / config.val_split
+        val: Path | None = root / config.val_split
         if not val.is_dir():
             raise ImageError(f"{root}: val split {config.val_split}/ not found")
-        return train, val
-    for name in ("val", "test"):
-        if (root / name).is_dir():
-            return train, root / name
-    return train, None
+    else:
+        val = root / "val" if (root / "val").is_dir() else None
+    test = root / config.test_split if config.test_split else None
+    if test is not None and (not test.is_dir() or test == val):
+        test = None
+    return train, val, test
+
+
+def _split_labels(
+    folder: Path, classes: list[str], train_dir: Path, role: str
+) -> tuple[list[Path], np.ndarray]:
+    """Files and train-class labels of a val or test ``folder`` (its classes must be train's)."""
+    from zoo.evaluate import image_folder
+
+    files, raw, names = image_folder(folder)
+    extra = sorted(set(names) - set(classes))
+    if extra:
+        raise FinetuneError(
+            f"{folder}: {len(names)} classes, {len(extra)} of them not in {train_dir}"
+            f" ({', '.join(extra[:10])}); the {role} split may only use training classes"
+        )
+    index = {c: i for i, c in enumerate(classes)}
+    return files, np.asarray([index[names[v]] for v in raw], dtype=np.int64)
 
 
 def make_splits(data: str | os.PathLike, config: FinetuneConfig) -> Splits:
-    """Training pool, labelled subset and val set of ``data``; every refusal is one clear error."""
+    """Training pool, labelled subset, val and test sets of ``data``; every refusal is one clear error."""
     from zoo.evaluate import image_folder
 
-    train_dir, val_dir = find_splits(data, config)
+    train_dir, val_dir, test_dir = find_splits(data, config)
     files, labels, classes = image_folder(train_dir)
     if len(classes) < 2:
         raise FinetuneError(
@@ -218,15 +242,7 @@ def make_splits(data: str | os.PathLike, config: FinetuneConfig) -> Splits:
         )
     rng = np.random.default_rng(config.seed)
     if val_dir is not None:
-        val_files, val_raw, val_classes = image_folder(val_dir)
-        extra = sorted(set(val_classes) - set(classes))
-        if extra:
-            raise FinetuneError(
-                f"{val_dir}: {len(val_classes)} classes, {len(extra)} of them not in {train_dir}"
-                f" ({', '.join(extra[:10])}); the val split may only use training classes"
-            )
-        index = {c: i for i, c in enumerate(classes)}
-        val_labels = np.asarray([index[val_classes[v]] for v in val_raw], dtype=np.int64)
+        val_files, val_labels = _split_labels(val_dir, classes, train_dir, "val")
         val_source = f"the {val_dir.name} split ({len(val_files)} images)"
     else:
         keep, held = [], []
@@ -247,6 +263,14 @@ def make_splits(data: str | os.PathLike, config: FinetuneConfig) -> Splits:
             f"held out from {train_dir.name}: {config.val_fraction:g} of each class, seed {config.seed}"
             f" ({len(val_files)} images)"
         )
+    extra: dict[str, Any] = {}
+    if test_dir is not None:
+        test_files, test_labels = _split_labels(test_dir, classes, train_dir, "test")
+        extra = dict(
+            test_files=test_files,
+            test_labels=test_labels,
+            test_source=f"the {test_dir.name} split ({len(test_files)} images)",
+        )
     pool = len(files)
     chosen = label_subset(labels, classes, config, rng, str(train_dir))
     return Splits(
@@ -258,6 +282,7 @@ def make_splits(data: str | os.PathLike, config: FinetuneConfig) -> Splits:
         root=Path(data),
         val_source=val_source,
         pool_size=pool,
+        **extra,
     )
 
 
@@ -390,6 +415,8 @@ class FinetuneResult:
     best_epoch: int
     epochs_run: int
     record: dict[str, Any]
+    test_top1: float | None = None  # test top-1 (%) of the kept weights; None without a test split
+    test_images: int = 0
 
 
 def finetune(
@@ -466,6 +493,7 @@ class _Run:
         self.train_images = decode_files(s.train_files, self.store_size)
         self.train_labels = torch.from_numpy(s.train_labels)
         self.val_images = decode_files(s.val_files, self.store_size)
+        self.test_images = decode_files(s.test_files, self.store_size) if s.test_files else None
         n = len(s.train_files)
         self.batch_size = n // math.ceil(n / c.batch_size) if c.even_batches else min(c.batch_size, n)
         self.steps_per_epoch = steps_per_epoch(len(s.train_files), self.batch_size)
@@ -507,7 +535,8 @@ class _Run:
         self.log(
             f"fine-tuning {self.model.encoder.name} ({c.mode}{'' if self.pretrained else ', from scratch'})"
             f" on {len(s.train_files)} labelled images of {len(s.classes)} classes (of {s.pool_size});"
-            f" val: {s.val_source}; batch {self.batch_size}, {self.steps_per_epoch} steps/epoch x"
+            f" val: {s.val_source}; test: {s.test_source or 'none'};"
+            f" batch {self.batch_size}, {self.steps_per_epoch} steps/epoch x"
             f" {c.epochs} epochs, {c.precision}, {torch.get_num_threads()} threads; out: {self.out}"
         )
         bar = _bar(self.total_steps, progress.step, self.show_bar)
@@ -527,7 +556,7 @@ class _Run:
             }
             last = progress.epoch + 1 == c.epochs
             if c.eval_every_epochs and ((progress.epoch + 1) % c.eval_every_epochs == 0 or last):
-                val = self.evaluate(autocast=self.amp)
+                val = self.evaluate(self.val_images, s.val_labels, autocast=self.amp)
                 row.update(val_loss=round(val["loss"], 5), val_top1=round(val["top1"], 2))
                 if val["top1"] > progress.best_top1:
                     progress.best_top1, progress.best_epoch, progress.bad_epochs = (
@@ -627,16 +656,16 @@ class _Run:
         return total, int(correct), int(seen)
 
     @torch.no_grad()
-    def evaluate(self, *, autocast: bool) -> dict[str, Any]:
-        """Val loss, top-1 (%) and predictions: centre crops of the stored images."""
+    def evaluate(self, images: torch.Tensor, targets: np.ndarray, *, autocast: bool) -> dict[str, Any]:
+        """Loss, top-1 (%) and predictions on stored images (val or test): centre crops."""
         from zoo.training.data import evaluation_batches
 
         pre = self.model.preprocess
         preds, loss = [], 0.0
-        labels = torch.from_numpy(self.splits.val_labels)
+        labels = torch.from_numpy(targets)
         done = 0
         with eval_mode(self.model):
-            for x in evaluation_batches(self.val_images, pre.input_size, pre.mean, pre.std, batch_size=256):
+            for x in evaluation_batches(images, pre.input_size, pre.mean, pre.std, batch_size=256):
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
                     logits = self.model(x.contiguous(memory_format=torch.channels_last)).float()
                 y = labels[done : done + len(x)]
@@ -646,7 +675,7 @@ class _Run:
         pred = torch.cat(preds).numpy()
         return {
             "loss": loss / max(1, len(pred)),
-            "top1": 100.0 * float((pred == self.splits.val_labels).mean()),
+            "top1": 100.0 * float((pred == targets).mean()),
             "pred": pred,
         }
 
@@ -751,7 +780,11 @@ class _Run:
     def finish(self, progress: Progress, *, onnx: bool) -> FinetuneResult:
         c, s = self.config, self.splits
         self.model.eval()
-        final = self.evaluate(autocast=False)
+        final = self.evaluate(self.val_images, s.val_labels, autocast=False)
+        # Scored once, after every choice was made on val: the honest figure of the kept weights.
+        test = None
+        if self.test_images is not None:
+            test = self.evaluate(self.test_images, s.test_labels, autocast=False)
         kept_epoch = progress.best_epoch if c.select_best and progress.best_epoch >= 0 else progress.epoch - 1
         record = {
             "name": finetuned_name(self.model.encoder.name),
@@ -764,6 +797,7 @@ class _Run:
             "pool_images": s.pool_size,
             "val": s.val_source,
             "val_top1": round(final["top1"], 2),
+            **({} if test is None else {"test": s.test_source, "test_top1": round(test["top1"], 2)}),
             "epochs_run": progress.epoch,
             "kept_epoch": kept_epoch + 1,
             "stopped_early": progress.stopped_early,
@@ -771,10 +805,11 @@ class _Run:
             "command": self.command,
         }
         self.model.record = record
-        self.write_outputs(final, progress, onnx=onnx)
+        self.write_outputs(final if test is None else test, progress, onnx=onnx)
         self.log(
-            f"val top-1 {final['top1']:.2f}% ({len(s.val_files)} images, epoch {kept_epoch + 1} kept);"
-            f" wrote {self.out}/"
+            f"val top-1 {final['top1']:.2f}% ({len(s.val_files)} images, epoch {kept_epoch + 1} kept)"
+            + ("" if test is None else f"; test top-1 {test['top1']:.2f}% ({len(s.test_files)} images)")
+            + f"; wrote {self.out}/"
         )
         return FinetuneResult(
             self.out,
@@ -785,10 +820,14 @@ class _Run:
             kept_epoch + 1,
             progress.epoch,
             record,
+            test_top1=None if test is None else round(test["top1"], 2),
+            test_images=len(s.test_files),
         )
 
-    def write_outputs(self, final: dict[str, Any], progress: Progress, *, onnx: bool) -> None:
-        """The classifier folder: weights, config, ONNX (checked), confusion matrix, card."""
+    def write_outputs(self, report: dict[str, Any], progress: Progress, *, onnx: bool) -> None:
+        """The classifier folder: weights, config, ONNX (checked), card, and the confusion
+        matrix and per-class top-1 of ``report``: the test split's predictions where there
+        is one (they chose nothing), else val's."""
         from zoo.classifier import export_onnx_checked, render_classifier_card
         from zoo.export import remove_stale_graph
         from zoo.folder import atomic_write_bytes, atomic_write_text
@@ -798,9 +837,10 @@ class _Run:
         # beside these weights, unchecked: it goes first, and only a checked one comes back.
         remove_stale_graph(self.out)
         self.model.save(self.out)
-        table = confusion_matrix(s.val_labels, final["pred"], len(s.classes))
+        split, labels = ("test", s.test_labels) if s.test_files else ("val", s.val_labels)
+        table = confusion_matrix(labels, report["pred"], len(s.classes))
         png = confusion_png(
-            table, s.classes, f"{self.model.name}\nval top-1 {final['top1']:.2f}% ({len(s.val_files)} images)"
+            table, s.classes, f"{self.model.name}\n{split} top-1 {report['top1']:.2f}% ({len(labels)} images)"
         )
         if png is not None:
             atomic_write_bytes(self.out / CONFUSION_NAME, png)
@@ -814,12 +854,13 @@ class _Run:
         self.model.save(self.out)  # the record now says how model.onnx was checked
         counts = table.sum(1)
         per_class = {
-            c: round(100.0 * float(table[i, i]) / counts[i], 2) if counts[i] else None  # no val image
+            c: round(100.0 * float(table[i, i]) / counts[i], 2) if counts[i] else None  # no image there
             for i, c in enumerate(s.classes)
         }
         run = {
             **self.model.record,
             "classes": s.classes,
+            "per_class_split": split,
             "per_class_top1": per_class,
             "confusion": table.tolist(),
             "history": progress.history,
@@ -972,6 +1013,7 @@ def finetune_eval(
             "labels_per_class": labels_per_class,
             "train_split": train_split,
             "val_split": test_split,
+            "test_split": "",  # the protocol scores test_split itself, as its val split
         }
     )
     with tempfile.TemporaryDirectory(prefix="zoo-finetune-eval-") as tmp:
