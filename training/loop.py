@@ -575,7 +575,9 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.method.after_optimizer_step()
-        return {k: v.detach() for k, v in out.items()}
+        # The schedules' values come from the method itself, outside the compiled forward.
+        logged = {k: torch.tensor(float(v)) for k, v in self.method.logged().items()}
+        return {**{k: v.detach() for k, v in out.items()}, **logged}
 
     def _diverged(self, what: str) -> NoReturn:
         ckpt = self.out_dir / CHECKPOINT_NAME

@@ -127,3 +127,30 @@ def short_run_beats_random_init(tmp_path: Path, recipe_name: str, cifar_root: Pa
         "trained": after,
         "trainer": trainer,
     }
+
+
+def compiles_while_training(method: nn.Module, step_inputs, points: list[tuple[int, int]]) -> list[int]:
+    """How many graphs ``torch.compile`` built up to each of ``points`` (``(step, epoch)``,
+    scheduled in turn, one forward each), through AOT autograd without code generation
+    (``aot_eager``: it specialises Python floats as inductor does, where dynamo's plain eager
+    backend would let them turn dynamic). A schedule whose values reach the compiled forward
+    as Python numbers compiles again at every new value."""
+    import torch._dynamo
+    from torch._dynamo.backends.registry import lookup_backend
+
+    built: list[int] = []
+    aot_eager = lookup_backend("aot_eager")
+
+    def counting(gm: torch.fx.GraphModule, example_inputs: list) -> object:
+        built.append(1)
+        return aot_eager(gm, example_inputs)
+
+    torch._dynamo.reset()
+    compiled = torch.compile(method, backend=counting)
+    counts = []
+    for step, epoch in points:
+        method.schedule(step, 100, epoch)
+        compiled(*step_inputs())
+        counts.append(len(built))
+    torch._dynamo.reset()
+    return counts

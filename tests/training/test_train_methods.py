@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from _seed_methods import tiny_backbone
+from _seed_methods import compiles_while_training, tiny_backbone
 from torch import nn
 from zoo.training.losses import NTXentLoss
 from zoo.training.methods import METHODS, get_method
@@ -169,6 +169,25 @@ def test_dino_freezes_the_last_layer_first_and_warms_up_the_teacher_temperature(
     for epoch, expected in [(1, 0.055), (2, 0.07), (3, 0.07), (5, 0.07)]:
         method.schedule(0, 10, epoch=epoch)
         assert method.teacher_temperature == pytest.approx(expected), epoch
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_schedules_do_not_recompile_the_compiled_step(name: str) -> None:
+    # BYOL's momentum and DINO's teacher temperature (warmed up over epochs) change as training
+    # goes; SwAV's queue is on from epoch 0. Once the first steps have compiled (the queue
+    # filling takes a branch once), later steps at new schedule values reuse the graphs: a
+    # Python float in the forward recompiled every step and, past torch's limit of 8, left the
+    # rest of the run eager. The logged values still follow the schedules.
+    changes = {"dino": dict(warmup_teacher_temperature_epochs=6, teacher_temperature=0.07)}
+    method = build(name, **changes.get(name, {})).train()
+    views = views_for(method)
+    points = [(0, 0), (1, 0), (2, 0), (3, 0), (30, 1), (55, 2), (70, 3), (99, 4)]
+    counts = compiles_while_training(method, lambda: (views,), points)
+    assert counts[-1] == counts[3], counts
+    if name in ("byol", "dino"):
+        logged = method.logged()
+        assert set(logged) == {"momentum" if name == "byol" else "teacher_temperature"}
+        assert logged == {k: getattr(method, k) for k in logged} and 0 < next(iter(logged.values())) < 1
 
 
 @pytest.mark.parametrize("warmup", [0, 1])

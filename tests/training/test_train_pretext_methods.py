@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from _seed_methods import WHOLE_SPLIT, short_run_beats_random_init
+from _seed_methods import WHOLE_SPLIT, compiles_while_training, short_run_beats_random_init
 from torch import nn
 from zoo.training.checkpoint import CHECKPOINT_NAME, Progress
 from zoo.training.data import decode
@@ -482,7 +482,10 @@ def test_dcgan_instance_noise_decays_to_zero_in_pixel_units(batch: torch.Tensor)
     torch.testing.assert_close(method.eval().noisy(x), x)  # never outside training
     method.train().schedule(100, 100, epoch=1)
     torch.testing.assert_close(method.noisy(x), x)
-    assert method([batch])["instance_noise"].item() == 0.0
+    assert method.logged() == {"instance_noise": 0.0}
+    # The decaying noise reaches the compiled step as a buffer: no recompile per step.
+    counts = compiles_while_training(method, lambda: ([batch],), [(0, 0), (1, 0), (40, 1), (80, 2)])
+    assert counts[-1] == counts[0] and method.logged()["instance_noise"] == pytest.approx(0.04)
 
 
 def test_dcgan_players_learn_at_their_own_rates_through_the_trainer(
@@ -493,13 +496,21 @@ def test_dcgan_players_learn_at_their_own_rates_through_the_trainer(
             tmp_path / "run",
             tiny_dataset,
             "dcgan",
-            method={**SMALL["dcgan"][1], "discriminator_lr_scale": 0.5, "generator_lr_scale": 2.0},
+            method={
+                **SMALL["dcgan"][1],
+                "discriminator_lr_scale": 0.5,
+                "generator_lr_scale": 2.0,
+                "instance_noise": 0.1,
+            },
             optim={"name": "adamw", "lr": 0.01, "final_lr_ratio": 1.0, "weight_decay": 0.0},
-            train={"max_steps": 1},
+            train={"max_steps": 2},
         )
     )
     trainer = Trainer(recipe, progress=False)
-    trainer.fit()
+    result = trainer.fit()
+    # The trainer logs the method's scheduled values (Method.logged) beside the step's outputs.
+    noise = [float(r["instance_noise"]) for r in read_csv(result.out_dir / "metrics.csv")]
+    assert noise == pytest.approx([0.1, 0.1 * (1 - 1 / trainer.total_steps)])
     lrs = {g["name"]: g["lr"] for g in trainer.optimizer.param_groups}
     base = 0.01 * 12 / 256
     assert lrs["discriminator"] == pytest.approx(0.5 * base)

@@ -42,15 +42,22 @@ class DINOLoss(nn.Module):
         self.center_momentum = center_momentum
         self.register_buffer("center", torch.zeros(1, out_dim))
 
-    def teacher_probabilities(self, teacher: torch.Tensor, teacher_temperature: float) -> torch.Tensor:
+    def teacher_probabilities(
+        self, teacher: torch.Tensor, teacher_temperature: float | torch.Tensor
+    ) -> torch.Tensor:
         """Centred, sharpened teacher distribution (N, K)."""
         return F.softmax((teacher.float() - self.center) / teacher_temperature, dim=-1)
 
     @full_precision
     def forward(
-        self, student: list[torch.Tensor], teacher: list[torch.Tensor], teacher_temperature: float
+        self,
+        student: list[torch.Tensor],
+        teacher: list[torch.Tensor],
+        teacher_temperature: float | torch.Tensor,
     ) -> torch.Tensor:
-        if teacher_temperature <= 0:
+        # A tensor (DINO's scheduled buffer) is checked where it is set: a check here would
+        # read its value, a graph break under torch.compile.
+        if not isinstance(teacher_temperature, torch.Tensor) and teacher_temperature <= 0:
             raise ValueError(f"teacher_temperature must be positive, got {teacher_temperature}")
         if len(student) < 2 or not teacher:
             raise ValueError("DINO needs at least 2 student crops and 1 teacher crop")

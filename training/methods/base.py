@@ -3,7 +3,8 @@
 The trainer (:mod:`zoo.training.loop`) only ever calls the methods below, so a method
 knows nothing about optimisers, logging, checkpoints or evaluation:
 
-* ``forward(views)`` = :meth:`Method.training_step` -> ``{"loss": ..., other scalars}``;
+* ``forward(views)`` = :meth:`Method.training_step` -> ``{"loss": ..., other scalars}``,
+  and :meth:`Method.logged` -> the schedules' current values, logged beside them;
 * :meth:`Method.param_groups` -> parameter groups (biases and norm layers flagged);
 * :meth:`Method.schedule` before the step (momentum, temperatures follow training
   progress), :meth:`Method.before_optimizer_step` (gradient surgery such as DINO's frozen
@@ -247,6 +248,17 @@ class Method(nn.Module):
         override calls ``super().schedule(...)`` to keep the momentum schedule."""
         if self.momentum_pairs:
             self.momentum = cosine_momentum(step, total_steps, *self.momentum_range())
+
+    def logged(self) -> dict[str, float]:
+        """Values the trainer logs beside the step's outputs (a schedule's current value).
+
+        Read after the step, outside ``forward``. Inside it, under ``torch.compile``, a Python
+        number is a constant of the graph, so one that changes every step (a momentum, a
+        temperature) compiled the step again each time until the recompile limit (8), after
+        which the step ran eager for the rest of the run. A value the step itself computes
+        with lives in a non-persistent buffer for the same reason (DINO's teacher
+        temperature, DCGAN's instance noise)."""
+        return {}
 
     def before_optimizer_step(self, epoch: int) -> None:
         """Adjust gradients after ``backward`` (e.g. freeze a layer during warm-up)."""

@@ -50,4 +50,7 @@ class BYOL(Method):
         with torch.no_grad():
             t0, t1 = (self.target_projection(h) for h in forward_crops(self.target_backbone, views))
         loss = self.loss(p0, t1) + self.loss(p1, t0)
-        return {"loss": loss, "momentum": torch.tensor(self.momentum)}
+        return {"loss": loss}
+
+    def logged(self) -> dict[str, float]:
+        return {"momentum": self.momentum}

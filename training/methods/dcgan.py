@@ -90,7 +90,13 @@ class DCGAN(Method):
         self.logit_features: slice = getattr(backbone, "logit_features", slice(0, embed_dim))
         self.logit = nn.Linear(len(range(embed_dim)[self.logit_features]), 1)
         self.gan = GANLoss(real_label=config.real_label)
-        self.noise_std = config.instance_noise
+        # A buffer the compiled step reads as an input (Method.logged says why not a float).
+        self.register_buffer("noise_level", torch.tensor(float(config.instance_noise)), persistent=False)
+
+    @property
+    def noise_std(self) -> float:
+        """The current instance noise (pixel units): ``instance_noise`` decayed to 0 linearly."""
+        return float(self.noise_level)
 
     @classmethod
     def view_spec(cls, config: MethodConfig):
@@ -104,14 +110,14 @@ class DCGAN(Method):
         ]
 
     def schedule(self, step: int, total_steps: int, epoch: int) -> None:
-        self.noise_std = self.config.instance_noise * max(0.0, 1.0 - step / max(total_steps, 1))
+        self.noise_level.fill_(self.config.instance_noise * max(0.0, 1.0 - step / max(total_steps, 1)))
 
     def noisy(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` (normalised images) with the current instance noise, drawn in pixel units."""
-        if not self.training or self.noise_std <= 0:
+        if not self.training or self.config.instance_noise <= 0:
             return x
         std = torch.tensor(IMAGENET_STD, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
-        return x + torch.randn_like(x) * (self.noise_std / std)
+        return x + torch.randn_like(x) * (self.noise_level.to(x.dtype) / std)
 
     def discriminate(self, x: torch.Tensor) -> torch.Tensor:
         return self.logit(self.backbone(x)[:, self.logit_features])
@@ -148,8 +154,10 @@ class DCGAN(Method):
             "g_loss": g_loss,
             "d_real_acc": real_acc,
             "d_fake_acc": fake_acc,
-            "instance_noise": torch.tensor(self.noise_std),
         }
+
+    def logged(self) -> dict[str, float]:
+        return {"instance_noise": self.noise_std}
 
 
 def _check_size(config: DCGANConfig, size: int) -> None:

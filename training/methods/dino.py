@@ -64,7 +64,17 @@ class DINO(Method):
         )
         self.keep_momentum_copies({"head": "teacher_head"})
         self.loss = DINOLoss(c.out_dim, c.student_temperature, c.center_momentum)
-        self.teacher_temperature = c.warmup_teacher_temperature
+        if min(c.warmup_teacher_temperature, c.teacher_temperature) <= 0:
+            raise ValueError(
+                "teacher temperatures must be positive, got warmup_teacher_temperature="
+                f"{c.warmup_teacher_temperature}, teacher_temperature={c.teacher_temperature}"
+            )
+        # A buffer the compiled step reads as an input (Method.logged says why not a float).
+        self.register_buffer("teacher_tau", torch.tensor(c.warmup_teacher_temperature), persistent=False)
+
+    @property
+    def teacher_temperature(self) -> float:
+        return float(self.teacher_tau)
 
     def training_step(self, views: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         if len(views) < 2:
@@ -73,8 +83,10 @@ class DINO(Method):
         student = heads(self.head, forward_crops(self.backbone, views))
         with torch.no_grad():
             teacher = heads(self.teacher_head, forward_crops(self.teacher_backbone, views[:2]))
-        loss = self.loss(student, teacher, self.teacher_temperature)
-        return {"loss": loss, "teacher_temperature": torch.tensor(self.teacher_temperature)}
+        return {"loss": self.loss(student, teacher, self.teacher_tau)}
+
+    def logged(self) -> dict[str, float]:
+        return {"teacher_temperature": self.teacher_temperature}
 
     def schedule(self, step: int, total_steps: int, epoch: int) -> None:
         super().schedule(step, total_steps, epoch)
@@ -83,11 +95,11 @@ class DINO(Method):
         if epoch < warmup:
             # np.linspace(start, end, W)[epoch]: the final value at epoch W - 1 (W = 1: start).
             frac = epoch / (warmup - 1) if warmup > 1 else 0.0
-            self.teacher_temperature = c.warmup_teacher_temperature + frac * (
-                c.teacher_temperature - c.warmup_teacher_temperature
+            self.teacher_tau.fill_(
+                c.warmup_teacher_temperature + frac * (c.teacher_temperature - c.warmup_teacher_temperature)
             )
         else:
-            self.teacher_temperature = c.teacher_temperature
+            self.teacher_tau.fill_(c.teacher_temperature)
 
     def before_optimizer_step(self, epoch: int) -> None:
         if epoch < self.config.freeze_last_layer_epochs:

@@ -150,4 +150,7 @@ class PCL(MoCoV2):
         for k in keys:
             self.queue.enqueue(k)
         loss = sum(losses) / len(losses)
-        return {"loss": loss, "prototypes": torch.tensor(float(bool(prototypes)))}
+        return {"loss": loss}
+
+    def logged(self) -> dict[str, float]:
+        return {"prototypes": float(bool(self.proto_ready))}  # 1 once ProtoNCE is on

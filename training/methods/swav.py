@@ -55,7 +55,9 @@ class SwAV(Method):
             [FeatureQueue(c.queue_size, c.proj_out_dim) for _ in range(2)] if c.queue_size else []
         )
         self.register_buffer("queue_seen", torch.zeros((), dtype=torch.long))
-        self.epoch = 0
+        # Set by schedule(): a bool that flips once (one recompile under torch.compile), where
+        # the epoch number it derives from would change every epoch (Method.logged).
+        self.use_queue = bool(self.queues) and config.queue_start_epoch <= 0
 
     def training_step(self, views: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         if len(views) < 2:
@@ -69,7 +71,7 @@ class SwAV(Method):
         ]
         scores = [self.prototypes(z) for z in embeddings]
         queue_scores = None
-        if self.queues and self.epoch >= self.config.queue_start_epoch:
+        if self.use_queue:
             # Only a full queue holds real embeddings (it starts as random vectors).
             if int(self.queue_seen) >= self.config.queue_size:
                 with torch.no_grad():
@@ -84,7 +86,7 @@ class SwAV(Method):
         return {"loss": self.loss(scores[:2], scores[2:], queue_scores)}
 
     def schedule(self, step: int, total_steps: int, epoch: int) -> None:
-        self.epoch = epoch
+        self.use_queue = bool(self.queues) and epoch >= self.config.queue_start_epoch
 
     def before_optimizer_step(self, epoch: int) -> None:
         if epoch < self.config.freeze_prototypes_epochs:
