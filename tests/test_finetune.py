@@ -139,14 +139,25 @@ def test_finetune_writes_a_classifier_folder(run, tiny: Path) -> None:
     assert len(top) == 2 and top[0][1] >= top[1][1] and top[0][0] in CLASSES
 
 
-def test_the_test_split_chooses_nothing(run, tiny: Path, tmp_path: Path) -> None:
+def test_the_test_split_chooses_nothing(run, tiny: Path, tmp_path: Path, monkeypatch) -> None:
     # The same run beside a test/ split whose labels are rotated (airplanes filed as cats...):
     # had test/ chosen the epoch or stopped the run, the weights could differ; they may not.
     data = tmp_path / "d"
     shutil.copytree(tiny / "train", data / "train")
     for src, dst in zip(CLASSES, CLASSES[1:] + CLASSES[:1], strict=True):
         shutil.copytree(tiny / "test" / src, data / "test" / dst)
+    from zoo.finetuning import _Run
+
+    scored, evaluate = [], _Run.evaluate
+
+    def spy(self, images, targets, *, autocast):
+        scored.append(len(targets))
+        return evaluate(self, images, targets, autocast=autocast)
+
+    monkeypatch.setattr(_Run, "evaluate", spy)
     other = finetune(MODEL, data, tmp_path / "ft", onnx=False, **FAST)
+    # Val (6 held-out train images) after each epoch and once at the end; test (24) once, last.
+    assert scored == [6, 6, 6, 24]
     assert (other.top1, other.best_epoch, other.epochs_run) == (run.top1, run.best_epoch, run.epochs_run)
     for name in ("model.safetensors", "head.safetensors"):
         a, _ = read_safetensors(run.folder / name)
@@ -159,6 +170,20 @@ def test_the_test_split_chooses_nothing(run, tiny: Path, tmp_path: Path) -> None
     assert make_splits(data, FinetuneConfig(test_split="")).test_files == []
     old = make_splits(data, FinetuneConfig(val_split="test"))
     assert old.test_files == [] and len(old.val_files) == 24 and len(old.train_files) == 48
+    # train/ + val/ + test/: val validates, test tests; a named split must exist and not be train.
+    shutil.copytree(tiny / "test", data / "val")
+    both = make_splits(data, FinetuneConfig())
+    assert (len(both.train_files), both.val_source, both.test_source) == (
+        48,
+        "the val split (24 images)",
+        "the test split (24 images)",
+    )
+    with pytest.raises(ImageError, match="test split exam/ not found"):
+        make_splits(data, FinetuneConfig(test_split="exam"))
+    with pytest.raises(ImageError, match="the test split is the training split"):
+        make_splits(data, FinetuneConfig(test_split="train"))
+    with pytest.raises(ImageError, match="no train/ split beside the test split test/"):
+        make_splits(data / "train", FinetuneConfig(test_split="test"))
 
 
 def test_modes_train_what_they_say(tiny: Path, tmp_path: Path) -> None:
@@ -289,11 +314,7 @@ def test_cli_finetune_predict_and_eval(tiny: Path, tmp_path: Path, capsys) -> No
     args = ["finetune", MODEL, "--data", str(tiny), "--out", str(out), "--labels-per-class", "6"]
     assert main([*args, "--epochs", "1", "--mode", "linear", "threads=1", "batch_size=8"]) == 0
     printed = capsys.readouterr().out
-    assert (
-        f"wrote {out}/: val top-1" in printed
-        and "test top-1" in printed
-        and "on 24 images (chose nothing)" in printed
-    )
+    assert f"wrote {out}/: test top-1" in printed and "on 24 images (chose nothing); val top-1" in printed
     labels = (out / "labels.txt").read_text().splitlines()
     assert len(labels) == 1 + 18 and labels[1].startswith("train/")
     # batch_size=8 is evened out to 3 batches of 6, so every labelled image is seen each epoch.

@@ -418,12 +418,13 @@ def _cmd_finetune(args: argparse.Namespace) -> None:
     command = shlex.join(parts + list(args.override))
     result = finetune(args.name, args.data, args.out, resume=args.resume, command=command, **settings)
     if result.finished:
-        test = (
-            ""
-            if result.test_top1 is None
-            else f", test top-1 {result.test_top1:.2f}% on {result.test_images} images (chose nothing)"
-        )
-        print(f"wrote {result.folder}/: val top-1 {result.top1:.2f}% on {result.val_images} images{test}")
+        val = f"val top-1 {result.top1:.2f}% on {result.val_images} images"
+        if result.test_top1 is not None:
+            val = (
+                f"test top-1 {result.test_top1:.2f}% on {result.test_images} images (chose nothing);"
+                f" {val} (epoch {result.best_epoch} kept)"
+            )
+        print(f"wrote {result.folder}/: {val}")
     else:
         print(f"stopped before the end (max_steps); continue with: {command} --resume")
 

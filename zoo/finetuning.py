@@ -75,7 +75,7 @@ LABELS_NAME = "labels.txt"
 RUN_NAME = "finetune.json"
 CONFUSION_NAME = "confusion.png"
 #: Settings that may change between a run and its resume (they do not shape the result).
-RESUMABLE = ("max_steps", "threads", "progress")
+RESUMABLE = ("max_steps", "threads", "progress", "test_split")
 
 
 @dataclass
@@ -105,7 +105,8 @@ class FinetuneConfig:
     train_split: str = "train"
     val_split: str = ""  # default: val, else a held-out share of train
     val_fraction: float = 0.1  # held out per class when there is no val split
-    test_split: str = "test"  # scored once at the end, chooses nothing ("" or absent: none)
+    #: scored once at the end, chooses nothing; default: test/ where there is one; "": none
+    test_split: str | None = None
     seed: int = 0
     precision: str = "bf16"  # bf16 autocast (fine-tuning runs on the CPU) or fp32
     threads: int = 0  # torch threads (0: torch's default)
@@ -197,18 +198,31 @@ def find_splits(data: str | os.PathLike, config: FinetuneConfig) -> tuple[Path, 
         raise ImageError(f"{root}: dataset folder not found")
     train = root / config.train_split
     if not train.is_dir():
-        if config.val_split:
-            raise ImageError(f"{root}: no {config.train_split}/ split beside the {config.val_split}/ split")
+        for role, name in (("val", config.val_split), ("test", config.test_split)):
+            if name:
+                raise ImageError(f"{root}: no {config.train_split}/ split beside the {role} split {name}/")
         return root, None, None  # the folder itself holds the class folders
     if config.val_split:
         val: Path | None = root / config.val_split
         if not val.is_dir():
             raise ImageError(f"{root}: val split {config.val_split}/ not found")
+        if val.resolve() == train.resolve():
+            raise ImageError(f"{val}: the val split is the training split; name another val_split")
     else:
         val = root / "val" if (root / "val").is_dir() else None
-    test = root / config.test_split if config.test_split else None
-    if test is not None and (not test.is_dir() or test == val):
+    if config.test_split is None:
+        test = root / "test" if (root / "test").is_dir() else None
+    elif config.test_split:
+        test = root / config.test_split
+        if not test.is_dir():
+            raise ImageError(f"{root}: test split {config.test_split}/ not found")
+    else:
         test = None
+    if test is not None:
+        if test.resolve() == train.resolve():
+            raise ImageError(f"{test}: the test split is the training split; name another test_split")
+        if val is not None and test.resolve() == val.resolve():
+            test = None  # it validates (it chose the epoch), so it cannot also be the test
     return train, val, test
 
 
@@ -409,7 +423,7 @@ class Progress:
 class FinetuneResult:
     folder: Path
     finished: bool  # False when max_steps interrupted the run (resume to finish)
-    top1: float | None  # val top-1 (%) of the kept weights, fp32
+    top1: float | None  # val top-1 (%) of the kept weights, fp32 (the split that chose them)
     val_images: int
     train_images: int
     best_epoch: int

@@ -117,7 +117,8 @@ class DCGAN(Method):
         if not self.training or self.config.instance_noise <= 0:
             return x
         std = torch.tensor(IMAGENET_STD, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
-        return x + torch.randn_like(x) * (self.noise_level.to(x.dtype) / std)
+        # Divided in float32, then rounded once to the views' dtype, as the float it replaced.
+        return x + torch.randn_like(x) * (self.noise_level / std.float()).to(x.dtype)
 
     def discriminate(self, x: torch.Tensor) -> torch.Tensor:
         return self.logit(self.backbone(x)[:, self.logit_features])

@@ -70,7 +70,8 @@ class DINO(Method):
                 f"{c.warmup_teacher_temperature}, teacher_temperature={c.teacher_temperature}"
             )
         # A buffer the compiled step reads as an input (Method.logged says why not a float).
-        self.register_buffer("teacher_tau", torch.tensor(c.warmup_teacher_temperature), persistent=False)
+        tau = torch.tensor(float(c.warmup_teacher_temperature))
+        self.register_buffer("teacher_tau", tau, persistent=False)
 
     @property
     def teacher_temperature(self) -> float:
