@@ -71,15 +71,19 @@ def measured_rows(
     test_split: str,
     counts: tuple[int, int, int],
     weights: str,
+    flip_average: bool = False,
 ) -> list[results.Result]:
     """The rows of the results table for the numbers ``values`` (:data:`PROTOCOLS` keys) of the
-    shipped file: ``counts`` is (train images, test images, classes), ``weights`` its sha256."""
+    shipped file: ``counts`` is (train images, test images, classes), ``weights`` its sha256;
+    ``flip_average``: its features are averaged with the mirror image's (the how says so)."""
     from zoo.evaluate import dataset_key, default_test_split, runner_name
 
     n_train, n_test, n_classes = counts
     # measure() embeds with backend "auto": name what that was here ("ONNX Runtime" or "PyTorch").
     engine = runner_name("auto").split(",")[0]
     features = f"frozen features of the shipped {precision} weights (fp32 compute, {engine})"
+    if flip_average:
+        features += " averaged over the image and its mirror image"
     probe = f"linear probe on {features}, standardised; AdamW lr 0.01 wd 1e-4, 100 epochs, batch 512, cosine"
     cluster = f"k-means (k={n_classes}, k-means++, best of 3, seed 0) on L2-normalised {features} of the"
     how = {
@@ -238,15 +242,16 @@ def ship(
     cards_dir: Path = CARDS_DIR,
     log: Path | None = None,
     results_file: Path = results.RESULTS_FILE,
-    test_size: tuple[int, int] | None = None,
+    test_size: tuple[int, int] | tuple[int, int, bool] | None = None,
     patch_grid: tuple[int, int] | None = None,
 ) -> dict:
     """Ship ``run_dir`` as ``name`` (see the module's docstring). Returns what ``ship.json`` holds,
     plus ``row`` (the :class:`Trained` row for ``zoo/pretrained.py``), ``recorded`` (the rows
     written to ``results_file``) and ``stale`` (rows of ``name`` dropped from it: other weights).
 
-    ``test_size`` (resize, crop) ships the encoder reading images at that size instead of the
-    run's (choose it on held-out training images: :mod:`zoo.training.test_resolution`).
+    ``test_size`` (resize, crop[, flip]) ships the encoder reading images at that size instead of
+    the run's, with ``flip`` its features averaged with the mirror image's (``flip_average``; choose
+    both on held-out training images: :mod:`zoo.training.test_resolution`).
     ``patch_grid`` (grid, patch) ships it read on that grid of patches, features averaged, as
     patch-trained networks read best (:mod:`zoo.models.patch_grid`; compare the two read-outs
     first on held-out training images with :mod:`zoo.training.pretext.grid_knn` ``--holdout``)."""
@@ -307,6 +312,7 @@ def ship(
             "fp16_max_change": round(worst, 3),
             "test_size": {"resize": fp32.preprocess.resize_size, "crop": fp32.preprocess.input_size},
             "run_test_size": {"resize": trained_size[0], "crop": trained_size[1]},
+            "flip_average": fp32.preprocess.flip_average,
             "patch_grid": None if patch_grid is None else {"grid": patch_grid[0], "patch": patch_grid[1]},
             "measured": measured[precision],
             "measured_fp32": measured["fp32"],
@@ -338,6 +344,7 @@ def ship(
             test_split=test_split,
             counts=(len(train_files), len(test_files), len(classes)),
             weights=sha256,
+            flip_average=fp32.preprocess.flip_average,
         )
         recorded += task_rows(
             run_dir / "metrics.csv",
@@ -373,6 +380,7 @@ def ship(
         dataset=entry.dataset,
         size=entry.preprocess.input_size,
         resize=entry.preprocess.resize_size,
+        flip_average=entry.preprocess.flip_average,
         precision=precision,
         sha256=sha256,
         command=command,
@@ -396,9 +404,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--test-size",
         default=None,
-        metavar="RESIZE/CROP",
-        help="read images at this size instead of the run's (chosen on held-out training images with"
-        " python -m zoo.training.test_resolution)",
+        metavar="RESIZE/CROP[+flip]",
+        help="read images at this size instead of the run's, with +flip their features averaged with the"
+        " mirror image's (chosen on held-out training images with python -m zoo.training.test_resolution)",
     )
     parser.add_argument(
         "--patch-grid",

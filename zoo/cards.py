@@ -20,7 +20,15 @@ from typing import Any
 import yaml
 
 from zoo.errors import ZooError
-from zoo.registry import PATH_FIELDS, Metric, ModelEntry, RecordError, check_relative_path, get_arch
+from zoo.registry import (
+    PATH_FIELDS,
+    Metric,
+    ModelEntry,
+    Preprocess,
+    RecordError,
+    check_relative_path,
+    get_arch,
+)
 
 #: The repository checkout the package sits in: recipes under training/, figures under model_cards/.
 _REPO = Path(__file__).resolve().parents[1]
@@ -332,6 +340,17 @@ def front_matter(entry: ModelEntry) -> dict[str, Any]:
     return meta
 
 
+def input_text(pre: Preprocess) -> str:
+    """The card's ``input`` row: resize, crop, normalisation and, where set, the mirror average."""
+    text = (
+        f"{pre.input_size} px: resize shorter side to {pre.resize_size} ({pre.interpolation}),"
+        f" centre crop {pre.input_size}, mean {list(pre.mean)}, std {list(pre.std)}"
+    )
+    if pre.flip_average:
+        text += "; features: mean of the image's and its mirror image's (2 forward passes)"
+    return text
+
+
 def _arch_note(arch) -> str:
     """``: <first paragraph of the builder's docstring>`` (what the network is, and for wrappers
     such as a patch-grid read-out how it reads images), or nothing for a builder without one."""
@@ -359,8 +378,7 @@ def render_card(entry: ModelEntry) -> str:
         f"| architecture | `{entry.arch}` ({arch.source}), {arch.embed_dim}-d pooled features,"
         f" no classifier{_arch_note(arch)} |",
         f"| pretraining data | {DATASET_NAMES.get(entry.dataset, entry.dataset)} |",
-        f"| input | {pre.input_size} px: resize shorter side to {pre.resize_size} ({pre.interpolation}),"
-        f" centre crop {pre.input_size}, mean {list(pre.mean)}, std {list(pre.std)} |",
+        f"| input | {input_text(pre)} |",
         f"| licence | {entry.license} |",
         f"| paper | {entry.paper} |",
         _weights_row(entry),
@@ -406,7 +424,12 @@ def render_card(entry: ModelEntry) -> str:
         f" `images`: float32 N x 3 x {pre.input_size} x {pre.input_size}: each image scaled to [0, 1],"
         f" its shorter side resized to {pre.resize_size} ({pre.interpolation}), centre-cropped to"
         f" {pre.input_size} and normalised with mean ({mean}) and std ({std}), which is what"
-        " `encoder.transform` does; output `features`:",
+        " `encoder.transform` does; output `features`"
+        + (
+            " (the graph runs the encoder on the batch and on its mirror image and averages the two):"
+            if pre.flip_average
+            else ":"
+        ),
         "",
         "```python",
         "import numpy as np",
@@ -663,15 +686,27 @@ def _read_at_another_size(entry: ModelEntry) -> list[str]:
     override = re.search(r"(?:^|\s)augment\.size=(\d+)", t.command)
     trained = int(override.group(1)) if override else trained
     size = entry.preprocess.input_size
-    if not isinstance(trained, int) or trained == size:
+    flip = entry.preprocess.flip_average
+    if (not isinstance(trained, int) or trained == size) and not flip:
         return []
     run = "runs/" + str(recipe.get("name", path.stem))
-    test_size = f"{entry.preprocess.resize_size}/{size}"
+    test_size = f"{entry.preprocess.resize_size}/{size}" + ("+flip" if flip else "")
+    if not isinstance(trained, int) or trained == size:
+        read = (
+            "The shipped encoder averages the features of each image and of its mirror image, a choice"
+            " made after training on held-out training images"
+        )
+        how = "read so"
+    else:
+        read = (
+            f"The recipe trains on {trained} px views; the shipped encoder reads images at {size} px"
+            + (", features averaged with the mirror image's" if flip else "")
+            + ", the test resolution chosen after training on held-out training images"
+        )
+        how = "read at that size"
     return [
-        f"The recipe trains on {trained} px views; the shipped encoder reads images at {size} px, the"
-        " test resolution chosen after training on held-out training images (`python -m"
-        f" zoo.training.test_resolution {run}/export --data DATA --candidates ...`; training/README.md"
-        " gives the figures). To ship a run read at that size, as this file was:",
+        f"{read} (`python -m zoo.training.test_resolution {run}/export --data DATA --candidates ...`;"
+        f" training/README.md gives the figures). To ship a run {how}, as this file was:",
         "",
         "```bash",
         f"python -m zoo.training.ship {run} --name {entry.name} --test-size {test_size}",

@@ -423,6 +423,8 @@ def render_classifier_card(
     reported beside it as what it is."""
     import yaml
 
+    from zoo.cards import input_text
+
     r = model.record
     pre = model.preprocess
     enc = model.encoder
@@ -481,8 +483,7 @@ def render_classifier_card(
         " listed in `labels.txt` |",
         f"| validation | {r.get('val')} |",
         *([f"| test | {r.get('test')}, scored once after training |"] if tested else []),
-        f"| input | {pre.input_size} px: resize shorter side to {pre.resize_size} ({pre.interpolation}),"
-        f" centre crop {pre.input_size}, mean {list(pre.mean)}, std {list(pre.std)} |",
+        f"| input | {input_text(pre)} |",
         f"| licence | {license_} (the encoder's) |",
         "",
         "## Accuracy",

@@ -12,6 +12,9 @@ a choice of backend:
   images of the first call; opt-in, for throughput;
 * ``"torch-bf16"``: bf16 autocast, opt-in;
 * ``"auto"`` (default): ``"onnx"`` when onnxruntime is installed, else ``"torch"``.
+
+With ``preprocess.flip_average`` the features are the mean of the image's and its mirror
+image's (2 forward passes) in ``forward`` and so in every backend: the ONNX graphs run both.
 """
 
 from __future__ import annotations
@@ -76,8 +79,18 @@ class Encoder(nn.Module):
         return get_arch(self.arch).embed_dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 3, S, S) normalised images -> (N, embed_dim) pooled features."""
-        return self.backbone(x)
+        """(N, 3, S, S) normalised images -> (N, embed_dim) pooled features (with
+        ``preprocess.flip_average``, the mean of the images' and their mirror images')."""
+        f = self.backbone(x)
+        if self.preprocess.flip_average:
+            f = (f + self.backbone(x.flip(-1))) / 2
+        return f
+
+    def feature_module(self) -> nn.Module:
+        """The module that computes this encoder's features from a normalised batch, as exported
+        to ONNX: the backbone itself, or with ``preprocess.flip_average`` a :class:`FlipAverage`
+        around it (sharing its weights)."""
+        return FlipAverage(self.backbone) if self.preprocess.flip_average else self.backbone
 
     def transform(self, image: _images.ImageInput) -> torch.Tensor:
         """One image (path, PIL, tensor or array) -> the normalised (3, S, S) input tensor."""
@@ -240,7 +253,7 @@ class Encoder(nn.Module):
             fp32 = folder / f"{fingerprint}.onnx"
             size = (self.preprocess.input_size,) * 2
             if not derived.is_intact(fp32, fingerprint):
-                zoo_onnx.export_onnx(self.backbone, fp32, size, opset=GRAPH_OPSET)
+                zoo_onnx.export_onnx(self.feature_module(), fp32, size, opset=GRAPH_OPSET)
                 derived.write_manifest(fp32, fingerprint, _graph_files(fp32))
             path = fp32
             if int8:
@@ -256,10 +269,12 @@ class Encoder(nn.Module):
     def graph_key(self) -> str:
         """What names this encoder's cached ONNX graph: the weights' fingerprint, the input size,
         as a graph is fixed to one size (the same weights at a test resolution chosen after
-        training are another graph), and the code that exports it (:func:`zoo.derived.code_key`:
-        zoo's derived-files version, torch's version, the opset)."""
+        training are another graph), whether it averages over the mirror image (``-flip``), and
+        the code that exports it (:func:`zoo.derived.code_key`: zoo's derived-files version,
+        torch's version, the opset)."""
         code = derived.code_key(f"opset{GRAPH_OPSET}")
-        return f"{self.fingerprint()}-{self.preprocess.input_size}px-{code}"
+        flip = "-flip" if self.preprocess.flip_average else ""
+        return f"{self.fingerprint()}-{self.preprocess.input_size}px{flip}-{code}"
 
     def fingerprint(self) -> str:
         """A hash of the architecture and every weight, so caches follow fine-tuning."""
@@ -275,6 +290,18 @@ class Encoder(nn.Module):
         from zoo.export import save_folder
 
         return save_folder(self, directory, card=card)
+
+
+class FlipAverage(nn.Module):
+    """``backbone``'s features averaged over the images and their left-right mirror images:
+    what an :class:`Encoder` with ``preprocess.flip_average`` computes, as one module to export."""
+
+    def __init__(self, backbone: nn.Module) -> None:
+        super().__init__()
+        self.backbone = backbone
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (self.backbone(x) + self.backbone(x.flip(-1))) / 2
 
 
 @dataclass(frozen=True)

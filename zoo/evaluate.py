@@ -562,13 +562,18 @@ def runner_name(backend: str) -> str:
 
 def frozen_how(result: dict, backend: str) -> str:
     """How a frozen-feature number was measured, for the table (``result`` from :func:`evaluate`)."""
+    from zoo.registry import is_registered, model_info
+
     runner = runner_name(backend)
     counts = f"{result['train_images']:,} train / " if "train_images" in result else ""
     counts += f"{result['test_images']:,} test images; "
     if "images" in result["protocol"]:
         counts = ""  # the linear probe's and clustering's own text already gives them
+    name = result.get("model", "")
+    flip = is_registered(name) and model_info(name).preprocess.flip_average
+    mirror = ", averaged over the image and its mirror image" if flip else ""
     return (
-        f"{result['protocol']}; frozen features of the registry weights ({runner});"
+        f"{result['protocol']}; frozen features of the registry weights ({runner}){mirror};"
         f" {counts}{torch.get_num_threads()} threads"
     )
 

@@ -9,6 +9,7 @@ is interrupted.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -64,8 +65,11 @@ def sample_images() -> list[Path]:
 
 
 def folder_entry(encoder: Encoder) -> ModelEntry:
-    """The record a folder carries: the encoder's registry entry, or a minimal one."""
+    """The record a folder carries: the encoder's registry entry, or a minimal one. Either states
+    the encoder's own preprocessing (one set after loading, e.g. ``flip_average``, included)."""
     if encoder.entry is not None:
+        if encoder.entry.preprocess != encoder.preprocess:
+            return dataclasses.replace(encoder.entry, preprocess=encoder.preprocess)
         return encoder.entry
     from zoo.registry import Weights
 
@@ -89,6 +93,9 @@ def pinned_file(encoder: Encoder) -> Path | None:
     A folder then carries that very file rather than a re-save, whose bytes (and sha256, the one
     its card states) would differ: fp16 tensors come back as fp32, and the header record differs."""
     w = encoder.entry.weights if encoder.entry is not None else None
+    # A file's header records its preprocessing too: one changed since loading needs a re-save.
+    if w is not None and encoder.entry.preprocess != encoder.preprocess:
+        return None
     if w is None or not w.file or w.format != "zoo" or not w.sha256:
         return None
     from zoo.loading import _package_file, _verify
@@ -234,8 +241,10 @@ def export(
         raise output_error(e, directory / ONNX_NAME) from None
     tmp = workdir / ONNX_NAME
     try:
-        zoo_onnx.export_onnx(encoder.backbone, tmp, (encoder.preprocess.input_size,) * 2, opset=opset)
-        diff, scale = zoo_onnx.relative_parity(encoder.backbone, tmp, batch)
+        # The encoder's features: its backbone's, averaged with the mirror image's if it says so.
+        module = encoder.feature_module()
+        zoo_onnx.export_onnx(module, tmp, (encoder.preprocess.input_size,) * 2, opset=opset)
+        diff, scale = zoo_onnx.relative_parity(module, tmp, batch)
         if not np.isfinite(diff) or diff >= tolerance:
             raise ExportError(
                 f"ONNX Runtime features differ from PyTorch by {diff:.3g} ({zoo_onnx.parity_how(scale)}) on"

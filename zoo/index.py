@@ -33,7 +33,7 @@ import os
 import threading
 import zipfile
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -110,7 +110,7 @@ def preprocess_hash(preprocess: Preprocess) -> str:
     """A short stable hash of the resize/crop/normalisation an encoder's features depend on,
     and of the version of zoo's image pipeline (a change of the pipeline's arithmetic, such as
     resizing in float rather than uint8, changes features too: older indexes are then refused)."""
-    text = json.dumps({**asdict(preprocess), "pipeline": PIPELINE_VERSION}, sort_keys=True)
+    text = json.dumps({**preprocess.to_dict(), "pipeline": PIPELINE_VERSION}, sort_keys=True)
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 

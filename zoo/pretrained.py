@@ -680,9 +680,10 @@ class Trained(NamedTuple):
     """One encoder zoo trained: what it is, where its weights are, how it was trained.
 
     ``size``/``resize`` are the preprocessing (the recipe's crop and the shorter side it
-    resizes to); ``sha256`` is that of ``zoo/weights/<name>.safetensors``; ``precision`` the
-    dtype it ships in; ``command`` the ``zoo train`` call that produced it, and ``epochs``,
-    ``steps``, ``batch_size``, ``minutes`` and ``hardware`` the budget it ran in.
+    resizes to; ``flip_average``, features averaged with the mirror image's); ``sha256`` is that
+    of ``zoo/weights/<name>.safetensors``; ``precision`` the dtype it ships in; ``command`` the
+    ``zoo train`` call that produced it, and ``epochs``, ``steps``, ``batch_size``, ``minutes``
+    and ``hardware`` the budget it ran in.
     """
 
     name: str
@@ -705,6 +706,9 @@ class Trained(NamedTuple):
     #: A flagship's long-run progress figure beside the cards (``curves/flagship-<run>.png``, made
     #: by ``python -m zoo.training.progress`` with its ``.json``): kNN against CPU-hours.
     progress: str = ""
+    #: Features averaged over the image and its mirror image (``Preprocess.flip_average``): chosen
+    #: after training on held-out training images (``python -m zoo.training.ship --test-size R/C+flip``).
+    flip_average: bool = False
 
     def source(self) -> str:
         """This row as it is written in :data:`TRAINED` (shared text by the constant's name), so a
@@ -726,6 +730,7 @@ class Trained(NamedTuple):
             ("epochs", "steps", "batch_size", "minutes", "hardware"),
             *([("teacher",)] if self.teacher else []),
             *([("progress",)] if self.progress else []),
+            *([("flip_average",)] if self.flip_average else []),
         ]
         def wrapped(keys: tuple[str, ...]) -> list[tuple[str, ...]]:
             # One line per group, split in two where it would pass the line length (110).
@@ -806,7 +811,12 @@ def trained_entry(row: Trained) -> ModelEntry:
         # ImageNet statistics, as the recipes train; the size each row gives, which is the training
         # size unless the run's test resolution was chosen larger (python -m zoo.training.ship
         # --test-size): the card's input row says which, the training section how it trained.
-        preprocess=Preprocess(input_size=row.size, resize_size=row.resize, interpolation="bilinear"),
+        preprocess=Preprocess(
+            input_size=row.size,
+            resize_size=row.resize,
+            interpolation="bilinear",
+            flip_average=row.flip_average,
+        ),
         license="apache-2.0",
         paper=row.paper,
         limitations=(

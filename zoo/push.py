@@ -242,7 +242,7 @@ def _onnx_parity(encoder: Any, onnx_path: Path) -> float:
     items = sample_images()
     batch = next(_images.batches(items, encoder.preprocess, len(items)))
     try:
-        diff, scale = zoo_onnx.relative_parity(encoder.backbone, onnx_path, batch)
+        diff, scale = zoo_onnx.relative_parity(encoder.feature_module(), onnx_path, batch)
     except Exception as e:  # ONNX Runtime raises its own types for a corrupted or foreign graph
         raise PublishError(f"{onnx_path} cannot be run by ONNX Runtime ({type(e).__name__}: {e})") from None
     if not np.isfinite(diff) or diff >= ONNX_TOLERANCE:

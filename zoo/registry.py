@@ -47,6 +47,10 @@ class Preprocess:
     cropped (``crop_pct = input_size / resize_size`` in timm's terms). Pixels are scaled to
     [0, 1], then normalised with ``mean`` and ``std``; SimCLR's TF releases use no
     normalisation, which is ``mean=(0, 0, 0), std=(1, 1, 1)``.
+
+    ``flip_average`` makes the features the mean of the image's and of its left-right mirror
+    image's (test-time augmentation: 2 forward passes, in :meth:`zoo.Encoder.forward`, every
+    embedding backend and the exported ONNX graph).
     """
 
     input_size: int = 224
@@ -54,8 +58,12 @@ class Preprocess:
     interpolation: Literal["bilinear", "bicubic", "nearest"] = "bilinear"
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+    #: Features averaged over the image and its mirror image (2 forward passes).
+    flip_average: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.flip_average, bool):
+            raise ValueError(f"flip_average must be True or False, got {self.flip_average!r}")
         if self.resize_size < self.input_size:
             raise ValueError(f"resize_size ({self.resize_size}) must be >= input_size ({self.input_size})")
         if self.interpolation not in ("bilinear", "bicubic", "nearest"):
@@ -68,6 +76,20 @@ class Preprocess:
     @property
     def crop_pct(self) -> float:
         return self.input_size / self.resize_size
+
+    def __repr__(self) -> str:
+        # flip_average only where set: the repr keys feature caches (zoo.evaluate.features), whose
+        # keys for plain preprocessing must stay those from before the option existed.
+        shown = (f for f in dataclasses.fields(self) if f.name != "flip_average" or self.flip_average)
+        return f"{type(self).__qualname__}({', '.join(f'{f.name}={getattr(self, f.name)!r}' for f in shown)})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able copy, as records and hashes hold it: ``flip_average`` only where set, so
+        the records (config.json, safetensors metadata) of plain preprocessing are unchanged."""
+        data = dataclasses.asdict(self)
+        if not self.flip_average:
+            del data["flip_average"]
+        return data
 
 
 @dataclass(frozen=True)
@@ -219,7 +241,9 @@ class ModelEntry:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able copy, as written into a folder's ``config.json``."""
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        data["preprocess"] = self.preprocess.to_dict()
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelEntry:
@@ -527,6 +551,9 @@ def validate_record(record: Mapping[str, Any]) -> ModelEntry:
         )
     _triple(pre.get("mean", IMAGENET_MEAN), "preprocess.mean", *MEAN_RANGE)
     _triple(pre.get("std", IMAGENET_STD), "preprocess.std", *STD_RANGE)
+    flip = pre.get("flip_average", False)
+    if not isinstance(flip, bool):
+        raise RecordError("preprocess.flip_average", f"must be true or false, got {flip!r}")
 
     kwargs = r.get("arch_kwargs", {})
     if not isinstance(kwargs, Mapping):

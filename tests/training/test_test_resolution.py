@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from _train_recipes import tiny_recipe
 from zoo.training.loop import Trainer
 from zoo.training.recipe import recipe_from_dict
 from zoo.training.ship import measure, ship
-from zoo.training.test_resolution import holdout_knn, holdout_split, main, parse_candidate
+from zoo.training.test_resolution import at_test_size, holdout_knn, holdout_split, main, parse_candidate
 
 import zoo
 from zoo.evaluate import features, image_folder, knn_predict
@@ -28,10 +30,41 @@ def test_the_held_out_split_takes_a_share_of_every_class() -> None:
 
 
 def test_candidates_parse_or_fail_clearly() -> None:
-    assert parse_candidate("146/128") == (146, 128)
-    for bad in ("128", "128/146", "a/b"):
-        with pytest.raises(ValueError, match=f"candidate '{bad}'"):
+    assert parse_candidate("146/128") == (146, 128, False)
+    assert parse_candidate("48/48+flip") == (48, 48, True)
+    assert str(parse_candidate("48/48+flip")) == "48/48+flip" and str(parse_candidate("48/48")) == "48/48"
+    for bad in ("128", "128/146", "a/b", "48/48+flop", "48/48+", "48/48flip", "+flip", "48/48+flip+flip"):
+        with pytest.raises(ValueError, match=f"candidate '{re.escape(bad)}'"):
             parse_candidate(bad)
+    with pytest.raises(ValueError, match=r"optional \+flip"):
+        parse_candidate("48/48+flop")
+
+
+def test_a_flip_candidate_is_scored_with_mirror_averaged_features(tmp_path: Path, tiny_dataset: Path) -> None:
+    encoder = zoo.create_model("resnet18_cifar_quarter")
+    scores = holdout_knn(encoder, tiny_dataset, ["32/32", "32/32+flip"], k=5, fraction=0.25)
+    assert list(scores) == ["32/32", "32/32+flip"]  # keyed by the candidates as given
+    files, labels, _ = image_folder(tiny_dataset / "train")
+    bank, query = holdout_split(labels, 0.25)
+    reading = at_test_size(encoder, 32, 32, flip_average=True)
+    assert reading.preprocess.flip_average and not encoder.preprocess.flip_average
+    feats = features(reading, files, backend="torch")
+    with torch.inference_mode():
+        batch = torch.stack([encoder.transform(f) for f in files[:4]])
+        mean = (encoder.backbone(batch) + encoder.backbone(batch.flip(-1))) / 2
+    assert np.abs(feats[:4] - mean.numpy()).max() < 1e-4
+    predicted = knn_predict(feats[bank], labels[bank], feats[query], k=5, temperature=0.07, num_classes=3)
+    assert scores["32/32+flip"] == round(float((predicted == labels[query]).mean() * 100), 2)
+    # Tuples name their candidates the same way.
+    assert list(holdout_knn(encoder, tiny_dataset, [(32, 32, True)], k=5, fraction=0.25)) == ["32/32+flip"]
+
+
+def test_ship_refuses_a_bad_test_size_suffix(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from zoo.training.ship import main as ship_main
+
+    with pytest.raises(SystemExit) as exit_info:
+        ship_main([str(tmp_path), "--name", "simclr-r18q-tiny", "--test-size", "40/36+flop"])
+    assert exit_info.value.code == 2 and "candidate '40/36+flop'" in capsys.readouterr().err
 
 
 def test_held_out_knn_reads_only_the_training_split(tmp_path: Path, tiny_dataset: Path) -> None:
@@ -94,6 +127,39 @@ def test_a_run_ships_at_the_chosen_test_size(tmp_path: Path, cifar_root: Path, t
     # The shipped file reads images at that size and gives the numbers recorded.
     shipped = zoo.load(tmp_path / "weights" / "simclr-r18q-tiny.safetensors")
     assert (shipped.preprocess.resize_size, shipped.preprocess.input_size) == (40, 36)
+    again = measure(shipped, str(tiny_dataset), "test")
+    assert {k: v["value"] for k, v in again.items()} == {
+        k: v["value"] for k, v in summary["measured"].items()
+    }
+
+
+def test_a_run_ships_with_mirror_averaged_features(
+    tmp_path: Path, cifar_root: Path, tiny_dataset: Path
+) -> None:
+    from zoo.pretrained import trained_entry
+
+    run = tmp_path / "run"
+    recipe = recipe_from_dict(tiny_recipe(run, cifar_root, "simclr", run__export=True))
+    Trainer(recipe, command=f"zoo train simclr_r18q_cifar10 run.out_dir={run} train.epochs=2").fit()
+    (tmp_path / "run.log").write_text("[10:00:00] start\n[10:03:00] epoch 1 step 30/30 loss 3.0\n")
+    summary = ship(
+        run,
+        "simclr-r18q-tiny",
+        data=str(tiny_dataset),
+        weights_dir=tmp_path / "weights",
+        cards_dir=tmp_path / "cards",
+        results_file=tmp_path / "measured.csv",
+        test_size=parse_candidate("40/36+flip"),
+    )
+    assert summary["test_size"] == {"resize": 40, "crop": 36} and summary["flip_average"] is True
+    row = summary["row"]
+    assert row.flip_average and "flip_average=True" in row.source()
+    assert eval(row.source().strip().rstrip(","), vars(zoo.pretrained)) == row
+    assert trained_entry(row).preprocess.flip_average is True
+    assert all("mirror image" in r.how for r in summary["recorded"] if not r.protocol.startswith("task-"))
+    # The shipped file carries the option and gives the numbers recorded, which include it.
+    shipped = zoo.load(tmp_path / "weights" / "simclr-r18q-tiny.safetensors")
+    assert shipped.preprocess.flip_average is True
     again = measure(shipped, str(tiny_dataset), "test")
     assert {k: v["value"] for k, v in again.items()} == {
         k: v["value"] for k, v in summary["measured"].items()
