@@ -83,6 +83,11 @@ def test_the_onnx_backend_runs_its_own_graph_of_the_averaged_features(
 def test_the_option_is_checked_and_defaults_to_off() -> None:
     assert Preprocess().flip_average is False
     assert "flip_average" not in repr(Preprocess()) and "flip_average" not in Preprocess().to_dict()
+    # The repr keys feature caches: plain preprocessing keeps the key it had before the option.
+    assert repr(Preprocess()) == (
+        "Preprocess(input_size=224, resize_size=256, interpolation='bilinear',"
+        " mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))"
+    )
     assert "flip_average=True" in repr(Preprocess(flip_average=True))
     with pytest.raises(ValueError, match="flip_average must be True or False"):
         Preprocess(flip_average="yes")  # type: ignore[arg-type]
@@ -104,7 +109,11 @@ def test_the_option_survives_a_folder_and_a_lone_weights_file(
     folder = flip.save(tmp_path / "flip")
     record = json.loads((folder / CONFIG_NAME).read_text())["zoo"]
     assert record["preprocess"]["flip_average"] is True
-    assert MIRROR in (folder / "README.md").read_text()
+    # The entry's numbers and pinned hash described the plain reading and file: not carried over.
+    assert plain.entry.measured and not record["measured"] and not record["weights"]["sha256"]
+    card = (folder / "README.md").read_text()
+    assert MIRROR in card
+    assert ("model(x.flip(-1))" in card) == bool(zoo.registry.get_arch(plain.arch).timm_name)
     back = zoo.load(folder)
     assert back.preprocess.flip_average is True and back.entry.preprocess.flip_average is True
     with torch.inference_mode():

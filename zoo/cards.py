@@ -417,6 +417,15 @@ def render_card(entry: ModelEntry) -> str:
             '                          pretrained_cfg_overlay=dict(file="DIR/model.safetensors"))',
             "```",
             "",
+            *(
+                [
+                    "timm's model gives the plain features; this encoder's are the mean of"
+                    " `model(x)` and `model(x.flip(-1))`.",
+                    "",
+                ]
+                if pre.flip_average
+                else []
+            ),
         ]
     mean, std = (", ".join(f"{v:g}" for v in values) for values in (pre.mean, pre.std))
     lines += [

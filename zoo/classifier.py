@@ -505,7 +505,13 @@ def render_classifier_card(
         f" epoch(s) + cosine, batch {s.get('batch_size')}, {s.get('epochs')} epochs (patience"
         f" {s.get('patience')}), label smoothing {s.get('label_smoothing')}, mixup {s.get('mixup')},"
         f" random resized crop ({s.get('min_scale')}-1) + flip, {s.get('precision')}, seed {s.get('seed')}."
-        " Per-epoch losses and accuracies: `metrics.csv`; every setting: `finetune.json`.",
+        + (
+            " The encoder's features are mirror-averaged (`flip_average`): each step ran it on the"
+            " views and on their mirror images (twice the compute), as prediction does."
+            if r.get("flip_average")
+            else ""
+        )
+        + " Per-epoch losses and accuracies: `metrics.csv`; every setting: `finetune.json`.",
         "",
     ]
     if r.get("command"):

@@ -67,11 +67,20 @@ def sample_images() -> list[Path]:
 def folder_entry(encoder: Encoder) -> ModelEntry:
     """The record a folder carries: the encoder's registry entry, or a minimal one. Either states
     the encoder's own preprocessing (one set after loading, e.g. ``flip_average``, included)."""
+    from zoo.registry import Weights
+
     if encoder.entry is not None:
         if encoder.entry.preprocess != encoder.preprocess:
-            return dataclasses.replace(encoder.entry, preprocess=encoder.preprocess)
+            # Read another way than its record says: the record's weights file (re-saved, see
+            # pinned_file) and its numbers describe the registry's preprocessing, not this one.
+            return dataclasses.replace(
+                encoder.entry,
+                preprocess=encoder.preprocess,
+                weights=Weights(sha256="", format="zoo"),
+                reported=(),
+                measured=(),
+            )
         return encoder.entry
-    from zoo.registry import Weights
 
     return ModelEntry(
         name="custom-" + encoder.arch.replace("_", "-"),

@@ -817,6 +817,9 @@ class _Run:
             "stopped_early": progress.stopped_early,
             "settings": c.to_dict(),
             "command": self.command,
+            # Mirror-averaged encoder features: every step ran the encoder on the views and on
+            # their mirror images, as prediction does (stated on the card and in the protocol).
+            **({"flip_average": True} if self.model.preprocess.flip_average else {}),
         }
         self.model.record = record
         self.write_outputs(final if test is None else test, progress, onnx=onnx)
@@ -1048,7 +1051,9 @@ def finetune_eval(
         + (", from random initialisation" if from_scratch else "")
         + f"; AdamW head lr {c.lr}, encoder x{c.encoder_lr_scale} layer decay {c.layer_decay},"
         f" batch {c.batch_size}, {c.epochs} epochs, label smoothing {c.label_smoothing},"
-        f" {c.precision}, last epoch; top-1 on {result.val_images} {test_split} images"
+        f" {c.precision}, last epoch"
+        + (", features averaged with the mirror image's" if result.record.get("flip_average") else "")
+        + f"; top-1 on {result.val_images} {test_split} images"
         f" ({torch.get_num_threads()} threads, {minutes:.1f} min)"
     )
     name = model.name if isinstance(model, Encoder) else str(model)

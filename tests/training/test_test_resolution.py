@@ -40,9 +40,21 @@ def test_candidates_parse_or_fail_clearly() -> None:
         parse_candidate("48/48+flop")
 
 
-def test_a_flip_candidate_is_scored_with_mirror_averaged_features(tmp_path: Path, tiny_dataset: Path) -> None:
+def test_a_flip_candidate_is_scored_with_mirror_averaged_features(
+    tmp_path: Path, tiny_dataset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import zoo.training.test_resolution as chooser
+
     encoder = zoo.create_model("resnet18_cifar_quarter")
+    asked, features_of = [], chooser.features
+
+    def spy(encoder, files, **kwargs):
+        asked.append(encoder.preprocess.flip_average)
+        return features_of(encoder, files, **kwargs)
+
+    monkeypatch.setattr(chooser, "features", spy)
     scores = holdout_knn(encoder, tiny_dataset, ["32/32", "32/32+flip"], k=5, fraction=0.25)
+    assert asked == [False, True]
     assert list(scores) == ["32/32", "32/32+flip"]  # keyed by the candidates as given
     files, labels, _ = image_folder(tiny_dataset / "train")
     bank, query = holdout_split(labels, 0.25)
@@ -57,14 +69,6 @@ def test_a_flip_candidate_is_scored_with_mirror_averaged_features(tmp_path: Path
     assert scores["32/32+flip"] == round(float((predicted == labels[query]).mean() * 100), 2)
     # Tuples name their candidates the same way.
     assert list(holdout_knn(encoder, tiny_dataset, [(32, 32, True)], k=5, fraction=0.25)) == ["32/32+flip"]
-
-
-def test_ship_refuses_a_bad_test_size_suffix(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from zoo.training.ship import main as ship_main
-
-    with pytest.raises(SystemExit) as exit_info:
-        ship_main([str(tmp_path), "--name", "simclr-r18q-tiny", "--test-size", "40/36+flop"])
-    assert exit_info.value.code == 2 and "candidate '40/36+flop'" in capsys.readouterr().err
 
 
 def test_held_out_knn_reads_only_the_training_split(tmp_path: Path, tiny_dataset: Path) -> None:
