@@ -727,11 +727,11 @@ class Trainer:
 # -------------------------------------------------------------------- helpers
 
 
-def load_run(run_dir: str | Path, method: str, *, data: str | None = None) -> tuple[Trainer, Progress]:
+def load_run(run_dir: str | Path, method: str | None, *, data: str | None = None) -> tuple[Trainer, Progress]:
     """The trainer of the ``zoo train`` run in ``run_dir`` (its ``recipe.yaml`` and
     ``checkpoint.pt``, finished or not), rebuilt with the trainer's own set-up and checkpoint
     loading (tensors only, ``weights_only=True``), for tools that read a trained method's parts
-    beyond its backbone. ``method`` is the method the tool needs; ``data`` replaces the recipe's
+    beyond its backbone. ``method`` is the method the tool needs (None: any); ``data`` replaces the recipe's
     ``data.path`` (paths are relative to where ``zoo train`` ran)."""
     from zoo.training.recipe import load_recipe
 
@@ -740,11 +740,12 @@ def load_run(run_dir: str | Path, method: str, *, data: str | None = None) -> tu
     for path in (recipe_path, ckpt):
         if not (path.is_file() or (path == ckpt and has_checkpoint(ckpt))):
             raise ZooError(
-                f"{run_dir}: no {path.name}; give the run.out_dir of a `zoo train` run of {method}"
+                f"{run_dir}: no {path.name}; give the run.out_dir of a `zoo train` run"
+                + (f" of {method}" if method else "")
             )
     # Evaluation only: no compiled graph to build; the data path may have moved since the run.
     recipe = load_recipe(recipe_path, ["train.compile=false", *([f"data.path={data}"] if data else [])])
-    if recipe.method_name != method:
+    if method is not None and recipe.method_name != method:
         raise ZooError(f"{run_dir} is a {recipe.method_name} run, not a {method} run")
     if not Path(recipe.data.path).is_dir():
         raise ZooError(
