@@ -27,6 +27,22 @@ def _isolated_zoo_home(tmp_path_factory: pytest.TempPathFactory) -> None:
         os.environ["ZOO_HOME"] = old
 
 
+@pytest.fixture(autouse=True)
+def _registry_as_found():
+    """Every test leaves the model registry as it found it. Tests that register entries patch
+    ``_MODELS``, but registering also writes the default-tag table: a test registering
+    ``supervised-tofu.zoo`` left the tag ``supervised-tofu`` behind, and a later test listing
+    the hub entry points (tests/test_hubconf.py) failed on it, depending on the order."""
+    from zoo import registry
+
+    models, tags = dict(registry._MODELS), dict(registry._DEFAULT_TAGS)
+    yield
+    for table, saved in ((registry._MODELS, models), (registry._DEFAULT_TAGS, tags)):
+        if table != saved:
+            table.clear()
+            table.update(saved)
+
+
 @pytest.fixture(scope="session")
 def data_root() -> Path:
     if not (DATA / "imagenette").is_dir():
