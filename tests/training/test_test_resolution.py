@@ -111,7 +111,8 @@ def test_the_command_prints_every_candidate_and_the_best(
         assert "Traceback" not in err and err.count("\n") == 1
 
 
-def test_a_run_ships_at_the_chosen_test_size(tmp_path: Path, cifar_root: Path, tiny_dataset: Path) -> None:
+def ship_tiny(tmp_path: Path, cifar_root: Path, tiny_dataset: Path, test_size) -> tuple[dict, zoo.Encoder]:
+    """A tiny SimCLR run shipped at ``test_size``: ship's summary and the shipped file, loaded."""
     run = tmp_path / "run"
     recipe = recipe_from_dict(tiny_recipe(run, cifar_root, "simclr", run__export=True))
     Trainer(recipe, command=f"zoo train simclr_r18q_cifar10 run.out_dir={run} train.epochs=2").fit()
@@ -123,18 +124,23 @@ def test_a_run_ships_at_the_chosen_test_size(tmp_path: Path, cifar_root: Path, t
         weights_dir=tmp_path / "weights",
         cards_dir=tmp_path / "cards",
         results_file=tmp_path / "measured.csv",
-        test_size=(40, 36),
+        test_size=test_size,
     )
-    assert summary["test_size"] == {"resize": 40, "crop": 36}
-    assert summary["run_test_size"]["crop"] == recipe.augment.size
-    assert (summary["row"].resize, summary["row"].size) == (40, 36)
-    # The shipped file reads images at that size and gives the numbers recorded.
     shipped = zoo.load(tmp_path / "weights" / "simclr-r18q-tiny.safetensors")
-    assert (shipped.preprocess.resize_size, shipped.preprocess.input_size) == (40, 36)
+    # The shipped file gives the numbers recorded.
     again = measure(shipped, str(tiny_dataset), "test")
-    assert {k: v["value"] for k, v in again.items()} == {
-        k: v["value"] for k, v in summary["measured"].items()
-    }
+    recorded = {k: v["value"] for k, v in summary["measured"].items()}
+    assert {k: v["value"] for k, v in again.items()} == recorded
+    return summary, shipped
+
+
+def test_a_run_ships_at_the_chosen_test_size(tmp_path: Path, cifar_root: Path, tiny_dataset: Path) -> None:
+    summary, shipped = ship_tiny(tmp_path, cifar_root, tiny_dataset, (40, 36))
+    assert summary["test_size"] == {"resize": 40, "crop": 36}
+    assert summary["run_test_size"]["crop"] == 16  # tiny_recipe's training size
+    assert (summary["row"].resize, summary["row"].size) == (40, 36)
+    assert (shipped.preprocess.resize_size, shipped.preprocess.input_size) == (40, 36)
+    assert shipped.preprocess.flip_average is False
 
 
 def test_a_run_ships_with_mirror_averaged_features(
@@ -142,29 +148,12 @@ def test_a_run_ships_with_mirror_averaged_features(
 ) -> None:
     from zoo.pretrained import trained_entry
 
-    run = tmp_path / "run"
-    recipe = recipe_from_dict(tiny_recipe(run, cifar_root, "simclr", run__export=True))
-    Trainer(recipe, command=f"zoo train simclr_r18q_cifar10 run.out_dir={run} train.epochs=2").fit()
-    (tmp_path / "run.log").write_text("[10:00:00] start\n[10:03:00] epoch 1 step 30/30 loss 3.0\n")
-    summary = ship(
-        run,
-        "simclr-r18q-tiny",
-        data=str(tiny_dataset),
-        weights_dir=tmp_path / "weights",
-        cards_dir=tmp_path / "cards",
-        results_file=tmp_path / "measured.csv",
-        test_size=parse_candidate("40/36+flip"),
-    )
+    summary, shipped = ship_tiny(tmp_path, cifar_root, tiny_dataset, parse_candidate("40/36+flip"))
     assert summary["test_size"] == {"resize": 40, "crop": 36} and summary["flip_average"] is True
     row = summary["row"]
     assert row.flip_average and "flip_average=True" in row.source()
     assert eval(row.source().strip().rstrip(","), vars(zoo.pretrained)) == row
     assert trained_entry(row).preprocess.flip_average is True
     assert all("mirror image" in r.how for r in summary["recorded"] if not r.protocol.startswith("task-"))
-    # The shipped file carries the option and gives the numbers recorded, which include it.
-    shipped = zoo.load(tmp_path / "weights" / "simclr-r18q-tiny.safetensors")
+    # The shipped file carries the option (and ship_tiny checked its numbers include it).
     assert shipped.preprocess.flip_average is True
-    again = measure(shipped, str(tiny_dataset), "test")
-    assert {k: v["value"] for k, v in again.items()} == {
-        k: v["value"] for k, v in summary["measured"].items()
-    }
