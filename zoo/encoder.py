@@ -81,10 +81,7 @@ class Encoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, S, S) normalised images -> (N, embed_dim) pooled features (with
         ``preprocess.flip_average``, the mean of the images' and their mirror images')."""
-        f = self.backbone(x)
-        if self.preprocess.flip_average:
-            f = (f + self.backbone(x.flip(-1))) / 2
-        return f
+        return mirror_averaged(self.backbone, x) if self.preprocess.flip_average else self.backbone(x)
 
     def feature_module(self) -> nn.Module:
         """The module that computes this encoder's features from a normalised batch, as exported
@@ -301,7 +298,12 @@ class FlipAverage(nn.Module):
         self.backbone = backbone
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (self.backbone(x) + self.backbone(x.flip(-1))) / 2
+        return mirror_averaged(self.backbone, x)
+
+
+def mirror_averaged(backbone: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The mean of ``backbone``'s features of ``x`` and of ``x`` mirrored left-right."""
+    return (backbone(x) + backbone(x.flip(-1))) / 2
 
 
 @dataclass(frozen=True)

@@ -507,7 +507,6 @@ class _Run:
         self.train_images = decode_files(s.train_files, self.store_size)
         self.train_labels = torch.from_numpy(s.train_labels)
         self.val_images = decode_files(s.val_files, self.store_size)
-        self.test_images = decode_files(s.test_files, self.store_size) if s.test_files else None
         n = len(s.train_files)
         self.batch_size = n // math.ceil(n / c.batch_size) if c.even_batches else min(c.batch_size, n)
         self.steps_per_epoch = steps_per_epoch(len(s.train_files), self.batch_size)
@@ -797,8 +796,11 @@ class _Run:
         final = self.evaluate(self.val_images, s.val_labels, autocast=False)
         # Scored once, after every choice was made on val: the honest figure of the kept weights.
         test = None
-        if self.test_images is not None:
-            test = self.evaluate(self.test_images, s.test_labels, autocast=False)
+        if s.test_files:
+            from zoo.training.data import decode_files
+
+            # Decoded here, at its only use: an interrupted run (max_steps) never reads them.
+            test = self.evaluate(decode_files(s.test_files, self.store_size), s.test_labels, autocast=False)
         kept_epoch = progress.best_epoch if c.select_best and progress.best_epoch >= 0 else progress.epoch - 1
         record = {
             "name": finetuned_name(self.model.encoder.name),
