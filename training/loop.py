@@ -74,6 +74,7 @@ from zoo.training.recipe import Recipe
 from zoo.errors import ZooError
 from zoo.folder import atomic_write_text
 from zoo.machine import device_name
+from zoo.progress_bar import progress_bar
 
 METRICS_NAME = "metrics.csv"
 KNN_NAME = "knn.csv"
@@ -399,7 +400,9 @@ class Trainer:
         knn_log = _CsvLogger(self.out_dir / KNN_NAME, progress.step, enabled=self.rank == 0)
         tb = _tensorboard(self.out_dir) if self.rank == 0 else None
         max_steps = r.train.max_steps or self.total_steps
-        bar = _bar(self.total_steps, progress.step, self.show_bar and self.rank == 0, r.name)
+        bar = progress_bar(
+            self.total_steps, r.name, "step", enabled=self.show_bar and self.rank == 0, initial=progress.step
+        )
         last_saved = progress.step
         window_start, window_views = time.perf_counter(), 0
         window_cpu = time.process_time()
@@ -869,25 +872,6 @@ def _tensorboard(out_dir: Path) -> Any:
     except ImportError:  # tensorboard is optional; metrics.csv has everything
         return None
     return SummaryWriter(str(out_dir / "tensorboard"))
-
-
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def set_postfix(self, **kwargs: Any) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _bar(total: int, initial: int, enabled: bool, desc: str) -> Any:
-    if not enabled:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, desc=desc, unit="step", dynamic_ncols=True)
 
 
 def _duration(seconds: float) -> str:

@@ -19,7 +19,6 @@ image's (2 forward passes) in ``forward`` and so in every backend: the ONNX grap
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import weakref
@@ -35,6 +34,7 @@ from torch import nn
 from zoo import derived
 from zoo import images as _images
 from zoo.modes import eval_mode
+from zoo.progress_bar import progress_bar
 from zoo.registry import ModelEntry, Preprocess
 
 Backend = Literal["auto", "torch", "torch-bf16", "onnx", "onnx-int8"]
@@ -129,7 +129,7 @@ class Encoder(nn.Module):
         out = np.empty((len(items), self.embed_dim), dtype=np.float32)
         done = 0
         # Closed on errors too: an open bar would swallow the start of the error's line.
-        with contextlib.closing(_progress(len(items), progress, f"embed {self.name}")) as bar:
+        with progress_bar(len(items), f"embed {self.name}", "img", enabled=progress) as bar:
             for batch in _images.batches(items, self.preprocess, batch_size):
                 # Built after the first batch decodes, so a bad image fails before any export.
                 run = run or self.runner(backend, calibration=calibration or items)
@@ -164,7 +164,7 @@ class Encoder(nn.Module):
         skipped: list[str] = []
         outs: list[np.ndarray] = []
         run = None
-        with contextlib.closing(_progress(len(paths), progress, f"embed {self.name}")) as bar:
+        with progress_bar(len(paths), f"embed {self.name}", "img", enabled=progress) as bar:
             for start in range(0, len(paths), batch_size):
                 tensors = []
                 for f in paths[start : start + batch_size]:
@@ -357,19 +357,3 @@ def _has_onnxruntime() -> bool:
     except ImportError:
         return False
     return True
-
-
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress(total: int, enabled: bool, desc: str) -> Any:
-    if not enabled:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="img")

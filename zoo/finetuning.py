@@ -67,6 +67,7 @@ from zoo.classifier import (
 from zoo.encoder import Encoder
 from zoo.errors import ImageError, InvalidArgumentError
 from zoo.modes import eval_mode
+from zoo.progress_bar import progress_bar
 
 MODES = ("linear", "partial", "full")
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -552,7 +553,7 @@ class _Run:
             f" batch {self.batch_size}, {self.steps_per_epoch} steps/epoch x"
             f" {c.epochs} epochs, {c.precision}, {torch.get_num_threads()} threads; out: {self.out}"
         )
-        bar = _bar(self.total_steps, progress.step, self.show_bar)
+        bar = progress_bar(self.total_steps, "finetune", "step", enabled=self.show_bar, initial=progress.step)
         interrupted = False
         while progress.epoch < c.epochs and not progress.stopped_early:
             start = time.perf_counter()
@@ -947,25 +948,6 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def set_postfix(self, **kwargs: Any) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _bar(total: int, initial: int, enabled: bool) -> Any:
-    if not enabled:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, desc="finetune", unit="step", dynamic_ncols=True)
 
 
 __all__ = ["FinetuneConfig", "FinetuneResult", "finetune", "make_splits", "parse_overrides"]

@@ -57,6 +57,7 @@ from zoo.errors import (
     OfflineError,
     ZooError,
 )
+from zoo.hf_errors import http_status, is_transport_error, status_text
 
 try:  # POSIX only; elsewhere no lock is held and each download writes a .part of its own.
     import fcntl
@@ -843,8 +844,8 @@ def _hf_error(
             f"Cannot download {where}: file {filename!r} not found in {repo_id}. Check the file name."
         )
     if isinstance(err, http_error):
-        return DownloadError(f"Cannot download {where}: {_hf_status(err)}.")
-    if _is_transport_error(err):
+        return DownloadError(f"Cannot download {where}: {status_text(err)}.")
+    if is_transport_error(err):
         return DownloadError(
             f"Cannot download {where}: {type(err).__name__}: {err}. Check your network connection "
             "and HF_ENDPOINT."
@@ -883,30 +884,12 @@ def _hf_local_miss(
         )
     # Without the Hub's X-Error-Code header (e.g. some mirrors), a missing file is a bare 404
     # that the client only reports as the cause of this cache miss.
-    if isinstance(cause, http_error) and _hf_code(cause) == 404:
+    if isinstance(cause, http_error) and http_status(cause) == 404:
         return DownloadError(
             f"Cannot download {where}: not found (HTTP 404). Check the repo id and the file name."
         )
-    detail = _hf_status(cause) if isinstance(cause, http_error) else str(cause or err)
+    detail = status_text(cause) if isinstance(cause, http_error) else str(cause or err)
     return DownloadError(
         f"Cannot download {where} and it is not cached: {detail}. Check your network connection "
         "and HF_ENDPOINT."
     )
-
-
-def _hf_code(err: Any) -> int | None:
-    response = getattr(err, "response", None)
-    return getattr(response, "status_code", None)
-
-
-def _hf_status(err: Any) -> str:
-    code = _hf_code(err)
-    first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    return f"HTTP {code} ({first_line})" if code is not None else first_line
-
-
-def _is_transport_error(err: BaseException) -> bool:
-    # huggingface_hub changed HTTP backends across major versions (requests, httpx, httpx2);
-    # matching on the defining package avoids importing whichever one is not installed.
-    backends = {"requests", "urllib3", "httpx", "httpx2", "httpcore", "httpcore2"}
-    return any(cls.__module__.split(".")[0] in backends for cls in type(err).__mro__)

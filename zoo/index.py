@@ -42,6 +42,7 @@ import numpy as np
 from zoo.errors import ImageError, InvalidArgumentError, ZooError
 from zoo.folder import atomic_write_bytes
 from zoo.images import PIPELINE_VERSION, find_images
+from zoo.progress_bar import progress_bar
 
 if TYPE_CHECKING:
     from zoo.encoder import Backend, Encoder
@@ -529,7 +530,9 @@ def build(
         else:
             todo.append(i)
 
-    bar = _progress_bar(len(files), progress, f"index {identity.name}", initial=len(files) - len(todo))
+    bar = progress_bar(
+        len(files), f"index {identity.name}", "img", enabled=progress, initial=len(files) - len(todo)
+    )
     # calibration=files: with onnx-int8, every chunk then runs the same quantised model.
     embed_kwargs = {"backend": backend, "batch_size": batch_size, "normalize": True, "calibration": files}
     skipped: list[str] = []
@@ -606,12 +609,6 @@ def _stamp(path: Path) -> tuple[int, int]:
     except OSError:
         return (-1, -1)  # reported as unreadable when embedded
     return (st.st_size, st.st_mtime_ns)
-
-
-def _progress_bar(total: int, enabled: bool, desc: str, initial: int = 0) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, desc=desc, unit="img", disable=not enabled)
 
 
 # --------------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ import numpy as np
 import yaml
 
 from zoo.errors import ZooError
+from zoo.hf_errors import http_status, is_transport_error, status_text
 
 __all__ = ["PublishError", "PushFile", "PushResult", "check_card", "check_folder", "push", "validate_repo_id"]
 
@@ -483,11 +484,11 @@ def _publish_error(
         # The client's LFS uploader wraps the transport or HTTP error of one file.
         cause = err.__cause__
         detail = (
-            _hf_status(cause)
+            status_text(cause)
             if isinstance(cause, hf_errors.HfHubHTTPError)
             else f"{type(cause).__name__}: {cause}"
         )
-        if _is_transport_error(cause):
+        if is_transport_error(cause):
             detail += " (the connection was dropped before the upload finished)"
         return PublishError(
             f"{where}: {str(err).rstrip('.')}: {detail.rstrip('.')}; {unchanged}. Retry the push"
@@ -495,7 +496,7 @@ def _publish_error(
     if isinstance(err, hf_errors.HFValidationError):
         return PublishError(f"{where}: {err}; {unchanged}")
     if isinstance(err, hf_errors.HfHubHTTPError):
-        code = _hf_code(err)
+        code = http_status(err)
         if code == 401:
             hint = "the Hub did not accept the token: check HF_TOKEN (or `hf auth login`)"
         elif code == 403:
@@ -504,8 +505,8 @@ def _publish_error(
             hint = f"branch {branch} does not exist"
         else:
             hint = "the Hub refused the request"
-        return PublishError(f"{where}: {_hf_status(err)}; {hint}; {unchanged}")
-    if _is_transport_error(err):
+        return PublishError(f"{where}: {status_text(err)}; {hint}; {unchanged}")
+    if is_transport_error(err):
         return PublishError(
             f"{where}: {type(err).__name__}: {err}; check your network connection and HF_ENDPOINT;"
             f" {unchanged}"
@@ -513,19 +514,3 @@ def _publish_error(
     if isinstance(err, ValueError):  # malformed server answers, LFS batch errors, README metadata
         return PublishError(f"{where}: {err}; {unchanged}")
     return None
-
-
-def _hf_code(err: BaseException) -> int | None:
-    return getattr(getattr(err, "response", None), "status_code", None)
-
-
-def _hf_status(err: BaseException) -> str:
-    code = _hf_code(err)
-    first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    return f"HTTP {code} ({first_line})" if code is not None else first_line
-
-
-def _is_transport_error(err: BaseException) -> bool:
-    # The client's HTTP backend changed across versions (requests, httpx, httpx2): match by package.
-    backends = {"requests", "urllib3", "httpx", "httpx2", "httpcore", "httpcore2"}
-    return any(cls.__module__.split(".")[0] in backends for cls in type(err).__mro__)
