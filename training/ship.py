@@ -39,6 +39,7 @@ import json
 import os
 import re
 import shutil
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -215,11 +216,116 @@ def run_minutes(log: Path) -> float:
     return round(sum(charged.values(), timedelta()).total_seconds() / 60, 1)
 
 
+#: The trainer's start line (:meth:`zoo.training.loop.Trainer.fit`): how and where a process trains.
+_START_LINE = re.compile(
+    r", (?P<steps_per_epoch>\d+) steps/epoch x \d+ epochs, (?P<precision>\w+), (?P<mode>eager|compiled),"
+    r" (?P<threads>\d+) threads(?: on (?P<device>.+?))?; out: "
+)
+
+
+@dataclass(frozen=True)
+class Stretch:
+    """Steps ``first_step`` (exclusive) to ``last_step`` of a run, trained by one process."""
+
+    device: str  # "AMD EPYC (family 25, model 17), 2 logical CPUs", a GPU's name, "" (not logged)
+    precision: str
+    mode: str  # eager | compiled
+    threads: int
+    steps_per_epoch: int
+    first_step: int
+    last_step: int
+
+
+def stretches(log: Path) -> list[Stretch]:
+    """The stretches of training that made the run's final weights, in order, from its log: one
+    per process (a start line, after a "resumed from" line unless it started the run). Steps redone
+    after resuming from an earlier checkpoint belong to the stretch that redid them; a fresh start
+    in the same folder forgets what came before; a process that logged no step is left out."""
+    done: list[Stretch] = []
+    current: Stretch | None = None
+    resumed_at: int | None = None
+
+    def close() -> None:
+        if current is not None and current.last_step > current.first_step:
+            done.append(current)
+
+    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+        if m := re.search(r"resumed from .+ at step (\d+) \(epoch \d+\)", line):
+            resumed_at = int(m.group(1))
+        elif m := _START_LINE.search(line):
+            close()
+            first = resumed_at or 0
+            if resumed_at is None:
+                done.clear()  # a fresh start: earlier attempts made none of these weights
+            # The process that trained up to this checkpoint is the last one that started before
+            # it: it ends there, whether it logged steps past it (trained again here) or stopped
+            # between a logged step and its checkpoint; later ones redid only what this one redoes.
+            done[:] = [s for s in done if s.first_step < first]
+            if done:
+                done[-1] = dataclasses.replace(done[-1], last_step=first)
+            current = Stretch(
+                device=m.group("device") or "",
+                precision=m.group("precision"),
+                mode=m.group("mode"),
+                threads=int(m.group("threads")),
+                steps_per_epoch=int(m.group("steps_per_epoch")),
+                first_step=first,
+                last_step=first,
+            )
+            resumed_at = None
+        elif current is not None and (m := re.search(r" step (\d+)/", line)):
+            current = dataclasses.replace(current, last_step=int(m.group(1)))
+    close()
+    return done
+
+
+def _setup(s: Stretch) -> tuple[str, str, str, int]:
+    return (s.device, s.precision, s.mode, s.threads)
+
+
 def trained_on(log: Path) -> str:
-    """The devices the run's log names in its start lines ("... threads on AMD EPYC ...; out:"),
-    in order, once each: a run resumed across sessions may have moved between machines."""
-    found = re.findall(r" threads on (.+?); out: ", log.read_text(encoding="utf-8", errors="replace"))
-    return "; ".join(dict.fromkeys(found)) or "not recorded (a log from before zoo named the device)"
+    """What trained the run, for its card ("... in N minutes on <this>"): the machine, threads,
+    precision and eager/compiled of each stretch of its log (:func:`stretches`), with the epochs
+    each machine trained when the run moved between machines across sessions."""
+    groups: list[list[Stretch]] = []  # consecutive stretches on the same machine, set up alike
+    for s in stretches(log):
+        if groups and _setup(groups[-1][-1]) == _setup(s):
+            groups[-1].append(s)
+        else:
+            groups.append([s])
+    if not groups:
+        # Logs from before the trainer's start line named the device and the schedule.
+        found = re.findall(r" threads on (.+?); out: ", log.read_text(encoding="utf-8", errors="replace"))
+        return "; ".join(dict.fromkeys(found)) or "not recorded (a log from before zoo named the device)"
+
+    def machine(s: Stretch) -> str:
+        cpu = re.fullmatch(r"(.+), (\d+) logical CPUs", s.device)
+        if cpu:
+            where = f"{s.threads} threads of a {cpu.group(2)}-CPU {cpu.group(1)}"
+        else:  # a GPU, or a log from before the start line named the machine
+            where = s.device or f"{s.threads} threads of a machine the log does not name"
+        return f"{where}, {s.precision}, {s.mode}"
+
+    def epoch(step: int, steps_per_epoch: int) -> str:
+        return f"{step / steps_per_epoch:.1f}".removesuffix(".0")
+
+    sessions = sum(len(g) for g in groups)
+    if len(groups) == 1:
+        return machine(groups[0][0]) + (
+            f" ({sessions} sessions resumed from checkpoints)" if sessions > 1 else ""
+        )
+    return "; then ".join(
+        f"{machine(g[0])}: epochs {epoch(g[0].first_step, g[0].steps_per_epoch)}-"
+        f"{epoch(g[-1].last_step, g[-1].steps_per_epoch)} ({len(g)} session{'s' * (len(g) > 1)})"
+        for g in groups
+    )
+
+
+def default_log(run_dir: Path) -> Path:
+    """The log beside the run (``nohup zoo train ... > RUN.log``), else the one kept in it (a run
+    spanning sessions appends each session's log to ``train.log`` and commits it with its parts)."""
+    beside = run_dir.with_suffix(".log")
+    return beside if beside.is_file() or not (run_dir / "train.log").is_file() else run_dir / "train.log"
 
 
 def reproduce_command(export_dir: Path) -> str:
@@ -327,10 +433,10 @@ def ship(
                 "epochs": recipe.train.epochs,
                 "steps": progress["step"],
                 "batch_size": recipe.train.batch_size,
-                "minutes": run_minutes(log or run_dir.with_suffix(".log")),
+                "minutes": run_minutes(log or default_log(run_dir)),
                 "threads": recipe.train.threads,
                 "compile": recipe.train.compile,
-                "machine": trained_on(log or run_dir.with_suffix(".log")),
+                "machine": trained_on(log or default_log(run_dir)),
                 "torch": torch.__version__,
             },
         }
@@ -388,7 +494,8 @@ def ship(
         steps=t["steps"],
         batch_size=t["batch_size"],
         minutes=t["minutes"],
-        hardware=_CPU,
+        # What the log records; a log that names no machine leaves the shared-machine default.
+        hardware=_CPU if t["machine"].startswith("not recorded") else t["machine"],
         teacher=getattr(recipe.method, "teacher", "") or "",
     )
     return {**summary, "row": row, "recorded": recorded, "stale": stale}
@@ -415,7 +522,12 @@ def main(argv: list[str] | None = None) -> None:
         help="read images as a GRID x GRID grid of PATCH px patches, features averaged (e.g. 7x8: CPC v2's"
         " training grid; compare first with python -m zoo.training.pretext.grid_knn)",
     )
-    parser.add_argument("--log", type=Path, default=None, help="the run's log (default: <run_dir>.log)")
+    parser.add_argument(
+        "--log",
+        type=Path,
+        default=None,
+        help="the run's log (default: <run_dir>.log, else <run_dir>/train.log)",
+    )
     parser.add_argument(
         "--weights-dir", type=Path, default=WEIGHTS_DIR, help="where the weights go (zoo/weights)"
     )
@@ -462,9 +574,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"Dropped {r.dataset} {r.protocol}, measured on weights {r.weights}; rerun: {r.command}")
     print(
         "Paste this row into TRAINED in zoo/pretrained.py, replacing any row of that name (check"
-        " `paper` and `hardware`: _CPU is a run sharing the machine, _CPU_OWN_CORE one with a core"
-        " of its own on the AMD EPYC, _CPU_XEON_OWN_CORE on the Intel Xeon); until then `import zoo`"
-        " refuses the new numbers:\n"
+        " `paper`, and `hardware`, read from the run's log: add what a log cannot know, such as a"
+        " second run sharing the machine); until then `import zoo` refuses the new numbers:\n"
     )
     print(summary["row"].source())
 

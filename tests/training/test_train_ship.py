@@ -99,30 +99,90 @@ def test_a_run_logs_its_set_up_before_it_decodes_the_data(tmp_path: Path, cifar_
     assert said[:2] == ["setting up simclr-r18q-cifar10", "(set-up ran)"], said[:3]
 
 
-def test_the_log_names_the_devices_a_run_trained_on(tmp_path: Path, cifar_root: Path) -> None:
-    from zoo.training.ship import trained_on
+def _start(threads_on: str) -> str:
+    return (
+        "x: simclr on a, 80 images, 1 process(es), batch 16, 5 steps/epoch x 4 epochs, bf16,"
+        f" {threads_on}; out: runs/x\n"
+    )
+
+
+def test_the_log_says_which_machine_trained_which_epochs(tmp_path: Path, cifar_root: Path) -> None:
+    from zoo.training.ship import stretches, trained_on
 
     from zoo.machine import cpu_model
 
+    epyc = "eager, 2 threads on AMD EPYC (family 25, model 17), 2 logical CPUs"
+    xeon = "compiled, 2 threads on Intel Xeon (family 6, model 143), 2 logical CPUs"
     log = tmp_path / "run.log"
     log.write_text(
-        "[10:00:00] x: simclr on a, 80 images, 1 process(es), batch 16, 5 steps/epoch x 2 epochs, bf16,"
-        " eager, 1 threads on AMD EPYC (family 25, model 1), 2 logical CPUs; out: runs/x\n"
-        "[12:00:00] resumed from runs/x/checkpoint.pt at step 5 (epoch 1)\n"
-        "[12:00:01] x: simclr on a, 80 images, ..., 1 threads on Intel Xeon, 2 logical CPUs; out: runs/x\n"
-        "[13:00:00] resumed from runs/x/checkpoint.pt at step 8 (epoch 1)\n"
-        "[13:00:01] x: simclr on a, 80 images, ..., 1 threads on Intel Xeon, 2 logical CPUs; out: runs/x\n"
+        "[09:00:00] "
+        + _start("eager, 2 threads on AMD EPYC")  # an attempt that a fresh start forgets
+        + "[09:01:00] epoch 0 step 4/20 loss 5.0\n"
+        "[09:59:00] --resume: no checkpoint at x (nothing to resume); starting a new run there\n"
+        "[10:00:00] "
+        + _start("eager, 2 threads")  # logged before the trainer named the machine
+        + "[10:01:00] epoch 0 step 4/20 loss 4.0\n"
+        "[11:00:00] resumed from runs/x/checkpoint.pt at step 5 (epoch 1)\n"  # trained past its last log
+        "[11:00:00] " + _start(epyc) + "[11:01:00] epoch 1 step 8/20 loss 3.0\n"
+        "[11:02:00] epoch 2 step 12/20 loss 3.0\n"
+        "[12:00:00] resumed from 2 parts of runs/x/checkpoint.pt at step 10 (epoch 2)\n"  # redoes 10-12
+        "[12:00:00] "
+        + _start(epyc)
+        + "[13:00:00] resumed from runs/x/checkpoint.pt at step 10 (epoch 2)\n"  # stopped before a step
+        "[13:00:00] " + _start(xeon) + "[13:01:00] epoch 3 step 16/20 loss 2.0\n"
+        "[13:02:00] epoch 3 step 20/20 loss 2.0\n"
     )
-    assert trained_on(log) == "AMD EPYC (family 25, model 1), 2 logical CPUs; Intel Xeon, 2 logical CPUs"
+    assert [(s.device[:8], s.mode, s.first_step, s.last_step) for s in stretches(log)] == [
+        ("", "eager", 0, 5),
+        ("AMD EPYC", "eager", 5, 10),
+        ("Intel Xe", "compiled", 10, 20),
+    ]
+    assert trained_on(log) == (
+        "2 threads of a machine the log does not name, bf16, eager: epochs 0-1 (1 session); then"
+        " 2 threads of a 2-CPU AMD EPYC (family 25, model 17), bf16, eager: epochs 1-2 (1 session); then"
+        " 2 threads of a 2-CPU Intel Xeon (family 6, model 143), bf16, compiled: epochs 2-4 (1 session)"
+    )
+    # One machine throughout: no epochs, only how many sessions.
+    log.write_text(
+        "[10:00:00] " + _start(epyc) + "[10:01:00] epoch 0 step 5/20 loss 4.0\n"
+        "[11:00:00] resumed from runs/x/checkpoint.pt at step 5 (epoch 1)\n"
+        "[11:00:00] " + _start(epyc) + "[11:01:00] epoch 1 step 10/20 loss 3.0\n"
+    )
+    assert trained_on(log) == (
+        "2 threads of a 2-CPU AMD EPYC (family 25, model 17), bf16, eager"
+        " (2 sessions resumed from checkpoints)"
+    )
+    # Logs from before the start line gave the schedule name the devices only, or nothing.
+    log.write_text(
+        "[10:00:00] x: simclr on a, 1 process(es), batch 16,"
+        " 1 threads on Intel Xeon, 2 logical CPUs; out: runs/x\n"
+    )
+    assert trained_on(log) == "Intel Xeon, 2 logical CPUs"
     log.write_text("[10:00:00] x: simclr on a, 1 process(es), batch 16, 1 threads; out: runs/x\n")
     assert trained_on(log).startswith("not recorded")
     # The trainer writes that line: this machine's CPU.
     recipe = recipe_from_dict(tiny_recipe(tmp_path / "run", cifar_root, "simclr", train__max_steps=1))
     trainer = Trainer(recipe)
     said: list[str] = []
-    trainer.log = said.append  # type: ignore[method-assign]
+    trainer.log = lambda line: said.append(f"[10:00:00] {line}")  # type: ignore[method-assign]
     trainer.fit()
     assert any(f" threads on {cpu_model()}; out: " in line for line in said)
+    # ... in the form the card's description reads.
+    log.write_text("\n".join(said) + "\n[10:00:01] epoch 0 step 1/1 loss 4.0\n")
+    [stretch] = stretches(log)
+    assert (stretch.device, stretch.first_step, stretch.last_step) == (cpu_model(), 0, 1)
+
+
+def test_ship_reads_the_log_beside_the_run_else_the_one_kept_in_it(tmp_path: Path) -> None:
+    from zoo.training.ship import default_log
+
+    run = tmp_path / "run"
+    run.mkdir()
+    assert default_log(run) == tmp_path / "run.log"  # neither: the error names the usual place
+    (run / "train.log").write_text("")
+    assert default_log(run) == run / "train.log"
+    (tmp_path / "run.log").write_text("")
+    assert default_log(run) == tmp_path / "run.log"
 
 
 def test_recipe_of_a_command() -> None:
