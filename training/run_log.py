@@ -64,69 +64,86 @@ def run_minutes(log: Path) -> float:
 
 #: The trainer's start line (:meth:`zoo.training.loop.Trainer.fit`): how and where a process trains.
 _START_LINE = re.compile(
-    r", (?P<steps_per_epoch>\d+) steps/epoch x \d+ epochs, (?P<precision>\w+), (?P<mode>eager|compiled),"
-    r" (?P<threads>\d+) threads(?: on (?P<device>.+?))?; out: "
+    r" (?P<processes>\d+) process\(es\), batch \d+, (?P<steps_per_epoch>\d+) steps/epoch x \d+ epochs,"
+    r" (?P<precision>\w+), (?P<mode>eager|compiled), (?P<threads>\d+) threads(?: on (?P<device>.+?))?; out: "
 )
 
 
 @dataclass(frozen=True)
 class Stretch:
-    """Steps ``first_step`` (exclusive) to ``last_step`` of a run, trained by one process."""
+    """Steps ``first_step`` (exclusive) to ``last_step`` of a run, trained by one ``zoo train``
+    (of ``processes`` ranks: torchrun)."""
 
     device: str  # "AMD EPYC (family 25, model 17), 2 logical CPUs", a GPU's name, "" (not logged)
     precision: str
     mode: str  # eager | compiled
     threads: int
+    processes: int
     steps_per_epoch: int
     first_step: int
     last_step: int
 
+    @property
+    def setup(self) -> tuple[str, str, str, int, int]:
+        return (self.device, self.precision, self.mode, self.threads, self.processes)
+
 
 def stretches(log: Path) -> list[Stretch]:
     """The stretches of training that made the run's final weights, in order, from its log: one
-    per process (a start line, after a "resumed from" line unless it started the run). Steps redone
-    after resuming from an earlier checkpoint belong to the stretch that redid them; a fresh start
-    in the same folder forgets what came before; a process that logged no step is left out."""
+    per process (a start line, after a "resumed from" line unless it started the run).
+
+    A process ends where the next one resumes, whether it logged steps past that checkpoint
+    (which the next one trained again) or saved it after its last logged step (every 20 steps
+    are logged, checkpoints fall between); a fresh start in the same folder forgets what came
+    before; a process that trained no step that counts is left out.
+    """
     done: list[Stretch] = []
-    current: Stretch | None = None
     resumed_at: int | None = None
-
-    def close() -> None:
-        if current is not None and current.last_step > current.first_step:
-            done.append(current)
-
     for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
-        if m := re.search(r"resumed from .+ at step (\d+) \(epoch \d+\)", line):
+        if re.match(r"\[[\d:]+\] setting up ", line) or "starting a new run" in line:
+            resumed_at = None  # a "resumed from" line of a process that died before training
+        elif m := re.search(r"resumed from .+ at step (\d+) \(epoch \d+\)", line):
             resumed_at = int(m.group(1))
         elif m := _START_LINE.search(line):
-            close()
             first = resumed_at or 0
-            if resumed_at is None:
-                done.clear()  # a fresh start: earlier attempts made none of these weights
-            # The process that trained up to this checkpoint is the last one that started before
-            # it: it ends there, whether it logged steps past it (trained again here) or stopped
-            # between a logged step and its checkpoint; later ones redid only what this one redoes.
-            done[:] = [s for s in done if s.first_step < first]
+            # The process that saved this checkpoint is the last one that started before it.
+            done = [s for s in done if s.first_step < first] if resumed_at is not None else []
             if done:
                 done[-1] = dataclasses.replace(done[-1], last_step=first)
-            current = Stretch(
-                device=m.group("device") or "",
-                precision=m.group("precision"),
-                mode=m.group("mode"),
-                threads=int(m.group("threads")),
-                steps_per_epoch=int(m.group("steps_per_epoch")),
-                first_step=first,
-                last_step=first,
+            done.append(
+                Stretch(
+                    device=m.group("device") or "",
+                    precision=m.group("precision"),
+                    mode=m.group("mode"),
+                    threads=int(m.group("threads")),
+                    processes=int(m.group("processes")),
+                    steps_per_epoch=int(m.group("steps_per_epoch")),
+                    first_step=first,
+                    last_step=first,
+                )
             )
             resumed_at = None
-        elif current is not None and (m := re.search(r" step (\d+)/", line)):
-            current = dataclasses.replace(current, last_step=int(m.group(1)))
-    close()
-    return done
+        elif done and (m := re.search(r" step (\d+)/|stopping after step (\d+)", line)):
+            done[-1] = dataclasses.replace(done[-1], last_step=int(m.group(1) or m.group(2)))
+    return [s for s in done if s.last_step > s.first_step]
 
 
-def _setup(s: Stretch) -> tuple[str, str, str, int]:
-    return (s.device, s.precision, s.mode, s.threads)
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'s' * (n != 1)}"
+
+
+def _machine(s: Stretch) -> str:
+    """ "AMD EPYC (family 25, model 17) with 2 logical CPUs, 2 threads, bf16, eager"."""
+    cpu = re.fullmatch(r"(.+), (\d+) logical CPUs", s.device)
+    threads = _count(s.threads, "thread")
+    ranks = f"{s.processes} processes x {threads}" if s.processes > 1 else threads  # torchrun on CPUs
+    if cpu:
+        where = f"{cpu.group(1)} with {cpu.group(2)} logical CPUs, {ranks}"
+    elif s.device:  # a GPU per process
+        where = f"{s.processes} x {s.device}" if s.processes > 1 else s.device
+    else:  # a log from before the start line named the machine
+        where = f"a machine the log does not name, {ranks}"
+    return f"{where}, {s.precision}, {s.mode}"
 
 
 def trained_on(log: Path) -> str:
@@ -135,34 +152,24 @@ def trained_on(log: Path) -> str:
     each machine trained when the run moved between machines across sessions."""
     groups: list[list[Stretch]] = []  # consecutive stretches on the same machine, set up alike
     for s in stretches(log):
-        if groups and _setup(groups[-1][-1]) == _setup(s):
+        if groups and groups[-1][-1].setup == s.setup:
             groups[-1].append(s)
         else:
             groups.append([s])
-    if not groups:
-        # Logs from before the trainer's start line named the device and the schedule.
+    if not any(s.device for group in groups for s in group):
+        # Logs from before the trainer's start line named the device (with the schedule or not).
         found = re.findall(r" threads on (.+?); out: ", log.read_text(encoding="utf-8", errors="replace"))
         return "; ".join(dict.fromkeys(found)) or "not recorded (a log from before zoo named the device)"
-
-    def machine(s: Stretch) -> str:
-        cpu = re.fullmatch(r"(.+), (\d+) logical CPUs", s.device)
-        if cpu:
-            where = f"{s.threads} threads of a {cpu.group(2)}-CPU {cpu.group(1)}"
-        else:  # a GPU, or a log from before the start line named the machine
-            where = s.device or f"{s.threads} threads of a machine the log does not name"
-        return f"{where}, {s.precision}, {s.mode}"
 
     def epoch(step: int, steps_per_epoch: int) -> str:
         return f"{step / steps_per_epoch:.1f}".removesuffix(".0")
 
-    sessions = sum(len(g) for g in groups)
     if len(groups) == 1:
-        return machine(groups[0][0]) + (
-            f" ({sessions} sessions resumed from checkpoints)" if sessions > 1 else ""
-        )
+        sessions = len(groups[0])
+        return _machine(groups[0][0]) + (f", across {sessions} sessions" if sessions > 1 else "")
     return "; then ".join(
-        f"{machine(g[0])}: epochs {epoch(g[0].first_step, g[0].steps_per_epoch)}-"
-        f"{epoch(g[-1].last_step, g[-1].steps_per_epoch)} ({len(g)} session{'s' * (len(g) > 1)})"
+        f"{_machine(g[0])}: epochs {epoch(g[0].first_step, g[0].steps_per_epoch)}-"
+        f"{epoch(g[-1].last_step, g[-1].steps_per_epoch)} ({_count(len(g), 'session')})"
         for g in groups
     )
 

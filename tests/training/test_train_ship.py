@@ -36,7 +36,11 @@ def test_a_shipped_run_records_the_numbers_of_the_file_it_ships(
     run = tmp_path / "run"
     recipe = recipe_from_dict(tiny_recipe(run, cifar_root, "simclr", run__export=True))
     Trainer(recipe, command=f"zoo train simclr_r18q_cifar10 run.out_dir={run} train.epochs=2").fit()
-    (tmp_path / "run.log").write_text("[10:00:00] start\n[10:03:00] epoch 1 step 30/30 loss 3.0\n")
+    (tmp_path / "run.log").write_text(
+        "[10:00:00] simclr-r18q-cifar10: simclr on resnet18_cifar_quarter, 80 images, 1 process(es),"
+        " batch 16, 15 steps/epoch x 2 epochs, bf16, eager, 1 threads on AMD EPYC (family 25, model 17),"
+        " 2 logical CPUs; out: runs/x\n[10:03:00] epoch 1 step 30/30 loss 3.0\n"
+    )
     data = tiny_dataset
     table = tmp_path / "measured.csv"
     # A number measured on earlier weights of the same name, and one of another encoder.
@@ -58,6 +62,10 @@ def test_a_shipped_run_records_the_numbers_of_the_file_it_ships(
     assert summary["training"]["command"] == "zoo train simclr_r18q_cifar10 train.epochs=2"
     assert summary["training"]["recipe"] == "training/recipes/simclr_r18q_cifar10.yaml"
     assert summary["training"]["minutes"] == 3.0
+    # The row to paste says what the log says trained it.
+    assert (
+        summary["row"].hardware == "AMD EPYC (family 25, model 17) with 2 logical CPUs, 1 thread, bf16, eager"
+    )
     assert summary["training"]["steps"] > 0
     assert set(summary["measured"]) == {"knn-k20", "knn-k200", "linear", "nmi"}
     tensors, _ = read_safetensors(weights)
