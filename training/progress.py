@@ -12,7 +12,8 @@ spent waiting for a busy machine is not counted, and resumed runs add up). The f
 panels: kNN against epoch with the reference curve, and kNN against hours of compute: this run's
 CPU-hours beside the reference's hours on its own device (a V100 for the MoCo demo) where known.
 ``--compare`` draws several runs on the same two panels (a bare ``knn.csv`` without its run's
-``metrics.csv`` only against epochs), e.g. a flagship beside the attempts that led to it.
+``metrics.csv`` only against epochs), e.g. a flagship beside the attempts that led to it; with
+``RUN --json F.json`` it also writes that run's points, which the card's Compute section reads.
 """
 
 from __future__ import annotations
@@ -47,9 +48,24 @@ REFERENCES = {
     "moco-cifar10-demo": Reference(
         label="MoCo CIFAR-10 demo (ResNet-18, batch 512, 200-epoch cosine, 1 V100)",
         points=(
-            (1, 31.98), (2, 33.52), (3, 34.71), (5, 37.95), (10, 48.03), (15, 54.84), (20, 61.38),
-            (25, 65.55), (30, 67.05), (40, 71.32), (50, 73.30), (60, 75.00), (75, 75.93),
-            (100, 78.06), (125, 79.92), (150, 81.18), (175, 82.42), (200, 82.58),
+            (1, 31.98),
+            (2, 33.52),
+            (3, 34.71),
+            (5, 37.95),
+            (10, 48.03),
+            (15, 54.84),
+            (20, 61.38),
+            (25, 65.55),
+            (30, 67.05),
+            (40, 71.32),
+            (50, 73.30),
+            (60, 75.00),
+            (75, 75.93),
+            (100, 78.06),
+            (125, 79.92),
+            (150, 81.18),
+            (175, 82.42),
+            (200, 82.58),
         ),
         source="facebookresearch/moco, branch colab-notebook, colab/moco_cifar10_demo.ipynb (log output)",
         # About 20 s per epoch on one V100, 67 minutes for 200 (../shared/reference/small-budget-ssl.md).
@@ -229,12 +245,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.compare:
         if not args.out:
             parser.error("--compare needs --out")
+        if args.json and args.run is None:
+            # The card's Compute section reads one run's points from it.
+            parser.error(
+                "--json writes one run's points: name the run too (progress RUN --compare ... --json F)"
+            )
         try:
             curves = [read_curve(spec) for spec in args.compare]
+            points = read_progress(args.run) if args.json else []
         except ZooError as e:
             parser.exit(2, f"zoo: error: {e}\n")
         plot(curves, reference, args.out, args.title)
         print(f"wrote {args.out}")
+        if args.json:
+            _write_json(args.json, args.run, points, reference)
         return 0
     if args.run is None:
         parser.error("give a run's out_dir, or --compare")
@@ -251,21 +275,26 @@ def main(argv: list[str] | None = None) -> int:
         plot([Curve(label, points)], reference, args.out, args.title or args.run.name)
         print(f"wrote {args.out}")
     if args.json:
-        data = {
-            "run": str(args.run),
-            "points": [p.__dict__ for p in points],
-            "reference": None
-            if reference is None
-            else {
-                "label": reference.label,
-                "source": reference.source,
-                "points": reference.points,
-                "hours_per_epoch": reference.hours_per_epoch,
-                "device": reference.device,
-            },
-        }
-        atomic_write_text(args.json, json.dumps(data, indent=2) + "\n")
+        _write_json(args.json, args.run, points, reference)
     return 0
+
+
+def _write_json(path: Path, run: Path, points: list[Point], reference: Reference | None) -> None:
+    """The run's points and the reference, as the card's Compute section reads them."""
+    data = {
+        "run": str(run),
+        "points": [p.__dict__ for p in points],
+        "reference": None
+        if reference is None
+        else {
+            "label": reference.label,
+            "source": reference.source,
+            "points": reference.points,
+            "hours_per_epoch": reference.hours_per_epoch,
+            "device": reference.device,
+        },
+    }
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -656,8 +656,8 @@ def _progress_section(figure: str) -> list[str]:
             )
             # Formatted here, inside the try: a wrong type shows as a TypeError or ValueError.
             summary = (
-                f"{last['cpu_hours']:.1f} CPU-hours to epoch {last['epoch']} (process CPU time of its one"
-                " thread, summed over the run's logged steps: waiting for a busy machine is not counted,"
+                f"{last['cpu_hours']:.1f} CPU-hours to epoch {last['epoch']} (process CPU time of all its"
+                " threads, summed over the run's logged steps: waiting for a busy machine is not counted,"
                 f" resumed sessions add up). The online kNN monitor (k={last['k']},"
                 f" T={last['temperature']:g}, {last['train_images']:,} train images) read"
                 f" {last['top1']:.2f} there; the reference, {ref['label']}, reads {ref_top1:.2f} at epoch"
@@ -698,7 +698,13 @@ def _read_at_another_size(entry: ModelEntry) -> list[str]:
     flip = entry.preprocess.flip_average
     if (not isinstance(trained, int) or trained == size) and not flip:
         return []
-    run = "runs/" + str(recipe.get("name", path.stem))
+    # Where `zoo train` writes the run: the recipe's run.out_dir (a flagship's own folder), else
+    # the trainer's default.
+    settings = recipe.get("run")
+    out_dir = settings.get("out_dir") if isinstance(settings, dict) else None
+    run = (out_dir if isinstance(out_dir, str) and out_dir else "runs/{name}").replace(
+        "{name}", str(recipe.get("name", path.stem))
+    )
     test_size = f"{entry.preprocess.resize_size}/{size}" + ("+flip" if flip else "")
     if not isinstance(trained, int) or trained == size:
         read = (

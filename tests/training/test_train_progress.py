@@ -60,7 +60,7 @@ def test_cli_writes_the_figure_and_json_and_refuses_runs_without_cpu_time(
 
 
 def test_compare_plots_several_runs_against_epochs_and_cpu_hours(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from zoo.training import progress
 
@@ -92,6 +92,27 @@ def test_compare_plots_several_runs_against_epochs_and_cpu_hours(
     assert drawn["ref"] is None
     with pytest.raises(SystemExit):
         main(["--compare", str(tmp_path / "nowhere"), "--out", str(out)])
+    # The card's Compute section reads one run's points: --json with --compare names that run.
+    with pytest.raises(SystemExit) as e:
+        main(["--compare", f"after={run}", "--out", str(out), "--json", str(tmp_path / "p.json")])
+    assert e.value.code == 2 and "name the run too" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                str(run),
+                "--compare",
+                str(before),
+                f"after={run}",
+                "--out",
+                str(out),
+                "--json",
+                str(tmp_path / "p.json"),
+            ]
+        )
+        == 0
+    )
+    written = json.loads((tmp_path / "p.json").read_text())
+    assert written["run"] == str(run) and [p["top1"] for p in written["points"]] == [40.5, 45.0]
 
 
 def test_points_carry_the_monitors_protocol(tmp_path: Path) -> None:
