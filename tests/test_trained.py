@@ -25,6 +25,13 @@ def test_every_method_the_issue_asks_for_is_published() -> None:
     assert any(zoo.model_info(n).dataset == "imagenette" for n in TRAINED)
 
 
+def test_only_runs_cut_short_point_to_their_recipes_longer_schedule() -> None:
+    for name in TRAINED:
+        entry = zoo.model_info(name)
+        cut = " train.epochs=" in f" {entry.training.command}"
+        assert ("Without the `train.epochs` override" in entry.limitations) == cut, name
+
+
 def test_shipped_weights_are_small_and_all_registered() -> None:
     files = sorted(WEIGHTS.glob("*.safetensors"))
     assert sum(f.stat().st_size for f in files) < 150 * 10**6  # the project's budget for shipped weights

@@ -181,6 +181,13 @@ def reproduce_command(export_dir: Path) -> str:
     return " ".join(t for t in m.group(1).split() if not t.startswith("run.out_dir="))
 
 
+def progress_figure(name: str, cards_dir: Path = CARDS_DIR) -> str:
+    """A flagship's progress figure (``curves/flagship-<name without its tag>.png``, drawn by
+    ``python -m zoo.training.progress``) where one is beside the cards, else "" (no flagship)."""
+    figure = f"curves/flagship-{name.split('.')[0]}.png"
+    return figure if (cards_dir / figure).is_file() else ""
+
+
 def ship(
     run_dir: Path,
     name: str,
@@ -340,6 +347,7 @@ def ship(
         minutes=t["minutes"],
         # What the log records; a log that names no machine leaves the shared-machine default.
         hardware=_CPU if t["machine"].startswith("not recorded") else t["machine"],
+        progress=progress_figure(name, cards_dir),
         teacher=getattr(recipe.method, "teacher", "") or "",
     )
     return {**summary, "row": row, "recorded": recorded, "stale": stale}

@@ -12,7 +12,7 @@ from _train_recipes import tiny_recipe
 from zoo.training.loop import Trainer
 from zoo.training.methods.rotnet import RotNet
 from zoo.training.recipe import recipe_from_dict
-from zoo.training.ship import measure, measured_rows, recipe_of, ship, task_rows
+from zoo.training.ship import measure, measured_rows, progress_figure, recipe_of, ship, task_rows
 
 import zoo
 import zoo.pretrained
@@ -20,6 +20,15 @@ from zoo import results
 from zoo.evaluate import evaluate
 from zoo.folder import read_safetensors
 from zoo.pretrained import TRAINED, attach_measured, trained_entry
+
+
+def test_a_flagship_row_points_to_its_progress_figure(tmp_path: Path) -> None:
+    assert progress_figure("moco-v2-r18h-cifar10", tmp_path) == ""  # no figure: no flagship
+    (tmp_path / "curves").mkdir()
+    (tmp_path / "curves" / "flagship-moco-v2-r18h-cifar10.png").write_bytes(b"\x89PNG")
+    figure = "curves/flagship-moco-v2-r18h-cifar10.png"
+    assert progress_figure("moco-v2-r18h-cifar10", tmp_path) == figure
+    assert progress_figure("moco-v2-r18h-cifar10.ep200", tmp_path) == figure  # a tagged name too
 
 
 def test_recipe_of_a_command() -> None:
