@@ -502,7 +502,7 @@ class Trainer:
                 last_saved = progress.step
         finally:
             watch.close()
-        bar.close()
+            bar.close()  # on errors too: an open bar would swallow the start of the error's line
         if last_saved != progress.step:
             self._save(ckpt_path, progress, recipe_dict)
         finished = progress.epoch >= r.train.epochs

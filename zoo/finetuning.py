@@ -553,49 +553,51 @@ class _Run:
             f" batch {self.batch_size}, {self.steps_per_epoch} steps/epoch x"
             f" {c.epochs} epochs, {c.precision}, {torch.get_num_threads()} threads; out: {self.out}"
         )
-        bar = progress_bar(self.total_steps, "finetune", "step", enabled=self.show_bar, initial=progress.step)
-        interrupted = False
-        while progress.epoch < c.epochs and not progress.stopped_early:
-            start = time.perf_counter()
-            losses, correct, seen = self.train_epoch(progress, bar)
-            if losses is None:
-                interrupted = True
-                break
-            row = {
-                "epoch": progress.epoch + 1,
-                "step": progress.step,
-                "lr": self.optimizer.param_groups[0]["lr"],
-                "train_loss": round(losses / max(1, seen), 5),
-                "train_top1": round(100.0 * correct / max(1, seen), 2),
-            }
-            last = progress.epoch + 1 == c.epochs
-            if c.eval_every_epochs and ((progress.epoch + 1) % c.eval_every_epochs == 0 or last):
-                val = self.evaluate(self.val_images, s.val_labels, autocast=self.amp)
-                row.update(val_loss=round(val["loss"], 5), val_top1=round(val["top1"], 2))
-                if val["top1"] > progress.best_top1:
-                    progress.best_top1, progress.best_epoch, progress.bad_epochs = (
-                        val["top1"],
-                        progress.epoch,
-                        0,
-                    )
-                    if c.select_best:
-                        best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-                else:
-                    progress.bad_epochs += 1
-                    if c.patience and progress.bad_epochs >= c.patience:
-                        progress.stopped_early = True
-            row["seconds"] = round(time.perf_counter() - start, 2)
-            progress.history.append(row)
-            progress.epoch += 1
-            progress.step_in_epoch = 0
-            self.log(
-                f"epoch {row['epoch']}/{c.epochs}: train loss {row['train_loss']:.4f}, train top-1"
-                f" {row['train_top1']:.2f}%"
-                + (f", val top-1 {row['val_top1']:.2f}%" if "val_top1" in row else "")
-                + (" (stopping early: no val improvement)" if progress.stopped_early else "")
-            )
-            self.save(ckpt, progress, best_state)
-        bar.close()
+        # Closed on errors too: an open bar would swallow the start of the error's line.
+        with progress_bar(
+            self.total_steps, "finetune", "step", enabled=self.show_bar, initial=progress.step
+        ) as bar:
+            interrupted = False
+            while progress.epoch < c.epochs and not progress.stopped_early:
+                start = time.perf_counter()
+                losses, correct, seen = self.train_epoch(progress, bar)
+                if losses is None:
+                    interrupted = True
+                    break
+                row = {
+                    "epoch": progress.epoch + 1,
+                    "step": progress.step,
+                    "lr": self.optimizer.param_groups[0]["lr"],
+                    "train_loss": round(losses / max(1, seen), 5),
+                    "train_top1": round(100.0 * correct / max(1, seen), 2),
+                }
+                last = progress.epoch + 1 == c.epochs
+                if c.eval_every_epochs and ((progress.epoch + 1) % c.eval_every_epochs == 0 or last):
+                    val = self.evaluate(self.val_images, s.val_labels, autocast=self.amp)
+                    row.update(val_loss=round(val["loss"], 5), val_top1=round(val["top1"], 2))
+                    if val["top1"] > progress.best_top1:
+                        progress.best_top1, progress.best_epoch, progress.bad_epochs = (
+                            val["top1"],
+                            progress.epoch,
+                            0,
+                        )
+                        if c.select_best:
+                            best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+                    else:
+                        progress.bad_epochs += 1
+                        if c.patience and progress.bad_epochs >= c.patience:
+                            progress.stopped_early = True
+                row["seconds"] = round(time.perf_counter() - start, 2)
+                progress.history.append(row)
+                progress.epoch += 1
+                progress.step_in_epoch = 0
+                self.log(
+                    f"epoch {row['epoch']}/{c.epochs}: train loss {row['train_loss']:.4f}, train top-1"
+                    f" {row['train_top1']:.2f}%"
+                    + (f", val top-1 {row['val_top1']:.2f}%" if "val_top1" in row else "")
+                    + (" (stopping early: no val improvement)" if progress.stopped_early else "")
+                )
+                self.save(ckpt, progress, best_state)
         self.write_metrics(progress)
         if interrupted:
             self.save(ckpt, progress, best_state)

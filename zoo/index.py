@@ -530,26 +530,25 @@ def build(
         else:
             todo.append(i)
 
-    bar = progress_bar(
-        len(files), f"index {identity.name}", "img", enabled=progress, initial=len(files) - len(todo)
-    )
     # calibration=files: with onnx-int8, every chunk then runs the same quantised model.
     embed_kwargs = {"backend": backend, "batch_size": batch_size, "normalize": True, "calibration": files}
     skipped: list[str] = []
     first_error: ImageError | None = None
-    for start in range(0, len(todo), _CHUNK):
-        chunk = todo[start : start + _CHUNK]
-        for i, result in zip(
-            chunk, _embed_each(encoder, [files[i] for i in chunk], embed_kwargs), strict=True
-        ):
-            if isinstance(result, ImageError):
-                # The error names the absolute path; the index lists paths relative to its root.
-                skipped.append(f"{rel_paths[i]}: {str(result).removeprefix(f'{files[i]}: ')}")
-                first_error = first_error or result
-            else:
-                feats[i], ok[i] = result, True
-        bar.update(len(chunk))
-    bar.close()
+    with progress_bar(
+        len(files), f"index {identity.name}", "img", enabled=progress, initial=len(files) - len(todo)
+    ) as bar:
+        for start in range(0, len(todo), _CHUNK):
+            chunk = todo[start : start + _CHUNK]
+            for i, result in zip(
+                chunk, _embed_each(encoder, [files[i] for i in chunk], embed_kwargs), strict=True
+            ):
+                if isinstance(result, ImageError):
+                    # The error names the absolute path; the index lists paths relative to its root.
+                    skipped.append(f"{rel_paths[i]}: {str(result).removeprefix(f'{files[i]}: ')}")
+                    first_error = first_error or result
+                else:
+                    feats[i], ok[i] = result, True
+            bar.update(len(chunk))
     if not ok.any():
         raise first_error or ImageError("no images to index")
 
