@@ -19,6 +19,15 @@ from pathlib import Path
 __all__ = ["Stretch", "default_log", "run_minutes", "stretches", "trained_on"]
 
 
+# Lines both readers look for: a process starting, and a logged step.
+_SETTING_UP = re.compile(r"\[[\d:]+\] setting up ")
+_STEP = re.compile(r" step (\d+)/")
+
+
+def _lines(log: Path) -> list[str]:
+    return log.read_text(encoding="utf-8", errors="replace").splitlines()
+
+
 def run_minutes(log: Path) -> float:
     """Wall-clock minutes of the training steps that made the run's final weights, from its log.
 
@@ -33,12 +42,12 @@ def run_minutes(log: Path) -> float:
     since: datetime | None = None
     resumed = False
     setting_up = False  # between a process's "setting up" line and its first step
-    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+    for line in _lines(log):
         m = re.match(r"\[(\d\d:\d\d:\d\d)\]", line)
         if not m:
             continue
         t = datetime.strptime(m.group(1), "%H:%M:%S")
-        if re.match(r"\[[\d:]+\] setting up ", line):
+        if _SETTING_UP.match(line):
             since, setting_up = t, True
             continue
         if "resumed from" in line:
@@ -51,7 +60,7 @@ def run_minutes(log: Path) -> float:
         if "starting a new run" in line or ("process(es), batch" in line and not resumed):
             charged.clear()  # a fresh start: earlier attempts made none of these weights
             since = since if setting_up else t
-        step = re.search(r" step (\d+)/", line)
+        step = _STEP.search(line)
         if step and since is not None:
             charged[int(step.group(1))] = (t - since) % timedelta(days=1)  # runs may cross midnight
             since, setting_up = t, False
@@ -99,8 +108,8 @@ def stretches(log: Path) -> list[Stretch]:
     """
     done: list[Stretch] = []
     resumed_at: int | None = None
-    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
-        if re.match(r"\[[\d:]+\] setting up ", line) or "starting a new run" in line:
+    for line in _lines(log):
+        if _SETTING_UP.match(line) or "starting a new run" in line:
             resumed_at = None  # a "resumed from" line of a process that died before training
         elif m := re.search(r"resumed from .+ at step (\d+) \(epoch \d+\)", line):
             resumed_at = int(m.group(1))
@@ -123,8 +132,8 @@ def stretches(log: Path) -> list[Stretch]:
                 )
             )
             resumed_at = None
-        elif done and (m := re.search(r" step (\d+)/|stopping after step (\d+)", line)):
-            done[-1] = dataclasses.replace(done[-1], last_step=int(m.group(1) or m.group(2)))
+        elif done and (m := _STEP.search(line) or re.search(r"stopping after step (\d+)", line)):
+            done[-1] = dataclasses.replace(done[-1], last_step=int(m.group(1)))
     return [s for s in done if s.last_step > s.first_step]
 
 
