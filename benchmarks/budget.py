@@ -9,12 +9,12 @@ environment); without lightly only zoo's side runs. The issue's protocol: each s
 otherwise idle machine, then both backbones are evaluated the same way.
 
 * zoo: ``zoo train`` on the recipe (default ``simclr_r18q_cifar10``: quarter-width CIFAR
-  ResNet-18, batch 256, bf16, channels-last, torch.compile where it pays) with the overrides that tune it for
-  a half hour (``BUDGET_OVERRIDES``: 20 px views, LARS; ``--set`` replaces them, and the JSON
-  records which were used), its cosine schedule fitted to the budget: a 60-step calibration run
-  measures the step rate and the start-up time (decoding, compilation), and the real run gets
-  as many steps as fit (``train.max_steps``, with ``train.epochs`` rounded up so the cosine ends
-  within a fraction of an epoch of the last step).
+  ResNet-18, batch 256, bf16 and torch.compile where they pay, channels-last) with the overrides
+  that tune it for a half hour (``BUDGET_OVERRIDES``: 20 px views, LARS; ``--set`` replaces
+  them, and the JSON records which were used), its cosine schedule fitted to the budget: a
+  60-step calibration run measures the step rate and the start-up time (decoding, compilation),
+  and the real run gets as many steps as fit (``train.max_steps``, with ``train.epochs`` rounded
+  up so the cosine ends within a fraction of an epoch of the last step).
 * lightly: its CIFAR-10 benchmark's SimCLR on the same backbone (``SimCLRTransform`` per
   sample on PIL images in a ``DataLoader``, projection head 128-512-128, NT-Xent T 0.5, SGD
   0.06 x batch/128, momentum 0.9, weight decay 5e-4, cosine), fp32 as its default, batch 256.

@@ -33,6 +33,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from machine import describe
 from train_throughput import zoo_setup
+from zoo.training.loop import cpu_bf16_pays
 
 from zoo.folder import atomic_write_text
 
@@ -103,6 +104,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--compile", choices=["on", "off"], default="off")
+    parser.add_argument(
+        "--precision", choices=["auto", "bf16", "fp32"], default="auto", help="as train_throughput.py"
+    )
     parser.add_argument("--top", type=int, default=12)
     parser.add_argument(
         "--malloc", choices=["keep", "default"], default="keep", help="glibc thresholds (see above)"
@@ -115,7 +119,8 @@ def main() -> None:
         from zoo.training.memory import keep_freed_memory
 
         kept = keep_freed_memory()
-    setup = zoo_setup(args.method, args.batch, use_compile=args.compile == "on")
+    bf16 = cpu_bf16_pays() if args.precision == "auto" else args.precision == "bf16"
+    setup = zoo_setup(args.method, args.batch, use_compile=args.compile == "on", bf16=bf16)
     for _ in range(3):  # compilation, first-call allocations, kernel selection
         setup.step(next(setup.batches))
     step = timed_steps(setup, args.steps)
@@ -126,6 +131,7 @@ def main() -> None:
         "batch": args.batch,
         "threads": args.threads,
         "compile": args.compile == "on",
+        "precision": "bf16" if bf16 else "fp32",
         "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""),
         "malloc_kept": kept,
         "machine": describe(),

@@ -22,9 +22,10 @@ CIFAR-10 train images at 32 px with batch 256 and plain SGD, one process with
   step) in a ``DataLoader`` (``--lightly-workers``, default 0: one process, the same budget),
   lightly's heads and losses, fp32, contiguous layout;
 * zoo: the split decoded once into memory, views made by ``BatchedViews``, the method from
-  ``zoo.training.methods``, bf16 autocast, channels-last and ``torch.compile`` where it pays
-  (``--compile auto``, the recipes' ``train.compile: auto``: GPUs and CPUs with AMX tiles), as
-  ``zoo train`` runs the CIFAR recipes.
+  ``zoo.training.methods``, bf16 autocast where it pays (``--precision auto``, the recipes'
+  ``train.precision: auto``: CPUs with AVX-512 BF16 or AMX; fp32 elsewhere), channels-last and
+  ``torch.compile`` where it pays (``--compile auto``, the recipes' ``train.compile: auto``: GPUs
+  and CPUs with AMX tiles), as ``zoo train`` runs the CIFAR recipes.
 
 Reported: views/s (median over ``--steps`` timed steps after 3 warm-up steps, each step
 including its data; zoo's and lightly's steps alternate, so both see the same machine load)
@@ -80,7 +81,7 @@ def _time_interleaved(setups: dict[str, Setup], steps: int, warmup: int = 3) -> 
     return {name: statistics.median(r) for name, r in rates.items()}
 
 
-def zoo_setup(method_name: str, batch: int, use_compile: bool = True) -> Setup:
+def zoo_setup(method_name: str, batch: int, use_compile: bool = True, bf16: bool = True) -> Setup:
     """zoo's set-up (see the module docstring)."""
     from zoo.training.augment import BatchedViews, byol_views, simclr_views
     from zoo.training.data import EpochBatches, load_split
@@ -113,7 +114,7 @@ def zoo_setup(method_name: str, batch: int, use_compile: bool = True) -> Setup:
 
     def step(views: list[torch.Tensor]) -> None:
         method.schedule(0, 1000, 1)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             loss = model(views)["loss"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -203,6 +204,12 @@ def main() -> None:
         default="auto",
         help="torch.compile zoo's step: auto (as zoo train: on with AMX tiles or a GPU), on, off",
     )
+    parser.add_argument(
+        "--precision",
+        choices=["auto", "bf16", "fp32"],
+        default="auto",
+        help="zoo's step: auto (as zoo train: bf16 where the CPU has AVX-512 BF16 or AMX, else fp32)",
+    )
     parser.add_argument("--methods", nargs="+", default=["simclr", "byol"])
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "train_throughput.json"))
     args = parser.parse_args()
@@ -214,12 +221,13 @@ def main() -> None:
     except ImportError:
         lightly_version = None
         print("lightly is not installed here: measuring zoo only (see the module docstring)")
-    from zoo.training.loop import compile_pays
+    from zoo.training.loop import compile_pays, cpu_bf16_pays
 
     use_compile = compile_pays(torch.device("cpu")) if args.compile == "auto" else args.compile == "on"
+    use_bf16 = cpu_bf16_pays() if args.precision == "auto" else args.precision == "bf16"
     rows = []
     for name in args.methods:
-        setups = {"zoo": zoo_setup(name, args.batch, use_compile=use_compile)}
+        setups = {"zoo": zoo_setup(name, args.batch, use_compile=use_compile, bf16=use_bf16)}
         if lightly_version:
             setups["lightly"] = lightly_setup(name, args.batch, args.lightly_workers)
         rates = _time_interleaved(setups, args.steps)
@@ -238,6 +246,7 @@ def main() -> None:
         "lightly": lightly_version,
         "lightly_workers": args.lightly_workers,
         "zoo_compile": use_compile,
+        "zoo_precision": "bf16" if use_bf16 else "fp32",
         "machine": describe(),
         "results": rows,
     }

@@ -114,7 +114,8 @@ class TrainConfig:
     #: Global batch (split evenly over processes).
     batch_size: int = 256
     seed: int = 0
-    #: ``auto``: bf16 autocast on CPU and on GPUs that support it, else fp16 with scaling.
+    #: ``auto``: bf16 autocast on CPUs with bf16 instructions (AVX-512 BF16 or AMX; else fp32, see
+    #: :func:`zoo.training.loop.cpu_bf16_pays`) and on GPUs that support it, else fp16 with scaling.
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
     channels_last: bool = True
     #: ``auto``: compile where it was measured to pay (GPUs, CPUs with AMX tiles); see

@@ -384,6 +384,25 @@ def test_compile_auto_compiles_only_where_it_pays(
         recipe_from_dict(tiny_recipe(tmp_path / "run", cifar_root, "simclr", train__compile="yes"))
 
 
+def test_precision_auto_trains_in_bf16_only_on_cpus_with_bf16_instructions(
+    tmp_path: Path, cifar_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Measured: without AVX-512 BF16 or AMX, oneDNN's bf16 converts around every kernel and an
+    # Ice Lake Xeon trained 2.6x slower in bf16 than in fp32.
+    for avx512_bf16, amx, expected in ((True, False, "bf16"), (False, True, "bf16"), (False, False, "fp32")):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v)
+        auto = tiny_recipe(tmp_path / "run", cifar_root, "simclr", train__precision="auto")
+        trainer = Trainer(recipe_from_dict(auto))
+        trainer._setup()
+        assert trainer.precision == expected
+        assert trainer.amp_dtype == (torch.bfloat16 if expected == "bf16" else None)
+    forced = recipe_from_dict(tiny_recipe(tmp_path / "run", cifar_root, "simclr", train__precision="bf16"))
+    trainer = Trainer(forced)
+    trainer._setup()
+    assert trainer.precision == "bf16"  # an explicit choice still wins
+
+
 def test_resume_with_no_checkpoint_says_so_and_starts(
     tmp_path: Path, cifar_root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
