@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import zoo
+import zoo.finetuning
 from zoo.classifier import FinetuneError, create_classifier
 from zoo.errors import ImageError
 from zoo.finetuning import FinetuneConfig, finetune, layer_units, param_groups
@@ -199,6 +200,18 @@ def test_modes_train_what_they_say(tiny: Path, tmp_path: Path) -> None:
     assert changed["linear"] == set()
     # partial (2 blocks): layer4 only, the rest untouched.
     assert changed["partial"] and all(k.startswith("layer4.") for k in changed["partial"])
+
+
+def test_precision_auto_is_bf16_only_on_cpus_with_bf16_instructions(
+    tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Without AVX-512 BF16 or AMX, bf16 autocast is slower than fp32 (zoo.machine.cpu_has_bf16).
+    for has_bf16, expected in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(zoo.finetuning, "cpu_has_bf16", lambda v=has_bf16: v)
+        finetune(MODEL, tiny, tmp_path / expected, mode="linear", onnx=False, max_steps=1, **FAST)
+        assert f" epochs, {expected}, 1 threads;" in capsys.readouterr().err
+    with pytest.raises(FinetuneError, match="precision must be auto, bf16 or fp32, got 'fp16'"):
+        finetune(MODEL, tiny, tmp_path / "fp16", precision="fp16", **FAST)
 
 
 def test_early_stopping_keeps_the_best_epoch(tiny: Path, tmp_path: Path) -> None:

@@ -73,7 +73,7 @@ from zoo.training.recipe import Recipe
 
 from zoo.errors import ZooError
 from zoo.folder import atomic_write_text
-from zoo.machine import device_name
+from zoo.machine import cpu_has_bf16, device_name
 from zoo.progress_bar import progress_bar
 
 METRICS_NAME = "metrics.csv"
@@ -109,19 +109,6 @@ def compile_pays(device: torch.device) -> bool:
         return importlib.util.find_spec("triton") is not None  # Inductor's GPU kernels need it
     amx = getattr(torch.cpu, "_is_amx_tile_supported", None)  # private, but the only probe torch has
     return bool(amx and amx())
-
-
-def cpu_bf16_pays() -> bool:
-    """Whether ``train.precision: auto`` trains in bf16 on this CPU: where it has bf16 instructions.
-
-    With AVX-512 BF16 or AMX, oneDNN runs bf16 convolutions natively and bf16 is the faster
-    choice. Without them oneDNN still accepts bf16 (``torch.ops.mkldnn._is_mkldnn_bf16_supported``
-    is true on any AVX-512 CPU) but converts to and from fp32 around every kernel: on an Intel
-    Xeon Ice Lake (family 6, model 106) the half-width CIFAR flagship trained at 58 views/s in
-    bf16 against 150 in fp32 (2 threads, eager; training/README.md, "Session 29").
-    """
-    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private, as above
-    return any(getattr(torch.cpu, p, lambda: False)() for p in probes)
 
 
 def view_configs(recipe: Recipe) -> list[ViewConfig]:
@@ -215,7 +202,7 @@ class Trainer:
         if precision == "auto":
             gpu_bf16 = self.device.type == "cuda" and torch.cuda.is_bf16_supported()
             if self.device.type == "cpu":
-                precision = "bf16" if cpu_bf16_pays() else "fp32"
+                precision = "bf16" if cpu_has_bf16() else "fp32"
             else:
                 precision = "bf16" if gpu_bf16 else "fp16"
         if precision == "fp16" and self.device.type == "cpu":

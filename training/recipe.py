@@ -115,7 +115,7 @@ class TrainConfig:
     batch_size: int = 256
     seed: int = 0
     #: ``auto``: bf16 autocast on CPUs with bf16 instructions (AVX-512 BF16 or AMX; else fp32, see
-    #: :func:`zoo.training.loop.cpu_bf16_pays`) and on GPUs that support it, else fp16 with scaling.
+    #: :func:`zoo.machine.cpu_has_bf16`) and on GPUs that support it, else fp16 with scaling.
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
     channels_last: bool = True
     #: ``auto``: compile where it was measured to pay (GPUs, CPUs with AMX tiles); see

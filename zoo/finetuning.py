@@ -17,7 +17,8 @@ What a run does, in order:
 3. **Model.** :func:`zoo.create_classifier`: the encoder + a linear head. ``mode``:
    ``linear`` trains the head only (frozen encoder, BatchNorm statistics frozen too),
    ``partial`` also its last ``partial_blocks`` blocks, ``full`` everything.
-4. **Optimisation.** AdamW, warm-up + cosine per step, bf16 autocast on CPU. The encoder's
+4. **Optimisation.** AdamW, warm-up + cosine per step, bf16 autocast on CPUs with bf16
+   instructions (``precision: auto``; fp32 elsewhere, where bf16 is slower). The encoder's
    learning rate is ``lr * encoder_lr_scale`` at its last block and decays by
    ``layer_decay`` per block towards the input (layer-wise lr decay, BEiT / MAE), so the
    general early features move least. Training views are the classifier's
@@ -66,6 +67,7 @@ from zoo.classifier import (
 )
 from zoo.encoder import Encoder
 from zoo.errors import ImageError, InvalidArgumentError
+from zoo.machine import cpu_has_bf16
 from zoo.modes import eval_mode
 from zoo.progress_bar import progress_bar
 
@@ -77,6 +79,13 @@ RUN_NAME = "finetune.json"
 CONFUSION_NAME = "confusion.png"
 #: Settings that may change between a run and its resume (they do not shape the result).
 RESUMABLE = ("max_steps", "threads", "progress", "test_split")
+
+
+def resolved_precision(precision: str) -> str:
+    """``auto`` as this machine runs it: bf16 where the CPU has bf16 instructions, else fp32."""
+    if precision != "auto":
+        return precision
+    return "bf16" if cpu_has_bf16() else "fp32"
 
 
 @dataclass
@@ -109,7 +118,9 @@ class FinetuneConfig:
     #: scored once at the end, chooses nothing; default: test/ where there is one; "": none
     test_split: str | None = None
     seed: int = 0
-    precision: str = "bf16"  # bf16 autocast (fine-tuning runs on the CPU) or fp32
+    #: bf16 autocast (fine-tuning runs on the CPU) or fp32; auto: bf16 where the CPU has bf16
+    #: instructions (:func:`zoo.machine.cpu_has_bf16`), else fp32
+    precision: str = "auto"
     threads: int = 0  # torch threads (0: torch's default)
     max_steps: int = 0  # stop (as if interrupted) after this many steps; resume continues
     progress: bool | None = None  # progress bar (default: when stderr is a terminal)
@@ -126,8 +137,8 @@ class FinetuneConfig:
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise FinetuneError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.precision not in ("bf16", "fp32"):
-            raise FinetuneError(f"precision must be bf16 or fp32, got {self.precision!r}")
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise FinetuneError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
         if not 0 < self.val_fraction < 1:
             raise FinetuneError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
         if not 0 <= self.label_smoothing < 1 or self.mixup < 0:
@@ -515,7 +526,7 @@ class _Run:
         self.warmup_steps = min(round(c.warmup_epochs * self.steps_per_epoch), self.total_steps // 2)
         self.groups = param_groups(self.model, c)
         self.optimizer = torch.optim.AdamW(self.groups, lr=c.lr)
-        self.amp = c.precision == "bf16"
+        self.amp = resolved_precision(c.precision) == "bf16"
         digest = hashlib.blake2b(digest_size=16)
         for f, y in zip(s.train_files, s.train_labels, strict=True):
             digest.update(f"{_rel(f, s.root)}:{y}\n".encode())
@@ -551,7 +562,8 @@ class _Run:
             f" on {len(s.train_files)} labelled images of {len(s.classes)} classes (of {s.pool_size});"
             f" val: {s.val_source}; test: {s.test_source or 'none'};"
             f" batch {self.batch_size}, {self.steps_per_epoch} steps/epoch x"
-            f" {c.epochs} epochs, {c.precision}, {torch.get_num_threads()} threads; out: {self.out}"
+            f" {c.epochs} epochs, {resolved_precision(c.precision)}, {torch.get_num_threads()} threads;"
+            f" out: {self.out}"
         )
         # Closed on errors too: an open bar would swallow the start of the error's line.
         with progress_bar(
@@ -1037,7 +1049,7 @@ def finetune_eval(
         + (", from random initialisation" if from_scratch else "")
         + f"; AdamW head lr {c.lr}, encoder x{c.encoder_lr_scale} layer decay {c.layer_decay},"
         f" batch {c.batch_size}, {c.epochs} epochs, label smoothing {c.label_smoothing},"
-        f" {c.precision}, last epoch"
+        f" {resolved_precision(c.precision)}, last epoch"
         + (", features averaged with the mirror image's" if result.record.get("flip_average") else "")
         + f"; top-1 on {result.val_images} {test_split} images"
         f" ({torch.get_num_threads()} threads, {minutes:.1f} min)"

@@ -1,7 +1,8 @@
 """What a measurement ran on: the CPU model, recorded beside training logs and benchmark figures.
 
-The machines zoo runs on change (AMD EPYC with AVX-512 bf16, Intel Xeon with AMX), and their
-speed differs, so a time is worth only as much as the note of where it was taken.
+The machines zoo runs on change (AMD EPYC with AVX-512 bf16, Intel Xeon with AMX, Intel Xeon
+without bf16 instructions), and their speed differs, so a time is worth only as much as the
+note of where it was taken; whether bf16 pays depends on them too (:func:`cpu_has_bf16`).
 """
 
 from __future__ import annotations
@@ -34,3 +35,18 @@ def device_name(device: str = "cpu") -> str:
 
         return torch.cuda.get_device_name(torch.device(device))
     return cpu_model()
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has bf16 instructions (AVX-512 BF16 or AMX), where bf16 autocast pays.
+
+    With them oneDNN runs bf16 convolutions natively. Without them it still accepts bf16
+    (``torch.ops.mkldnn._is_mkldnn_bf16_supported`` is true on any AVX-512 CPU) but converts to
+    and from fp32 around every kernel: on an Intel Xeon Ice Lake (family 6, model 106) the
+    half-width CIFAR flagship trained at 58 views/s in bf16 against 150 in fp32 (2 threads,
+    eager; training/README.md, "Session 29"). ``auto`` precisions choose with this.
+    """
+    import torch
+
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private: torch's only probes
+    return any(getattr(torch.cpu, p, lambda: False)() for p in probes)
