@@ -259,7 +259,11 @@ def run_benchmark(
             )
             if defended_pairs is None:  # the first row is the recipe's settings
                 defended_pairs = own
-            result.update(schedule_steps=trainer.total_steps, train_images=len(trainer.images))
+            result.update(
+                schedule_steps=trainer.total_steps,
+                train_images=len(trainer.images),
+                precision=trainer.precision,  # the recipe's auto: bf16 or fp32 by CPU
+            )
             row["heldout_pairs"] = len(own[2])
             row["heldout_patch_acc"] = pair_accuracy(trainer.method, own)
             row["heldout_patch_acc_defended"] = pair_accuracy(trainer.method, defended_pairs)
@@ -286,6 +290,10 @@ def _cell(value: Any) -> str:
     return "-" if value is None else f"{value:.2f}" if isinstance(value, float) else str(value)
 
 
+def _autocast(precision: str) -> str:
+    return "fp32" if precision == "fp32" else f"{precision} autocast"
+
+
 def markdown(result: dict[str, Any], command: str) -> str:
     """The results table with what was run, where and how."""
     knn = result["knn"]
@@ -301,7 +309,7 @@ def markdown(result: dict[str, Any], command: str) -> str:
             else f" of {result['schedule_steps']} steps stopped at step {result['steps']}"
         )
         + f", {result['threads']} thread,"
-        " bf16 autocast (zoo's trainer, recipe overrides below).",
+        f" {_autocast(result.get('precision', 'bf16'))} (zoo's trainer, recipe overrides below).",
         "",
         "| variant | gap | jitter | colour drop | train patch acc (last"
         f" {result['last_steps_averaged']} steps) | held-out patch acc (own task) | held-out patch acc"

@@ -3,14 +3,14 @@
     trainer = Trainer(load_recipe("simclr_r18q_cifar10"), resume=True)
     result = trainer.fit()        # -> TrainResult(out_dir, export_dir, knn)
 
-What it does, in order: joins the process group when launched by torchrun, decodes the
-data into memory, builds ``zoo.create_model(arch)`` and the method around it, then per
-step draws the views (:mod:`zoo.training.data`), runs the method's ``training_step`` under
-autocast (bf16 on CPU; bf16 or fp16 with loss scaling on GPU) in channels-last layout,
-checks the loss is finite, steps the optimiser with a warm-up + cosine schedule and calls
-the method's hooks. Every ``checkpoint_every_steps`` and at the end it writes a
-checkpoint atomically; ``metrics.csv`` gets a row every ``log_every_steps`` steps (and
-TensorBoard too, if installed); the online kNN monitor runs every ``knn_every_epochs``
+What it does, in order: joins the process group when launched by torchrun, decodes the data
+into memory, builds ``zoo.create_model(arch)`` and the method around it, then per step draws
+the views (:mod:`zoo.training.data`), runs the method's ``training_step`` under autocast
+(bf16 on CPUs with bf16 instructions, else fp32; bf16 or fp16 with loss scaling on GPU) in
+channels-last layout, checks the loss is finite, steps the optimiser with a warm-up + cosine
+schedule and calls the method's hooks. Every ``checkpoint_every_steps`` and at the end it
+writes a checkpoint atomically; ``metrics.csv`` gets a row every ``log_every_steps`` steps
+(and TensorBoard too, if installed); the online kNN monitor runs every ``knn_every_epochs``
 epochs. The end of a run is an exported zoo folder (safetensors + ONNX + card with the
 recipe, curves and the measured evaluation).
 

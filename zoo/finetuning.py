@@ -526,7 +526,8 @@ class _Run:
         self.warmup_steps = min(round(c.warmup_epochs * self.steps_per_epoch), self.total_steps // 2)
         self.groups = param_groups(self.model, c)
         self.optimizer = torch.optim.AdamW(self.groups, lr=c.lr)
-        self.amp = resolved_precision(c.precision) == "bf16"
+        self.precision = resolved_precision(c.precision)  # what runs, recorded as such
+        self.amp = self.precision == "bf16"
         digest = hashlib.blake2b(digest_size=16)
         for f, y in zip(s.train_files, s.train_labels, strict=True):
             digest.update(f"{_rel(f, s.root)}:{y}\n".encode())
@@ -562,7 +563,7 @@ class _Run:
             f" on {len(s.train_files)} labelled images of {len(s.classes)} classes (of {s.pool_size});"
             f" val: {s.val_source}; test: {s.test_source or 'none'};"
             f" batch {self.batch_size}, {self.steps_per_epoch} steps/epoch x"
-            f" {c.epochs} epochs, {resolved_precision(c.precision)}, {torch.get_num_threads()} threads;"
+            f" {c.epochs} epochs, {self.precision}, {torch.get_num_threads()} threads;"
             f" out: {self.out}"
         )
         # Closed on errors too: an open bar would swallow the start of the error's line.
@@ -832,7 +833,7 @@ class _Run:
             "epochs_run": progress.epoch,
             "kept_epoch": kept_epoch + 1,
             "stopped_early": progress.stopped_early,
-            "settings": c.to_dict(),
+            "settings": {**c.to_dict(), "precision": self.precision},  # auto as it ran
             "command": self.command,
             # Mirror-averaged encoder features: every step ran the encoder on the views and on
             # their mirror images, as prediction does (stated on the card and in the protocol).

@@ -44,7 +44,8 @@ def cpu_has_bf16() -> bool:
     (``torch.ops.mkldnn._is_mkldnn_bf16_supported`` is true on any AVX-512 CPU) but converts to
     and from fp32 around every kernel: on an Intel Xeon Ice Lake (family 6, model 106) the
     half-width CIFAR flagship trained at 58 views/s in bf16 against 150 in fp32 (2 threads,
-    eager; training/README.md, "Session 29"). ``auto`` precisions choose with this.
+    eager; benchmarks/README.md, "A CPU without bf16 instructions"). ``auto`` precisions choose
+    with this.
     """
     import torch
 

@@ -392,7 +392,9 @@ def test_precision_auto_trains_in_bf16_only_on_cpus_with_bf16_instructions(
     for avx512_bf16, amx, expected in ((True, False, "bf16"), (False, True, "bf16"), (False, False, "fp32")):
         monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v)
         monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v)
-        auto = tiny_recipe(tmp_path / "run", cifar_root, "simclr", train__precision="auto")
+        auto = tiny_recipe(
+            tmp_path / "run", cifar_root, "simclr", train__precision="auto", train__device="cpu"
+        )
         trainer = Trainer(recipe_from_dict(auto))
         trainer._setup()
         assert trainer.precision == expected
