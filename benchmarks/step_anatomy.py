@@ -35,7 +35,7 @@ from machine import describe
 from train_throughput import zoo_setup
 
 from zoo.folder import atomic_write_text
-from zoo.machine import cpu_has_bf16
+from zoo.machine import cpu_precision
 
 ROOT = Path(__file__).resolve().parents[1]
 #: aten op name -> family, for the shares (anything else is "other").
@@ -119,7 +119,7 @@ def main() -> None:
         from zoo.training.memory import keep_freed_memory
 
         kept = keep_freed_memory()
-    bf16 = cpu_has_bf16() if args.precision == "auto" else args.precision == "bf16"
+    bf16 = cpu_precision(args.precision) == "bf16"
     setup = zoo_setup(args.method, args.batch, use_compile=args.compile == "on", bf16=bf16)
     for _ in range(3):  # compilation, first-call allocations, kernel selection
         setup.step(next(setup.batches))

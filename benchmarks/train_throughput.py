@@ -223,10 +223,10 @@ def main() -> None:
         print("lightly is not installed here: measuring zoo only (see the module docstring)")
     from zoo.training.loop import compile_pays
 
-    from zoo.machine import cpu_has_bf16
+    from zoo.machine import cpu_precision
 
     use_compile = compile_pays(torch.device("cpu")) if args.compile == "auto" else args.compile == "on"
-    use_bf16 = cpu_has_bf16() if args.precision == "auto" else args.precision == "bf16"
+    use_bf16 = cpu_precision(args.precision) == "bf16"
     rows = []
     for name in args.methods:
         setups = {"zoo": zoo_setup(name, args.batch, use_compile=use_compile, bf16=use_bf16)}

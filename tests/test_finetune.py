@@ -14,7 +14,6 @@ import pytest
 import torch
 
 import zoo
-import zoo.finetuning
 from zoo.classifier import FinetuneError, create_classifier
 from zoo.errors import ImageError
 from zoo.finetuning import FinetuneConfig, finetune, layer_units, param_groups
@@ -207,7 +206,8 @@ def test_precision_auto_is_bf16_only_on_cpus_with_bf16_instructions(
 ) -> None:
     # Without AVX-512 BF16 or AMX, bf16 autocast is slower than fp32 (zoo.machine.cpu_has_bf16).
     for has_bf16, expected in ((True, "bf16"), (False, "fp32")):
-        monkeypatch.setattr(zoo.finetuning, "cpu_has_bf16", lambda v=has_bf16: v)
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=has_bf16: v)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
         finetune(MODEL, tiny, tmp_path / expected, mode="linear", onnx=False, epochs=1, batch_size=16)
         assert f" epochs, {expected}, " in capsys.readouterr().err
         # The record (and so the card) says what ran, not "auto".

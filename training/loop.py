@@ -73,7 +73,7 @@ from zoo.training.recipe import Recipe
 
 from zoo.errors import ZooError
 from zoo.folder import atomic_write_text
-from zoo.machine import cpu_has_bf16, device_name
+from zoo.machine import cpu_precision, device_name
 from zoo.progress_bar import progress_bar
 
 METRICS_NAME = "metrics.csv"
@@ -200,11 +200,10 @@ class Trainer:
         self.local_batch = r.train.batch_size // self.world
         precision = r.train.precision
         if precision == "auto":
-            gpu_bf16 = self.device.type == "cuda" and torch.cuda.is_bf16_supported()
             if self.device.type == "cpu":
-                precision = "bf16" if cpu_has_bf16() else "fp32"
+                precision = cpu_precision(precision)
             else:
-                precision = "bf16" if gpu_bf16 else "fp16"
+                precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
         if precision == "fp16" and self.device.type == "cpu":
             raise ZooError("train.precision=fp16 needs a GPU; use bf16 or fp32 on CPU")
         self.precision = precision

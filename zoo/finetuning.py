@@ -67,7 +67,7 @@ from zoo.classifier import (
 )
 from zoo.encoder import Encoder
 from zoo.errors import ImageError, InvalidArgumentError
-from zoo.machine import cpu_has_bf16
+from zoo.machine import cpu_precision
 from zoo.modes import eval_mode
 from zoo.progress_bar import progress_bar
 
@@ -79,13 +79,6 @@ RUN_NAME = "finetune.json"
 CONFUSION_NAME = "confusion.png"
 #: Settings that may change between a run and its resume (they do not shape the result).
 RESUMABLE = ("max_steps", "threads", "progress", "test_split")
-
-
-def resolved_precision(precision: str) -> str:
-    """``auto`` as this machine runs it: bf16 where the CPU has bf16 instructions, else fp32."""
-    if precision != "auto":
-        return precision
-    return "bf16" if cpu_has_bf16() else "fp32"
 
 
 @dataclass
@@ -526,7 +519,7 @@ class _Run:
         self.warmup_steps = min(round(c.warmup_epochs * self.steps_per_epoch), self.total_steps // 2)
         self.groups = param_groups(self.model, c)
         self.optimizer = torch.optim.AdamW(self.groups, lr=c.lr)
-        self.precision = resolved_precision(c.precision)  # what runs, recorded as such
+        self.precision = cpu_precision(c.precision)  # what runs, recorded as such
         self.amp = self.precision == "bf16"
         digest = hashlib.blake2b(digest_size=16)
         for f, y in zip(s.train_files, s.train_labels, strict=True):
@@ -1050,7 +1043,7 @@ def finetune_eval(
         + (", from random initialisation" if from_scratch else "")
         + f"; AdamW head lr {c.lr}, encoder x{c.encoder_lr_scale} layer decay {c.layer_decay},"
         f" batch {c.batch_size}, {c.epochs} epochs, label smoothing {c.label_smoothing},"
-        f" {resolved_precision(c.precision)}, last epoch"
+        f" {result.record['settings']['precision']}, last epoch"
         + (", features averaged with the mirror image's" if result.record.get("flip_average") else "")
         + f"; top-1 on {result.val_images} {test_split} images"
         f" ({torch.get_num_threads()} threads, {minutes:.1f} min)"

@@ -51,3 +51,10 @@ def cpu_has_bf16() -> bool:
 
     probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private: torch's only probes
     return any(getattr(torch.cpu, p, lambda: False)() for p in probes)
+
+
+def cpu_precision(precision: str) -> str:
+    """A CPU run's ``precision`` as it runs here: ``auto`` is bf16 with bf16 instructions, else fp32."""
+    if precision != "auto":
+        return precision
+    return "bf16" if cpu_has_bf16() else "fp32"
