@@ -188,9 +188,32 @@ def test_constructors_reject_invalid_settings(build, named: str) -> None:
         build()
 
 
+def _paired_losses() -> list:
+    """The losses that compare two views row by row, and the layout each names."""
+    from zoo.training.losses.feature_regression import FeatureRegressionLoss
+    from zoo.training.losses.iic import IICLoss
+
+    losses = [NTXentLoss(), InfoNCELoss(), BarlowTwinsLoss(), VICRegLoss(), FeatureRegressionLoss()]
+    pairs = [(loss, "(N, D)") for loss in losses] + [(IICLoss(), "(N, C)")]
+    return [pytest.param(loss, layout, id=type(loss).__name__) for loss, layout in pairs]
+
+
+@pytest.mark.parametrize("loss,layout", _paired_losses())
+@pytest.mark.parametrize("shapes", [((3, 4), (2, 4)), ((3, 4), (3, 5)), ((3, 4), (1, 4)), ((3,), (3,))])
+def test_losses_of_two_views_refuse_anything_but_two_equal_matrices(loss, layout: str, shapes) -> None:
+    """A (1, D) second view would broadcast against the first and give a number, a wrong one."""
+    a, b = (torch.rand(s).softmax(-1) for s in shapes)
+    with pytest.raises(ValueError, match=re.escape(f"expected two {layout} tensors")):
+        loss(a, b)
+
+
+@pytest.mark.parametrize("loss", [BarlowTwinsLoss(), VICRegLoss()], ids=lambda m: type(m).__name__)
+def test_losses_of_batch_statistics_need_two_samples(loss: torch.nn.Module) -> None:
+    with pytest.raises(ValueError, match="needs a batch of at least 2 samples"):
+        loss(torch.randn(1, 4), torch.randn(1, 4))
+
+
 def test_mismatched_shapes_are_errors() -> None:
-    with pytest.raises(ValueError, match="expected two"):
-        NTXentLoss()(torch.randn(3, 4), torch.randn(2, 4))
     with pytest.raises(ValueError, match="shapes differ"):
         BYOLLoss()(torch.randn(3, 4), torch.randn(3, 5))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from zoo.training.distributed import gather_with_grad
+from zoo.training.losses.checks import global_batch
 from zoo.training.precision import full_precision
 
 
@@ -36,12 +36,7 @@ class BarlowTwinsLoss(nn.Module):
 
     @full_precision
     def forward(self, z0: torch.Tensor, z1: torch.Tensor) -> torch.Tensor:
-        if z0.shape != z1.shape or z0.ndim != 2:
-            raise ValueError(f"expected two (N, D) tensors, got {tuple(z0.shape)} and {tuple(z1.shape)}")
-        if self.gather_distributed:
-            z0, z1 = gather_with_grad(z0), gather_with_grad(z1)
-        if len(z0) < 2:
-            raise ValueError("Barlow Twins needs a batch of at least 2 samples")
+        z0, z1 = global_batch(z0, z1, gather=self.gather_distributed, loss="Barlow Twins")
         c = _standardize(z0.float()).T @ _standardize(z1.float()) / len(z0)
         diag = torch.diagonal(c)
         on_diag = (diag - 1).pow(2).sum()

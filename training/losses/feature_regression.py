@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from zoo.training.losses.checks import check_pair
 from zoo.training.precision import full_precision
 
 
@@ -19,9 +20,6 @@ class FeatureRegressionLoss(nn.Module):
 
     @full_precision
     def forward(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
-        if student.shape != teacher.shape or student.ndim != 2:
-            raise ValueError(
-                f"expected two (N, D) tensors, got {tuple(student.shape)}, {tuple(teacher.shape)}"
-            )
+        check_pair(student, teacher)
         s, t = F.normalize(student, dim=1), F.normalize(teacher.detach(), dim=1)
         return (s - t).pow(2).sum(1).mean()

@@ -6,6 +6,7 @@ import sys
 
 import torch
 from torch import nn
+from zoo.training.losses.checks import check_pair
 from zoo.training.precision import full_precision
 
 _EPS = sys.float_info.epsilon
@@ -32,8 +33,7 @@ class IICLoss(nn.Module):
 
     @full_precision
     def forward(self, p0: torch.Tensor, p1: torch.Tensor) -> torch.Tensor:
-        if p0.shape != p1.shape or p0.ndim != 2:
-            raise ValueError(f"expected two (N, C) tensors, got {tuple(p0.shape)} and {tuple(p1.shape)}")
+        check_pair(p0, p1, "(N, C)")
         joint = p0.T @ p1 / len(p0)
         joint = (joint + joint.T) / 2
         joint = joint.clamp(min=_EPS)

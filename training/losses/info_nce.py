@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from zoo.training.distributed import gather_with_grad, rank
+from zoo.training.losses.checks import check_pair
 from zoo.training.precision import full_precision
 
 
@@ -49,10 +50,7 @@ class InfoNCELoss(nn.Module):
     def forward(
         self, query: torch.Tensor, key: torch.Tensor, negatives: torch.Tensor | None = None
     ) -> torch.Tensor:
-        if query.shape != key.shape or query.ndim != 2:
-            raise ValueError(
-                f"query and key must both be (N, D), got {tuple(query.shape)}, {tuple(key.shape)}"
-            )
+        check_pair(query, key)
         q, k = F.normalize(query.float(), dim=1), F.normalize(key.float(), dim=1)
         if negatives is not None:
             neg = F.normalize(negatives.float(), dim=1)

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from zoo.training.distributed import gather_with_grad, rank
+from zoo.training.losses.checks import check_pair
 from zoo.training.precision import full_precision
 
 
@@ -47,8 +48,7 @@ class NTXentLoss(nn.Module):
 
     @full_precision
     def forward(self, z0: torch.Tensor, z1: torch.Tensor, memory: torch.Tensor | None = None) -> torch.Tensor:
-        if z0.shape != z1.shape or z0.ndim != 2:
-            raise ValueError(f"expected two (N, D) tensors, got {tuple(z0.shape)} and {tuple(z1.shape)}")
+        check_pair(z0, z1)
         if memory is not None and (memory.ndim != 2 or memory.shape[1] != z0.shape[1]):
             raise ValueError(f"expected a memory (K, {z0.shape[1]}), got {tuple(memory.shape)}")
         n = len(z0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from zoo.training.distributed import gather_with_grad
+from zoo.training.losses.checks import global_batch
 from zoo.training.precision import full_precision
 
 
@@ -45,12 +45,7 @@ class VICRegLoss(nn.Module):
 
     @full_precision
     def forward(self, z0: torch.Tensor, z1: torch.Tensor) -> torch.Tensor:
-        if z0.shape != z1.shape or z0.ndim != 2:
-            raise ValueError(f"expected two (N, D) tensors, got {tuple(z0.shape)} and {tuple(z1.shape)}")
-        if self.gather_distributed:
-            z0, z1 = gather_with_grad(z0), gather_with_grad(z1)
-        if len(z0) < 2:
-            raise ValueError("VICReg needs a batch of at least 2 samples")
+        z0, z1 = global_batch(z0, z1, gather=self.gather_distributed, loss="VICReg")
         z0, z1 = z0.float(), z1.float()
         invariance = F.mse_loss(z0, z1)
         variance = (self._variance(z0) + self._variance(z1)) / 2  # main_vicreg.py halves it
