@@ -640,6 +640,8 @@ DEFAULT_TAGS = frozenset(
         "moco-v2-r50.ep800",
         # The 200-epoch flagship; the 8-epoch leaderboard run stays reachable as .ep8.
         "moco-v2-r18q-cifar10.ep200",
+        # The half-width flagship; a longer schedule will ship as another tag of the same name.
+        "moco-v2-r18h-cifar10.ep200",
         # Frozen features read on CPC's training grid of patches; the whole-image read-out of the same
         # weights, which fine-tunes better, stays reachable as .whole.
         "cpc-v2-r18q-cifar10.grid7x8",
@@ -1086,6 +1088,23 @@ TRAINED: tuple[Trained, ...] = (
             " own from epoch 80; bf16 autocast, channels-last, torch.compile; minutes are CPU time"
         ),
         progress="curves/flagship-moco-v2-r18q-cifar10.png",
+    ),
+    Trained(
+        name="moco-v2-r18h-cifar10.ep200", arch="resnet18_cifar_half",
+        method="moco-v2", paper=PAPERS["moco-v2"],
+        dataset="cifar10", size=48, resize=48, precision="fp16",
+        sha256="c14d0e8bc7162717dd78c69fdcbca75b9dabc189d064f951dac036b03efe2f18",
+        command="zoo train moco_v2_r18h_cifar10",
+        epochs=200, steps=39000, batch_size=256, minutes=1390.2,
+        hardware=(
+            "2 threads of 2-core x86_64 CPUs across 18 sessions resumed from checkpoints, at times sharing"
+            " the machine with a second run: AMD EPYC (family 25, model 17), bf16, eager, epochs 0-142.6;"
+            " Intel Xeon (family 6, model 167, AMX), bf16, torch.compile, epochs 142.6-180.2; Intel Xeon"
+            " (family 6, model 106, no bf16), fp32, eager, epochs 180.2-200; channels-last; minutes are"
+            " wall-clock training time summed over the sessions"
+        ),
+        progress="curves/flagship-moco-v2-r18h-cifar10.png",
+        flip_average=True,
     ),
     Trained(
         name="dcgan-disc-cifar10", arch="dcgan_discriminator", method="dcgan", paper=PAPERS["dcgan"],

@@ -215,6 +215,7 @@ def test_ship_writes_the_rows_of_the_shipped_table(monkeypatch: pytest.MonkeyPat
             test_split=split,
             counts=counts,
             weights=t.sha256,
+            flip_average=t.flip_average,
         )
         assert rows == [shipped[r.key] for r in rows]
 
