@@ -8,7 +8,7 @@ Reported, per step (median wall time over ``--steps`` after 3 warm-up steps):
 * wall, user and system CPU seconds and minor page faults. System time is mostly the kernel
   handing the step's freed activations back and zeroing fresh pages for the next step's
   (glibc returns large blocks to the OS). ``--malloc keep`` raises glibc's thresholds first,
-  as ``zoo train`` does on CPU (:mod:`zoo.training.memory`), so they stay in the heap;
+  as ``zoo train`` does on CPU (:mod:`zoo.memory`), so they stay in the heap;
   ``--malloc default`` leaves glibc as it starts (or as ``GLIBC_TUNABLES`` set it);
 * the share of profiled CPU time by family (convolution forward, convolution backward, batch
   norm forward / backward, ReLU forward / backward, the rest) and the ``--top`` ops by input
@@ -116,7 +116,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     kept = False
     if args.malloc == "keep":
-        from zoo.training.memory import keep_freed_memory
+        from zoo.memory import keep_freed_memory
 
         kept = keep_freed_memory()
     bf16 = cpu_precision(args.precision) == "bf16"

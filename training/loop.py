@@ -188,10 +188,10 @@ class Trainer:
             # Every step has the same shapes, so cuDNN's timed choice of kernels pays at once.
             torch.backends.cudnn.benchmark = True
         else:
-            from zoo.training import memory
+            from zoo import memory
 
             # Every step frees and allocates the same activations again: keep them in the heap
-            # rather than page-fault them in anew (3-8% of a CPU step; zoo.training.memory).
+            # rather than page-fault them in anew (3-8% of a CPU step; zoo.memory).
             memory.keep_freed_memory()
         if r.train.batch_size % self.world:
             raise ZooError(

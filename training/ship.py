@@ -51,6 +51,7 @@ from zoo import results
 from zoo.encoder import Encoder
 from zoo.errors import ZooError
 from zoo.folder import atomic_write_text, save_safetensors
+from zoo.memory import keep_freed_memory
 from zoo.pretrained import _CPU, PAPERS, Trained, recipe_of
 
 #: (metric key, protocol, k, temperature, ``zoo eval`` flags)
@@ -391,6 +392,7 @@ def main(argv: list[str] | None = None) -> None:
         " until the TRAINED row is pasted, as `import zoo` refuses rows of unregistered weights)",
     )
     args = parser.parse_args(argv)
+    keep_freed_memory()  # batch after batch of features (zoo.memory)
     test_size = None
     if args.test_size:
         from zoo.training.test_resolution import parse_candidate
