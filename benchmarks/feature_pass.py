@@ -1,11 +1,12 @@
 """The frozen-feature pass of ``zoo eval`` with glibc's malloc as it starts and with
 :mod:`zoo.memory`'s thresholds: what page faults cost an evaluation.
 
-    python benchmarks/feature_pass.py [--model moco-v2-r18h-cifar10] [--images 2000] [--threads 2]
+    python benchmarks/feature_pass.py [--model moco-v2-r18h-cifar10] [--images 1500] [--threads 2]
         [--rounds 2] [--backends torch onnx] [--out benchmarks/results/feature_pass.json]
 
-Each measurement is a fresh process (glibc's thresholds cannot be put back once raised) that
-loads the encoder, reads ``--images`` CIFAR-10 test images (all classes) from
+Each measurement is a fresh process (glibc's thresholds cannot be put back once raised), held
+to ``--threads`` CPUs (its affinity: torch's threads and ONNX Runtime's, one per core, follow),
+that loads the encoder, reads ``--images`` CIFAR-10 test images (all classes) from
 ``../shared/data`` and computes their features as ``zoo eval`` does
 (``zoo.evaluate.features(..., cache=False)``: decode, preprocess, forward, batch after batch),
 after a warm-up pass over 64 of them. It reports images/s, minor page faults and system CPU
@@ -44,6 +45,10 @@ def measure(model: str, backend: str, images: int, threads: int, setting: str) -
     from zoo.evaluate import features, image_folder
     from zoo.memory import keep_freed_memory
 
+    allowed = sorted(os.sched_getaffinity(0))
+    if len(allowed) < threads:
+        raise SystemExit(f"--threads {threads}: this process may run on {len(allowed)} CPUs")
+    os.sched_setaffinity(0, allowed[:threads])
     torch.set_num_threads(threads)
     if setting == "keep" and not keep_freed_memory():
         raise SystemExit("glibc refused the thresholds (not Linux/glibc?)")
@@ -67,7 +72,7 @@ def measure(model: str, backend: str, images: int, threads: int, setting: str) -
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="moco-v2-r18h-cifar10")
-    parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--images", type=int, default=1500)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--backends", nargs="+", default=["torch", "onnx"])
@@ -79,6 +84,9 @@ def main() -> None:
         print(json.dumps(row))
         return
 
+    import torch
+
+    torch.set_num_threads(args.threads)  # as the children run, for describe()
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     env.pop("GLIBC_TUNABLES", None)  # "default" is glibc as it starts
     runs: dict[str, dict[str, list[dict]]] = {b: {s: [] for s in SETTINGS} for b in args.backends}
@@ -89,8 +97,10 @@ def main() -> None:
                     sys.executable, __file__, "--child", setting, "--model", args.model,
                     "--backends", backend, "--images", str(args.images), "--threads", str(args.threads),
                 ]  # fmt: skip
-                out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
-                row = json.loads(out.strip().splitlines()[-1])
+                child = subprocess.run(cmd, env=env, capture_output=True, text=True)
+                if child.returncode:
+                    raise SystemExit(f"{backend} {setting}: the measuring process failed:\n{child.stderr}")
+                row = json.loads(child.stdout.strip().splitlines()[-1])
                 runs[backend][setting].append(row)
                 print(
                     f"{backend:<6} {setting:<8} {row['images_per_s']:7.1f} img/s"

@@ -14,15 +14,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
-def test_keeping_freed_memory_removes_the_page_faults_of_a_feature_pass(tmp_path: Path) -> None:
+def test_keeping_freed_memory_removes_the_page_faults_of_a_feature_pass(
+    tmp_path: Path, data_root: Path
+) -> None:
     out = tmp_path / "feature_pass.json"
     cmd = [
         sys.executable, str(ROOT / "benchmarks" / "feature_pass.py"), "--model", "simclr-r18q-cifar10",
         "--images", "128", "--threads", "1", "--rounds", "1", "--backends", "torch", "--out", str(out),
     ]  # fmt: skip
-    subprocess.run(cmd, check=True, capture_output=True, timeout=300)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
     result = json.loads(out.read_text())
-    assert result["machine"]["cpu"] and result["images"] == 128
+    assert result["machine"]["cpu"] and result["machine"]["torch_threads"] == 1 and result["images"] == 128
     faults = result["summary"]["torch"]["minor_faults"]
     # glibc as it starts maps and zeroes fresh pages for every batch's activations (thousands of
     # faults even for two batches of 64 at 32 px); with the thresholds raised they stay in the heap.

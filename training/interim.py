@@ -27,8 +27,8 @@ from typing import Any
 
 import torch
 
+from zoo import memory
 from zoo.errors import ZooError
-from zoo.memory import keep_freed_memory
 
 BACKBONES = ("online", "momentum")
 
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--temperature", type=float, default=0.1)
     parser.add_argument("--out", type=Path, default=None, help="also write the result as JSON")
     args = parser.parse_args(argv)
-    keep_freed_memory()  # batch after batch of features (zoo.memory)
+    memory.keep_freed_memory()  # batch after batch of features
     try:
         result = read_run(
             args.run_dir,

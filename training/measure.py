@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import TextIO
 
 import zoo
+from zoo import memory
 from zoo.evaluate import FINETUNE_EPOCHS, shown_path
-from zoo.memory import keep_freed_memory
 from zoo.registry import ModelEntry, is_registered, resolve_name
 from zoo.results import RESULTS_ENV, Result, load, results_file
 
@@ -229,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
     args = parser.parse_args(argv)
-    keep_freed_memory()  # batch after batch of features (zoo.memory)
+    memory.keep_freed_memory()  # batch after batch of features
     try:
         protocols = [p.strip() for p in args.protocols.split(",") if p.strip()]
         unknown = sorted(set(protocols) - set(PROTOCOLS))

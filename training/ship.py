@@ -47,11 +47,10 @@ from zoo.training.publish import registry_method
 from zoo.training.run_log import default_log, run_minutes, trained_on
 
 import zoo
-from zoo import results
+from zoo import memory, results
 from zoo.encoder import Encoder
 from zoo.errors import ZooError
 from zoo.folder import atomic_write_text, save_safetensors
-from zoo.memory import keep_freed_memory
 from zoo.pretrained import _CPU, PAPERS, Trained, recipe_of
 
 #: (metric key, protocol, k, temperature, ``zoo eval`` flags)
@@ -82,16 +81,17 @@ def measured_rows(
     n_train, n_test, n_classes = counts
     # measure() embeds with backend "auto": name what that was here ("ONNX Runtime" or "PyTorch").
     engine = runner_name("auto").split(",")[0]
-    features = f"frozen features of the shipped {precision} weights (fp32 compute, {engine})"
-    if flip_average:
-        features += " averaged over the image and its mirror image"
+    frozen = f"frozen features of the shipped {precision} weights (fp32 compute, {engine})"
+    features = f"{frozen} averaged over the image and its mirror image" if flip_average else frozen
     probe = f"linear probe on {features}, standardised; AdamW lr 0.01 wd 1e-4, 100 epochs, batch 512, cosine"
-    cluster = f"k-means (k={n_classes}, k-means++, best of 3, seed 0) on L2-normalised {features} of the"
+    # k-means names its images after the features: the mirror phrase goes last, where it reads.
+    mirror = ", each averaged with its mirror image" if flip_average else ""
+    cluster = f"k-means (k={n_classes}, k-means++, best of 3, seed 0) on L2-normalised {frozen} of the"
     how = {
         "knn-k20": f"weighted kNN, k=20, T=0.07, cosine, on {features}",
         "knn-k200": f"weighted kNN, k=200, T=0.1, cosine, on {features}",
         "linear": probe,
-        "nmi": f"{cluster} {test_split} images; NMI x100",
+        "nmi": f"{cluster} {test_split} images{mirror}; NMI x100",
     }
     pairs = f"{n_train:,} train -> {n_test:,} {test_split} images"
     # The split flag only where `zoo eval` would not pick that split by itself.
@@ -392,7 +392,7 @@ def main(argv: list[str] | None = None) -> None:
         " until the TRAINED row is pasted, as `import zoo` refuses rows of unregistered weights)",
     )
     args = parser.parse_args(argv)
-    keep_freed_memory()  # batch after batch of features (zoo.memory)
+    memory.keep_freed_memory()  # batch after batch of features
     test_size = None
     if args.test_size:
         from zoo.training.test_resolution import parse_candidate

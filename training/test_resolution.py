@@ -28,10 +28,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+from zoo import memory
 from zoo.encoder import Encoder
 from zoo.errors import ZooError
 from zoo.evaluate import features, image_folder, knn_predict
-from zoo.memory import keep_freed_memory
 
 
 class Candidate(NamedTuple):
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--temperature", type=float, default=0.07)
     parser.add_argument("--fraction", type=float, default=0.1, help="share of each class held out as queries")
     args = parser.parse_args(argv)
-    keep_freed_memory()  # batch after batch of features (zoo.memory)
+    memory.keep_freed_memory()  # batch after batch of features
     try:
         for c in args.candidates:
             parse_candidate(c)  # every one checked before any is scored; scores keyed as given

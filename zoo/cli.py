@@ -741,10 +741,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 #: Commands that run an encoder over batch after batch. They keep freed memory in the heap for the
 #: next batch (zoo.memory: a torch feature pass over 1,500 CIFAR-10 images at 48 px took 1.5
-#: million minor page faults, and none with it; benchmarks/feature_pass.py). A process that ends
-#: with its command can afford to hold its peak; ``serve`` stays out, a demo left running should
-#: hand memory back.
-_BATCH_COMMANDS = frozenset({"embed", "neighbors", "eval", "finetune", "predict", "index"})
+#: million minor page faults, and under 2,000 with it; benchmarks/feature_pass.py). A process that
+#: ends with its command can afford to hold its peak; ``serve`` stays out, a demo left running
+#: should hand memory back.
+_BATCH_COMMANDS = frozenset({"embed", "neighbors", "eval", "finetune", "predict", "index build"})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -758,7 +758,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.parse_args(argv)  # argparse's own error for what is really unrecognised
     if late:
         setattr(args, dest, [*getattr(args, dest), *late])
-    if args.command in _BATCH_COMMANDS:
+    command = " ".join(filter(None, (args.command, getattr(args, "index_command", None))))
+    if command in _BATCH_COMMANDS:
         from zoo.memory import keep_freed_memory
 
         keep_freed_memory()

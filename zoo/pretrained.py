@@ -811,7 +811,7 @@ def trained_entry(row: Trained) -> ModelEntry:
         progress=row.progress,
     )
     if row.progress:  # a flagship: the project's longest run of its kind, not a short reference
-        purpose = "The project's flagship encoder for this data, trained over several sessions."
+        purpose = "One of the project's flagship encoders: a long run, resumed over several sessions."
     else:
         purpose = (
             "Small and quickly trained: a reproducible reference for the method and the recipe,"
