@@ -741,7 +741,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 #: Commands that run an encoder over batch after batch. They keep freed memory in the heap for the
 #: next batch (zoo.memory: a torch feature pass over 1,500 CIFAR-10 images at 48 px took 1.5
-#: million minor page faults, and under 2,000 with it; benchmarks/feature_pass.py). A process that
+#: million minor page faults, and under 5,000 with it; benchmarks/feature_pass.py). A process that
 #: ends with its command can afford to hold its peak; ``serve`` stays out, a demo left running
 #: should hand memory back.
 _BATCH_COMMANDS = frozenset({"embed", "neighbors", "eval", "finetune", "predict", "index build"})
