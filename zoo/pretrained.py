@@ -968,7 +968,10 @@ TRAINED: tuple[Trained, ...] = (
         name="crd-r10q-cifar10", arch="resnet10_cifar_quarter", method="crd", paper=PAPERS["crd"],
         dataset="cifar10", size=32, resize=32, precision="fp16",
         sha256="9b3d3f963d94794ae3277467faf760c28d2c53fa8d2efebe2ab0a52b7a12a5f7",
-        command="zoo train crd_r10q_cifar10 train.epochs=8 run.knn_every_epochs=1 method.estimator=softmax",
+        command=(
+            "zoo train crd_r10q_cifar10 train.epochs=8 run.knn_every_epochs=1 method.estimator=softmax"
+            " method.teacher=moco-v2-r18q-cifar10"
+        ),
         epochs=8, steps=1560, batch_size=256, minutes=16.2, hardware=_CPU,
         teacher="moco-v2-r18q-cifar10",
     ),
@@ -992,7 +995,10 @@ TRAINED: tuple[Trained, ...] = (
         method="feature-regression", paper=PAPERS["feature-regression"],
         dataset="cifar10", size=32, resize=32, precision="fp16",
         sha256="d63b890ee1b98ec7a22226d6ecd39803b9176c2c8e7c8450cd431137d19adaa7",
-        command="zoo train feature_regression_r10q_cifar10 train.epochs=8 run.knn_every_epochs=1",
+        command=(
+            "zoo train feature_regression_r10q_cifar10 train.epochs=8 run.knn_every_epochs=1"
+            " method.teacher=moco-v2-r18q-cifar10"
+        ),
         epochs=8, steps=1560, batch_size=256, minutes=12.5, hardware=_CPU,
         teacher="moco-v2-r18q-cifar10",
     ),

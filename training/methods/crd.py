@@ -9,10 +9,11 @@ vice versa. Only the student backbone (and the two embeddings) train.
 
 What the CIFAR recipe changes from the paper: no supervised cross-entropy or KD term (the paper
 distils a labelled classifier; zoo distils an unlabelled encoder, so CRD alone), the teacher is
-zoo's best CIFAR-10 encoder by kNN (``moco-v2-r18q-cifar10``, the 200-epoch flagship, a
-quarter-width ResNet-18 that reads each 32 px view at its own 48 px) and the student a
-quarter-width ResNet-10 from scratch (``resnet10_cifar_quarter``: the paper's pairs shrink
-depth at equal width, e.g. ResNet-32x4 -> ResNet-8x4), 4,096 negatives, cosine SGD, the softmax
+zoo's best CIFAR-10 encoder by kNN (``moco-v2-r18h-cifar10``, the half-width 200-epoch
+flagship, which reads each 32 px view at its own 48 px, mirror-averaged; the shipped student
+learned from the quarter-width ``moco-v2-r18q-cifar10``) and the student a quarter-width
+ResNet-10 from scratch (``resnet10_cifar_quarter``: the paper's pairs shrink depth, e.g.
+ResNet-32x4 -> ResNet-8x4), 4,096 negatives, cosine SGD, the softmax
 (InfoNCE) form of the objective (``estimator: softmax``, CMC's ``--softmax``; RepDistiller has
 only NCE: at this budget NCE's student read 27.3 on the kNN monitor after one epoch, softmax's
 50.2), negatives drawn uniformly from the bank (RepDistiller's default draws them from other
