@@ -304,6 +304,18 @@ def load_checkpoint(
                 f"{path}: the recipe differs from the checkpoint's in {', '.join(diff)}; resume with"
                 " the same recipe or start a new run (another run.out_dir)"
             )
+        # A run lengthened on an earlier resume (train.epochs=400) is resumed from the recipe file
+        # again, which still says the old length: without the override it would end at once and
+        # export. A recipe that shortens the run to where it already is, or before, is refused; a
+        # finished run resumed with its own length (to export again) is not.
+        epoch, before = meta["progress"]["epoch"], saved["train"]["epochs"]
+        after = recipe.get("train", {}).get("epochs", before)
+        if after < before and after <= epoch:
+            raise CheckpointError(
+                f"{path}: the checkpoint's run has train.epochs={before} and is at epoch {epoch}; the"
+                f" recipe's train.epochs={after} would end it here. Resume with train.epochs={before}"
+                " to go on (or a larger value to lengthen it)"
+            )
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     if scaler is not None and state["scaler"]:

@@ -16,7 +16,7 @@ import pytest
 import torch
 import yaml
 from _train_recipes import tiny_recipe
-from zoo.training.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from zoo.training.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
 from zoo.training.loop import Trainer, TrainingDiverged, read_csv
 from zoo.training.recipe import RecipeError, recipe_from_dict
 
@@ -424,6 +424,26 @@ def test_a_resume_with_another_length_says_the_schedules_jump(
     err = capsys.readouterr().err
     assert "train.epochs changed from 2 to 4" in err and "from step 2" in err
     assert [int(r["step"]) for r in read_csv(tmp_path / "run" / "metrics.csv")] == [1, 2, 3]
+
+
+def test_a_resume_that_would_end_a_lengthened_run_at_once_is_refused(
+    tmp_path: Path, cifar_root: Path
+) -> None:
+    # A run lengthened to 4 epochs, stopped in its third, then resumed from a recipe that still says
+    # 2 (the override forgotten): it would end at once and export, so it is refused, naming the
+    # length to pass.
+    run = tmp_path / "run"
+    Trainer(recipe_from_dict(tiny_recipe(run, cifar_root, train__max_steps=12, train__epochs=4))).fit()
+    for epochs in (1, 2):
+        with pytest.raises(
+            CheckpointError, match=r"train.epochs=4 and is at epoch 2; .*Resume with train.epochs=4"
+        ):
+            Trainer(recipe_from_dict(tiny_recipe(run, cifar_root, train__epochs=epochs)), resume=True).fit()
+    # The checkpoint's own length, or a longer one, goes on.
+    result = Trainer(
+        recipe_from_dict(tiny_recipe(run, cifar_root, train__epochs=4, train__max_steps=13)), resume=True
+    ).fit()
+    assert result.steps == 13
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGCONT"), reason="POSIX job control")
