@@ -312,9 +312,10 @@ def load_checkpoint(
         after = recipe.get("train", {}).get("epochs", before)
         if after < before and after <= epoch:
             raise CheckpointError(
-                f"{path}: the checkpoint's run has train.epochs={before} and is at epoch {epoch}; the"
-                f" recipe's train.epochs={after} would end it here. Resume with train.epochs={before}"
-                " to go on (or a larger value to lengthen it)"
+                f"{path}: the checkpoint's run has train.epochs={before} and has completed {epoch} epochs"
+                f" (step {meta['progress']['step']}); the recipe's train.epochs={after} would end it"
+                f" here. Resume with train.epochs={before} to go on (or a larger value to lengthen it;"
+                " to read the run where it stands, python -m zoo.training.interim)"
             )
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])

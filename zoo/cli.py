@@ -740,7 +740,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 #: Commands that run an encoder over batch after batch. They keep freed memory in the heap for the
-#: next batch (zoo.memory: a torch feature pass over 1,500 CIFAR-10 images at 48 px took 1.5
+#: next batch (zoo.memory: a torch feature pass over 1,500 CIFAR-10 images at 48 px took 0.7-1.6
 #: million minor page faults, and under 5,000 with it; benchmarks/feature_pass.py). A process that
 #: ends with its command can afford to hold its peak; ``serve`` stays out, a demo left running
 #: should hand memory back.

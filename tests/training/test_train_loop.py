@@ -434,16 +434,18 @@ def test_a_resume_that_would_end_a_lengthened_run_at_once_is_refused(
     # length to pass.
     run = tmp_path / "run"
     Trainer(recipe_from_dict(tiny_recipe(run, cifar_root, train__max_steps=12, train__epochs=4))).fit()
+    refused = r"train.epochs=4 and has completed 2 epochs \(step 12\); .*Resume with train.epochs=4"
     for epochs in (1, 2):
-        with pytest.raises(
-            CheckpointError, match=r"train.epochs=4 and is at epoch 2; .*Resume with train.epochs=4"
-        ):
+        with pytest.raises(CheckpointError, match=refused):
             Trainer(recipe_from_dict(tiny_recipe(run, cifar_root, train__epochs=epochs)), resume=True).fit()
-    # The checkpoint's own length, or a longer one, goes on.
-    result = Trainer(
-        recipe_from_dict(tiny_recipe(run, cifar_root, train__epochs=4, train__max_steps=13)), resume=True
-    ).fit()
-    assert result.steps == 13
+
+    def resume(epochs: int, **overrides: int):
+        recipe = tiny_recipe(run, cifar_root, train__epochs=epochs, **overrides)
+        return Trainer(recipe_from_dict(recipe), resume=True).fit()
+
+    assert resume(4, train__max_steps=13).steps == 13  # the checkpoint's own length goes on
+    # A shorter length still ahead of the run is a choice, not a slip: it ends there (15 steps).
+    assert (resume(3).steps, resume(3).finished) == (15, True)  # and a finished run resumes again
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGCONT"), reason="POSIX job control")

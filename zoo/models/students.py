@@ -1,11 +1,12 @@
 """Small CIFAR students for distillation (CRD, feature regression).
 
-zoo's distillation recipes take the quarter-width CIFAR ResNet-18 (0.7 M parameters) as
-teacher; the student must be smaller. ``resnet10_cifar_quarter`` keeps the teacher's stage
-widths (16-32-64-128, so a 128-d embedding like the teacher's) and one BasicBlock per stage
-instead of two: a shallower network of the same family and width, as CRD's own
-same-family pairs mostly are (ResNet-32x4 -> ResNet-8x4, ResNet-110 -> ResNet-20,
-WRN-40-2 -> WRN-16-2). Shrinking the width instead (an eighth-width ResNet-18, 8 channels in
+The shipped students learned from the quarter-width CIFAR ResNet-18 (0.7 M parameters);
+since session 31 the recipes name the half-width one (2.8 M). The student must be smaller.
+``resnet10_cifar_quarter`` keeps the quarter-width teacher's stage widths (16-32-64-128, so a
+128-d embedding) and one BasicBlock per stage instead of two: a shallower network of the same
+family and width, as CRD's own same-family pairs mostly are (ResNet-32x4 -> ResNet-8x4,
+ResNet-110 -> ResNet-20, WRN-40-2 -> WRN-16-2); against the half-width teacher it is narrower
+too. Shrinking the width instead (an eighth-width ResNet-18, 8 channels in
 the first stage) would leave convolutions too thin to run efficiently on a CPU.
 """
 
