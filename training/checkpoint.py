@@ -62,6 +62,21 @@ class Progress:
     epoch: int = 0  # current epoch
     step_in_epoch: int = 0  # steps done in the current epoch
     knn: list[dict[str, Any]] = field(default_factory=list)  # monitor results
+    #: ``[first step, train.epochs]`` of each stretch of the run: one, unless a resume changed
+    #: ``train.epochs`` (a run lengthened from 200 to 400 epochs at step 39,000 has
+    #: ``[[0, 200], [39000, 400]]``). The learning-rate and momentum schedules are functions of
+    #: the length, so the card's reproduce commands retrace each stretch.
+    lengths: list[list[int]] = field(default_factory=list)
+
+    def set_length(self, epochs: int) -> None:
+        """Record that the run follows a schedule of ``epochs`` from this step on."""
+        if self.lengths and self.lengths[-1][1] == epochs:
+            return
+        if self.lengths and self.lengths[-1][0] == self.step:  # changed again before any step
+            self.lengths.pop()
+            if self.lengths and self.lengths[-1][1] == epochs:
+                return
+        self.lengths.append([self.step, epochs])
 
 
 def rng_state() -> dict[str, Any]:
@@ -328,6 +343,10 @@ def load_checkpoint(
         torch.cuda.set_rng_state(cuda_rng[min(torch.cuda.current_device(), len(cuda_rng) - 1)])
     set_rng_state(meta["rng"])
     progress = Progress(**meta["progress"])
+    if not progress.lengths and "epochs" in meta["recipe"].get("train", {}):
+        # Checkpoints written before lengths were recorded: a run of one length, as far as the
+        # checkpoint can tell (one lengthened before then says so only in its log).
+        progress.lengths = [[0, meta["recipe"]["train"]["epochs"]]]
     if log is not None:
         log(f"resumed from {source} at step {progress.step} (epoch {progress.epoch})")
         before = meta["recipe"].get("train", {}).get("epochs")

@@ -385,6 +385,7 @@ class Trainer:
                 f"{ckpt_path if ckpt_path.is_file() else parts_manifest(ckpt_path)} exists: pass --resume"
                 " to continue that run, or choose another run.out_dir"
             )
+        progress.set_length(r.train.epochs)
         if self.distributed:
             # Each rank reads the checkpoint from its own filesystem (DDP synchronised the weights
             # when it was built, before this): a node that cannot see rank 0's out_dir would start
@@ -512,6 +513,7 @@ class Trainer:
         if finished:
             result = self._monitor(progress)
             knn_log.write(result)
+            self._save(ckpt_path, progress, recipe_dict)  # with the final reading in progress.knn
             if self.rank == 0 and r.run.export:
                 from zoo.training.publish import export_run
 
@@ -724,7 +726,9 @@ class Trainer:
                 f" epoch {progress.epoch}: top-1 {top1:.2f}%"
                 f" ({time.perf_counter() - start:.0f} s)"
             )
-        progress.knn.append(result)
+        # A finished run resumed to export again reads the same step again: the new reading
+        # replaces the old, as in knn.csv.
+        progress.knn = [*(k for k in progress.knn if k["step"] != progress.step), result]
         if self.distributed:
             torch.distributed.barrier()
         return result

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import platform
+import shlex
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -97,7 +98,11 @@ def export_run(trainer: Trainer, progress: Progress) -> Path:
     from zoo.export import export
 
     r = trainer.recipe
-    out = trainer.out_dir / "export"
+    # Written beside the folder and swapped in when complete: a run killed during its final
+    # evaluation (minutes on a CPU) keeps its previous export whole, never half of each.
+    final = trainer.out_dir / "export"
+    out = trainer.out_dir / ".export.staging"
+    shutil.rmtree(out, ignore_errors=True)
     arch = exported_arch(trainer)
     evaluated = trainer.evaluation_backbone()
     metrics = final_evaluation(trainer, evaluated)
@@ -139,8 +144,21 @@ def export_run(trainer: Trainer, progress: Progress) -> Path:
     card = (out / CARD_NAME).read_text(encoding="utf-8")
     atomic_write_text(out / CARD_NAME, card.rstrip("\n") + "\n\n" + training_section(trainer, progress, plot))
     atomic_write_text(out / "recipe.yaml", r.to_yaml())
-    trainer.log(f"exported {out}: " + ", ".join(f"{m.protocol} {m.value:.2f}" for m in metrics))
-    return out
+    replace_folder(out, final)
+    trainer.log(f"exported {final}: " + ", ".join(f"{m.protocol} {m.value:.2f}" for m in metrics))
+    return final
+
+
+def replace_folder(new: Path, folder: Path) -> None:
+    """Put the complete folder ``new`` in the place of ``folder`` (which may not exist). Two
+    renames, as a folder cannot replace a non-empty one in one: the old folder is moved aside
+    first and deleted last, so that ``folder`` is, at every moment, one whole version or absent."""
+    old = folder.with_name(f".{folder.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        folder.rename(old)
+    new.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def exported_arch(trainer: Trainer) -> str:
@@ -202,17 +220,47 @@ def plot_curves(run_dir: Path, out: Path, *, title: str = "", file_name: str = "
     return f"![training curves]({file_name})"
 
 
+def reproduce_commands(command: str, lengths: list[list[int]], steps_per_epoch: int) -> list[str]:
+    """The ``zoo train`` commands that retrace a run: ``command`` (the last one that ran it), or,
+    for a run whose ``train.epochs`` changed on resume (``lengths``, :class:`Progress`), one
+    command per stretch: each runs to where the next length took over, then ``--resume``s with
+    that length (the learning-rate and momentum schedules follow each stretch's length)."""
+    if len(lengths) < 2:
+        return [command]
+    words = [w for w in shlex.split(command) if not w.startswith(("train.epochs=", "train.max_steps="))]
+    commands = []
+    for i, (_, epochs) in enumerate(lengths):
+        part = [*words, f"train.epochs={epochs}"]
+        if i + 1 < len(lengths) and lengths[i + 1][0] != epochs * steps_per_epoch:
+            part.append(f"train.max_steps={lengths[i + 1][0]}")  # changed before this length's end
+        if i:
+            part.append("--resume")
+        commands.append(" ".join(shlex.quote(w) for w in part))
+    return commands
+
+
 def training_section(trainer: Trainer, progress: Progress, plot: str) -> str:
     r = trainer.recipe
     command = trainer.command or f"zoo train training/recipes/<recipe>.yaml  # name: {r.name}"
+    commands = reproduce_commands(command, progress.lengths, trainer.steps_per_epoch)
+    how = "Reproduce with:"
+    if len(commands) > 1:
+        stretches = ", then ".join(
+            f"a {epochs}-epoch one from step {start:,}" if start else f"a {epochs}-epoch run"
+            for start, epochs in progress.lengths
+        )
+        how = (
+            f"Its length changed on resume: the learning-rate and momentum schedules followed {stretches}."
+            " Reproduce with (one command after the other):"
+        )
     lines = [
         "## Training",
         "",
         f"Trained by zoo's trainer ({progress.step} steps, {trainer.world} process(es), {trainer.precision},"
-        f" {platform.machine()} {platform.system()}, torch {torch.__version__}). Reproduce with:",
+        f" {platform.machine()} {platform.system()}, torch {torch.__version__}). {how}",
         "",
         "```bash",
-        command,
+        *commands,
         "```",
         "",
         plot,

@@ -174,12 +174,25 @@ CARDS_DIR = Path(zoo.__file__).resolve().parents[1] / "model_cards"
 
 
 def reproduce_command(export_dir: Path) -> str:
-    """The ``zoo train`` line of the exported card, without the run's output folder."""
+    """The ``zoo train`` line of the exported card, without the run's output folder; the lines
+    of a run whose length changed on resume joined by ``&&`` (one after the other)."""
     card = (export_dir / "README.md").read_text(encoding="utf-8")
-    m = re.search(r"Reproduce with:\s*```bash\n(.+?)\n```", card, re.S)
+    m = re.search(r"Reproduce with[^`\n]*:\s*```bash\n(.+?)\n```", card, re.S)
     if not m:
         raise ValueError(f"{export_dir}/README.md: no 'Reproduce with' command")
-    return " ".join(t for t in m.group(1).split() if not t.startswith("run.out_dir="))
+    lines = [line.split() for line in m.group(1).splitlines()]
+    return " && ".join(
+        " ".join(t for t in words if not t.startswith("run.out_dir=")) for words in lines if words
+    )
+
+
+def exported_step(export_dir: Path) -> int:
+    """The step whose model ``export_dir`` holds, as its card says."""
+    card = (export_dir / "README.md").read_text(encoding="utf-8")
+    m = re.search(r"Trained by zoo's trainer \((\d+) steps", card)
+    if not m:
+        raise ValueError(f"{export_dir}/README.md: no 'Trained by zoo's trainer (N steps' line")
+    return int(m.group(1))
 
 
 def progress_figure(name: str, cards_dir: Path = CARDS_DIR) -> str:
@@ -221,6 +234,16 @@ def ship(
 
     export_dir = run_dir / "export"
     recipe = load_recipe(export_dir / "recipe.yaml")
+    ckpt, _ = read_checkpoint_bytes(run_dir / CHECKPOINT_NAME)
+    progress = json.loads(torch.load(io.BytesIO(ckpt), weights_only=True)["state"])["progress"]
+    if exported_step(export_dir) != progress["step"]:
+        # A run resumed after its export (lengthened), or killed while exporting again: the
+        # folder's weights are not the checkpoint's, whose step the shipped row would record.
+        raise ZooError(
+            f"{export_dir} holds the model of step {exported_step(export_dir)} but the run's checkpoint is"
+            f" at step {progress['step']}: let the run finish (zoo train ... --resume) so that it exports"
+            " again, then ship"
+        )
     data = data or recipe.data.path
     test_split = test_split or default_test_split(data)
     fp32 = zoo.load_folder(export_dir)
@@ -259,8 +282,6 @@ def ship(
                 shutil.copyfile(run_dir / src, curves / f"{name}.{src}")
 
         command = reproduce_command(export_dir)
-        ckpt, _ = read_checkpoint_bytes(run_dir / CHECKPOINT_NAME)
-        progress = json.loads(torch.load(io.BytesIO(ckpt), weights_only=True)["state"])["progress"]
         summary = {
             "name": name,
             "file": f"zoo:weights/{name}.safetensors",

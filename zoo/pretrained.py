@@ -21,7 +21,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from collections.abc import Iterable
+from pathlib import Path
 from typing import NamedTuple
 
 from zoo import results
@@ -776,10 +778,32 @@ def _how_trained(row: Trained) -> str:
     return f"{row.method} encoder trained from scratch by zoo"
 
 
+_PACKAGE = Path(__file__).resolve().parent
+# zoo's recipes keep `train:` at the top level and its keys indented under it (a regular
+# expression rather than YAML: the registry reads every shipped encoder's recipe at import).
+_TRAIN_EPOCHS = re.compile(r"^train:[ \t]*\n(?:[ \t]+.*\n|[ \t]*#.*\n|\s*\n)*?[ \t]+epochs:[ \t]*(\d+)", re.M)
+
+
+def _recipe_epochs(recipe: str) -> int | None:
+    """``train.epochs`` of a recipe file named as in :func:`recipe_of`, where it can be read: the
+    checkout's file, or the installed package's copy (``zoo/training/recipes``)."""
+    name = Path(recipe).name
+    for path in (_PACKAGE.parent / recipe, _PACKAGE / "training" / "recipes" / name):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError:
+            continue
+        m = _TRAIN_EPOCHS.search(text)
+        return int(m.group(1)) if m else None
+    return None
+
+
 def _limitations(row: Trained, short: str) -> str:
     # Only a run cut short by a `train.epochs=` override (the 8-epoch leaderboard) has a longer
-    # schedule in its recipe to point to; a flagship ran its recipe's own.
-    cut = " train.epochs=" in f" {row.command}"
+    # schedule in its recipe to point to; a flagship ran its recipe's own (some with the override
+    # repeating it), or lengthened it on resume.
+    full = _recipe_epochs(recipe_of(row.command))
+    cut = " train.epochs=" in f" {row.command}" and (full is None or full > row.epochs)
     return (
         f"Trained for {row.epochs} epochs on {short} alone within a CPU budget of {row.minutes:.0f}"
         f" minutes: far from converged, and its features suit small images like {short}'s; expect much"

@@ -345,6 +345,8 @@ def test_checkpoints_from_older_code_resume_and_other_recipes_do_not(
     # A key added to zoo since then takes its default: the same run.
     progress = load_checkpoint(tmp_path / "c.pt", model=model, optimizer=opt, scaler=None, recipe=recipe)
     assert progress.step == 7
+    # Older checkpoints recorded no lengths: one stretch, the saved recipe's length.
+    assert progress.lengths == [[0, recipe["train"]["epochs"]]]
     # Run settings and speed knobs may change; anything shaping the trajectory may not.
     faster = {
         **recipe,
@@ -446,6 +448,88 @@ def test_a_resume_that_would_end_a_lengthened_run_at_once_is_refused(
     assert resume(4, train__max_steps=13).steps == 13  # the checkpoint's own length goes on
     # A shorter length still ahead of the run is a choice, not a slip: it ends there (15 steps).
     assert (resume(3).steps, resume(3).finished) == (15, True)  # and a finished run resumes again
+
+
+def test_progress_records_each_length_from_the_step_it_took_over() -> None:
+    from zoo.training.checkpoint import Progress
+
+    progress = Progress()
+    progress.set_length(2)
+    assert progress.lengths == [[0, 2]]
+    progress.step = 10
+    progress.set_length(2)  # resumed with the same length: nothing to record
+    assert progress.lengths == [[0, 2]]
+    progress.set_length(3)
+    assert progress.lengths == [[0, 2], [10, 3]]
+    progress.set_length(4)  # changed again before any step: the later length is the one that ran
+    assert progress.lengths == [[0, 2], [10, 4]]
+    progress.set_length(2)  # and back
+    assert progress.lengths == [[0, 2]]
+
+
+def test_reproduce_commands_retrace_each_length() -> None:
+    from zoo.training.publish import reproduce_commands
+
+    command = "zoo train x.yaml train.epochs=4 'augment.size=24' train.max_steps=0"
+    assert reproduce_commands(command, [[0, 4]], 5) == [command]
+    assert reproduce_commands(command, [[0, 2], [10, 3], [12, 4]], 5) == [
+        "zoo train x.yaml augment.size=24 train.epochs=2",  # ran to its end (2 x 5 steps)
+        "zoo train x.yaml augment.size=24 train.epochs=3 train.max_steps=12 --resume",
+        "zoo train x.yaml augment.size=24 train.epochs=4 --resume",
+    ]
+
+
+def test_a_lengthened_run_exports_a_card_that_retraces_its_lengths(tmp_path: Path, cifar_root: Path) -> None:
+    from zoo.training.ship import reproduce_command
+
+    run = tmp_path / "run"
+
+    def train(command: str, **overrides) -> Path | None:
+        recipe = tiny_recipe(run, cifar_root, run__export_onnx=False, **overrides)
+        return Trainer(recipe_from_dict(recipe), resume=True, command=command).fit().export_dir
+
+    train("zoo train tiny.yaml")  # 2 epochs of 5 steps
+    train("zoo train tiny.yaml train.epochs=3 train.max_steps=12", train__epochs=3, train__max_steps=12)
+    folder = train("zoo train tiny.yaml train.epochs=4", train__epochs=4, run__export=True)
+    card = (folder / "README.md").read_text()
+    assert "(20 steps," in card
+    assert (
+        "the learning-rate and momentum schedules followed a 2-epoch run, then a 3-epoch one from step 10,"
+        " then a 4-epoch one from step 12" in card
+    )
+    assert reproduce_command(folder) == (
+        "zoo train tiny.yaml train.epochs=2"
+        " && zoo train tiny.yaml train.epochs=3 train.max_steps=12 --resume"
+        " && zoo train tiny.yaml train.epochs=4 --resume"
+    )
+    progress = json.loads(torch.load(run / CHECKPOINT_NAME, weights_only=True)["state"])["progress"]
+    assert progress["lengths"] == [[0, 2], [10, 3], [12, 4]]
+    # The final reading is in the checkpoint too (the run saved again after it).
+    assert progress["knn"][-1]["step"] == 20
+
+
+def test_an_export_that_fails_keeps_the_previous_export_whole(
+    tmp_path: Path, cifar_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib
+
+    export_module = importlib.import_module("zoo.export")  # `zoo.export` is also the function
+    recipe = tiny_recipe(tmp_path / "run", cifar_root, run__export=True, run__export_onnx=False)
+    folder = Trainer(recipe_from_dict(recipe)).fit().export_dir
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    real_export = export_module.export
+
+    def killed_midway(encoder, directory, **kwargs):
+        real_export(encoder, directory, **kwargs)  # some files written, then the process dies
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(export_module, "export", killed_midway)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(recipe_from_dict(recipe), resume=True).fit()  # a finished run exports again
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    monkeypatch.setattr(export_module, "export", real_export)
+    assert Trainer(recipe_from_dict(recipe), resume=True).fit().export_dir == folder
+    assert not [p.name for p in folder.parent.iterdir() if p.name.startswith(".export")]
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGCONT"), reason="POSIX job control")

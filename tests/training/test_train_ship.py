@@ -17,6 +17,7 @@ from zoo.training.ship import measure, measured_rows, progress_figure, recipe_of
 import zoo
 import zoo.pretrained
 from zoo import results
+from zoo.errors import ZooError
 from zoo.evaluate import evaluate
 from zoo.folder import read_safetensors
 from zoo.pretrained import TRAINED, attach_measured, trained_entry
@@ -135,6 +136,18 @@ def test_a_shipped_run_records_the_numbers_of_the_file_it_ships(
         )
     assert {p: p.read_bytes() for p in before} == before
     assert sorted(p.name for p in (tmp_path / "weights").iterdir()) == [weights.name]
+
+
+def test_an_export_older_than_the_checkpoint_is_not_shipped(tmp_path: Path, cifar_root: Path) -> None:
+    # Exported at 2 epochs (10 steps), then lengthened and stopped at step 11: the folder's weights
+    # are not the checkpoint's, whose step the shipped row would record.
+    run = tmp_path / "run"
+    Trainer(recipe_from_dict(tiny_recipe(run, cifar_root, run__export=True, run__export_onnx=False))).fit()
+    longer = tiny_recipe(run, cifar_root, train__epochs=3, train__max_steps=11)
+    Trainer(recipe_from_dict(longer), resume=True).fit()
+    with pytest.raises(ZooError, match=r"holds the model of step 10 but the run's checkpoint is at step 11"):
+        ship(run, "simclr-r18q-tiny", weights_dir=tmp_path / "weights", cards_dir=tmp_path / "cards")
+    assert not (tmp_path / "weights").exists()
 
 
 def test_a_pretext_run_records_its_task_accuracy(tmp_path: Path, cifar_root: Path) -> None:
