@@ -50,7 +50,9 @@ def test_card_numbers_equal_the_registry(name: str) -> None:
 def test_cards_of_trained_encoders_show_how_to_retrain_them(name: str) -> None:
     t = zoo.model_info(name).training
     _, body = parse((CARDS / f"{name}.md").read_text())
-    assert "## Training" in body and f"```bash\n{t.command}\n```" in body
+    # A run lengthened on resume is retraced by one command per stretch, one per line.
+    commands = t.command.split(" && ") if " --resume" in t.command else [t.command]
+    assert "## Training" in body and "```bash\n" + "\n".join(commands) + "\n```" in body
     recipe = Path(__file__).resolve().parents[1] / t.recipe
     assert recipe.is_file() and t.command.split()[2] == recipe.stem, "the command runs the recipe named"
     assert t.curves and (CARDS / t.curves).is_file() and f"]({t.curves})" in body
@@ -67,6 +69,23 @@ def test_cards_of_trained_encoders_show_how_to_retrain_them(name: str) -> None:
         read_at != views
     )
     assert ("--test-size" in body) == (read_at != views)
+
+
+def test_a_run_lengthened_on_resume_shows_one_command_per_stretch() -> None:
+    from zoo.pretrained import TRAINED, trained_entry
+
+    row = next(r for r in TRAINED if r.name == "moco-v2-r18h-cifar10.ep200")
+    first = "zoo train moco_v2_r18h_cifar10 train.epochs=200"
+    then = "zoo train moco_v2_r18h_cifar10 train.epochs=400 --resume"
+    lengthened = row._replace(name="moco-v2-r18h-cifar10.ep400", command=f"{first} && {then}", epochs=400)
+    _, body = parse(render_card(trained_entry(lengthened)))
+    assert f"```bash\n{first}\n{then}\n```" in body
+    assert "changed on resume" in body and "one after the other" in body
+    # It ran its recipe's 200 epochs and then more: there is no longer schedule to point to. A
+    # run cut short by the override (the 8-epoch leaderboard) has one.
+    assert "Without the `train.epochs` override" not in body
+    short = row._replace(command=first.replace("=200", "=8"), epochs=8)
+    assert "Without the `train.epochs` override" in trained_entry(short).limitations
 
 
 def test_no_orphan_cards() -> None:

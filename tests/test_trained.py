@@ -35,6 +35,20 @@ def test_only_runs_cut_short_point_to_their_recipes_longer_schedule() -> None:
         assert ("Without the `train.epochs` override" in entry.limitations) == cut, name
 
 
+def test_the_registry_reads_a_recipes_length_without_parsing_yaml() -> None:
+    import yaml
+
+    from zoo.pretrained import _train_epochs
+
+    for path in sorted((ROOT / "training" / "recipes").glob("*.yaml")):
+        text = path.read_text(encoding="utf-8")
+        assert _train_epochs(text) == yaml.safe_load(text)["train"].get("epochs"), path.name
+    nested = "train:  # schedule\n  warmup:\n    epochs: 5\n\n  # the length\n  epochs: 200 # x\nrun:\n"
+    assert _train_epochs(nested) == 200
+    assert _train_epochs("train:\n  batch_size: 5\nrun:\n  epochs: 3\n") is None  # another section's
+    assert _train_epochs("train:\n" + "  # c\n" * 100_000 + "run:\n") is None  # linear, not backtracking
+
+
 def test_shipped_weights_are_small_and_all_registered() -> None:
     files = sorted(WEIGHTS.glob("*.safetensors"))
     # The project's budget for shipped weights: about 150 MB, raised to 155 MB for the half-width

@@ -9,6 +9,7 @@ installed; ``metrics.csv`` always) and the evaluation measured on the test split
 from __future__ import annotations
 
 import copy
+import os
 import platform
 import shlex
 import shutil
@@ -98,11 +99,12 @@ def export_run(trainer: Trainer, progress: Progress) -> Path:
     from zoo.export import export
 
     r = trainer.recipe
-    # Written beside the folder and swapped in when complete: a run killed during its final
-    # evaluation (minutes on a CPU) keeps its previous export whole, never half of each.
+    # Written beside the folder and swapped in when complete: a run killed while writing it
+    # (the ONNX graph and its parity check, the curves, the card) keeps its previous export
+    # whole, never some files of each.
     final = trainer.out_dir / "export"
     out = trainer.out_dir / ".export.staging"
-    shutil.rmtree(out, ignore_errors=True)
+    remove_path(out)
     arch = exported_arch(trainer)
     evaluated = trainer.evaluation_backbone()
     metrics = final_evaluation(trainer, evaluated)
@@ -150,15 +152,24 @@ def export_run(trainer: Trainer, progress: Progress) -> Path:
 
 
 def replace_folder(new: Path, folder: Path) -> None:
-    """Put the complete folder ``new`` in the place of ``folder`` (which may not exist). Two
-    renames, as a folder cannot replace a non-empty one in one: the old folder is moved aside
-    first and deleted last, so that ``folder`` is, at every moment, one whole version or absent."""
+    """Put the complete folder ``new`` in the place of ``folder`` (absent, a folder, or a file or
+    link, which is replaced, not followed). Two renames, as a folder cannot replace a non-empty
+    one in one: the old one is moved aside first and deleted last, so that ``folder`` is, at
+    every moment, one whole version or absent."""
     old = folder.with_name(f".{folder.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if folder.exists():
+    remove_path(old)
+    if os.path.lexists(folder):
         folder.rename(old)
     new.rename(folder)
-    shutil.rmtree(old, ignore_errors=True)
+    remove_path(old)
+
+
+def remove_path(path: Path) -> None:
+    """Delete ``path`` whatever it is (a link itself, not what it points to); absent is fine."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)
 
 
 def exported_arch(trainer: Trainer) -> str:
@@ -224,15 +235,20 @@ def reproduce_commands(command: str, lengths: list[list[int]], steps_per_epoch: 
     """The ``zoo train`` commands that retrace a run: ``command`` (the last one that ran it), or,
     for a run whose ``train.epochs`` changed on resume (``lengths``, :class:`Progress`), one
     command per stretch: each runs to where the next length took over, then ``--resume``s with
-    that length (the learning-rate and momentum schedules follow each stretch's length)."""
+    that length (the schedules are functions of the length)."""
     if len(lengths) < 2:
         return [command]
-    words = [w for w in shlex.split(command) if not w.startswith(("train.epochs=", "train.max_steps="))]
+
+    def key(word: str) -> str:
+        return word.split("=", 1)[0].strip()  # as the recipe loader reads an override
+
+    words = [w for w in shlex.split(command) if key(w) != "train.epochs"]
     commands = []
     for i, (_, epochs) in enumerate(lengths):
         part = [*words, f"train.epochs={epochs}"]
         if i + 1 < len(lengths) and lengths[i + 1][0] != epochs * steps_per_epoch:
-            part.append(f"train.max_steps={lengths[i + 1][0]}")  # changed before this length's end
+            # Changed before this length's end: stop where it was changed.
+            part = [w for w in part if key(w) != "train.max_steps"] + [f"train.max_steps={lengths[i + 1][0]}"]
         if i:
             part.append("--resume")
         commands.append(" ".join(shlex.quote(w) for w in part))
@@ -241,8 +257,10 @@ def reproduce_commands(command: str, lengths: list[list[int]], steps_per_epoch: 
 
 def training_section(trainer: Trainer, progress: Progress, plot: str) -> str:
     r = trainer.recipe
-    command = trainer.command or f"zoo train training/recipes/<recipe>.yaml  # name: {r.name}"
+    command = trainer.command or "zoo train training/recipes/<recipe>.yaml"
     commands = reproduce_commands(command, progress.lengths, trainer.steps_per_epoch)
+    if not trainer.command:
+        commands[-1] += f"  # name: {r.name}"
     how = "Reproduce with:"
     if len(commands) > 1:
         stretches = ", then ".join(
@@ -250,8 +268,8 @@ def training_section(trainer: Trainer, progress: Progress, plot: str) -> str:
             for start, epochs in progress.lengths
         )
         how = (
-            f"Its length changed on resume: the learning-rate and momentum schedules followed {stretches}."
-            " Reproduce with (one command after the other):"
+            f"The run's `train.epochs` changed on resume: its schedules (learning rate, and momentum"
+            f" where the method has one) followed {stretches}. Reproduce with (one command after the other):"
         )
     lines = [
         "## Training",

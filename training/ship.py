@@ -241,8 +241,8 @@ def ship(
         # folder's weights are not the checkpoint's, whose step the shipped row would record.
         raise ZooError(
             f"{export_dir} holds the model of step {exported_step(export_dir)} but the run's checkpoint is"
-            f" at step {progress['step']}: let the run finish (zoo train ... --resume) so that it exports"
-            " again, then ship"
+            f" at step {progress['step']}: resume the run to its end (zoo train ... --resume, with"
+            " run.export=true if its export was off) so that it exports again, then ship"
         )
     data = data or recipe.data.path
     test_split = test_split or default_test_split(data)

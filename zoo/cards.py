@@ -611,15 +611,23 @@ def _training_section(entry: ModelEntry) -> list[str]:
     """How zoo trained the encoder: budget, the command that reproduces it, the curves."""
     t = entry.training
     assert t is not None
+    # A run whose train.epochs changed on resume is retraced by one command per stretch (joined by
+    # `&&` in the record): shown one per line, in order.
+    commands = t.command.split(" && ") if " --resume" in t.command else [t.command]
+    how = "Reproduce the weights with:"
+    if len(commands) > 1:
+        how = (
+            "Its `train.epochs` changed on resume, and the schedules (learning rate, momentum) with it;"
+            " reproduce the weights with these commands, one after the other:"
+        )
     lines = [
         "## Training",
         "",
         f"Trained by zoo from random initialisation with the recipe `{t.recipe}`: {t.epochs} epochs"
-        f" ({t.steps:,} steps of batch {t.batch_size}) in {t.minutes:.0f} minutes on {t.hardware}."
-        " Reproduce the weights with:",
+        f" ({t.steps:,} steps of batch {t.batch_size}) in {t.minutes:.0f} minutes on {t.hardware}. {how}",
         "",
         "```bash",
-        t.command,
+        *commands,
         "```",
         "",
         *_read_at_another_size(entry),

@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
@@ -481,19 +480,39 @@ UPSTREAM: tuple[ModelEntry, ...] = (
     #     name, arch, what, file, kNN top-1, linear top-1, how the linear number was measured
     _dino("dino-r50", "resnet50", "ResNet-50", "dino_resnet50_pretrain", 67.5, 75.3, _DINO_LINEAR_R50),
     _dino(
-        "dino-vits16", "vit_small_patch16_224", "ViT-Small/16", "dino_deitsmall16_pretrain", 74.5, 77.0,
+        "dino-vits16",
+        "vit_small_patch16_224",
+        "ViT-Small/16",
+        "dino_deitsmall16_pretrain",
+        74.5,
+        77.0,
         _DINO_LINEAR_VITS,
     ),
     _dino(
-        "dino-vits8", "vit_small_patch8_224", "ViT-Small/8", "dino_deitsmall8_pretrain", 78.3, 79.7,
+        "dino-vits8",
+        "vit_small_patch8_224",
+        "ViT-Small/8",
+        "dino_deitsmall8_pretrain",
+        78.3,
+        79.7,
         _DINO_LINEAR_VITS,
     ),
     _dino(
-        "dino-vitb16", "vit_base_patch16_224", "ViT-Base/16", "dino_vitbase16_pretrain", 76.1, 78.2,
+        "dino-vitb16",
+        "vit_base_patch16_224",
+        "ViT-Base/16",
+        "dino_vitbase16_pretrain",
+        76.1,
+        78.2,
         _DINO_LINEAR_VITB,
     ),
     _dino(
-        "dino-vitb8", "vit_base_patch8_224", "ViT-Base/8", "dino_vitbase8_pretrain", 77.4, 80.1,
+        "dino-vitb8",
+        "vit_base_patch8_224",
+        "ViT-Base/8",
+        "dino_vitbase8_pretrain",
+        77.4,
+        80.1,
         _DINO_LINEAR_VITB,
     ),
     # Barlow Twins, VICReg (facebookresearch)
@@ -736,6 +755,7 @@ class Trained(NamedTuple):
             *([("progress",)] if self.progress else []),
             *([("flip_average",)] if self.flip_average else []),
         ]
+
         def wrapped(keys: tuple[str, ...]) -> list[tuple[str, ...]]:
             # One line per group, split in two where it would pass the line length (110).
             if len(keys) > 1 and len(f"        {', '.join(arg(k) for k in keys)},") > 110:
@@ -779,22 +799,46 @@ def _how_trained(row: Trained) -> str:
 
 
 _PACKAGE = Path(__file__).resolve().parent
-# zoo's recipes keep `train:` at the top level and its keys indented under it (a regular
-# expression rather than YAML: the registry reads every shipped encoder's recipe at import).
-_TRAIN_EPOCHS = re.compile(r"^train:[ \t]*\n(?:[ \t]+.*\n|[ \t]*#.*\n|\s*\n)*?[ \t]+epochs:[ \t]*(\d+)", re.M)
 
 
 def _recipe_epochs(recipe: str) -> int | None:
     """``train.epochs`` of a recipe file named as in :func:`recipe_of`, where it can be read: the
     checkout's file, or the installed package's copy (``zoo/training/recipes``)."""
-    name = Path(recipe).name
-    for path in (_PACKAGE.parent / recipe, _PACKAGE / "training" / "recipes" / name):
+    paths = [_PACKAGE.parent / recipe]
+    if recipe.startswith("training/recipes/"):  # a published recipe, also in an installed package
+        paths.append(_PACKAGE / "training" / "recipes" / Path(recipe).name)
+    for path in paths:
         try:
             text = path.read_text(encoding="utf-8")
         except OSError:
             continue
-        m = _TRAIN_EPOCHS.search(text)
-        return int(m.group(1)) if m else None
+        return _train_epochs(text)
+    return None
+
+
+def _train_epochs(text: str) -> int | None:
+    """``epochs`` under the top-level ``train:`` of a recipe's YAML text, read line by line (not
+    parsed as YAML: the registry reads every shipped encoder's recipe at import). zoo's recipes
+    keep their sections at the top level and each section's keys at one indentation."""
+    indent = None
+    lines = iter(text.splitlines())
+    for line in lines:
+        if line.split("#", 1)[0].rstrip() == "train:":
+            break
+    else:
+        return None
+    for line in lines:
+        body = line.lstrip(" ")
+        if not body or body.startswith("#"):
+            continue
+        if body is line:  # back at the top level: the section ended
+            return None
+        depth = len(line) - len(body)
+        indent = depth if indent is None else indent
+        key, _, value = body.partition(":")
+        if depth == indent and key == "epochs":
+            value = value.split("#", 1)[0].strip()
+            return int(value) if value.isdigit() else None
     return None
 
 
@@ -802,8 +846,10 @@ def _limitations(row: Trained, short: str) -> str:
     # Only a run cut short by a `train.epochs=` override (the 8-epoch leaderboard) has a longer
     # schedule in its recipe to point to; a flagship ran its recipe's own (some with the override
     # repeating it), or lengthened it on resume.
-    full = _recipe_epochs(recipe_of(row.command))
-    cut = " train.epochs=" in f" {row.command}" and (full is None or full > row.epochs)
+    cut = " train.epochs=" in f" {row.command}"
+    if cut:
+        full = _recipe_epochs(recipe_of(row.command))
+        cut = full is not None and full > row.epochs  # unknown: say nothing rather than guess
     return (
         f"Trained for {row.epochs} epochs on {short} alone within a CPU budget of {row.minutes:.0f}"
         f" minutes: far from converged, and its features suit small images like {short}'s; expect much"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -473,39 +474,80 @@ def test_reproduce_commands_retrace_each_length() -> None:
     command = "zoo train x.yaml train.epochs=4 'augment.size=24' train.max_steps=0"
     assert reproduce_commands(command, [[0, 4]], 5) == [command]
     assert reproduce_commands(command, [[0, 2], [10, 3], [12, 4]], 5) == [
-        "zoo train x.yaml augment.size=24 train.epochs=2",  # ran to its end (2 x 5 steps)
-        "zoo train x.yaml augment.size=24 train.epochs=3 train.max_steps=12 --resume",
-        "zoo train x.yaml augment.size=24 train.epochs=4 --resume",
+        # Ran to its end (2 x 5 steps), under the command's own cap (a recipe's cap lifted).
+        "zoo train x.yaml augment.size=24 train.max_steps=0 train.epochs=2",
+        "zoo train x.yaml augment.size=24 train.epochs=3 train.max_steps=12 --resume",  # stopped early
+        "zoo train x.yaml augment.size=24 train.max_steps=0 train.epochs=4 --resume",
     ]
 
 
-def test_a_lengthened_run_exports_a_card_that_retraces_its_lengths(tmp_path: Path, cifar_root: Path) -> None:
+def test_a_lengthened_run_exports_a_card_whose_commands_retrace_it(
+    tmp_path: Path, cifar_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from zoo.training.ship import reproduce_command
 
-    run = tmp_path / "run"
-
-    def train(command: str, **overrides) -> Path | None:
-        recipe = tiny_recipe(run, cifar_root, run__export_onnx=False, **overrides)
-        return Trainer(recipe_from_dict(recipe), resume=True, command=command).fit().export_dir
-
-    train("zoo train tiny.yaml")  # 2 epochs of 5 steps
-    train("zoo train tiny.yaml train.epochs=3 train.max_steps=12", train__epochs=3, train__max_steps=12)
-    folder = train("zoo train tiny.yaml train.epochs=4", train__epochs=4, run__export=True)
+    recipe = tmp_path / "tiny.yaml"
+    run, replay = tmp_path / "run", tmp_path / "replay"
+    recipe.write_text(yaml.safe_dump(tiny_recipe(run, cifar_root, run__export_onnx=False)))
+    assert main(["train", str(recipe)]) == 0  # 2 epochs of 5 steps
+    assert main(["train", str(recipe), "train.epochs=3", "train.max_steps=12", "--resume"]) == 0
+    assert main(["train", str(recipe), "train.epochs=4", "run.export=true", "--resume"]) == 0
+    folder = run / "export"
     card = (folder / "README.md").read_text()
     assert "(20 steps," in card
-    assert (
-        "the learning-rate and momentum schedules followed a 2-epoch run, then a 3-epoch one from step 10,"
-        " then a 4-epoch one from step 12" in card
-    )
-    assert reproduce_command(folder) == (
-        "zoo train tiny.yaml train.epochs=2"
-        " && zoo train tiny.yaml train.epochs=3 train.max_steps=12 --resume"
-        " && zoo train tiny.yaml train.epochs=4 --resume"
-    )
+    assert "followed a 2-epoch run, then a 3-epoch one from step 10, then a 4-epoch one from step 12" in card
+    commands = reproduce_command(folder).split(" && ")
+    assert [c.replace(str(recipe), "tiny.yaml") for c in commands] == [
+        "zoo train tiny.yaml run.export=true train.epochs=2",
+        "zoo train tiny.yaml run.export=true train.epochs=3 train.max_steps=12 --resume",
+        "zoo train tiny.yaml run.export=true train.epochs=4 --resume",
+    ]
     progress = json.loads(torch.load(run / CHECKPOINT_NAME, weights_only=True)["state"])["progress"]
     assert progress["lengths"] == [[0, 2], [10, 3], [12, 4]]
-    # The final reading is in the checkpoint too (the run saved again after it).
-    assert progress["knn"][-1]["step"] == 20
+    # The commands, run one after the other into another folder, train the same weights.
+    for command in commands:
+        words = shlex.split(command)[1:]
+        assert main([*words[:2], f"run.out_dir={replay}", *words[2:]]) == 0
+    trained, retraced = (torch.load(d / CHECKPOINT_NAME, weights_only=True)["model"] for d in (run, replay))
+    assert trained.keys() == retraced.keys()
+    for key in trained:
+        assert torch.equal(trained[key], retraced[key]), key
+    # A finished run resumed to export again reads its last step again: one reading, not two,
+    # and it is in the checkpoint (saved after the final reading; the first stretch's end read 10).
+    assert main(["train", str(recipe), "train.epochs=4", "run.export=true", "--resume"]) == 0
+    progress = json.loads(torch.load(run / CHECKPOINT_NAME, weights_only=True)["state"])["progress"]
+    assert [k["step"] for k in progress["knn"]] == [10, 20]
+    capsys.readouterr()
+
+
+def test_an_export_replaces_a_folder_a_file_or_a_link_whole(tmp_path: Path) -> None:
+    from zoo.training.publish import replace_folder
+
+    def staged(text: str) -> Path:
+        new = tmp_path / ".export.staging"
+        new.mkdir()
+        (new / "README.md").write_text(text)
+        return new
+
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (target / "keep.txt").write_text("not ours")
+    for old in ("folder", "file", "link", "dangling link"):
+        export = tmp_path / "export"
+        if old == "folder":
+            export.mkdir()
+            (export / "README.md").write_text("old")
+        elif old == "file":
+            export.write_text("old")
+        else:
+            export.symlink_to(target if old == "link" else tmp_path / "missing")
+        replace_folder(staged(old), export)
+        assert export.is_dir() and not export.is_symlink() and (export / "README.md").read_text() == old
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere", "export"], old
+        assert (target / "keep.txt").read_text() == "not ours"  # a link is replaced, not followed
+        replace_folder(staged("again"), export)
+        assert (export / "README.md").read_text() == "again"
+        shutil.rmtree(export)
 
 
 def test_an_export_that_fails_keeps_the_previous_export_whole(
