@@ -161,7 +161,10 @@ def replace_folder(new: Path, folder: Path) -> None:
     if os.path.lexists(folder):
         folder.rename(old)
     new.rename(folder)
-    remove_path(old)
+    try:
+        remove_path(old)
+    except OSError:
+        pass  # the new folder is in place; the next export deletes what is left of the old one
 
 
 def remove_path(path: Path) -> None:

@@ -38,6 +38,7 @@ import io
 import json
 import os
 import re
+import shlex
 import shutil
 from pathlib import Path
 
@@ -180,9 +181,9 @@ def reproduce_command(export_dir: Path) -> str:
     m = re.search(r"Reproduce with[^`\n]*:\s*```bash\n(.+?)\n```", card, re.S)
     if not m:
         raise ValueError(f"{export_dir}/README.md: no 'Reproduce with' command")
-    lines = [line.split() for line in m.group(1).splitlines()]
+    lines = [shlex.split(line, comments=True) for line in m.group(1).splitlines()]
     return " && ".join(
-        " ".join(t for t in words if not t.startswith("run.out_dir=")) for words in lines if words
+        shlex.join(w for w in words if not w.startswith("run.out_dir=")) for words in lines if words
     )
 
 

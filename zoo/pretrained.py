@@ -831,14 +831,14 @@ def _train_epochs(text: str) -> int | None:
         body = line.lstrip(" ")
         if not body or body.startswith("#"):
             continue
-        if body is line:  # back at the top level: the section ended
-            return None
         depth = len(line) - len(body)
+        if depth == 0:  # back at the top level: the section ended
+            return None
         indent = depth if indent is None else indent
         key, _, value = body.partition(":")
         if depth == indent and key == "epochs":
             value = value.split("#", 1)[0].strip()
-            return int(value) if value.isdigit() else None
+            return int(value) if value.isdecimal() and value.isascii() else None
     return None
 
 
