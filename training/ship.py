@@ -237,11 +237,12 @@ def ship(
     recipe = load_recipe(export_dir / "recipe.yaml")
     ckpt, _ = read_checkpoint_bytes(run_dir / CHECKPOINT_NAME)
     progress = json.loads(torch.load(io.BytesIO(ckpt), weights_only=True)["state"])["progress"]
-    if exported_step(export_dir) != progress["step"]:
+    exported = exported_step(export_dir)
+    if exported != progress["step"]:
         # A run resumed after its export (lengthened), or killed while exporting again: the
         # folder's weights are not the checkpoint's, whose step the shipped row would record.
         raise ZooError(
-            f"{export_dir} holds the model of step {exported_step(export_dir)} but the run's checkpoint is"
+            f"{export_dir} holds the model of step {exported} but the run's checkpoint is"
             f" at step {progress['step']}: resume the run to its end (zoo train ... --resume, with"
             " run.export=true if its export was off) so that it exports again, then ship"
         )

@@ -480,39 +480,19 @@ UPSTREAM: tuple[ModelEntry, ...] = (
     #     name, arch, what, file, kNN top-1, linear top-1, how the linear number was measured
     _dino("dino-r50", "resnet50", "ResNet-50", "dino_resnet50_pretrain", 67.5, 75.3, _DINO_LINEAR_R50),
     _dino(
-        "dino-vits16",
-        "vit_small_patch16_224",
-        "ViT-Small/16",
-        "dino_deitsmall16_pretrain",
-        74.5,
-        77.0,
+        "dino-vits16", "vit_small_patch16_224", "ViT-Small/16", "dino_deitsmall16_pretrain", 74.5, 77.0,
         _DINO_LINEAR_VITS,
     ),
     _dino(
-        "dino-vits8",
-        "vit_small_patch8_224",
-        "ViT-Small/8",
-        "dino_deitsmall8_pretrain",
-        78.3,
-        79.7,
+        "dino-vits8", "vit_small_patch8_224", "ViT-Small/8", "dino_deitsmall8_pretrain", 78.3, 79.7,
         _DINO_LINEAR_VITS,
     ),
     _dino(
-        "dino-vitb16",
-        "vit_base_patch16_224",
-        "ViT-Base/16",
-        "dino_vitbase16_pretrain",
-        76.1,
-        78.2,
+        "dino-vitb16", "vit_base_patch16_224", "ViT-Base/16", "dino_vitbase16_pretrain", 76.1, 78.2,
         _DINO_LINEAR_VITB,
     ),
     _dino(
-        "dino-vitb8",
-        "vit_base_patch8_224",
-        "ViT-Base/8",
-        "dino_vitbase8_pretrain",
-        77.4,
-        80.1,
+        "dino-vitb8", "vit_base_patch8_224", "ViT-Base/8", "dino_vitbase8_pretrain", 77.4, 80.1,
         _DINO_LINEAR_VITB,
     ),
     # Barlow Twins, VICReg (facebookresearch)
@@ -755,7 +735,6 @@ class Trained(NamedTuple):
             *([("progress",)] if self.progress else []),
             *([("flip_average",)] if self.flip_average else []),
         ]
-
         def wrapped(keys: tuple[str, ...]) -> list[tuple[str, ...]]:
             # One line per group, split in two where it would pass the line length (110).
             if len(keys) > 1 and len(f"        {', '.join(arg(k) for k in keys)},") > 110:
