@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import statistics
 import sys
@@ -108,6 +109,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "conv_backward.json")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    # Whether the machine was idle, as for budget.py: the 1-minute load average before and after
+    # (this benchmark's own thread counts as 1). Beside other work only the ratios hold.
+    load_before = os.getloadavg()[0]
     stages = {f"{c} ch, {s} px": stage(c, s, args.batch, args.repeats) for c, s in STAGES[args.width]}
     result = {
         "machine": describe(onednn=onednn_version()),
@@ -115,6 +119,7 @@ def main(argv: list[str] | None = None) -> dict:
         "batch": args.batch,
         "repeats": args.repeats,
         "stages": stages,
+        "load_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
     print(f"{'stage':<16} {'forward':>8} {'bf16':>8} {'split':>8} {'fp32':>8} {'split/bf16':>10}  (ms)")
     for name, t in stages.items():
@@ -122,7 +127,7 @@ def main(argv: list[str] | None = None) -> dict:
             f"{name:<16} {t['forward']:8.2f} {t['bf16']:8.2f} {t['split']:8.2f} {t['fp32']:8.2f}"
             f" {t['split_over_bf16']:10.3f}"
         )
-    print(result["machine"]["cpu"], f"oneDNN {result['machine']['onednn']}")
+    print(result["machine"]["cpu"], f"oneDNN {result['machine']['onednn']}", f"load {result['load_1min']}")
     atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
     return result
 
