@@ -47,6 +47,33 @@ def test_nce_loss_matches_a_hand_computation() -> None:
     assert float(loss_fn.normaliser) == pytest.approx(z)
 
 
+def test_nce_normaliser_as_a_moving_average_follows_each_batch() -> None:
+    # mu = 0.25: the first batch sets Z as before; the second moves it a quarter of the way to
+    # that batch's own estimate, and the loss of that batch divides by the moved Z.
+    loss_fn = NCELoss(num_data=4, temperature=1.0, normaliser_momentum=0.25)
+    f, pos = torch.tensor([[2.0, 0.0]]), torch.tensor([[1.0, 0.0]])
+    neg = torch.tensor([[[0.0, 1.0], [-1.0, 0.0]]])
+    loss_fn(f, pos, neg)
+    z1 = (math.e + 1.0 + 1 / math.e) / 3 * 4
+    assert float(loss_fn.normaliser) == pytest.approx(z1)
+    # Second batch: its own entry now (0, 1), noise (0, 1) and (-1, 0): exp scores 1, 1, 1/e.
+    pos2 = torch.tensor([[0.0, 1.0]])
+    loss = loss_fn(f, pos2, neg)
+    e = [1.0, 1.0, 1 / math.e]
+    z2 = 0.75 * z1 + 0.25 * (sum(e) / 3 * 4)
+    assert float(loss_fn.normaliser) == pytest.approx(z2)
+    p = [x / z2 for x in e]
+    noise = 2 / 4
+    expected = -(
+        math.log(p[0] / (p[0] + noise)) + math.log(noise / (p[1] + noise)) + math.log(noise / (p[2] + noise))
+    )
+    assert float(loss) == pytest.approx(expected, rel=1e-6)
+    with pytest.raises(ValueError, match=r"normaliser_momentum must be in \[0, 1\), got 1.0"):
+        NCELoss(4, 1.0, normaliser_momentum=1.0)
+    with pytest.raises(ValueError, match="nce estimator only"):
+        memory_loss("softmax", 4, 1.0, normaliser_momentum=0.1)
+
+
 def test_nce_normaliser_is_the_mean_over_every_ranks_first_batch(monkeypatch: pytest.MonkeyPatch) -> None:
     # Another rank's first batch has mean exp(.) 3.0: Z = n * (this rank's mean + 3) / 2, the
     # same on both ranks (the all-reduce is the identity in one process, where Z is unchanged).
@@ -81,6 +108,10 @@ def test_bad_memory_bank_keys_are_one_error_naming_each() -> None:
     problems = r"npid: .*bank_init must be one of .*'zeros'.*estimator must be one of"
     with pytest.raises(ValueError, match=problems):
         NPIDMethod(backbone, 4, NPIDConfig(bank_init="zeros", estimator="infonce"))
+    with pytest.raises(ValueError, match=r"npid: normaliser_momentum must be in \[0, 1\), got -0.1"):
+        NPIDMethod(backbone, 4, NPIDConfig(normaliser_momentum=-0.1))
+    with pytest.raises(ValueError, match="npid: normaliser_momentum applies to the nce estimator only"):
+        NPIDMethod(backbone, 4, NPIDConfig(estimator="softmax", normaliser_momentum=0.01))
 
 
 def test_nce_loss_runs_in_fp32_under_autocast() -> None:

@@ -22,11 +22,17 @@ class CMCLoss(nn.Module):
     ``(own entries (N, D), noise entries (N, m, D) or (m, D))`` of that view's bank; returns a scalar.
     """
 
-    def __init__(self, num_data: int, temperature: float = 0.07, estimator: str = "nce") -> None:
+    def __init__(
+        self,
+        num_data: int,
+        temperature: float = 0.07,
+        estimator: str = "nce",
+        normaliser_momentum: float = 0.0,
+    ) -> None:
         super().__init__()
         # One module per direction: NCE's normalising constant is estimated for each view.
-        self.view1_anchor = memory_loss(estimator, num_data, temperature)
-        self.view2_anchor = memory_loss(estimator, num_data, temperature)
+        self.view1_anchor = memory_loss(estimator, num_data, temperature, normaliser_momentum)
+        self.view2_anchor = memory_loss(estimator, num_data, temperature, normaliser_momentum)
 
     @full_precision
     def forward(

@@ -33,8 +33,15 @@ class NCELoss(nn.Module):
     where this estimate reads 29.8 / 29.3 after epochs 1-2). The softmax estimator
     (:class:`SampledSoftmaxLoss`) needs no Z.
 
+    ``normaliser_momentum`` mu > 0 re-estimates Z at every step instead, as a moving average
+    ``Z <- (1 - mu) Z + mu n E_j[exp(v_j^T f_i / tau)]`` over the steps' batches (the first
+    batch still sets it): the warm bank spreads out as training goes on, so its
+    ``E_j[exp(.)]`` falls, and a Z frozen at the first batch's value grows ever too large
+    for it; the moving average follows the bank without assuming a random one.
+
     Args:
         num_data: n, the number of training images. temperature: tau (0.07).
+        normaliser_momentum: mu in [0, 1); 0 (the paper's) estimates Z once.
 
     Shapes: ``forward(features, positives, negatives)`` with ``features`` (N, D) the current
     embeddings (normalised here), ``positives`` (N, D) their own memory-bank entries and
@@ -46,12 +53,15 @@ class NCELoss(nn.Module):
 
     normaliser: torch.Tensor
 
-    def __init__(self, num_data: int, temperature: float = 0.07) -> None:
+    def __init__(self, num_data: int, temperature: float = 0.07, normaliser_momentum: float = 0.0) -> None:
         super().__init__()
         if num_data < 1 or temperature <= 0:
             raise ValueError(f"num_data must be >= 1 and temperature > 0, got {num_data}, {temperature}")
+        if not 0 <= normaliser_momentum < 1:
+            raise ValueError(f"normaliser_momentum must be in [0, 1), got {normaliser_momentum}")
         self.num_data = num_data
         self.temperature = temperature
+        self.normaliser_momentum = normaliser_momentum
         self.register_buffer("normaliser", torch.tensor(-1.0))  # Z; < 0 until the first batch
 
     @full_precision
@@ -61,12 +71,14 @@ class NCELoss(nn.Module):
         logits = _memory_logits(features, positives, negatives)  # (N, 1 + m)
         m = logits.shape[1] - 1
         p = torch.exp(logits / self.temperature)
-        if float(self.normaliser) < 0:
+        first, mu = float(self.normaliser) < 0, self.normaliser_momentum
+        if first or mu:
             with torch.no_grad():
-                # Every rank's first batch (equal batch sizes: the global batch's mean), so
-                # that all ranks keep the same Z.
-                mean = all_reduce_mean(p.mean().detach().clone())
-                self.normaliser.fill_(float(mean) * self.num_data)
+                # Every rank's batch (equal batch sizes: the global batch's mean), so that all
+                # ranks keep the same Z.
+                estimate = float(all_reduce_mean(p.mean().detach().clone())) * self.num_data
+                z = estimate if first else (1 - mu) * float(self.normaliser) + mu * estimate
+                self.normaliser.fill_(z)
         p = p / self.normaliser
         noise = m / self.num_data  # m P_n(i)
         log_h_data = torch.log(p[:, 0] / (p[:, 0] + noise))
@@ -123,11 +135,16 @@ def _memory_logits(features: torch.Tensor, positives: torch.Tensor, negatives: t
 ESTIMATORS = ("nce", "softmax")
 
 
-def memory_loss(estimator: str, num_data: int, temperature: float) -> nn.Module:
+def memory_loss(
+    estimator: str, num_data: int, temperature: float, normaliser_momentum: float = 0.0
+) -> nn.Module:
     """The memory-bank objective ``estimator`` (one of :data:`ESTIMATORS`) as a module with
-    the ``(features, positives, negatives)`` signature."""
+    the ``(features, positives, negatives)`` signature (``normaliser_momentum``: NCE's, see
+    :class:`NCELoss`; the softmax estimator has no normaliser and refuses one)."""
     if estimator == "nce":
-        return NCELoss(num_data, temperature)
+        return NCELoss(num_data, temperature, normaliser_momentum)
     if estimator == "softmax":
+        if normaliser_momentum:
+            raise ValueError("normaliser_momentum applies to the nce estimator only (softmax has no Z)")
         return SampledSoftmaxLoss(temperature)
     raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")

@@ -39,6 +39,9 @@ class MemoryBankConfig(MethodConfig):
     #: "nce" (the papers' estimator, with its normalising constant Z) or "softmax": the
     #: cross-entropy over the own entry and the noise entries (the authors' ``--softmax``).
     estimator: str = "nce"
+    #: NCE's normaliser Z: 0 estimates it once, on the first batch (the papers'); mu > 0
+    #: follows the bank as it spreads, a moving average over steps (:class:`NCELoss`).
+    normaliser_momentum: float = 0.0
 
 
 class MemoryBankMethod(Method):
@@ -62,6 +65,10 @@ class MemoryBankMethod(Method):
             problems.append(f"bank_init must be one of {BANK_INITS}, got {config.bank_init!r}")
         if config.estimator not in ESTIMATORS:
             problems.append(f"estimator must be one of {ESTIMATORS}, got {config.estimator!r}")
+        if not 0 <= config.normaliser_momentum < 1:
+            problems.append(f"normaliser_momentum must be in [0, 1), got {config.normaliser_momentum}")
+        elif config.normaliser_momentum and config.estimator != "nce":
+            problems.append("normaliser_momentum applies to the nce estimator only (softmax has no Z)")
         if problems:
             raise ValueError(f"{self.name}: " + "; ".join(problems))
 

@@ -101,7 +101,8 @@ class CMC(MemoryBankMethod):
             return
         self.l_memory = self.new_bank(info)
         self.ab_memory = self.new_bank(info, offset=1)
-        self.loss = CMCLoss(info.num_samples, self.config.temperature, self.config.estimator)
+        c = self.config
+        self.loss = CMCLoss(info.num_samples, c.temperature, c.estimator, c.normaliser_momentum)
 
     def epoch_pass_due(self, epoch: int) -> bool:
         return self.config.memory == "bank" and super().epoch_pass_due(epoch)

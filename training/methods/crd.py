@@ -72,7 +72,8 @@ class CRD(MemoryBankMethod):
             raise MethodInputError("crd: no teacher was given (set method.teacher)")
         self.student_memory = self.new_bank(info)
         self.teacher_memory = self.new_bank(info, offset=1)
-        self.loss = CRDLoss(info.num_samples, self.config.temperature, self.config.estimator)
+        c = self.config
+        self.loss = CRDLoss(info.num_samples, c.temperature, c.estimator, c.normaliser_momentum)
 
     def epoch_encoder(self) -> nn.Module:
         return _BothEmbeddings(

@@ -56,7 +56,8 @@ class NPID(MemoryBankMethod):
 
     def setup_data(self, info: DataInfo) -> None:
         self.memory = self.new_bank(info)
-        self.loss = memory_loss(self.config.estimator, info.num_samples, self.config.temperature)
+        c = self.config
+        self.loss = memory_loss(c.estimator, info.num_samples, c.temperature, c.normaliser_momentum)
 
     def epoch_encoder(self) -> nn.Module:
         return Normalized(self.backbone, self.projection)
