@@ -43,9 +43,9 @@ MEMORIES = ("bank", "queue")
 class CMCConfig(MemoryBankConfig):
     num_negatives: int = 16384
     #: "bank": memory banks of every image, refreshed once an epoch (the paper, the
-    #: ``num_negatives``/``memory_momentum``/``bank_init``/``estimator`` keys); "queue": MoCo's
-    #: form (He et al. 2020), a momentum copy of both encoders gives the keys and a queue per
-    #: view holds the last ``queue_size`` of them, InfoNCE at ``temperature``.
+    #: ``num_negatives``/``memory_momentum``/``bank_init``/``estimator``/``normaliser_momentum``
+    #: keys); "queue": MoCo's form (He et al. 2020), a momentum copy of both encoders gives the
+    #: keys and a queue per view holds the last ``queue_size`` of them, InfoNCE at ``temperature``.
     memory: str = "bank"
     queue_size: int = 16384
     #: The key encoders' momentum, rising from ``base_momentum`` to ``final_momentum`` (cosine).
