@@ -129,9 +129,12 @@ def short_run_beats_random_init(tmp_path: Path, recipe_name: str, cifar_root: Pa
     }
 
 
-def compiles_while_training(method: nn.Module, step_inputs, points: list[tuple[int, int]]) -> list[int]:
+def compiles_while_training(
+    method: nn.Module, step_inputs, points: list[tuple[int, int]], step_batch=dict
+) -> list[int]:
     """How many graphs ``torch.compile`` built up to each of ``points`` (``(step, epoch)``,
-    scheduled in turn, one forward each), through AOT autograd without code generation
+    scheduled in turn, one forward each, of ``step_inputs()`` and the keywords
+    ``step_batch()``, e.g. sample indices), through AOT autograd without code generation
     (``aot_eager``: it specialises Python floats as inductor does, where dynamo's plain eager
     backend would let them turn dynamic). A schedule whose values reach the compiled forward
     as Python numbers compiles again at every new value."""
@@ -150,7 +153,7 @@ def compiles_while_training(method: nn.Module, step_inputs, points: list[tuple[i
     counts = []
     for step, epoch in points:
         method.schedule(step, 100, epoch)
-        compiled(*step_inputs())
+        compiled(*step_inputs(), **step_batch())
         counts.append(len(built))
     torch._dynamo.reset()
     return counts

@@ -128,6 +128,19 @@ def test_a_bad_memory_is_one_error() -> None:
     backbone = zoo.create_model("cmc_resnet18_cifar_quarter").backbone
     with pytest.raises(ValueError, match="cmc: memory must be one of"):
         CMCMethod(backbone, 256, CMCConfig(memory="fifo"))
+    with pytest.raises(ValueError, match="cmc: normaliser_momentum applies to memory: bank"):
+        CMCMethod(backbone, 256, CMCConfig(memory="queue", normaliser_momentum=0.01))
+
+
+def test_the_bank_form_passes_the_normaliser_momentum_to_both_directions() -> None:
+    from zoo.training.methods.base import DataInfo
+
+    method = CMCMethod(
+        zoo.create_model("cmc_resnet18_cifar_quarter").backbone, 256, CMCConfig(normaliser_momentum=0.01)
+    )
+    method.setup_data(DataInfo(num_samples=20, num_classes=2))
+    loss = method.loss
+    assert loss.view1_anchor.normaliser_momentum == loss.view2_anchor.normaliser_momentum == 0.01
 
 
 def test_the_encoder_splits_lab_as_the_training_views_do() -> None:

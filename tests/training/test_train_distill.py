@@ -133,9 +133,13 @@ def test_crd_banks_start_from_the_initial_embeddings(tmp_path: Path, cifar_root:
     torch.testing.assert_close(method.teacher_memory.bank, torch.from_numpy(teacher))
     assert not torch.allclose(method.student_memory.bank, random_start)
     assert not method.epoch_pass_due(1)
-    paper = Trainer(recipe_from_dict(seed_recipe(tmp_path / "p", cifar_root, {**CRD, "bank_init": "random"})))
+    paper_start = {**CRD, "bank_init": "random", "normaliser_momentum": 0.02}
+    paper = Trainer(recipe_from_dict(seed_recipe(tmp_path / "p", cifar_root, paper_start)))
     paper._setup()
     assert not paper.method.epoch_pass_due(0)
+    # The recipe's NCE normaliser momentum reaches both directions of the loss.
+    loss = paper.method.loss
+    assert loss.view1_anchor.normaliser_momentum == loss.view2_anchor.normaliser_momentum == 0.02
 
 
 def test_crd_stops_and_resumes_exactly(tmp_path: Path, cifar_root: Path) -> None:

@@ -12,6 +12,7 @@ import torch
 from _seed_methods import (
     WHOLE_SPLIT,
     build,
+    compiles_while_training,
     seed_recipe,
     short_run_beats_random_init,
     stop_and_resume_equals_uninterrupted,
@@ -48,8 +49,9 @@ def test_nce_loss_matches_a_hand_computation() -> None:
 
 
 def test_nce_normaliser_as_a_moving_average_follows_each_batch() -> None:
-    # mu = 0.25: the first batch sets Z as before; the second moves it a quarter of the way to
-    # that batch's own estimate, and the loss of that batch divides by the moved Z.
+    # mu = 0.25: the first batch sets Z as before (all 1 + m scores, the authors' estimate); the
+    # second moves it a quarter of the way to n * the mean of that batch's noise scores only,
+    # and the loss of that batch divides by the moved Z.
     loss_fn = NCELoss(num_data=4, temperature=1.0, normaliser_momentum=0.25)
     f, pos = torch.tensor([[2.0, 0.0]]), torch.tensor([[1.0, 0.0]])
     neg = torch.tensor([[[0.0, 1.0], [-1.0, 0.0]]])
@@ -60,7 +62,7 @@ def test_nce_normaliser_as_a_moving_average_follows_each_batch() -> None:
     pos2 = torch.tensor([[0.0, 1.0]])
     loss = loss_fn(f, pos2, neg)
     e = [1.0, 1.0, 1 / math.e]
-    z2 = 0.75 * z1 + 0.25 * (sum(e) / 3 * 4)
+    z2 = 0.75 * z1 + 0.25 * (sum(e[1:]) / 2 * 4)
     assert float(loss_fn.normaliser) == pytest.approx(z2)
     p = [x / z2 for x in e]
     noise = 2 / 4
@@ -74,6 +76,21 @@ def test_nce_normaliser_as_a_moving_average_follows_each_batch() -> None:
         memory_loss("softmax", 4, 1.0, normaliser_momentum=0.1)
 
 
+def test_a_moving_normaliser_does_not_recompile_the_compiled_step() -> None:
+    # Z moves at every step; were it a Python float in the forward, each new value would
+    # compile the step again (and past torch's limit of 8 leave the run eager).
+    method = build("npid", out_dim=4, num_negatives=6, normaliser_momentum=0.1).train()
+    method.setup_data(DataInfo(num_samples=20, num_classes=2))
+    views = [torch.randn(4, 3, 16, 16)]
+    order = iter(torch.randperm(20).tolist() * 3)
+    points = [(s, 0) for s in range(10)]
+    counts = compiles_while_training(
+        method, lambda: (views,), points, lambda: {"indices": torch.tensor([next(order) for _ in range(4)])}
+    )
+    assert counts[-1] == counts[3], counts
+    assert float(method.loss.normaliser) > 0
+
+
 def test_nce_normaliser_is_the_mean_over_every_ranks_first_batch(monkeypatch: pytest.MonkeyPatch) -> None:
     # Another rank's first batch has mean exp(.) 3.0: Z = n * (this rank's mean + 3) / 2, the
     # same on both ranks (the all-reduce is the identity in one process, where Z is unchanged).
@@ -85,6 +102,11 @@ def test_nce_normaliser_is_the_mean_over_every_ranks_first_batch(monkeypatch: py
     loss_fn(f, pos, torch.tensor([[[0.0, 1.0], [-1.0, 0.0]]]))
     mine = (math.e + 1.0 + 1 / math.e) / 3
     assert float(loss_fn.normaliser) == pytest.approx(4 * (mine + 3.0) / 2)
+    # With a moving normaliser, every later batch's noise mean is averaged over the ranks too.
+    moving = NCELoss(num_data=4, temperature=1.0, normaliser_momentum=0.5)
+    moving(f, pos, torch.tensor([[[0.0, 1.0], [-1.0, 0.0]]]))
+    moving(f, pos, torch.tensor([[[0.0, 1.0], [0.0, 1.0]]]))  # noise scores 1, 1: mean 1
+    assert float(moving.normaliser) == pytest.approx(0.5 * 4 * (mine + 3.0) / 2 + 0.5 * 4 * (1.0 + 3.0) / 2)
 
 
 def test_the_softmax_estimator_matches_a_hand_computation() -> None:
@@ -205,6 +227,10 @@ def test_each_rank_draws_its_own_noise_samples_and_history_does_not_change_them(
 
 def test_npid_stops_and_resumes_exactly(tmp_path: Path, cifar_root: Path) -> None:
     stop_and_resume_equals_uninterrupted(tmp_path, cifar_root, NPID, stop=7)
+
+
+def test_npid_with_a_moving_normaliser_stops_and_resumes_exactly(tmp_path: Path, cifar_root: Path) -> None:
+    stop_and_resume_equals_uninterrupted(tmp_path, cifar_root, {**NPID, "normaliser_momentum": 0.05}, stop=7)
 
 
 @pytest.mark.slow

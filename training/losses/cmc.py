@@ -15,8 +15,8 @@ class CMCLoss(nn.Module):
 
     each view's embedding (anchor) must pick the *other* view's stored embedding of the same
     image against m noise entries of that other view's memory bank, estimated with NCE
-    (:class:`NCELoss`, their code's default; T 0.07). CRD's objective is the same with the
-    student and teacher as the two views.
+    (:class:`NCELoss`, their code's default; T 0.07; ``normaliser_momentum`` as there). CRD's
+    objective is the same with the student and teacher as the two views.
 
     Shapes: ``forward(z1 (N, D), z2 (N, D), memory1, memory2)`` with each memory a pair
     ``(own entries (N, D), noise entries (N, m, D) or (m, D))`` of that view's bank; returns a scalar.

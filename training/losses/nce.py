@@ -20,9 +20,9 @@ class NCELoss(nn.Module):
 
     ``Z`` is "treated as a constant and estimated via Monte Carlo approximation,
     ``Z ~ n E_j[exp(v_j^T f_i / tau)]``" on the first batch, then kept (a buffer, so a resumed
-    run keeps it too), as their code does; under torch.distributed the mean is over every
-    rank's first batch, so all ranks share one Z. As there, the loss is summed over the 1 + m terms
-    of each sample and averaged over the batch.
+    run keeps it too), as their code does (with ``normaliser_momentum`` 0, the default); under
+    torch.distributed the mean is over every rank's first batch, so all ranks share one Z. As
+    there, the loss is summed over the 1 + m terms of each sample and averaged over the batch.
 
     Their bank is random at that first batch; zoo's (``bank_init: features``) holds the
     initial network's nearly parallel embeddings, so this Z comes out ~e^(c0/tau) larger
@@ -33,11 +33,12 @@ class NCELoss(nn.Module):
     where this estimate reads 29.8 / 29.3 after epochs 1-2). The softmax estimator
     (:class:`SampledSoftmaxLoss`) needs no Z.
 
-    ``normaliser_momentum`` mu > 0 re-estimates Z at every step instead, as a moving average
-    ``Z <- (1 - mu) Z + mu n E_j[exp(v_j^T f_i / tau)]`` over the steps' batches (the first
-    batch still sets it): the warm bank spreads out as training goes on, so its
-    ``E_j[exp(.)]`` falls, and a Z frozen at the first batch's value grows ever too large
-    for it; the moving average follows the bank without assuming a random one.
+    ``normaliser_momentum`` mu > 0 re-estimates Z at every later step, as a moving average
+    ``Z <- (1 - mu) Z + mu n E_j[exp(v_j^T f_i / tau)]`` with j over that step's noise entries
+    (the first batch still sets Z as above; every rank's batch under torch.distributed): the
+    warm bank spreads out as training goes on, so its ``E_j[exp(.)]`` falls, and a Z frozen at
+    the first batch's value grows ever too large for it; the moving average follows the bank
+    without assuming a random one.
 
     Args:
         num_data: n, the number of training images. temperature: tau (0.07).
@@ -71,14 +72,20 @@ class NCELoss(nn.Module):
         logits = _memory_logits(features, positives, negatives)  # (N, 1 + m)
         m = logits.shape[1] - 1
         p = torch.exp(logits / self.temperature)
-        first, mu = float(self.normaliser) < 0, self.normaliser_momentum
-        if first or mu:
+        if float(self.normaliser) < 0:
             with torch.no_grad():
-                # Every rank's batch (equal batch sizes: the global batch's mean), so that all
-                # ranks keep the same Z.
-                estimate = float(all_reduce_mean(p.mean().detach().clone())) * self.num_data
-                z = estimate if first else (1 - mu) * float(self.normaliser) + mu * estimate
-                self.normaliser.fill_(z)
+                # Every rank's first batch (equal batch sizes: the global batch's mean), so
+                # that all ranks keep the same Z.
+                mean = all_reduce_mean(p.mean().detach().clone())
+                self.normaliser.fill_(float(mean) * self.num_data)
+        elif self.normaliser_momentum:
+            with torch.no_grad():
+                # n E_j over the noise entries only: they are the uniform draws; the own entry,
+                # near e^(1/tau) once learnt, would weigh 1/(1 + m) instead of 1/n and push Z
+                # up as training goes on. Kept a tensor (lerp_), as a Python float in the
+                # forward would recompile a compiled step at every new value.
+                estimate = all_reduce_mean(p[:, 1:].mean().detach().clone()) * self.num_data
+                self.normaliser.lerp_(estimate, self.normaliser_momentum)
         p = p / self.normaliser
         noise = m / self.num_data  # m P_n(i)
         log_h_data = torch.log(p[:, 0] / (p[:, 0] + noise))

@@ -67,7 +67,7 @@ class MemoryBankMethod(Method):
             problems.append(f"estimator must be one of {ESTIMATORS}, got {config.estimator!r}")
         if not 0 <= config.normaliser_momentum < 1:
             problems.append(f"normaliser_momentum must be in [0, 1), got {config.normaliser_momentum}")
-        elif config.normaliser_momentum and config.estimator != "nce":
+        elif config.normaliser_momentum and config.estimator == "softmax":
             problems.append("normaliser_momentum applies to the nce estimator only (softmax has no Z)")
         if problems:
             raise ValueError(f"{self.name}: " + "; ".join(problems))

@@ -86,6 +86,9 @@ class CMC(MemoryBankMethod):
         if config.memory == "queue":
             if config.queue_size < 1 or not 0 <= config.base_momentum <= config.final_momentum <= 1:
                 raise ValueError("cmc: queue_size must be >= 1 and 0 <= base_momentum <= final_momentum <= 1")
+            if config.normaliser_momentum:
+                # The queue form's InfoNCE has no Z: a tuning run would otherwise measure nothing.
+                raise ValueError("cmc: normaliser_momentum applies to memory: bank (NCE) only, not to queue")
             self.keep_momentum_copies({"l_embed": "key_l_embed", "ab_embed": "key_ab_embed"})
             self.shuffles_keys = True
             self.l_queue = FeatureQueue(config.queue_size, config.out_dim)
