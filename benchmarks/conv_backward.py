@@ -110,7 +110,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     # Whether the machine was idle, as for budget.py: the 1-minute load average before and after
-    # (this benchmark's own thread counts as 1). Beside other work only the ratios hold.
+    # (the after reading counts this benchmark's own thread as 1). Beside other work only the
+    # ratios hold.
     load_before = os.getloadavg()[0]
     stages = {f"{c} ch, {s} px": stage(c, s, args.batch, args.repeats) for c, s in STAGES[args.width]}
     result = {
