@@ -662,12 +662,10 @@ class Trainer:
         n = run.bn_recalibration_images
         if not n:
             return source
-        from zoo.training.batch_norm import recalibrated
+        from zoo.training.batch_norm import recalibrated, recalibration_indices
 
-        seed = torch.Generator().manual_seed(self.recipe.train.seed)
-        order = torch.randperm(len(self.images), generator=seed)
-        batch = min(256, n, len(order))
-        idx = order[: min(n, len(order)) // batch * batch]  # equal batches weigh equally in the average
+        idx = recalibration_indices(len(self.images), n, self.recipe.train.seed)
+        batch = min(256, len(idx))
         batches = evaluation_batches(self.images, self.eval_size, self.mean, self.std, batch, indices=idx)
         return recalibrated(source, (x.to(self.device) for x in batches))
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
-from zoo.training.batch_norm import SplitBatchNorm2d, recalibrated, split_batch_norm
+from zoo.training.batch_norm import SplitBatchNorm2d, recalibrated, recalibration_indices, split_batch_norm
 from zoo.training.data import evaluation_batches, load_split
 from zoo.training.distributed import batch_shuffle, batch_unshuffle
 from zoo.training.loop import Trainer, load_run
@@ -105,6 +105,55 @@ def test_a_patch_method_exports_the_backbone_with_whole_image_statistics(
         torch.testing.assert_close(exported[k], trained[k].float())
     # The same 24 images each time: the recalibrated copy is deterministic.
     torch.testing.assert_close(trainer.evaluation_backbone().state_dict()[stats[0]], expected[stats[0]])
+
+    # recalibrate_knn draws the trainer's images: on the training backbone (patch statistics) it
+    # reads exactly what the export reads with its shipped statistics.
+    from zoo.training.recalibrate_knn import recalibrate_knn
+
+    from zoo.export import save_folder
+
+    as_trained = zoo.load(str(result.export_dir))
+    as_trained.backbone.load_state_dict(trained)
+    folder = str(save_folder(as_trained, tmp_path / "as_trained", card=False))
+    before = recalibrate_knn(folder, str(tiny_dataset), images=[0, 24], seed=0)
+    shipped = recalibrate_knn(str(result.export_dir), str(tiny_dataset), images=[0])
+    assert [before["24 k=20"], before["24 k=200"]] == [shipped["shipped k=20"], shipped["shipped k=200"]]
+
+
+def test_recalibration_draws_whole_equal_batches_of_a_seeded_permutation() -> None:
+    idx = recalibration_indices(1000, 600, seed=3)
+    assert len(idx) == 512  # two batches of 256: a third, partial one would weigh as much as them
+    assert torch.equal(idx, torch.randperm(1000, generator=torch.Generator().manual_seed(3))[:512])
+    assert torch.equal(recalibration_indices(1000, 100, seed=3), idx[:100])  # one batch of 100
+    assert len(recalibration_indices(50, 600, seed=3)) == 50  # more than there are: all of them
+    assert not torch.equal(recalibration_indices(1000, 100, seed=4), idx[:100])
+    with pytest.raises(ValueError, match=">= 1"):
+        recalibration_indices(1000, 0, seed=3)
+
+
+def test_recalibrate_knn_forgets_the_shipped_statistics(tmp_path: Path, tiny_dataset: Path) -> None:
+    from zoo.training.recalibrate_knn import main, recalibrate_knn
+
+    from zoo.export import save_folder
+
+    torch.manual_seed(0)
+    model = zoo.create_model("resnet18_cifar_quarter")
+    clean = str(save_folder(model, tmp_path / "clean", card=False))
+    with torch.no_grad():
+        for m in model.backbone.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.add_(3.0)
+                m.running_var.mul_(50.0)
+    skewed = str(save_folder(model, tmp_path / "skewed", card=False))
+    a = recalibrate_knn(clean, str(tiny_dataset), images=[0, 24])
+    b = recalibrate_knn(skewed, str(tiny_dataset), images=[0, 24])
+    assert list(a) == ["shipped k=20", "shipped k=200", "24 k=20", "24 k=200"]
+    assert (a["24 k=20"], a["24 k=200"]) == (b["24 k=20"], b["24 k=200"])
+    # The reading does see the statistics: these read differently before re-estimation (at
+    # 3 x 6 test images a coincidence would need every prediction to agree on both protocols).
+    assert (a["shipped k=20"], a["shipped k=200"]) != (b["shipped k=20"], b["shipped k=200"])
+    with pytest.raises(SystemExit):
+        main([clean, str(tiny_dataset), "--images", "-1"])
 
 
 def _grouped_bn(
