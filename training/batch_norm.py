@@ -49,17 +49,19 @@ def recalibrated(model: nn.Module, batches: Iterable[torch.Tensor]) -> nn.Module
     return out.eval()
 
 
-def recalibration_indices(num_images: int, n: int, seed: int, batch_size: int = 256) -> torch.Tensor:
-    """Which training images re-estimate the statistics: the first ``n`` of a ``seed``-ed
-    permutation, cut to whole batches of ``min(batch_size, n)`` so that each batch weighs
-    equally in :func:`recalibrated`'s average. The trainer (``run.bn_recalibration_images``)
-    and ``zoo.training.recalibrate_knn`` both draw them here, so they re-estimate on the same
-    images."""
+def recalibration_indices(
+    num_images: int, n: int, seed: int, batch_size: int = 256
+) -> tuple[torch.Tensor, int]:
+    """Which training images re-estimate the statistics, and in batches of how many: the first
+    ``n`` of a ``seed``-ed permutation, cut to whole batches of ``min(batch_size, n)`` so that
+    each batch weighs equally in :func:`recalibrated`'s average. The trainer
+    (``run.bn_recalibration_images``) and ``zoo.training.recalibrate_knn`` both draw them here,
+    so they re-estimate on the same images."""
     if n < 1:
         raise ValueError(f"the number of images to re-estimate on must be >= 1, not {n}")
     order = torch.randperm(num_images, generator=torch.Generator().manual_seed(seed))
     batch = min(batch_size, n, num_images)
-    return order[: min(n, num_images) // batch * batch]
+    return order[: min(n, num_images) // batch * batch], batch
 
 
 class SplitBatchNorm2d(nn.BatchNorm2d):

@@ -664,8 +664,7 @@ class Trainer:
             return source
         from zoo.training.batch_norm import recalibrated, recalibration_indices
 
-        idx = recalibration_indices(len(self.images), n, self.recipe.train.seed)
-        batch = min(256, len(idx))
+        idx, batch = recalibration_indices(len(self.images), n, self.recipe.train.seed)
         batches = evaluation_batches(self.images, self.eval_size, self.mean, self.std, batch, indices=idx)
         return recalibrated(source, (x.to(self.device) for x in batches))
 

@@ -45,15 +45,8 @@ def recalibrate_knn(
 
     if not images or any(n < 0 for n in images):
         raise ValueError(f"--images takes counts >= 0 (0: the shipped statistics), not {list(images)}")
-    encoder = load_encoder(model)
+    encoder = load_encoder(model, backbone_reader="recalibrate_knn")
     pre = encoder.preprocess
-    if pre.flip_average:
-        # The backbone is read on raw batches: its plain features would be scored under a name
-        # whose features are mirror-averaged.
-        raise ValueError(
-            f"{model}: its features are mirror-averaged (flip_average); recalibrate_knn reads the"
-            " backbone itself: give the encoder without flip_average"
-        )
     shipped = encoder.backbone.float().eval()
     if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in shipped.modules()):
         raise ValueError(f"{model}: its backbone has no batch-norm layer, so no statistics to re-estimate")
@@ -73,8 +66,8 @@ def recalibrate_knn(
     for n in images:
         backbone = shipped
         if n:
-            idx = recalibration_indices(len(train), n, seed)
-            backbone = recalibrated(shipped, batches(train, idx, min(256, len(idx))))
+            idx, batch = recalibration_indices(len(train), n, seed)
+            backbone = recalibrated(shipped, batches(train, idx, batch))
         tr, te = embed(backbone, train), embed(backbone, test)
         name = f"{n}" if n else "shipped"
         for k, temperature in PROTOCOLS:

@@ -121,12 +121,13 @@ def test_a_patch_method_exports_the_backbone_with_whole_image_statistics(
 
 
 def test_recalibration_draws_whole_equal_batches_of_a_seeded_permutation() -> None:
-    idx = recalibration_indices(1000, 600, seed=3)
+    idx, batch = recalibration_indices(1000, 600, seed=3)
     assert len(idx) == 512  # two batches of 256: a third, partial one would weigh as much as them
     assert torch.equal(idx, torch.randperm(1000, generator=torch.Generator().manual_seed(3))[:512])
-    assert torch.equal(recalibration_indices(1000, 100, seed=3), idx[:100])  # one batch of 100
-    assert len(recalibration_indices(50, 600, seed=3)) == 50  # more than there are: all of them
-    assert not torch.equal(recalibration_indices(1000, 100, seed=4), idx[:100])
+    assert batch == 256
+    assert torch.equal(recalibration_indices(1000, 100, seed=3)[0], idx[:100])  # one batch of 100
+    assert len(recalibration_indices(50, 600, seed=3)[0]) == 50  # more than there are: all of them
+    assert not torch.equal(recalibration_indices(1000, 100, seed=4)[0], idx[:100])
     with pytest.raises(ValueError, match=">= 1"):
         recalibration_indices(1000, 0, seed=3)
 

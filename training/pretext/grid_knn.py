@@ -61,15 +61,9 @@ def grid_knn(
 
     from zoo.evaluate import knn_predict
 
-    encoder = load_encoder(model, random_init=random_init)
+    # Both read-outs run the backbone on raw batches and patch grids.
+    encoder = load_encoder(model, random_init=random_init, backbone_reader="grid_knn")
     pre = encoder.preprocess
-    if pre.flip_average:
-        # Both read-outs run the backbone on raw batches and patch grids: they would score
-        # plain features under a name whose features are mirror-averaged.
-        raise ValueError(
-            f"{model}: its features are mirror-averaged (flip_average); grid_knn reads the backbone"
-            " itself: give the encoder without flip_average"
-        )
     span = pre.input_size - patch
     if grid < 2 or patch < 1 or span < 0 or span % (grid - 1):
         raise ValueError(

@@ -62,13 +62,20 @@ def probe_blocks(
     }
 
 
-def load_encoder(model: str, *, random_init: bool = False) -> Encoder:
+def load_encoder(model: str, *, random_init: bool = False, backbone_reader: str = "") -> Encoder:
     """A zoo encoder (name or folder); with ``random_init`` its architecture and preprocessing
-    with seeded random weights (``torch.manual_seed(0)``, as ``zoo eval --random-init``)."""
+    with seeded random weights (``torch.manual_seed(0)``, as ``zoo eval --random-init``).
+    ``backbone_reader`` names a tool that runs the backbone on raw batches itself: it refuses an
+    encoder whose features are mirror-averaged, whose name would then score plain features."""
     import zoo
     from zoo.registry import get_arch
 
     encoder = zoo.load(model, progress=False)
+    if backbone_reader and encoder.preprocess.flip_average:
+        raise ValueError(
+            f"{model}: its features are mirror-averaged (flip_average); {backbone_reader} reads the"
+            " backbone itself: give the encoder without flip_average"
+        )
     if random_init:
         torch.manual_seed(0)
         kwargs = encoder.entry.arch_kwargs if encoder.entry is not None else {}
