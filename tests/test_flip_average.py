@@ -4,6 +4,7 @@ its mirror image's, in every path that computes features, persisted, exported an
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import shutil
 from pathlib import Path
@@ -176,3 +177,26 @@ def test_the_card_says_so_only_when_set(plain: Encoder) -> None:
     card = render_card(mirrored(plain).entry)
     assert MIRROR in card and "averages the two" in card
     assert MIRROR not in render_card(plain.entry)
+
+
+@pytest.mark.parametrize("reader", ["grid_knn", "recalibrate_knn"])
+def test_tools_that_run_the_backbone_themselves_refuse_a_mirror_averaged_encoder(
+    plain: Encoder, tmp_path: Path, data_root: Path, reader: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # grid_knn and recalibrate_knn call the backbone on raw batches, so a mirror-averaged
+    # encoder would be scored on plain features under its own name: one clear refusal instead.
+    from zoo.training.pretext.probe import load_encoder
+
+    flip = mirrored(plain).save(tmp_path / "flip")
+    plain_folder = plain.save(tmp_path / "plain")
+    with pytest.raises(ValueError, match=f"mirror-averaged.*{reader} reads the backbone itself"):
+        load_encoder(str(flip), backbone_reader=reader)
+    assert load_encoder(str(flip)).preprocess.flip_average is True  # other readers honour it
+    assert load_encoder(str(plain_folder), backbone_reader=reader).preprocess.flip_average is False
+    # The command says so in one line, before reading any data.
+    module = f"zoo.training.{'pretext.' * (reader == 'grid_knn')}{reader}"
+    grid = ["--grid", "3", "--patch", "16"] if reader == "grid_knn" else []
+    with pytest.raises(SystemExit) as raised:
+        importlib.import_module(module).main([str(flip), str(data_root / "cifar10"), *grid])
+    assert raised.value.code == 2 and "error:" in (err := capsys.readouterr().err)
+    assert "mirror-averaged" in err and "Traceback" not in err

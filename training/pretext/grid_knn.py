@@ -127,15 +127,18 @@ def main(argv: list[str] | None = None) -> None:
         " (to choose a read-out by)",
     )
     a = parser.parse_args(argv)
-    result = grid_knn(
-        a.model,
-        a.data,
-        grid=a.grid,
-        patch=a.patch,
-        random_init=a.random_init,
-        recalibrate=a.recalibrate,
-        holdout=a.holdout,
-    )
+    try:
+        result = grid_knn(
+            a.model,
+            a.data,
+            grid=a.grid,
+            patch=a.patch,
+            random_init=a.random_init,
+            recalibrate=a.recalibrate,
+            holdout=a.holdout,
+        )
+    except ValueError as e:
+        parser.exit(2, f"error: {e}\n")
     print(json.dumps(result, indent=2))
 
 
