@@ -246,6 +246,14 @@ def ship(
             f" at step {progress['step']}: resume the run to its end (zoo train ... --resume, with"
             " run.export=true if its export was off) so that it exports again, then ship"
         )
+    # The log gives the row its minutes and machine: missing, it must stop the shipping before
+    # the measurements (minutes of work), not after them.
+    log = log or default_log(run_dir)
+    if not log.is_file():
+        raise ZooError(
+            f"{log}: no such log, and {run_dir / 'train.log'} neither: give the run's log"
+            " (the output of its zoo train) with --log"
+        )
     data = data or recipe.data.path
     test_split = test_split or default_test_split(data)
     fp32 = zoo.load_folder(export_dir)
@@ -308,10 +316,10 @@ def ship(
                 "epochs": recipe.train.epochs,
                 "steps": progress["step"],
                 "batch_size": recipe.train.batch_size,
-                "minutes": run_minutes(log or default_log(run_dir)),
+                "minutes": run_minutes(log),
                 "threads": recipe.train.threads,
                 "compile": recipe.train.compile,
-                "machine": trained_on(log or default_log(run_dir)),
+                "machine": trained_on(log),
                 "torch": torch.__version__,
             },
         }

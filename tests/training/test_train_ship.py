@@ -46,6 +46,10 @@ def test_a_shipped_run_records_the_numbers_of_the_file_it_ships(
     run = tmp_path / "run"
     recipe = recipe_from_dict(tiny_recipe(run, cifar_root, "simclr", run__export=True))
     Trainer(recipe, command=f"zoo train simclr_r18q_cifar10 run.out_dir={run} train.epochs=2").fit()
+    # No log to read the minutes from: refused before the measurements, nothing written.
+    with pytest.raises(ZooError, match=r"run.log: no such log, and .*train.log neither: .* with --log"):
+        ship(run, "simclr-r18q-tiny", weights_dir=tmp_path / "weights", cards_dir=tmp_path / "cards")
+    assert not (tmp_path / "weights").exists() and not (tmp_path / "cards").exists()
     (tmp_path / "run.log").write_text(
         "[10:00:00] simclr-r18q-cifar10: simclr on resnet18_cifar_quarter, 80 images, 1 process(es),"
         " batch 16, 15 steps/epoch x 2 epochs, bf16, eager, 1 threads on AMD EPYC (family 25, model 17),"
