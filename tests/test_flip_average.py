@@ -179,9 +179,21 @@ def test_the_card_says_so_only_when_set(plain: Encoder) -> None:
     assert MIRROR not in render_card(plain.entry)
 
 
-@pytest.mark.parametrize("reader", ["grid_knn", "recalibrate_knn"])
+@pytest.mark.parametrize(
+    ("reader", "module", "args"),
+    [
+        ("grid_knn", "zoo.training.pretext.grid_knn", ["--grid", "3", "--patch", "16"]),
+        ("recalibrate_knn", "zoo.training.recalibrate_knn", []),
+    ],
+)
 def test_tools_that_run_the_backbone_themselves_refuse_a_mirror_averaged_encoder(
-    plain: Encoder, tmp_path: Path, data_root: Path, reader: str, capsys: pytest.CaptureFixture[str]
+    plain: Encoder,
+    tmp_path: Path,
+    data_root: Path,
+    reader: str,
+    module: str,
+    args: list[str],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     # grid_knn and recalibrate_knn call the backbone on raw batches, so a mirror-averaged
     # encoder would be scored on plain features under its own name: one clear refusal instead.
@@ -194,9 +206,7 @@ def test_tools_that_run_the_backbone_themselves_refuse_a_mirror_averaged_encoder
     assert load_encoder(str(flip)).preprocess.flip_average is True  # other readers honour it
     assert load_encoder(str(plain_folder), backbone_reader=reader).preprocess.flip_average is False
     # The command says so in one line, before reading any data.
-    module = f"zoo.training.{'pretext.' * (reader == 'grid_knn')}{reader}"
-    grid = ["--grid", "3", "--patch", "16"] if reader == "grid_knn" else []
     with pytest.raises(SystemExit) as raised:
-        importlib.import_module(module).main([str(flip), str(data_root / "cifar10"), *grid])
+        importlib.import_module(module).main([str(flip), str(data_root / "cifar10"), *args])
     assert raised.value.code == 2 and "error:" in (err := capsys.readouterr().err)
     assert "mirror-averaged" in err and "Traceback" not in err

@@ -248,12 +248,15 @@ def ship(
         )
     # The log gives the row its minutes and machine: missing, it must stop the shipping before
     # the measurements (minutes of work), not after them.
-    log = log or default_log(run_dir)
-    if not log.is_file():
-        raise ZooError(
-            f"{log}: no such log, and {run_dir / 'train.log'} neither: give the run's log"
-            " (the output of its zoo train) with --log"
-        )
+    if log is None:
+        log = default_log(run_dir)
+        if not log.is_file():
+            raise ZooError(
+                f"{log}: no such log, and {run_dir / 'train.log'} neither: give the run's log"
+                " (the output of its zoo train) with --log"
+            )
+    elif not log.is_file():
+        raise ZooError(f"{log}: no such log: give the run's log (the output of its zoo train) with --log")
     data = data or recipe.data.path
     test_split = test_split or default_test_split(data)
     fp32 = zoo.load_folder(export_dir)
