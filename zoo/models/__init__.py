@@ -1,6 +1,16 @@
 """Backbone architectures; importing this package registers them."""
 
-from zoo.models import dcgan, lab_split, middle_layer, patch_grid, resnet, students, tf_padding, timm_archs
+from zoo.models import (
+    dcgan,
+    lab_split,
+    middle_layer,
+    patch_grid,
+    resnet,
+    students,
+    tf_padding,
+    timm_archs,
+    whitened,
+)
 
 #: Architectures with a family's keys and shapes but other features (TF padding, a missing
 #: stem ReLU, a patch-grid read-out): offered only by the formats whose originals compute that
@@ -17,4 +27,5 @@ __all__ = [
     "students",
     "tf_padding",
     "timm_archs",
+    "whitened",
 ]
