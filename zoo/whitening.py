@@ -86,7 +86,7 @@ def whitened_name(name: str) -> str:
 def whiten(encoder: Encoder, features: np.ndarray, *, name: str | None = None) -> Encoder:
     """``encoder`` followed by the whitening of ``features`` (its own, of unlabelled images), as
     an Encoder of the registered whitened architecture; its entry (if any) is renamed ``name``
-    (default ``<name>-whitened``) and keeps no measured numbers (they were the plain features')."""
+    (default :func:`whitened_name`) and keeps no measured numbers (they were the plain features')."""
     from zoo.models.whitened import WhitenedEncoder, whitened_arch
 
     if features.shape[1:] != (encoder.embed_dim,):
